@@ -1,0 +1,3 @@
+from idx.cli.main import main
+
+main()

@@ -1,0 +1,72 @@
+"""The `idx` click group: global options, error mapping, and the command families."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from idx.errors import IdxError
+
+
+class IdxGroup(click.Group):
+    """Turns IdxError into `error: <message>` on stderr and its exit code (2 usage, 1 failure)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except IdxError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo(
+                "interrupted: work committed so far is kept; run the same command again to resume",
+                err=True,
+            )
+            ctx.exit(130)
+
+
+@click.group(cls=IdxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--index",
+    "index_dir",
+    envvar="IDX_INDEX",
+    default=None,
+    metavar="DIR",
+    help="Index folder holding the DuckDB catalog and the FAISS file (env IDX_INDEX, default ./.idx).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does (to stderr).")
+@click.version_option(package_name="idx")
+@click.pass_context
+def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
+    """idx: a CLIP embedding index and analysis workbench.
+
+    Does CLIP group similar images together, and how well? Index folders of images with
+    `idx add`, then search, cluster, project and measure.
+
+    \b
+    Example:
+      idx add ~/photos/openimages
+      idx status
+      idx sql "SELECT count(*) FROM images"
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["index_dir"] = index_dir
+
+
+def _register() -> None:
+    # One line per command family; each module defines `register(cli)`.
+    from idx.cli import demo, ingest
+
+    for module in (ingest, demo):
+        module.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="idx")

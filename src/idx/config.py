@@ -1,0 +1,40 @@
+"""Defaults in one place. Precedence: flag > IDX_* env var > what the index stored > these."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The model used when neither a flag, IDX_MODEL nor the index says otherwise.
+DEFAULT_MODEL = "ViT-B-32"
+#: open_clip pretrained tag for DEFAULT_MODEL (OpenAI's released CLIP weights).
+DEFAULT_PRETRAINED = "openai"
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_INDEX_DIR = ".idx"
+
+#: Image formats idx ingests. Files are recognised by content (magic bytes), not only by name.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+)
+#: Pillow's decompression-bomb guard: images above this many pixels are skipped, not decoded.
+MAX_IMAGE_PIXELS = 89_478_485 * 2
+
+#: Seconds to wait for the model hub before declaring ourselves offline.
+HUB_TIMEOUT_S = 4.0
+
+CATALOG_FILE = "catalog.duckdb"
+VECTORS_FILE = "vectors.faiss"
+VECTORS_META_FILE = "vectors.json"
+LOCK_FILE = "write.lock"
+PLOTS_DIR = "plots"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Read an IDX_* environment variable (empty counts as unset)."""
+    value = os.environ.get(f"IDX_{name}")
+    return value if value else default
+
+
+def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
+    """The index folder: flag > IDX_INDEX > ./.idx."""
+    return Path(flag or env("INDEX") or DEFAULT_INDEX_DIR)

@@ -1,0 +1,39 @@
+"""One-line exception classes. The CLI turns them into a message and an exit code."""
+
+from __future__ import annotations
+
+
+class IdxError(Exception):
+    """A failed operation (exit code 1). The message names the value, the reason and the fix."""
+
+    exit_code = 1
+
+
+class UsageError(IdxError):
+    """A bad argument or value given by the user (exit code 2)."""
+
+    exit_code = 2
+
+
+class IndexBusyError(IdxError):
+    """Another idx process holds the index for writing."""
+
+
+class ModelMismatchError(IdxError):
+    """The index was built with another model than the one asked for."""
+
+
+class ModelLoadError(IdxError):
+    """The model or its weights could not be loaded."""
+
+
+class NotFoundError(IdxError):
+    """An image id, path or run that the index does not hold."""
+
+
+class EmptyIndexError(IdxError):
+    """The operation needs images and the index has none."""
+
+
+class DecodeError(IdxError):
+    """A file could not be decoded as an image."""

@@ -1,0 +1,1 @@
+"""Storage and model side of idx: scan, decode, encode, catalog (DuckDB), vectors (FAISS)."""

@@ -1,0 +1,118 @@
+"""Decode image bytes to an RGB PIL image the way every idx command does it.
+
+EXIF orientation is applied; CMYK, palette, 16-bit, alpha and animated images become plain RGB;
+large JPEGs are decoded at reduced size (PIL draft) when the model needs far fewer pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from idx import config
+from idx.errors import DecodeError
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSED = {5, 6, 7, 8}
+
+
+def max_pixels() -> int:
+    value = config.env("MAX_PIXELS")
+    return int(value) if value else int(Image.MAX_IMAGE_PIXELS or config.MAX_IMAGE_PIXELS)
+
+
+@dataclass
+class Decoded:
+    image: Image.Image
+    width: int
+    height: int
+    format: str
+
+
+def decode(data: bytes, min_side: int | None = None) -> Decoded:
+    """Decode bytes; with min_side, JPEGs may decode at a reduced scale keeping both sides >= it."""
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(_bomb_reason(str(exc))) from exc
+    except UnidentifiedImageError as exc:
+        raise DecodeError("not an image Pillow can read (content is not JPEG/PNG/GIF/WebP/BMP/TIFF)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DecodeError(f"unreadable image header ({exc})") from exc
+    fmt = img.format or "unknown"
+    width, height = img.size
+    if width * height > max_pixels():
+        raise DecodeError(
+            f"{width}x{height} = {width * height} pixels is above the decompression-bomb limit "
+            f"of {max_pixels()}; raise it with IDX_MAX_PIXELS if the file is trusted"
+        )
+    try:
+        orientation = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture
+        orientation = 1
+    if orientation in _TRANSPOSED:
+        width, height = height, width
+    try:
+        if min_side and fmt == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
+            img.draft(img.mode, (min_side, min_side))
+        img.load()
+        if orientation != 1:
+            img = ImageOps.exif_transpose(img)
+        rgb = to_rgb(img)
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(_bomb_reason(str(exc))) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise DecodeError(f"corrupt or truncated image data ({reason})") from exc
+    return Decoded(rgb, width, height, fmt)
+
+
+def _bomb_reason(detail: str) -> str:
+    return f"decompression-bomb guard: {detail}; raise IDX_MAX_PIXELS if the file is trusted"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Plain 8-bit RGB: alpha composited on white, 16-bit and float scaled, CMYK/palette converted."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        hi = float(arr.max()) if arr.size else 0.0
+        lo = float(arr.min()) if arr.size else 0.0
+        if mode == "F":
+            scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        else:
+            scaled = arr / 257.0 if hi > 255 else arr
+        return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Decoded:
+    """Read and decode one file; errors carry a reason fit for `skipping <path>: <reason>`."""
+    try:
+        data = read_file(path)
+    except FileNotFoundError as exc:
+        raise DecodeError("file vanished before it could be read") from exc
+    except PermissionError as exc:
+        raise DecodeError("permission denied; make the file readable (chmod +r) and run again") from exc
+    except IsADirectoryError as exc:
+        raise DecodeError("is a folder, not an image file") from exc
+    except OSError as exc:
+        raise DecodeError(f"cannot read file ({exc.strerror})") from exc
+    return decode(data, min_side)

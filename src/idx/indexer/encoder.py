@@ -1,0 +1,372 @@
+"""open_clip model loading and encoding: images and text to L2-normalised float32 vectors.
+
+torch and open_clip are imported lazily so that commands with nothing to embed start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from idx import config
+from idx.errors import ModelLoadError, ModelMismatchError, UsageError
+
+log = logging.getLogger(__name__)
+
+#: safetensors metadata key that marks a checkpoint as random (untrained) weights.
+UNTRAINED_KEY = "idx_untrained"
+TINY_CONFIG = "idx-tiny"
+
+
+def tiny_config_path() -> Path:
+    """The shipped config of the tiny model used by `idx demo` offline and by the tests."""
+    return Path(str(resources.files("idx.indexer") / "configs" / f"{TINY_CONFIG}.json"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for: an open_clip name or config JSON, a pretrained tag, a checkpoint."""
+
+    model: str = config.DEFAULT_MODEL
+    pretrained: str | None = None
+    checkpoint: str | None = None
+    #: A config already read (e.g. the one stored in an index); `model` is then its name.
+    model_config: dict[str, Any] | None = None
+    #: sha256 of `checkpoint` when already known (skips hashing a large file again).
+    checkpoint_sha256: str | None = None
+
+
+@dataclass
+class ModelIdentity:
+    """What the index stores about its model, so that reopening uses the same one."""
+
+    name: str
+    pretrained: str | None = None
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    model_config: dict[str, Any] | None = None
+    embed_dim: int | None = None
+    image_size: int | None = None
+    untrained: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def weights(self) -> str:
+        if self.checkpoint_sha256:
+            return f"checkpoint sha256:{self.checkpoint_sha256[:12]}"
+        return f"pretrained {self.pretrained}" if self.pretrained else "random"
+
+    def describe(self) -> str:
+        text = f"{self.name} ({self.weights()})"
+        return text + " [UNTRAINED random weights]" if self.untrained else text
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelIdentity:
+        return cls(**json.loads(text))
+
+    def same_model(self, other: ModelIdentity) -> bool:
+        if self.name != other.name or (self.model_config or None) != (other.model_config or None):
+            return False
+        if self.checkpoint_sha256 or other.checkpoint_sha256:
+            return self.checkpoint_sha256 == other.checkpoint_sha256
+        return self.pretrained == other.pretrained
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_untrained_flag(checkpoint: Path) -> bool:
+    if checkpoint.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        return (fh.metadata() or {}).get(UNTRAINED_KEY) == "true"
+
+
+def identify(spec: ModelSpec) -> ModelIdentity:
+    """Resolve a spec to the identity the index stores, without loading torch."""
+    model_config = spec.model_config
+    name = spec.model
+    if model_config is None and spec.model.endswith(".json"):
+        model_config = _read_config(Path(spec.model))
+        name = Path(spec.model).stem
+    pretrained = spec.pretrained
+    if model_config is None and not spec.checkpoint and not pretrained:
+        pretrained = default_pretrained(name)
+    ident = ModelIdentity(name=name, model_config=model_config, pretrained=pretrained)
+    if model_config:
+        ident.embed_dim = int(model_config["embed_dim"])
+        ident.image_size = _image_size(model_config)
+    if spec.checkpoint:
+        ckpt = Path(spec.checkpoint).expanduser().resolve()
+        if not ckpt.is_file():
+            raise UsageError(
+                f"checkpoint {spec.checkpoint} does not exist; give the path of an open_clip "
+                "weights file (.safetensors, .pt or .bin)"
+            )
+        st = ckpt.stat()
+        ident.checkpoint = str(ckpt)
+        ident.checkpoint_sha256 = spec.checkpoint_sha256 or file_sha256(ckpt)
+        ident.extra = {"checkpoint_bytes": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns}
+        ident.untrained = _read_untrained_flag(ckpt)
+    elif model_config is not None:
+        raise UsageError(
+            f"model config {spec.model} has no weights: add --checkpoint FILE "
+            "(an open_clip state dict, .safetensors or .pt)"
+        )
+    return ident
+
+
+def _read_config(cfg_path: Path) -> dict[str, Any]:
+    if not cfg_path.is_file():
+        raise UsageError(
+            f"model config {cfg_path} does not exist; pass an open_clip model name "
+            "(e.g. ViT-B-32) or the path of an open_clip config JSON"
+        )
+    try:
+        model_config = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"model config {cfg_path} is not valid JSON: {exc}") from exc
+    if not isinstance(model_config, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(model_config):
+        raise UsageError(
+            f"model config {cfg_path} lacks embed_dim, vision_cfg or text_cfg; "
+            "it must be an open_clip model config"
+        )
+    return model_config
+
+
+def default_pretrained(name: str) -> str | None:
+    """The weights used for a model named without --pretrained: OpenAI's where they exist."""
+    if name == config.DEFAULT_MODEL:
+        return config.DEFAULT_PRETRAINED
+    import open_clip
+
+    tags = [tag for model, tag in open_clip.list_pretrained() if model == name]
+    if not tags:
+        return None
+    return "openai" if "openai" in tags else tags[0]
+
+
+def _image_size(model_config: dict[str, Any]) -> int:
+    size = model_config.get("vision_cfg", {}).get("image_size", 224)
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def check_compatible(stored: ModelIdentity, asked: ModelIdentity, index_dir: Path) -> None:
+    if not stored.same_model(asked):
+        raise ModelMismatchError(
+            f"index {index_dir} was built with {stored.describe()}, not {asked.describe()}; "
+            f"use that model (omit --model/--pretrained/--checkpoint to reuse it), or start a "
+            f"new index for the other model with --index NEW_DIR"
+        )
+
+
+def _hub_reachable(url: str) -> bool:
+    host = urlparse(url).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=config.HUB_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _cached_pretrained(name: str, tag: str) -> bool:
+    """Whether open_clip can load these weights without the network."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        raise UsageError(
+            f"open_clip has no pretrained weights {tag!r} for {name!r}; "
+            f"see open_clip.list_pretrained() for the valid pairs"
+        )
+    if "file" in cfg:
+        return True
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = os.path.split(hub)
+        names = [filename] if filename else []
+        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for candidate in names:
+            hit = try_to_load_from_cache(repo_id=repo, filename=candidate)
+            if isinstance(hit, str):
+                return True
+    url = cfg.get("url", "")
+    if url:
+        cache = Path(os.path.expanduser("~/.cache/clip"))
+        if (cache / os.path.basename(url)).is_file():
+            return True
+    return False
+
+
+def weights_available(identity: ModelIdentity) -> bool:
+    """Whether loading can succeed now: local weights, cached ones, or a reachable hub."""
+    if identity.checkpoint:
+        return Path(identity.checkpoint).is_file()
+    if not identity.pretrained:
+        return True
+    if _cached_pretrained(identity.name, identity.pretrained):
+        return True
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(identity.name, identity.pretrained)
+    return _hub_reachable("https://huggingface.co" if cfg.get("hf_hub") else cfg.get("url", ""))
+
+
+class Encoder:
+    """A loaded open_clip model with its preprocessing and tokenizer."""
+
+    def __init__(self, identity: ModelIdentity, model: Any, preprocess: Any, tokenizer: Any):
+        self.identity = identity
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+
+    @property
+    def image_size(self) -> int:
+        return int(self.identity.image_size or 224)
+
+    @classmethod
+    def load(cls, identity: ModelIdentity) -> Encoder:
+        import open_clip
+        import torch
+
+        name = identity.name
+        if identity.model_config is not None:
+            _register_config(name, identity.model_config)
+        elif name not in open_clip.list_models() and not name.startswith(("hf-hub:", "local-dir:")):
+            raise UsageError(
+                f"unknown model {name!r}; pass an open_clip model name (see "
+                "open_clip.list_models()) or the path of a model config JSON"
+            )
+        tag_cfg = (
+            open_clip.get_pretrained_cfg(name, identity.pretrained)
+            if identity.pretrained and identity.model_config is None
+            else {}
+        )
+        try:
+            if identity.checkpoint:
+                if not Path(identity.checkpoint).is_file():
+                    raise ModelLoadError(
+                        f"checkpoint {identity.checkpoint} recorded in the index is missing; "
+                        "pass its new location with --checkpoint FILE"
+                    )
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name,
+                    pretrained=identity.checkpoint,
+                    force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                    weights_only=True,
+                    **_preprocess_overrides(tag_cfg),
+                )
+            else:
+                if not weights_available(identity):
+                    raise ModelLoadError(
+                        f"cannot download weights {name}/{identity.pretrained}: no network "
+                        f"and not in the Hugging Face cache ({_hf_cache_dir()}). Run once "
+                        "with network access to cache them, or pass local weights with "
+                        "--model NAME|CONFIG.json --checkpoint FILE"
+                    )
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=identity.pretrained
+                )
+        except (ModelLoadError, UsageError):
+            raise
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"could not load model {identity.describe()}: {exc}") from exc
+        model.eval()
+        tokenizer = open_clip.get_tokenizer(name)
+        with torch.inference_mode():
+            identity.embed_dim = int(model.encode_text(tokenizer(["x"])).shape[-1])
+        identity.image_size = _model_image_size(model)
+        return cls(identity, model, preprocess, tokenizer)
+
+    def encode_images(self, batch: Any) -> np.ndarray:
+        """Encode a preprocessed image tensor batch (N, 3, H, W) to unit vectors."""
+        import torch
+
+        with torch.inference_mode():
+            feats = self.model.encode_image(batch)
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.numpy().astype(np.float32, copy=False)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            feats = self.model.encode_text(self.tokenizer(list(texts)))
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.numpy().astype(np.float32, copy=False)
+
+
+def _register_config(name: str, model_config: dict[str, Any]) -> None:
+    from open_clip import factory
+
+    # open_clip's registry is filled from files; a stored config is registered under its name.
+    factory._MODEL_CONFIGS[name] = model_config
+
+
+def _preprocess_overrides(tag_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Preprocessing that a pretrained tag prescribes, for its weights loaded from a file."""
+    keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
+            "resize_mode": "image_resize_mode"}
+    return {arg: tag_cfg[k] for k, arg in keys.items() if k in tag_cfg}
+
+
+def _model_image_size(model: Any) -> int:
+    size = getattr(model.visual, "image_size", 224)
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def _hf_cache_dir() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:  # pragma: no cover - huggingface_hub ships with open_clip
+        return "~/.cache/huggingface/hub"
+
+
+def save_random_checkpoint(model_config: Path, out: Path, seed: int = 0) -> Path:
+    """Write random open_clip weights for a config, marked untrained (demo and tests)."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = json.loads(Path(model_config).read_text())
+    name = Path(model_config).stem
+    _register_config(name, cfg)
+    torch.manual_seed(seed)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns that the weights are random: that is the point
+    try:
+        model = open_clip.create_model(name, pretrained=None)
+    finally:
+        root.setLevel(level)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={UNTRAINED_KEY: "true"})
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,42 @@
+"""`idx export`: ids, paths and embeddings exactly as stored, for other tools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from idx.errors import UsageError
+
+if TYPE_CHECKING:
+    from idx.indexer.index import Index
+
+FORMATS = ("parquet", "npy")
+
+
+def export(index: Index, out: Path, fmt: str) -> list[Path]:
+    """Write `out` (parquet: one file; npy: a folder of embeddings.npy, ids.npy, paths.json)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    index.require_images("export")
+    ident = index.stored_identity()
+    if fmt == "parquet":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        escaped = str(out).replace("'", "''")
+        index.catalog.con.execute(
+            "COPY (SELECT i.id, i.path, i.sha256, e.vector AS embedding FROM images i "
+            f"JOIN embeddings e USING (sha256) ORDER BY i.id) TO '{escaped}' (FORMAT parquet)"
+        )
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file; npy export writes a folder, give a folder path")
+    out.mkdir(parents=True, exist_ok=True)
+    ids, matrix = index.embeddings()
+    paths = dict(index.catalog.con.execute("SELECT id, path FROM images").fetchall())
+    np.save(out / "embeddings.npy", matrix.astype(np.float32, copy=False))
+    np.save(out / "ids.npy", ids.astype(np.int64, copy=False))
+    (out / "paths.json").write_text(json.dumps([paths[int(i)] for i in ids], indent=0))
+    (out / "model.json").write_text(json.dumps(None if ident is None else json.loads(ident.to_json()), indent=2))
+    return [out / "embeddings.npy", out / "ids.npy", out / "paths.json", out / "model.json"]

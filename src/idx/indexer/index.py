@@ -1,0 +1,230 @@
+"""`Index`: the Python API over one index folder (catalog + vectors + model)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from idx import config
+from idx.errors import EmptyIndexError, UsageError
+from idx.indexer.catalog import Catalog
+from idx.indexer.encoder import Encoder, ModelIdentity, ModelSpec, check_compatible, identify
+from idx.indexer.ingest import AddReport, Ingest, Progress
+from idx.indexer.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+class Index:
+    """An idx index folder.
+
+    >>> with Index("photos.idx") as index:            # doctest: +SKIP
+    ...     report = index.add(["~/photos"])
+    ...     ids, vectors = index.embeddings()
+
+    model / pretrained / checkpoint override what the index stored (flag > IDX_* env > stored >
+    default); an index refuses a model other than the one it was built with.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        model: str | None = None,
+        pretrained: str | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+    ):
+        self.dir = config.index_dir(path)
+        self.read_only = read_only
+        self.catalog = Catalog(self.dir, read_only=read_only)
+        self._asked = (
+            model or config.env("MODEL"),
+            pretrained or config.env("PRETRAINED"),
+            os.fspath(checkpoint) if checkpoint else config.env("CHECKPOINT"),
+        )
+        self._identity: ModelIdentity | None = None
+        self._encoder: Encoder | None = None
+        self._vectors: VectorStore | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model ------------------------------------------------------------------------------
+
+    def stored_identity(self) -> ModelIdentity | None:
+        text = self.catalog.get_meta("model")
+        return ModelIdentity.from_json(text) if text else None
+
+    def identity(self) -> ModelIdentity:
+        """The model this index uses, checked against what it stored."""
+        if self._identity is not None:
+            return self._identity
+        stored = self.stored_identity()
+        model, pretrained, checkpoint = self._asked
+        if not (model or pretrained or checkpoint):
+            ident = stored or identify(ModelSpec(config.DEFAULT_MODEL, config.DEFAULT_PRETRAINED))
+        else:
+            ident = identify(self._spec(stored, model, pretrained, checkpoint))
+            if stored is not None:
+                check_compatible(stored, ident, self.dir)
+                if ident.checkpoint and ident.checkpoint != stored.checkpoint and not self.read_only:
+                    stored.checkpoint = ident.checkpoint  # the same weights, moved
+                    self.catalog.set_meta("model", stored.to_json())
+                ident = stored
+        self._identity = ident
+        return ident
+
+    def _spec(self, stored: ModelIdentity | None, model: str | None, pretrained: str | None,
+              checkpoint: str | None) -> ModelSpec:
+        spec = ModelSpec(model=model or config.DEFAULT_MODEL, pretrained=pretrained, checkpoint=checkpoint)
+        if stored is None:
+            return spec
+        if model is None:
+            spec = ModelSpec(stored.name, pretrained, checkpoint, stored.model_config)
+        same_name = spec.model == stored.name or Path(spec.model).stem == stored.name
+        if same_name and pretrained is None and checkpoint is None:
+            known = stored.checkpoint and _unchanged_file(stored.checkpoint, stored)
+            spec = ModelSpec(spec.model, stored.pretrained, stored.checkpoint, spec.model_config,
+                             stored.checkpoint_sha256 if known else None)
+        elif checkpoint and stored.checkpoint and _unchanged_file(checkpoint, stored):
+            spec = ModelSpec(spec.model, spec.pretrained, checkpoint, spec.model_config,
+                             stored.checkpoint_sha256)
+        return spec
+
+    @property
+    def encoder(self) -> Encoder:
+        """The loaded model (loaded on first use; stored in the index on first add)."""
+        if self._encoder is None:
+            ident = self.identity()
+            self._encoder = Encoder.load(ident)
+            if not self.read_only and self.stored_identity() is None:
+                self.catalog.set_meta("model", ident.to_json())
+        return self._encoder
+
+    # -- vectors ----------------------------------------------------------------------------
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The FAISS index, in step with the catalog (rebuilt from it when it was not)."""
+        if self._vectors is None:
+            store = VectorStore(self.dir)
+            store.load(self.catalog.generation(), self.catalog.vectors, writable=not self.read_only)
+            self._vectors = store
+        return self._vectors
+
+    def _sync_vectors(self, start_generation: int, changed: Sequence[int], removed: Sequence[int]) -> None:
+        """Apply one run's changes to the FAISS file, or rebuild it if it was already stale."""
+        store = VectorStore(self.dir)
+        gen = self.catalog.generation()
+        if store.read_meta().get("generation") != start_generation:
+            store.load(gen, self.catalog.vectors, writable=True)
+        else:
+            store.load(start_generation, self.catalog.vectors, writable=False)
+            store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
+            if changed:
+                ids, matrix = self.catalog.vectors(
+                    "WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(changed)]
+                )
+                store.add(ids, matrix)
+            store.save(gen)
+        self._vectors = store
+
+    # -- operations -------------------------------------------------------------------------
+
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        on_skip: Callable[[str, str], None] | None = None,
+    ) -> AddReport:
+        """Ingest folders incrementally; see idx.indexer.ingest for the rules."""
+        self._require_writable("add")
+        paths = [os.path.expanduser(os.fspath(p)) for p in paths]
+        if not paths:
+            raise UsageError("add needs at least one folder")
+        self.identity()  # refuse a mismatched model before any work
+        start_gen = self.catalog.generation()
+        size = batch_size or int(config.env("BATCH_SIZE") or config.DEFAULT_BATCH_SIZE)
+        if size < 1:
+            raise UsageError(f"--batch-size must be at least 1, not {size}")
+        ingest = Ingest(
+            self.catalog,
+            lambda: self.encoder,
+            batch_size=size,
+            workers=workers,
+            progress=progress,
+            on_skip=on_skip,
+            exclude=[str(self.dir)],
+        )
+        try:
+            report = ingest.run(paths)
+        finally:
+            if ingest.changed_ids or ingest.removed_ids:
+                self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
+        self.catalog.set_meta("last_add", json.dumps(report.as_dict() | {"skipped_files": len(report.skipped_files)}))
+        return report
+
+    def embeddings(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`."""
+        if ids is None:
+            return self.catalog.vectors()
+        return self.catalog.vectors("WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(map(int, ids))])
+
+    def require_images(self, what: str) -> int:
+        n = self.catalog.count_images()
+        if n == 0:
+            raise EmptyIndexError(
+                f"index {self.dir} has no images, so there is nothing to {what}; add some with "
+                "`idx add FOLDER`"
+            )
+        return n
+
+    def sql(self, query: str) -> tuple[list[str], list[tuple]]:
+        """Run one SQL statement (read-only when the index was opened read-only)."""
+        return self.catalog.query(query)
+
+    def status(self) -> dict[str, Any]:
+        from idx.indexer.status import collect_status
+
+        return collect_status(self)
+
+    def export(self, out: str | os.PathLike[str], fmt: str) -> list[Path]:
+        from idx.indexer.export import export
+
+        return export(self, Path(out), fmt)
+
+    def _require_writable(self, what: str) -> None:
+        if self.read_only:
+            raise UsageError(f"cannot {what}: index {self.dir} was opened read-only")
+
+
+def _unchanged_file(path: str, stored: ModelIdentity) -> bool:
+    """Whether `path` is the stored checkpoint, untouched (so its hash need not be recomputed)."""
+    try:
+        p = Path(path).expanduser().resolve()
+        st = p.stat()
+    except OSError:
+        return False
+    return (
+        str(p) == stored.checkpoint
+        and stored.extra.get("checkpoint_bytes") == st.st_size
+        and stored.extra.get("checkpoint_mtime_ns") == st.st_mtime_ns
+    )

@@ -1,0 +1,61 @@
+"""`idx status`: what an index holds and whether its parts agree."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from idx.indexer.vectors import VectorStore
+
+if TYPE_CHECKING:
+    from idx.indexer.index import Index
+
+
+def collect_status(index: Index) -> dict[str, Any]:
+    con = index.catalog.con
+    images, total_bytes = con.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM images").fetchall()[0]
+    embeddings = con.execute("SELECT count(*) FROM embeddings").fetchall()[0][0]
+    skipped = con.execute("SELECT count(*) FROM skipped").fetchall()[0][0]
+    formats = dict(con.execute("SELECT format, count(*) FROM images GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    sources = dict(con.execute("SELECT source, count(*) FROM images GROUP BY 1 ORDER BY 1").fetchall())
+    orphans = con.execute(
+        "SELECT count(*) FROM images i LEFT JOIN embeddings e USING (sha256) WHERE e.sha256 IS NULL"
+    ).fetchall()[0][0]
+    ident = index.stored_identity()
+    generation = index.catalog.generation()
+    vmeta = VectorStore(index.dir).read_meta()
+    vectors_ok = vmeta.get("generation") == generation and vmeta.get("count", 0) == images
+    problems = []
+    if orphans:
+        problems.append(f"{orphans} images without a vector (run `idx add` on their folder again)")
+    if not vectors_ok:
+        problems.append("FAISS file behind the catalog; it is rebuilt automatically on next use")
+    last_add = index.catalog.get_meta("last_add")
+    return {
+        "index": str(index.dir.resolve()),
+        "images": int(images),
+        "bytes": int(total_bytes),
+        "embeddings": int(embeddings),
+        "skipped": int(skipped),
+        "formats": formats,
+        "sources": sources,
+        "model": None if ident is None else {
+            "name": ident.name,
+            "pretrained": ident.pretrained,
+            "checkpoint": ident.checkpoint,
+            "embed_dim": ident.embed_dim,
+            "untrained": ident.untrained,
+            "description": ident.describe(),
+        },
+        "vectors": {
+            "type": vmeta.get("type", "flat"),
+            "count": vmeta.get("count", 0),
+            "generation": vmeta.get("generation"),
+            "catalog_generation": generation,
+            "in_sync": vectors_ok,
+            **{k: v for k, v in vmeta.items() if k not in ("type", "count", "generation")},
+        },
+        "health": "ok" if not problems else "attention",
+        "problems": problems,
+        "last_add": json.loads(last_add) if last_add else None,
+    }

@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny real open_clip model with random weights, generated images, temp indexes.
+
+The tiny model goes through the same --model CONFIG.json --checkpoint FILE path as offline users.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from idx.indexer import encoder, synthetic
+from idx.indexer.index import Index
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own index folder and no IDX_* settings from the caller's shell."""
+    for name in ("IDX_MODEL", "IDX_PRETRAINED", "IDX_CHECKPOINT", "IDX_BATCH_SIZE", "IDX_MAX_PIXELS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDX_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return encoder.save_random_checkpoint(
+        encoder.tiny_config_path(), tmp_path_factory.mktemp("model") / "idx-tiny.safetensors"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint) -> dict[str, str]:
+    """Keyword arguments for Index(...) that select the tiny random model."""
+    return {"model": str(encoder.tiny_config_path()), "checkpoint": str(tiny_checkpoint)}
+
+
+@pytest.fixture
+def tiny_args(tiny_model) -> list[str]:
+    """The same model as CLI flags."""
+    return ["--model", tiny_model["model"], "--checkpoint", tiny_model["checkpoint"]]
+
+
+@pytest.fixture(scope="session")
+def synthetic_set(tmp_path_factory) -> Path:
+    """8 categories x 6 generated images (read-only: copy before changing files)."""
+    root = tmp_path_factory.mktemp("synthetic") / "images"
+    synthetic.generate(root, per_category=6, size=96)
+    return root
+
+
+@pytest.fixture
+def images(tmp_path, synthetic_set) -> Path:
+    """A private, writable copy of the synthetic set."""
+    dest = tmp_path / "images"
+    shutil.copytree(synthetic_set, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory, synthetic_set, tiny_model) -> Path:
+    """An index of the synthetic set, built once (open it read-only, or copy it to change it)."""
+    index_dir = tmp_path_factory.mktemp("indexed") / "index"
+    with Index(index_dir, **tiny_model) as index:
+        index.add([synthetic_set])
+    return index_dir
+
+
+@pytest.fixture
+def indexed_copy(tmp_path, indexed) -> Path:
+    """A private, writable copy of the `indexed` index."""
+    dest = tmp_path / "indexed-copy"
+    shutil.copytree(indexed, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "images").is_dir():
+        pytest.skip("../shared/data is not present (it is only beside the workplace checkout)")
+    return SHARED_DATA
