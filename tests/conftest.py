@@ -19,7 +19,13 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openima
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     """Every test gets its own index folder and no IDX_* settings from the caller's shell."""
-    for name in ("IDX_MODEL", "IDX_PRETRAINED", "IDX_CHECKPOINT", "IDX_BATCH_SIZE", "IDX_MAX_PIXELS"):
+    for name in (
+        "IDX_MODEL",
+        "IDX_PRETRAINED",
+        "IDX_CHECKPOINT",
+        "IDX_BATCH_SIZE",
+        "IDX_MAX_PIXELS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IDX_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

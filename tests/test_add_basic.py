@@ -17,4 +17,6 @@ def test_first_add_embeds_every_image_and_second_add_does_nothing(images, tiny_m
         ids, vectors = index.embeddings()
         assert len(ids) == n_files
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-        assert sorted(index.vectors.index.id_map.at(i) for i in range(index.vectors.ntotal)) == sorted(ids)
+        assert sorted(
+            index.vectors.index.id_map.at(i) for i in range(index.vectors.ntotal)
+        ) == sorted(ids)

@@ -10,7 +10,17 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "idx"
 
 FORBIDDEN = {
-    "analysis": {"duckdb", "faiss", "open_clip", "torch", "click", "tqdm", "idx.indexer", "idx.api", "idx.cli"},
+    "analysis": {
+        "duckdb",
+        "faiss",
+        "open_clip",
+        "torch",
+        "click",
+        "tqdm",
+        "idx.indexer",
+        "idx.api",
+        "idx.cli",
+    },
     "indexer": {"click", "tqdm", "idx.analysis", "idx.api", "idx.cli"},
     "api": {"click", "tqdm", "idx.cli"},
     "errors.py": {"idx", "click"},
@@ -51,5 +61,9 @@ def test_click_and_tqdm_only_in_cli():
     for f in SRC.rglob("*.py"):
         if "cli" in f.relative_to(SRC).parts:
             continue
-        bad += [f"{f.relative_to(SRC)} imports {n}" for n in _imports(f) if n.split(".")[0] in ("click", "tqdm")]
+        bad += [
+            f"{f.relative_to(SRC)} imports {n}"
+            for n in _imports(f)
+            if n.split(".")[0] in ("click", "tqdm")
+        ]
     assert bad == []

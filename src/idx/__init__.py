@@ -1,8 +1,8 @@
 """idx: a CLIP embedding index and analysis workbench.
 
-    from idx import Index
-    with Index("photos.idx") as index:
-        index.add(["~/photos"])
+from idx import Index
+with Index("photos.idx") as index:
+    index.add(["~/photos"])
 """
 
 from idx.errors import IdxError

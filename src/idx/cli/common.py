@@ -8,8 +8,12 @@ import click
 
 from idx.indexer.index import Index
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout."
+)
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages."
+)
 
 
 def model_options(fn: Any) -> Any:

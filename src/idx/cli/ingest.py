@@ -13,10 +13,18 @@ from idx.indexer.export import FORMATS as EXPORT_FORMATS
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
 @model_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per model call (env IDX_BATCH_SIZE, default 64).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Threads that read and decode while the model runs (default: cores + 1, max 4).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per model call (env IDX_BATCH_SIZE, default 64).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads that read and decode while the model runs (default: cores + 1, max 4).",
+)
 @json_option
 @quiet_option
 @click.pass_context
@@ -33,14 +41,18 @@ def add(ctx, paths, model, pretrained, checkpoint, batch_size, workers, as_json,
       idx add ~/photos --model ViT-B-32 --pretrained laion2b_s34b_b79k --json
       idx add imgs --model tiny.json --checkpoint tiny.safetensors   # offline weights
     """
-    with ProgressBar(quiet) as bar, open_index(
-        ctx, model=model, pretrained=pretrained, checkpoint=checkpoint
-    ) as index:
+    with (
+        ProgressBar(quiet) as bar,
+        open_index(ctx, model=model, pretrained=pretrained, checkpoint=checkpoint) as index,
+    ):
+
         def on_skip(path: str, reason: str) -> None:
             if not quiet:
                 bar.write(f"skipping {path}: {reason}")
 
-        report = index.add(paths, batch_size=batch_size, workers=workers, progress=bar, on_skip=on_skip)
+        report = index.add(
+            paths, batch_size=batch_size, workers=workers, progress=bar, on_skip=on_skip
+        )
         bar.close()
         ident = index.stored_identity()
     if as_json:
@@ -53,7 +65,10 @@ def add(ctx, paths, model, pretrained, checkpoint, batch_size, workers, as_json,
         f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
     )
     if ident is not None and ident.untrained:
-        click.echo("note: the model has UNTRAINED random weights; similarities are not meaningful", err=True)
+        click.echo(
+            "note: the model has UNTRAINED random weights; similarities are not meaningful",
+            err=True,
+        )
 
 
 @click.command()
@@ -77,11 +92,12 @@ def status(ctx, as_json):
     lines = [
         f"index:     {info['index']}",
         f"images:    {info['images']} ({info['bytes'] / 1e6:.1f} MB; "
-        + ", ".join(f"{k} {n}" for k, n in info["formats"].items()) + ")",
+        + ", ".join(f"{k} {n}" for k, n in info["formats"].items())
+        + ")",
         f"model:     {model}",
         f"vectors:   {v['count']} in FAISS ({v['type']}), "
         + ("in sync" if v["in_sync"] else "behind the catalog (rebuilt on next use)"),
-        f"skipped:   {info['skipped']} files (see: idx sql \"SELECT * FROM skipped\")",
+        f'skipped:   {info["skipped"]} files (see: idx sql "SELECT * FROM skipped")',
         f"health:    {info['health']}",
     ]
     if "recall_at_10" in v:
@@ -126,9 +142,14 @@ def sql(ctx, query, fmt):
 
 @click.command()
 @click.argument("out", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
-              help="parquet: one file (id, path, sha256, embedding); npy: a folder with "
-              "embeddings.npy, ids.npy, paths.json, model.json.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    required=True,
+    help="parquet: one file (id, path, sha256, embedding); npy: a folder with "
+    "embeddings.npy, ids.npy, paths.json, model.json.",
+)
 @json_option
 @click.pass_context
 def export(ctx, out, fmt, as_json):

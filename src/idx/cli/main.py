@@ -51,8 +51,11 @@ def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
       idx status
       idx sql "SELECT count(*) FROM images"
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
 

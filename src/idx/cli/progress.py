@@ -24,8 +24,14 @@ class ProgressBar:
         if event.phase != self.phase or self.bar is None:
             self.close()
             self.phase = event.phase
-            self.bar = tqdm(total=event.total or None, desc=event.phase, unit=self.unit,
-                            file=sys.stderr, dynamic_ncols=True, leave=False)
+            self.bar = tqdm(
+                total=event.total or None,
+                desc=event.phase,
+                unit=self.unit,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=False,
+            )
         if event.total and self.bar.total != event.total:
             self.bar.total = event.total
         self.bar.n = event.done

@@ -96,7 +96,9 @@ class Catalog:
     def _pending_migrations_ro(self) -> bool:
         con = self._connect()
         try:
-            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+            applied = {
+                r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()
+            }
         except duckdb.CatalogException:
             applied = set()
         finally:
@@ -109,7 +111,9 @@ class Catalog:
             "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
             "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
         )
-        applied = {r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()}
+        applied = {
+            r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()
+        }
         for version, name, sql in _migrations():
             if version in applied:
                 continue
@@ -167,7 +171,9 @@ class Catalog:
     def count_images(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM images").fetchall()[0][0])
 
-    def vectors(self, where: str = "", params: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(
+        self, where: str = "", params: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 [n], matrix float32 [n, d]) of the images, ordered by id."""
         sql = (
             "SELECT i.id, e.vector FROM images i JOIN embeddings e USING (sha256) "
@@ -197,9 +203,13 @@ class Catalog:
         self.con.register("_idx_gone", id_table)
         try:
             for table in self.tables_with_column("image_id"):
-                self.con.execute(f'DELETE FROM "{table}" WHERE image_id IN (SELECT id FROM _idx_gone)')
+                self.con.execute(
+                    f'DELETE FROM "{table}" WHERE image_id IN (SELECT id FROM _idx_gone)'
+                )
             for table in self.tables_with_column("neighbor_id"):
-                self.con.execute(f'DELETE FROM "{table}" WHERE neighbor_id IN (SELECT id FROM _idx_gone)')
+                self.con.execute(
+                    f'DELETE FROM "{table}" WHERE neighbor_id IN (SELECT id FROM _idx_gone)'
+                )
             self.con.execute("DELETE FROM images WHERE id IN (SELECT id FROM _idx_gone)")
         finally:
             self.con.unregister("_idx_gone")

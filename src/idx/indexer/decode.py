@@ -42,7 +42,9 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
     except Image.DecompressionBombError as exc:
         raise DecodeError(_bomb_reason(str(exc))) from exc
     except UnidentifiedImageError as exc:
-        raise DecodeError("not an image Pillow can read (content is not JPEG/PNG/GIF/WebP/BMP/TIFF)") from exc
+        raise DecodeError(
+            "not an image Pillow can read (content is not JPEG/PNG/GIF/WebP/BMP/TIFF)"
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise DecodeError(f"unreadable image header ({exc})") from exc
     fmt = img.format or "unknown"
@@ -110,7 +112,9 @@ def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Dec
     except FileNotFoundError as exc:
         raise DecodeError("file vanished before it could be read") from exc
     except PermissionError as exc:
-        raise DecodeError("permission denied; make the file readable (chmod +r) and run again") from exc
+        raise DecodeError(
+            "permission denied; make the file readable (chmod +r) and run again"
+        ) from exc
     except IsADirectoryError as exc:
         raise DecodeError("is a folder, not an image file") from exc
     except OSError as exc:

@@ -146,7 +146,9 @@ def _read_config(cfg_path: Path) -> dict[str, Any]:
         model_config = json.loads(cfg_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"model config {cfg_path} is not valid JSON: {exc}") from exc
-    if not isinstance(model_config, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(model_config):
+    if not isinstance(model_config, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(
+        model_config
+    ):
         raise UsageError(
             f"model config {cfg_path} lacks embed_dim, vision_cfg or text_cfg; "
             "it must be an open_clip model config"
@@ -328,8 +330,12 @@ def _register_config(name: str, model_config: dict[str, Any]) -> None:
 
 def _preprocess_overrides(tag_cfg: dict[str, Any]) -> dict[str, Any]:
     """Preprocessing that a pretrained tag prescribes, for its weights loaded from a file."""
-    keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
-            "resize_mode": "image_resize_mode"}
+    keys = {
+        "mean": "image_mean",
+        "std": "image_std",
+        "interpolation": "image_interpolation",
+        "resize_mode": "image_resize_mode",
+    }
     return {arg: tag_cfg[k] for k, arg in keys.items() if k in tag_cfg}
 
 

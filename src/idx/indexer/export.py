@@ -38,5 +38,7 @@ def export(index: Index, out: Path, fmt: str) -> list[Path]:
     np.save(out / "embeddings.npy", matrix.astype(np.float32, copy=False))
     np.save(out / "ids.npy", ids.astype(np.int64, copy=False))
     (out / "paths.json").write_text(json.dumps([paths[int(i)] for i in ids], indent=0))
-    (out / "model.json").write_text(json.dumps(None if ident is None else json.loads(ident.to_json()), indent=2))
+    (out / "model.json").write_text(
+        json.dumps(None if ident is None else json.loads(ident.to_json()), indent=2)
+    )
     return [out / "embeddings.npy", out / "ids.npy", out / "paths.json", out / "model.json"]

@@ -82,16 +82,27 @@ class Index:
             ident = identify(self._spec(stored, model, pretrained, checkpoint))
             if stored is not None:
                 check_compatible(stored, ident, self.dir)
-                if ident.checkpoint and ident.checkpoint != stored.checkpoint and not self.read_only:
+                if (
+                    ident.checkpoint
+                    and ident.checkpoint != stored.checkpoint
+                    and not self.read_only
+                ):
                     stored.checkpoint = ident.checkpoint  # the same weights, moved
                     self.catalog.set_meta("model", stored.to_json())
                 ident = stored
         self._identity = ident
         return ident
 
-    def _spec(self, stored: ModelIdentity | None, model: str | None, pretrained: str | None,
-              checkpoint: str | None) -> ModelSpec:
-        spec = ModelSpec(model=model or config.DEFAULT_MODEL, pretrained=pretrained, checkpoint=checkpoint)
+    def _spec(
+        self,
+        stored: ModelIdentity | None,
+        model: str | None,
+        pretrained: str | None,
+        checkpoint: str | None,
+    ) -> ModelSpec:
+        spec = ModelSpec(
+            model=model or config.DEFAULT_MODEL, pretrained=pretrained, checkpoint=checkpoint
+        )
         if stored is None:
             return spec
         if model is None:
@@ -99,11 +110,17 @@ class Index:
         same_name = spec.model == stored.name or Path(spec.model).stem == stored.name
         if same_name and pretrained is None and checkpoint is None:
             known = stored.checkpoint and _unchanged_file(stored.checkpoint, stored)
-            spec = ModelSpec(spec.model, stored.pretrained, stored.checkpoint, spec.model_config,
-                             stored.checkpoint_sha256 if known else None)
+            spec = ModelSpec(
+                spec.model,
+                stored.pretrained,
+                stored.checkpoint,
+                spec.model_config,
+                stored.checkpoint_sha256 if known else None,
+            )
         elif checkpoint and stored.checkpoint and _unchanged_file(checkpoint, stored):
-            spec = ModelSpec(spec.model, spec.pretrained, checkpoint, spec.model_config,
-                             stored.checkpoint_sha256)
+            spec = ModelSpec(
+                spec.model, spec.pretrained, checkpoint, spec.model_config, stored.checkpoint_sha256
+            )
         return spec
 
     @property
@@ -127,7 +144,9 @@ class Index:
             self._vectors = store
         return self._vectors
 
-    def _sync_vectors(self, start_generation: int, changed: Sequence[int], removed: Sequence[int]) -> None:
+    def _sync_vectors(
+        self, start_generation: int, changed: Sequence[int], removed: Sequence[int]
+    ) -> None:
         """Apply one run's changes to the FAISS file, or rebuild it if it was already stale."""
         store = VectorStore(self.dir)
         gen = self.catalog.generation()
@@ -179,14 +198,18 @@ class Index:
         finally:
             if ingest.changed_ids or ingest.removed_ids:
                 self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
-        self.catalog.set_meta("last_add", json.dumps(report.as_dict() | {"skipped_files": len(report.skipped_files)}))
+        self.catalog.set_meta(
+            "last_add", json.dumps(report.as_dict() | {"skipped_files": len(report.skipped_files)})
+        )
         return report
 
     def embeddings(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`."""
         if ids is None:
             return self.catalog.vectors()
-        return self.catalog.vectors("WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(map(int, ids))])
+        return self.catalog.vectors(
+            "WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(map(int, ids))]
+        )
 
     def require_images(self, what: str) -> int:
         n = self.catalog.count_images()

@@ -132,7 +132,11 @@ class Ingest:
         for p in paths:
             root = os.path.abspath(os.fspath(p))
             if not os.path.isdir(root):
-                what = "is a file; give the folder that holds it" if os.path.exists(root) else "does not exist"
+                what = (
+                    "is a file; give the folder that holds it"
+                    if os.path.exists(root)
+                    else "does not exist"
+                )
                 raise UsageError(f"cannot add {os.fspath(p)}: {what}")
             roots.append(root)
         self.report.roots = roots
@@ -156,7 +160,11 @@ class Ingest:
                 self.report.unchanged += 1
                 continue
             prev = prev_skips.get(path)
-            if row is None and prev is not None and prev[1:] == (entry.bytes, entry.mtime_ns, entry.ctime_ns):
+            if (
+                row is None
+                and prev is not None
+                and prev[1:] == (entry.bytes, entry.mtime_ns, entry.ctime_ns)
+            ):
                 still_skipped.append((path, prev[0]))
                 continue
             todo.append(entry)
@@ -229,11 +237,20 @@ class Ingest:
             return scan.Skip(entry.path, "file vanished before it could be read")
         except PermissionError:
             return scan.Skip(
-                entry.path, "permission denied; make the file readable (chmod +r) and run add again",
-                entry.bytes, entry.mtime_ns, entry.ctime_ns,
+                entry.path,
+                "permission denied; make the file readable (chmod +r) and run add again",
+                entry.bytes,
+                entry.mtime_ns,
+                entry.ctime_ns,
             )
         except OSError as exc:
-            return scan.Skip(entry.path, f"cannot read file ({exc.strerror})", entry.bytes, entry.mtime_ns, entry.ctime_ns)
+            return scan.Skip(
+                entry.path,
+                f"cannot read file ({exc.strerror})",
+                entry.bytes,
+                entry.mtime_ns,
+                entry.ctime_ns,
+            )
         sha = hashlib.sha256(data).hexdigest()
         prepared = Prepared(entry, sha)
         if sha in known:
@@ -244,7 +261,11 @@ class Ingest:
             prepared.tensor = encoder.preprocess(decoded.image)
         except DecodeError as exc:
             return scan.Skip(entry.path, str(exc), entry.bytes, entry.mtime_ns, entry.ctime_ns)
-        prepared.width, prepared.height, prepared.format = decoded.width, decoded.height, decoded.format
+        prepared.width, prepared.height, prepared.format = (
+            decoded.width,
+            decoded.height,
+            decoded.format,
+        )
         return prepared
 
     def _encoder(self) -> Any:
@@ -299,8 +320,15 @@ class Ingest:
                 if gone is not None:  # an indexed file that is no longer a readable image
                     vanished[gone.path] = gone
             elif result.sha256 in known_rows:
-                ops.append(self._plan_known(result, existing_paths.get(result.entry.path),
-                                            known_rows, vanished_by_sha, vanished))
+                ops.append(
+                    self._plan_known(
+                        result,
+                        existing_paths.get(result.entry.path),
+                        known_rows,
+                        vanished_by_sha,
+                        vanished,
+                    )
+                )
             elif any(p.sha256 == result.sha256 for p in batch):
                 waiting.append(result)
             else:
@@ -319,7 +347,9 @@ class Ingest:
             out.setdefault(sha, (id_, path, w, h, fmt))
         return out
 
-    def _plan_known(self, p: Prepared, old: _Row | None, known_rows, vanished_by_sha, vanished) -> tuple[str, Prepared, Any]:
+    def _plan_known(
+        self, p: Prepared, old: _Row | None, known_rows, vanished_by_sha, vanished
+    ) -> tuple[str, Prepared, Any]:
         """A file whose content the index already has a vector for: no embedding needed."""
         _, src_path, w, h, fmt = known_rows[p.sha256]
         p.width, p.height, p.format = w, h, fmt
@@ -380,7 +410,17 @@ class Ingest:
             new_id = self.catalog.con.execute(
                 "INSERT INTO images (path, root, sha256, bytes, mtime_ns, width, height, format, source) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [e.path, self._root_of(e.path), p.sha256, e.bytes, e.mtime_ns, p.width, p.height, p.format, self.source],
+                [
+                    e.path,
+                    self._root_of(e.path),
+                    p.sha256,
+                    e.bytes,
+                    e.mtime_ns,
+                    p.width,
+                    p.height,
+                    p.format,
+                    self.source,
+                ],
             ).fetchall()[0][0]
             self.report.added += 1
             self.changed_ids.append(new_id)
@@ -401,7 +441,8 @@ class Ingest:
         e = p.entry
         if op == "touch":
             self.catalog.con.execute(
-                "UPDATE images SET bytes = ?, mtime_ns = ? WHERE id = ?", [e.bytes, e.mtime_ns, row.id]
+                "UPDATE images SET bytes = ?, mtime_ns = ? WHERE id = ?",
+                [e.bytes, e.mtime_ns, row.id],
             )
             self.report.unchanged += 1
         elif op == "update":
@@ -436,4 +477,3 @@ class Ingest:
             self.catalog.bump_generation()
         self.report.removed += len(ids)
         self.removed_ids.extend(ids)
-

@@ -81,7 +81,10 @@ def walk(root: str, exclude: frozenset[str] = frozenset()) -> Iterator[FileEntry
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except PermissionError:
-            yield Skip(folder, "permission denied on folder; make it readable (chmod +rx) and run add again")
+            yield Skip(
+                folder,
+                "permission denied on folder; make it readable (chmod +rx) and run add again",
+            )
             continue
         except OSError as exc:
             yield Skip(folder, f"folder cannot be listed ({exc.strerror})")

@@ -13,11 +13,17 @@ if TYPE_CHECKING:
 
 def collect_status(index: Index) -> dict[str, Any]:
     con = index.catalog.con
-    images, total_bytes = con.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM images").fetchall()[0]
+    images, total_bytes = con.execute(
+        "SELECT count(*), coalesce(sum(bytes), 0) FROM images"
+    ).fetchall()[0]
     embeddings = con.execute("SELECT count(*) FROM embeddings").fetchall()[0][0]
     skipped = con.execute("SELECT count(*) FROM skipped").fetchall()[0][0]
-    formats = dict(con.execute("SELECT format, count(*) FROM images GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    sources = dict(con.execute("SELECT source, count(*) FROM images GROUP BY 1 ORDER BY 1").fetchall())
+    formats = dict(
+        con.execute("SELECT format, count(*) FROM images GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    )
+    sources = dict(
+        con.execute("SELECT source, count(*) FROM images GROUP BY 1 ORDER BY 1").fetchall()
+    )
     orphans = con.execute(
         "SELECT count(*) FROM images i LEFT JOIN embeddings e USING (sha256) WHERE e.sha256 IS NULL"
     ).fetchall()[0][0]
@@ -39,7 +45,9 @@ def collect_status(index: Index) -> dict[str, Any]:
         "skipped": int(skipped),
         "formats": formats,
         "sources": sources,
-        "model": None if ident is None else {
+        "model": None
+        if ident is None
+        else {
             "name": ident.name,
             "pretrained": ident.pretrained,
             "checkpoint": ident.checkpoint,

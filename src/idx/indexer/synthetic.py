@@ -17,11 +17,15 @@ from PIL import Image, ImageDraw, ImageFilter
 Painter = Callable[[np.random.Generator, int], Image.Image]
 
 
-def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int], amount: int = 30) -> tuple[int, int, int]:
+def _jitter(
+    rng: np.random.Generator, rgb: tuple[int, int, int], amount: int = 30
+) -> tuple[int, int, int]:
     return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in rgb)  # type: ignore[return-value]
 
 
-def _canvas(rng: np.random.Generator, size: int, base: tuple[int, int, int]) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+def _canvas(
+    rng: np.random.Generator, size: int, base: tuple[int, int, int]
+) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     img = Image.new("RGB", (size, size), _jitter(rng, base, 20))
     return img, ImageDraw.Draw(img)
 

@@ -49,7 +49,14 @@ class VectorStore:
         except (OSError, ValueError):
             return {}
 
-    def load(self, generation: int, fetch_all: FetchAll, *, writable: bool, builder: Callable[[int], Any] = build_flat) -> str:
+    def load(
+        self,
+        generation: int,
+        fetch_all: FetchAll,
+        *,
+        writable: bool,
+        builder: Callable[[int], Any] = build_flat,
+    ) -> str:
         """Load the file if it matches `generation`, else rebuild from the catalog.
 
         Returns "loaded", "rebuilt" or "empty".
@@ -61,7 +68,9 @@ class VectorStore:
                 self.meta = meta
                 return "loaded"
             except RuntimeError as exc:
-                log.warning("FAISS file %s unreadable (%s); rebuilding from the catalog", self.file, exc)
+                log.warning(
+                    "FAISS file %s unreadable (%s); rebuilding from the catalog", self.file, exc
+                )
         ids, matrix = fetch_all()
         if len(ids) == 0:
             self.index, self.meta = None, {"generation": generation, "count": 0}
