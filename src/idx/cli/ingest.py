@@ -11,7 +11,7 @@ from idx.indexer.export import FORMATS as EXPORT_FORMATS
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @model_options
 @click.option(
     "--batch-size",

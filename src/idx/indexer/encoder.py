@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -294,6 +295,12 @@ class Encoder:
                 )
         except (ModelLoadError, UsageError):
             raise
+        except pickle.UnpicklingError as exc:
+            raise ModelLoadError(
+                f"could not load model {identity.describe()}: the checkpoint holds pickled code or "
+                "objects, which idx never executes (weights_only). Convert it to a plain state "
+                "dict or .safetensors file"
+            ) from exc
         except (RuntimeError, OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"could not load model {identity.describe()}: {exc}") from exc
         model.eval()

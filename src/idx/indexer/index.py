@@ -29,7 +29,8 @@ class Index:
     ...     ids, vectors = index.embeddings()
 
     model / pretrained / checkpoint override what the index stored (flag > IDX_* env > stored >
-    default); an index refuses a model other than the one it was built with.
+    default); an index refuses a model other than the one it was built with. `encoder` passes a
+    model already loaded (Encoder.load) instead.
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class Index:
         model: str | None = None,
         pretrained: str | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
+        encoder: Encoder | None = None,
     ):
         self.dir = config.index_dir(path)
         self.read_only = read_only
@@ -51,6 +53,14 @@ class Index:
         )
         self._identity: ModelIdentity | None = None
         self._encoder: Encoder | None = None
+        if encoder is not None:
+            # A model already loaded (several indexes, one model): it must be the index's own.
+            stored = self.stored_identity()
+            if stored is not None:
+                check_compatible(stored, encoder.identity, self.dir)
+            self._identity, self._encoder = encoder.identity, encoder
+            if stored is None and not read_only:
+                self.catalog.set_meta("model", encoder.identity.to_json())
         self._vectors: VectorStore | None = None
 
     # -- lifecycle --------------------------------------------------------------------------

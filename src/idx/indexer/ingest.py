@@ -123,6 +123,7 @@ class Ingest:
         self.report = AddReport()
         self.changed_ids: list[int] = []  # ids whose vector is new or different
         self.removed_ids: list[int] = []
+        self._moved_ids: set[int] = set()  # rows already given a new path in this run
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -359,6 +360,7 @@ class Ingest:
         if moved_from:
             row = moved_from.pop()
             vanished.pop(row.path, None)
+            self._moved_ids.add(row.id)
             return ("move", p, row)
         # Moved in from a folder that is not being walked now: its old file is gone.
         src = self.catalog.con.execute(
@@ -366,8 +368,9 @@ class Ingest:
             [p.sha256, self.source],
         ).fetchall()
         for r in src:
-            if not os.path.exists(r[1]):
+            if r[0] not in self._moved_ids and not os.path.exists(r[1]):
                 vanished.pop(r[1], None)
+                self._moved_ids.add(r[0])
                 return ("move", p, _Row(*r))
         return ("copy", p, None)
 
@@ -468,12 +471,14 @@ class Ingest:
     # -- sweep ------------------------------------------------------------------------------
 
     def _sweep(self, vanished: dict[str, _Row]) -> None:
-        if not vanished:
+        """Remove rows whose file is gone, and vectors no image uses any more."""
+        if not vanished and not self.report.updated:
             return
         ids = [r.id for r in vanished.values()]
         with self.catalog.transaction():
-            self.catalog.delete_images(ids)
+            if ids:
+                self.catalog.delete_images(ids)
+                self.catalog.bump_generation()
             self.catalog.delete_orphan_embeddings()
-            self.catalog.bump_generation()
         self.report.removed += len(ids)
         self.removed_ids.extend(ids)

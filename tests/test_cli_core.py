@@ -1,0 +1,114 @@
+"""CLI contract of add/status/sql/export: exit codes, stdout vs stderr, machine-readable output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import duckdb
+import numpy as np
+from click.testing import CliRunner
+
+from idx.cli.main import cli
+from idx.indexer.index import Index
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_add_json_counts_and_status(images, tiny_args):
+    n = len([p for p in images.rglob("*") if p.suffix in (".jpg", ".png")])
+    result = run("add", images, *tiny_args, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {
+        k: report[k] for k in ("added", "unchanged", "updated", "moved", "removed", "skipped")
+    } == {"added": n, "unchanged": 0, "updated": 0, "moved": 0, "removed": 0, "skipped": 0}
+    assert "UNTRAINED" in report["model"]
+    status = json.loads(run("status", "--json").stdout)
+    assert status["images"] == n and status["vectors"]["in_sync"] and status["health"] == "ok"
+    assert status["model"]["untrained"] is True
+    text = run("status").stdout
+    assert f"images:    {n}" in text and "UNTRAINED" in text
+
+
+def test_sql_formats_and_read_only(indexed):
+    csv_out = run(
+        "--index",
+        indexed,
+        "sql",
+        "SELECT format, count(*) AS n FROM images GROUP BY 1 ORDER BY 1",
+        "--format",
+        "csv",
+    )
+    assert csv_out.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(csv_out.stdout)))
+    assert {r["format"] for r in rows} == {"JPEG", "PNG"}
+    as_json = json.loads(
+        run(
+            "--index",
+            indexed,
+            "sql",
+            "SELECT id, path FROM images ORDER BY id LIMIT 2",
+            "--format",
+            "json",
+        ).stdout
+    )
+    assert list(as_json[0]) == ["id", "path"]
+    table = run("--index", indexed, "sql", "SELECT count(*) AS n FROM images").stdout.splitlines()
+    assert table[0].strip() == "n" and table[1].startswith("-")
+    for statement in ("DELETE FROM images", "DROP TABLE images", "UPDATE images SET path = 'x'"):
+        refused = run("--index", indexed, "sql", statement)
+        assert refused.exit_code == 2 and "read-only" in refused.stderr
+    with Index(indexed, read_only=True) as index:
+        assert index.catalog.count_images() == 48
+    bad = run("--index", indexed, "sql", "SELECT nope FROM images")
+    assert bad.exit_code == 2 and "SQL error" in bad.stderr
+
+
+def test_export_parquet_and_npy_match_the_index(indexed, tmp_path):
+    with Index(indexed, read_only=True) as index:
+        ids, vectors = index.embeddings()
+    assert (
+        run("--index", indexed, "export", tmp_path / "e.parquet", "--format", "parquet").exit_code
+        == 0
+    )
+    rows = duckdb.sql(
+        f"SELECT id, embedding FROM '{tmp_path / 'e.parquet'}' ORDER BY id"
+    ).fetchall()
+    assert [r[0] for r in rows] == ids.tolist()
+    np.testing.assert_array_equal(np.array([r[1] for r in rows], dtype=np.float32), vectors)
+    result = run("--index", indexed, "export", tmp_path / "npy", "--format", "npy", "--json")
+    assert json.loads(result.stdout)["images"] == len(ids)
+    np.testing.assert_array_equal(np.load(tmp_path / "npy" / "embeddings.npy"), vectors)
+    np.testing.assert_array_equal(np.load(tmp_path / "npy" / "ids.npy"), ids)
+    paths = json.loads((tmp_path / "npy" / "paths.json").read_text())
+    assert len(paths) == len(ids) and all(p.startswith("/") for p in paths)
+
+
+def test_bad_arguments_exit_2_and_failures_exit_1(tmp_path, tiny_args):
+    missing = run("add", tmp_path / "nope", *tiny_args)
+    assert missing.exit_code == 2
+    empty = run("status")
+    assert empty.exit_code == 1 and "no index at" in empty.stderr and "idx add" in empty.stderr
+    bad_batch = run("add", tmp_path, "--batch-size", "0")
+    assert bad_batch.exit_code == 2
+    no_format = run("export", tmp_path / "x")
+    assert no_format.exit_code == 2
+
+
+def test_second_writer_gets_index_is_busy(indexed_copy, images, tiny_args):
+    with Index(indexed_copy):  # holds the write lock, like a running `idx add`
+        result = run("--index", indexed_copy, "add", images, *tiny_args)
+    assert result.exit_code == 1
+    assert "index is busy" in result.stderr and "wait for it to finish" in result.stderr
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(images, tiny_args):
+    result = run("add", images, *tiny_args)
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "note: the model has UNTRAINED random weights; similarities are not meaningful"
+    ]

@@ -1,0 +1,86 @@
+"""The model: stored with the index, reused on reopen, mismatches refused, offline failure fast."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from idx.cli.main import cli
+from idx.errors import ModelLoadError, ModelMismatchError, UsageError
+from idx.indexer import encoder
+from idx.indexer.index import Index
+
+
+def test_model_is_stored_and_reused_without_flags(images, tiny_model):
+    with Index(**tiny_model) as index:
+        index.add([images])
+    with Index() as index:  # no flags: the stored model
+        ident = index.identity()
+        assert ident.name == "idx-tiny" and ident.untrained
+        assert index.encoder.encode_texts(["a red circle"]).shape == (1, 64)
+
+
+def test_other_model_is_refused_with_a_way_out(images, tiny_model, tmp_path):
+    with Index(**tiny_model) as index:
+        index.add([images])
+    other = encoder.save_random_checkpoint(
+        encoder.tiny_config_path(), tmp_path / "other.safetensors", seed=1
+    )
+    with Index(model=tiny_model["model"], checkpoint=str(other)) as index:
+        with pytest.raises(ModelMismatchError, match="--index NEW_DIR"):
+            index.add([images])
+    with Index(model="ViT-B-32", pretrained="openai") as index:
+        with pytest.raises(ModelMismatchError, match="idx-tiny"):
+            index.add([images])
+
+
+def test_cli_model_mismatch_exit_code_and_message(images, tiny_args, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["add", str(images), *tiny_args]).exit_code == 0
+    result = runner.invoke(cli, ["add", str(images), "--model", "ViT-B-32"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: index ") and "was built with idx-tiny" in result.stderr
+    assert result.stdout == ""
+
+
+def test_offline_default_model_fails_fast_naming_the_fixes(images, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    start = time.perf_counter()
+    with Index() as index, pytest.raises(ModelLoadError) as err:
+        index.add([images])
+    assert time.perf_counter() - start < 15
+    assert "--checkpoint" in str(err.value) and "Hugging Face cache" in str(err.value)
+
+
+def test_checkpoint_with_pickled_code_is_not_executed(tmp_path, images):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    bad = tmp_path / "evil.pt"
+    torch.save({"state_dict": Payload()}, bad)
+    with Index(model=str(encoder.tiny_config_path()), checkpoint=str(bad)) as index:
+        with pytest.raises(ModelLoadError, match="could not load model"):
+            index.add([images])
+
+
+def test_config_without_checkpoint_and_missing_files_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="--checkpoint"):
+        encoder.identify(encoder.ModelSpec(model=str(encoder.tiny_config_path())))
+    with pytest.raises(UsageError, match="does not exist"):
+        encoder.identify(encoder.ModelSpec(model=str(tmp_path / "nope.json"), checkpoint="x"))
+    (tmp_path / "bad.json").write_text('{"embed_dim": 3}')
+    with pytest.raises(UsageError, match="open_clip model config"):
+        encoder.identify(encoder.ModelSpec(model=str(tmp_path / "bad.json"), checkpoint="x"))
+
+
+def test_env_vars_select_the_model(images, tiny_model, monkeypatch):
+    monkeypatch.setenv("IDX_MODEL", tiny_model["model"])
+    monkeypatch.setenv("IDX_CHECKPOINT", tiny_model["checkpoint"])
+    result = CliRunner().invoke(cli, ["add", str(images), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "idx-tiny" in result.stdout
