@@ -58,13 +58,13 @@ def throughput(n_photos: int, n_large: int, batch: int) -> dict:
         tensors = [enc.preprocess(open_image(p, enc.image_size).image) for p in paths]
         enc.encode_images(torch.stack(tensors[:batch]))  # warm-up
 
-        def model_only():
+        def model_only(tensors=tensors):
             start = time.perf_counter()
             for chunk in _chunks(tensors, batch):
                 enc.encode_images(torch.stack(chunk))
             return time.perf_counter() - start
 
-        def end_to_end():
+        def end_to_end(folder=folder, paths=paths):
             index_dir = OUT / "throughput" / "index"
             shutil.rmtree(index_dir, ignore_errors=True)
             with Index(index_dir, encoder=enc) as index:
@@ -74,7 +74,7 @@ def throughput(n_photos: int, n_large: int, batch: int) -> dict:
             assert rep.embedded == len(set(p.read_bytes() for p in paths)), rep.as_dict()
             return elapsed
 
-        def naive():
+        def naive(paths=paths):
             start = time.perf_counter()
             for p in paths:
                 img = Image.open(p).convert("RGB")
