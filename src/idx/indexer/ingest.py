@@ -179,7 +179,7 @@ class Ingest:
             walked_skips = {s.path for s in walk_skips}
             stale = [p for p in prev_skips if p not in entries and p not in walked_skips]
             self._forget_skips(stale)
-        self._ingest(todo, vanished)
+        self._ingest(todo, vanished, existing)
         self._sweep(vanished)
         self.report.seconds = time.perf_counter() - start
         self.progress(ProgressEvent("done", len(todo), len(todo)))
@@ -297,7 +297,9 @@ class Ingest:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    def _ingest(self, todo: list[scan.FileEntry], vanished: dict[str, _Row]) -> None:
+    def _ingest(
+        self, todo: list[scan.FileEntry], vanished: dict[str, _Row], existing_paths: dict[str, _Row]
+    ) -> None:
         if not todo:
             return
         known_rows = self._rows_by_sha()
@@ -305,7 +307,6 @@ class Ingest:
         vanished_by_sha: dict[str, list[_Row]] = {}
         for row in vanished.values():
             vanished_by_sha.setdefault(row.sha256, []).append(row)
-        existing_paths = self._rows_under(self.report.roots)
         batch: list[Prepared] = []
         waiting: list[Prepared] = []  # files whose content equals something in `batch`
         ops: list[tuple[str, Prepared | None, Any]] = []
