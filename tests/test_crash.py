@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from idx.indexer import synthetic
@@ -14,48 +13,47 @@ from idx.indexer.index import Index
 
 from .test_incremental import check_invariants
 
+CHILD = """
+import sys
+from idx import Index
+index_dir, images, model, checkpoint = sys.argv[1:5]
+with Index(index_dir, model=model, checkpoint=checkpoint) as index:
+    index.add([images], batch_size=2, progress=lambda e: print(e.phase, e.done, flush=True))
+"""
+
 
 def _spawn_add(index_dir: Path, images: Path, tiny_model: dict) -> subprocess.Popen:
     cmd = [
         sys.executable,
-        "-m",
-        "idx",
-        "--index",
+        "-c",
+        CHILD,
         str(index_dir),
-        "add",
         str(images),
-        "-q",
-        "--batch-size",
-        "2",
-        "--model",
         tiny_model["model"],
-        "--checkpoint",
         tiny_model["checkpoint"],
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
 
 
 def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model):
     images = tmp_path / "images"
-    synthetic.generate(images, per_category=30, size=64)
+    synthetic.generate(images, per_category=12, size=64)
     total = sum(1 for p in images.rglob("*") if p.suffix in (".jpg", ".png"))
-    # How long an uninterrupted run takes here, so kills land at known fractions of it.
-    start = time.perf_counter()
-    assert _spawn_add(tmp_path / "timing-index", images, tiny_model).wait() == 0
-    full = time.perf_counter() - start
     index_dir = tmp_path / "index"
     counts = []
-    for fraction in (0.6, 0.8, 0.95):
+    # Kill while files are being read and embedded: after the child has consumed this many of the
+    # files left to do (so each kill lands mid-run, at a different batch boundary or inside one).
+    for consumed in (1, 7, 20, 33):
         proc = _spawn_add(index_dir, images, tiny_model)
-        time.sleep(full * fraction)
-        if proc.poll() is not None:  # finished before the kill: nothing left to interrupt
-            break
+        for line in proc.stdout:
+            phase, done = line.split()
+            if phase == "embed" and int(done) >= consumed:
+                break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if not (index_dir / "catalog.duckdb").exists():
-            counts.append(0)
-            continue
         with Index(index_dir) as index:  # reopening replays DuckDB's log; FAISS is repaired
             counts.append(index.catalog.count_images())
             dupes = index.catalog.con.execute(
@@ -63,15 +61,15 @@ def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model):
             ).fetchall()[0][0]
             assert dupes == 0
             ids, _ = index.embeddings()
+            store = index.vectors
             faiss_ids = (
-                sorted(int(index.vectors.index.id_map.at(i)) for i in range(index.vectors.ntotal))
-                if index.vectors.index is not None
-                else []
+                []
+                if store.index is None
+                else [int(store.index.id_map.at(i)) for i in range(store.ntotal)]
             )
-            assert faiss_ids == sorted(ids.tolist())
-    assert any(0 < c < total for c in counts), (
-        f"no kill landed mid-run (counts {counts}, total {total})"
-    )
+            assert sorted(faiss_ids) == sorted(ids.tolist())
+    assert all(c < total for c in counts), f"a run finished before its kill (counts {counts})"
+    assert counts[-1] > 0, f"nothing was ever committed (counts {counts})"
     assert counts == sorted(counts), "committed images were lost after a kill"
     with Index(index_dir) as index:
         index.add([images])
