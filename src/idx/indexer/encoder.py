@@ -312,6 +312,12 @@ class Encoder:
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return feats.numpy().astype(np.float32, copy=False)
 
+    def encode_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
+        """Encode images already passed through `preprocess` (callers need no torch import)."""
+        import torch
+
+        return self.encode_images(torch.stack(list(tensors)))
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
