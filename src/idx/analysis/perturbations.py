@@ -86,9 +86,7 @@ def rng_for(name: str, seed: int, key: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, key, zlib.crc32(name.encode())])
 
 
-def apply(
-    name: str, image: Image.Image, severity: int, seed: int = 0, key: int = 0
-) -> Image.Image:
+def apply(name: str, image: Image.Image, severity: int, seed: int = 0, key: int = 0) -> Image.Image:
     """Perturb `image` (converted to RGB) at `severity`; deterministic for (seed, key)."""
     p = get_perturbation(name)
     if severity not in SEVERITIES:
@@ -131,7 +129,9 @@ SALT_AND_PEPPER = (0.03, 0.06, 0.09, 0.17, 0.27)
 
 def gaussian_noise(image: Image.Image, severity: int, rng: np.random.Generator) -> Image.Image:
     x = _unit(image)
-    return _image(x + rng.standard_normal(x.shape, dtype=np.float32) * _level(GAUSSIAN_NOISE, severity))
+    return _image(
+        x + rng.standard_normal(x.shape, dtype=np.float32) * _level(GAUSSIAN_NOISE, severity)
+    )
 
 
 def shot_noise(image: Image.Image, severity: int, rng: np.random.Generator) -> Image.Image:
