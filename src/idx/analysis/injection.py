@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 #: Kinds of injected image that are not a registered perturbation of a sampled image.
 SYNTHETIC_KINDS = ("pure_noise", "blank")
@@ -40,6 +38,8 @@ def purity(assignments: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def silhouette(vectors: np.ndarray, assignments: np.ndarray, seed: int) -> float | None:
+    from sklearn.metrics import silhouette_score  # scikit-learn takes seconds to import
+
     n_clusters = len(np.unique(assignments))
     if n_clusters < 2 or n_clusters >= len(vectors):
         return None
@@ -57,6 +57,8 @@ class InjectionComparison:
         self.random_state = random_state
 
     def _cluster(self, vectors: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import KMeans
+
         k = min(self.k, len(vectors))
         return KMeans(k, n_init=4, random_state=self.random_state).fit_predict(vectors)
 
@@ -64,6 +66,8 @@ class InjectionComparison:
         self, vectors: np.ndarray, injected: np.ndarray, labels: np.ndarray | None = None
     ) -> InjectionComparison:
         """vectors [n, d]; injected [n] bool; labels [n] label index (-1 none) or None."""
+        from sklearn.metrics import adjusted_rand_score
+
         injected = np.asarray(injected, dtype=bool)
         clean = ~injected
         if clean.sum() < 2 or not injected.any():

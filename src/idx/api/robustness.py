@@ -25,7 +25,6 @@ import numpy as np
 from idx import config
 from idx.analysis import perturbations as registry
 from idx.analysis import robustness as metrics
-from idx.analysis.robustness_plots import plot_class_heatmap, plot_curves, plot_examples
 from idx.api.robustness_inputs import load_clusters, load_labels, sample_ids
 from idx.errors import DecodeError, EmptyIndexError, UsageError
 from idx.indexer.decode import open_image
@@ -385,6 +384,9 @@ def _store(index: Index, report: RobustnessReport) -> None:
 
 
 def _draw(index: Index, report: RobustnessReport, examples: dict) -> dict[str, str]:
+    # matplotlib takes a second to import: only runs that draw pay for it
+    from idx.analysis.robustness_plots import plot_class_heatmap, plot_curves, plot_examples
+
     folder = index.dir / config.PLOTS_DIR / f"robustness-{report.run_id}"
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{report.model}, {report.sample_size} images"
