@@ -29,8 +29,8 @@ def run(*args: str):
         (["eject", "--id", "1", "--all"], "not both"),
     ],
 )
-def test_bad_arguments_exit_2_with_the_valid_values(indexed_copy, args, message):
-    result = run("--index", str(indexed_copy), "robustness", *args)
+def test_bad_arguments_exit_2_with_the_valid_values(args, message):
+    result = run("robustness", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and result.stdout == ""
 
