@@ -267,38 +267,22 @@ def rotation(image: Image.Image, severity: int, rng: np.random.Generator) -> Ima
     )
 
 
-_BUILTIN: tuple[tuple[str, PerturbFn, Sequence, str], ...] = (
-    ("gaussian_noise", gaussian_noise, GAUSSIAN_NOISE, "additive N(0, sigma) on [0,1] pixels"),
-    ("shot_noise", shot_noise, SHOT_NOISE, "Poisson(x * lambda) / lambda"),
-    ("salt_and_pepper", salt_and_pepper, SALT_AND_PEPPER, "share of channel values set 0 or 1"),
-    ("gaussian_blur", gaussian_blur, GAUSSIAN_BLUR, "sigma px at 224 px"),
-    ("motion_blur", motion_blur, MOTION_BLUR, "(length, sigma) px at 224 px, angle +-45 deg"),
-    ("jpeg", jpeg, JPEG_QUALITY, "JPEG quality"),
-    ("pixelate", pixelate, PIXELATE, "grid = side x c at 224 px"),
-    ("brightness", brightness, BRIGHTNESS, "HSV value + c"),
-    ("contrast", contrast, CONTRAST, "(x - mean) x c + mean"),
-    ("saturation", saturation, SATURATION, "HSV saturation x c"),
-    ("occlusion", occlusion, OCCLUSION_AREA, "grey area share, 4 square patches"),
-    ("crop_zoom", crop_zoom, CROP_KEEP, "side share kept, zoomed back"),
-    ("rotation", rotation, ROTATION_DEGREES, "degrees, random sign, black corners"),
+_C, _IDX = "ImageNet-C", "idx"
+_BUILTIN: tuple[tuple[str, PerturbFn, Sequence, str, str], ...] = (
+    ("gaussian_noise", gaussian_noise, GAUSSIAN_NOISE, "additive N(0, sigma) on [0,1] pixels", _C),
+    ("shot_noise", shot_noise, SHOT_NOISE, "Poisson(x * lambda) / lambda", _C),
+    ("salt_and_pepper", salt_and_pepper, SALT_AND_PEPPER, "share of channel values set 0 or 1", _C),
+    ("gaussian_blur", gaussian_blur, GAUSSIAN_BLUR, "sigma px at 224 px", _C),
+    ("motion_blur", motion_blur, MOTION_BLUR, "(length, sigma) px at 224 px, angle +-45 deg", _C),
+    ("jpeg", jpeg, JPEG_QUALITY, "JPEG quality", _C),
+    ("pixelate", pixelate, PIXELATE, "grid = side x c at 224 px", _C),
+    ("brightness", brightness, BRIGHTNESS, "HSV value + c", _C),
+    ("contrast", contrast, CONTRAST, "(x - mean) x c + mean", _C),
+    ("saturation", saturation, SATURATION, "HSV saturation x c", _IDX),
+    ("occlusion", occlusion, OCCLUSION_AREA, "grey area share, 4 square patches", _IDX),
+    ("crop_zoom", crop_zoom, CROP_KEEP, "side share kept, zoomed back", _IDX),
+    ("rotation", rotation, ROTATION_DEGREES, "degrees, random sign, black corners", _IDX),
 )
-_IMAGENET_C = {
-    "gaussian_noise",
-    "shot_noise",
-    "salt_and_pepper",
-    "gaussian_blur",
-    "motion_blur",
-    "jpeg",
-    "pixelate",
-    "brightness",
-    "contrast",
-}
 
-for _name, _fn, _levels, _description in _BUILTIN:
-    register_perturbation(
-        _name,
-        _fn,
-        levels=_levels,
-        description=_description,
-        origin="ImageNet-C" if _name in _IMAGENET_C else "idx",
-    )
+for _name, _fn, _levels, _description, _origin in _BUILTIN:
+    register_perturbation(_name, _fn, levels=_levels, description=_description, origin=_origin)

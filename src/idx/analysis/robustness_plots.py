@@ -90,7 +90,7 @@ def plot_examples(
     """A sheet: one row per perturbation, the clean image then each severity."""
     cols = 1 + len(severities)
     fig, axes = plt.subplots(
-        len(names), cols, figsize=(1.6 * cols, 1.6 * len(names) + 0.6), squeeze=False
+        len(names), cols, figsize=(max(1.6 * cols, 6.0), 1.6 * len(names) + 0.8), squeeze=False
     )
     for i, name in enumerate(names):
         for j, severity in enumerate([0, *severities]):
@@ -104,7 +104,7 @@ def plot_examples(
                 ax.set_title("clean" if severity == 0 else f"severity {severity}", fontsize=8)
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
-    fig.suptitle(f"Perturbations of one sampled image: {title}", fontsize=9)
+    fig.suptitle(f"Perturbations of one sampled image\n{title}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out)
 

@@ -1,8 +1,8 @@
 """`idx robustness`: perturb a seeded sample of indexed images in memory, re-embed, measure.
 
 Each sampled file is decoded once, exactly as `add` decodes it (so severity 0 is the stored
-vector), then every (perturbation, severity) is applied to the decoded picture and preprocessed in
-worker threads while the model encodes earlier batches. Clean vectors and all neighbour searches
+vector), and resized to the model's input size; then every (perturbation, severity) is applied to
+that picture and preprocessed in worker threads while the model encodes earlier batches. Clean vectors and all neighbour searches
 come from the index itself.
 """
 
@@ -172,7 +172,9 @@ class _Measurement:
     def _decode(self, item: tuple[int, str]) -> _Decoded | tuple[str, str]:
         image_id, path = item
         try:
-            clean = open_image(path, self.encoder.image_size).image
+            # decoded as `add` does, then at model resolution: corruptions act on what the model
+            # sees (as ImageNet-C's at 224 px), and pixel work is not spent on discarded detail
+            clean = self.encoder.resize_for_model(open_image(path, self.encoder.image_size).image)
         except DecodeError as exc:
             return path, str(exc)
         examples = {(CLEAN, 0): clean} if image_id == self.example_id else None
