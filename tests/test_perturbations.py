@@ -137,3 +137,15 @@ def test_brightness_keeps_hue_and_saturation_like_hsv():
     bright = hsv_in[..., 1] > 40  # hue is ill-defined for near-grey pixels
     hue_shift = np.abs(hsv_out[..., 0] - hsv_in[..., 0])[bright]
     assert np.percentile(np.minimum(hue_shift, 256 - hue_shift), 99) <= 3
+
+
+def test_severity_is_monotone_on_real_photos(shared_data):
+    photos = [
+        Image.open(p).convert("RGB") for p in sorted((shared_data / "images").glob("*.jpg"))[:3]
+    ]
+    for name in perturbations.perturbation_names():
+        distances = [
+            np.mean([_distance(im, perturbations.apply(name, im, s, seed=0)) for im in photos])
+            for s in perturbations.SEVERITIES
+        ]
+        assert all(hi > lo for lo, hi in zip(distances, distances[1:])), (name, distances)
