@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -25,7 +25,13 @@ import numpy as np
 from idx import config
 from idx.analysis import perturbations as registry
 from idx.analysis import robustness as metrics
-from idx.api.robustness_inputs import load_clusters, load_labels, sample_ids
+from idx.api.robustness_inputs import (
+    load_clusters,
+    load_labels,
+    parse_severities,
+    resolve_perturbations,
+    sample_ids,
+)
 from idx.errors import DecodeError, EmptyIndexError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
@@ -50,40 +56,6 @@ RESULT_COLUMNS = (
     "zero_shot_accuracy",
 )
 CLASS_COLUMNS = ("label_name", "perturbation", "severity", "n", "cos_mean", "knn_accuracy")
-
-
-def parse_severities(text: str) -> list[int]:
-    """'1:5' (a range), '1,3,5' (a list) or '3'; every level within 1..5."""
-    try:
-        if ":" in text:
-            lo, hi = (int(part) for part in text.split(":"))
-            levels = list(range(lo, hi + 1))
-        else:
-            levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        levels = []
-    if not levels or any(s not in registry.SEVERITIES for s in levels):
-        raise UsageError(
-            f"--severity {text!r} is not a level list; use a range like 1:5, a list like "
-            "1,3,5 or one level, each from 1 to 5"
-        )
-    return sorted(set(levels))
-
-
-def resolve_perturbations(names: Iterable[str]) -> list[str]:
-    """Canonical registry names ('all' = every registered one), unknown names refused."""
-    out: list[str] = []
-    for name in names:
-        name = name.strip()
-        chosen = (
-            registry.perturbation_names()
-            if name == "all"
-            else [registry.get_perturbation(name).name]
-        )
-        out += [n for n in chosen if n not in out]
-    if not out:
-        raise UsageError("--perturb needs at least one name; see `idx robustness list`")
-    return out
 
 
 @dataclass

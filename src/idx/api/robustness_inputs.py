@@ -1,4 +1,5 @@
-"""What a robustness measurement reads besides images: labels, cluster centres, the sample.
+"""What a robustness measurement reads besides images: its arguments, the sample, labels and
+cluster centres.
 
 Labels (tables `classes`, `labels`) and cluster runs (`cluster_runs`, `cluster_centers`) belong to
 other commands; when their tables are absent or empty the measurement says what is unavailable
@@ -7,15 +8,51 @@ and which command produces it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from idx.analysis import perturbations as registry
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.catalog import Catalog
 
 #: images.source of the files a user added (injected images are 'inject:<id>').
 FILES_SOURCE = "files"
+
+
+def parse_severities(text: str) -> list[int]:
+    """'1:5' (a range), '1,3,5' (a list) or '3'; every level within 1..5."""
+    try:
+        if ":" in text:
+            lo, hi = (int(part) for part in text.split(":"))
+            levels = list(range(lo, hi + 1))
+        else:
+            levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        levels = []
+    if not levels or any(s not in registry.SEVERITIES for s in levels):
+        raise UsageError(
+            f"--severity {text!r} is not a level list; use a range like 1:5, a list like "
+            "1,3,5 or one level, each from 1 to 5"
+        )
+    return sorted(set(levels))
+
+
+def resolve_perturbations(names: Iterable[str]) -> list[str]:
+    """Canonical registry names ('all' = every registered one), unknown names refused."""
+    out: list[str] = []
+    for name in names:
+        name = name.strip()
+        chosen = (
+            registry.perturbation_names()
+            if name == "all"
+            else [registry.get_perturbation(name).name]
+        )
+        out += [n for n in chosen if n not in out]
+    if not out:
+        raise UsageError("--perturb needs at least one name; see `idx robustness list`")
+    return out
 
 
 def has_tables(catalog: Catalog, *names: str) -> bool:

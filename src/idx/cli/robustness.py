@@ -8,12 +8,8 @@ import click
 
 from idx.analysis import perturbations as registry
 from idx.api import injection
-from idx.api.robustness import (
-    RESULT_COLUMNS,
-    measure,
-    parse_severities,
-    resolve_perturbations,
-)
+from idx.api.robustness import RESULT_COLUMNS, measure
+from idx.api.robustness_inputs import parse_severities, resolve_perturbations
 from idx.cli.common import json_option, model_options, open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
 from idx.cli.progress import ProgressBar
