@@ -5,8 +5,20 @@ with Index("photos.idx") as index:
     index.add(["~/photos"])
 """
 
+from idx.analysis.perturbations import register_perturbation
+from idx.api.injection import compare as compare_injection
+from idx.api.injection import eject, inject
+from idx.api.robustness import measure as measure_robustness
 from idx.errors import IdxError
 from idx.indexer.index import Index
 
-__all__ = ["Index", "IdxError"]
+__all__ = [
+    "Index",
+    "IdxError",
+    "compare_injection",
+    "eject",
+    "inject",
+    "measure_robustness",
+    "register_perturbation",
+]
 __version__ = "0.1.0"

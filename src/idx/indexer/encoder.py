@@ -319,6 +319,23 @@ class Encoder:
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return feats.numpy().astype(np.float32, copy=False)
 
+    def resize_for_model(self, image: Any) -> Any:
+        """The preprocessing's resize step alone (PIL in, PIL out): the picture at the size the
+        model sees it, before crop and normalisation. Preprocessing the result again gives the
+        same tensor as preprocessing `image` (PIL returns a same-size resize unchanged)."""
+        from torchvision.transforms import Resize
+
+        for step in getattr(self.preprocess, "transforms", ()):
+            if isinstance(step, Resize):
+                return step(image)
+        return image
+
+    def encode_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
+        """Encode images already passed through `preprocess` (callers need no torch import)."""
+        import torch
+
+        return self.encode_images(torch.stack(list(tensors)))
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 

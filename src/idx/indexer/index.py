@@ -183,8 +183,12 @@ class Index:
         workers: int | None = None,
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
+        source: str = "files",
     ) -> AddReport:
-        """Ingest folders incrementally; see idx.indexer.ingest for the rules."""
+        """Ingest folders incrementally; see idx.indexer.ingest for the rules.
+
+        `source` marks the rows (images.source), e.g. 'inject:3' for injected test images.
+        """
         self._require_writable("add")
         paths = [os.path.expanduser(os.fspath(p)) for p in paths]
         if not paths:
@@ -201,6 +205,7 @@ class Index:
             workers=workers,
             progress=progress,
             on_skip=on_skip,
+            source=source,
             exclude=[str(self.dir)],
         )
         try:
@@ -212,6 +217,20 @@ class Index:
             "last_add", json.dumps(report.as_dict() | {"skipped_files": len(report.skipped_files)})
         )
         return report
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Delete images (and rows referring to them) from the catalog and the FAISS file."""
+        self._require_writable("remove images")
+        ids = [int(i) for i in ids]
+        if not ids:
+            return 0
+        start_gen = self.catalog.generation()
+        with self.catalog.transaction():
+            self.catalog.delete_images(ids)
+            self.catalog.delete_orphan_embeddings()
+            self.catalog.bump_generation()
+        self._sync_vectors(start_gen, [], ids)
+        return len(ids)
 
     def embeddings(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`."""

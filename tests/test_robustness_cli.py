@@ -1,0 +1,87 @@
+"""`idx robustness` on the command line: exit codes, stdout vs stderr, stored rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from idx.analysis import perturbations
+from idx.api.robustness import RESULT_COLUMNS
+from idx.cli.main import cli
+from idx.indexer.index import Index
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--perturb", "fog"], "valid ones: gaussian_noise"),
+        (["--severity", "0:3"], "each from 1 to 5"),
+        (["inject", "--kind", "fog"], "valid kinds: gaussian_noise"),
+        (["inject", "--kind", "jpeg", "--fraction", "1.5"], "at most 1"),
+        (["eject", "--id", "1", "--all"], "not both"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_valid_values(args, message):
+    result = run("robustness", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_list_shows_every_registered_perturbation():
+    result = run("robustness", "list", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == perturbations.perturbation_names()
+    jpeg = next(r for r in rows if r["name"] == "jpeg")
+    assert (jpeg["s1"], jpeg["s5"], jpeg["origin"]) == ("25", "7", "ImageNet-C")
+
+
+def test_measurement_csv_and_json(indexed_copy):
+    base = ["--index", str(indexed_copy), "robustness", "--perturb", "noise,blur"]
+    result = run(*base, "--severity", "2", "--sample", "8", "--k", "3", "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    assert [(r["perturbation"], r["severity"]) for r in rows] == [
+        ("clean", "0"),
+        ("gaussian_noise", "2"),
+        ("gaussian_blur", "2"),
+    ]
+    assert "idx cluster --k K" in result.stderr and "UNTRAINED" in result.stderr
+    result = run(*base, "--severity", "1,5", "--sample", "4", "--no-plots", "--format", "json")
+    report = json.loads(result.stdout)
+    assert report["run_id"] == 2 and report["sample_size"] == 4 and len(report["results"]) == 5
+    with Index(indexed_copy, read_only=True) as index:
+        assert index.sql("SELECT count(*) FROM robustness_results")[1] == [(8,)]
+
+
+def test_table_output_names_the_run_and_plots(indexed_copy):
+    result = run(
+        "--index", str(indexed_copy), "robustness", "--perturb", "jpeg", "--severity", "3",
+        "--sample", "4", "--k", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "cos_mean" in result.stdout and "run 1: 4 images x 1 perturbations" in result.stdout
+    assert "curves: " in result.stdout
+
+
+def test_inject_compare_eject_round_trip(indexed_copy):
+    base = ["--index", str(indexed_copy), "robustness"]
+    result = run(*base, "inject", "--kind", "blank", "--fraction", "0.1", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["n_images"] == 5
+    result = run(*base, "compare", "--k", "3")
+    assert result.exit_code == 0, result.stderr
+    assert "silhouette" in result.stdout and "where the injected images land" in result.stdout
+    result = run(*base, "eject", "--json")
+    assert [r["removed"] for r in json.loads(result.stdout)] == [5]
+    result = run(*base, "eject")
+    assert result.exit_code == 1 and "nothing injected" in result.stderr
