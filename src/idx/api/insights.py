@@ -1,0 +1,344 @@
+"""`insights`: compare the index's embedding space with its labels and store what was found.
+
+Reads the positive labels (confidence > 0) of indexed images, their vectors, the latest (or a
+given) clustering run when the clustering tables exist, and the text encoder's embeddings of
+"a photo of a {display name}", runs `idx.analysis.insights.LabelInsights`, and writes
+insight_runs, class_insights, confused_pairs and suspect_labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from idx import config
+from idx.analysis.insights import LabelInsights
+from idx.errors import EmptyIndexError, NotFoundError, UsageError
+from idx.indexer.ingest import Progress, ProgressEvent
+
+if TYPE_CHECKING:
+    from idx.indexer.index import Index
+
+log = logging.getLogger(__name__)
+
+PROMPT = "a photo of a {}"
+CLASS_COLUMNS = (
+    "label_name",
+    "display_name",
+    "size",
+    "main_cluster",
+    "main_cluster_share",
+    "cluster_entropy",
+    "cohesion",
+    "nearest_class",
+    "separation_margin",
+    "silhouette",
+    "knn_accuracy",
+    "zero_shot_accuracy",
+)
+PAIR_COLUMNS = ("label_a", "label_b", "knn_confusions", "centroid_similarity")
+SUSPECT_COLUMNS = (
+    "image_id",
+    "path",
+    "label_name",
+    "predicted_label",
+    "vote_share",
+    "own_vote_share",
+)
+
+
+@dataclass
+class LabelledSet:
+    """The images with at least one positive label, as arrays."""
+
+    ids: np.ndarray  # image ids [n]
+    paths: list[str]
+    vectors: np.ndarray  # [n, d]
+    y: np.ndarray  # bool [n, C]
+    label_names: list[str]
+    display_names: list[str]
+
+
+@dataclass
+class InsightsResult:
+    run_id: int
+    cluster_run_id: int | None
+    metrics: dict[str, Any]
+    classes: list[tuple]  # rows in CLASS_COLUMNS order
+    pairs: list[tuple]  # rows in PAIR_COLUMNS order
+    suspects: list[tuple]  # rows in SUSPECT_COLUMNS order
+    plots: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "cluster_run_id": self.cluster_run_id,
+            "metrics": self.metrics,
+            "classes": [dict(zip(CLASS_COLUMNS, r)) for r in self.classes],
+            "confused_pairs": [dict(zip(PAIR_COLUMNS, r)) for r in self.pairs],
+            "suspect_labels": [dict(zip(SUSPECT_COLUMNS, r)) for r in self.suspects],
+            "plots": self.plots,
+            "notes": self.notes,
+        }
+
+
+def load_labelled(index: Index, sources: list[str] | None = None) -> LabelledSet:
+    """Positive labels of indexed images (optionally only from some sources) and their vectors."""
+    where = "l.confidence > 0"
+    params: list[Any] = []
+    if sources:
+        where += " AND l.source IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(sources))
+    _, rows = index.catalog.query(
+        "SELECT DISTINCT l.image_id, l.label_name FROM labels l JOIN images i ON i.id = l.image_id "
+        f"WHERE {where} ORDER BY 1, 2",
+        params,
+    )
+    if not rows:
+        hint = f" from source(s) {', '.join(sources)}" if sources else ""
+        raise EmptyIndexError(
+            f"index {index.dir} has no positive labels{hint}; import some with "
+            "`idx labels import --from-folders` or `idx labels import --labels FILE`"
+        )
+    names = sorted({r[1] for r in rows})
+    column = {name: j for j, name in enumerate(names)}
+    ids, vectors = index.embeddings(sorted({r[0] for r in rows}))
+    row_of = {int(i): k for k, i in enumerate(ids)}
+    y = np.zeros((len(ids), len(names)), dtype=bool)
+    for image_id, name in rows:
+        if image_id in row_of:
+            y[row_of[image_id], column[name]] = True
+    display = dict(index.catalog.query("SELECT label_name, display_name FROM classes")[1])
+    paths = dict(
+        index.catalog.query(
+            "SELECT id, path FROM images WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids.tolist()]
+        )[1]
+    )
+    return LabelledSet(
+        ids=ids,
+        paths=[paths[int(i)] for i in ids],
+        vectors=vectors,
+        y=y,
+        label_names=names,
+        display_names=[display.get(n) or n for n in names],
+    )
+
+
+def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
+    """The clustering run to compare with: `run`, else the newest; None when there is none."""
+    con = index.catalog.con
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_name IN ('cluster_runs', 'clusters')"
+        ).fetchall()
+    }
+    if tables != {"cluster_runs", "clusters"}:
+        if run is not None:
+            raise NotFoundError(
+                f"cluster run {run} does not exist: this index has no clustering runs; "
+                "make one with `idx cluster --k K`"
+            )
+        return None
+    if run is None:
+        return con.execute("SELECT max(id) FROM cluster_runs").fetchall()[0][0]
+    if not con.execute("SELECT 1 FROM cluster_runs WHERE id = ?", [run]).fetchall():
+        raise NotFoundError(
+            f"cluster run {run} does not exist; list runs with "
+            '`idx sql "SELECT id, k, method, created_at FROM cluster_runs"`'
+        )
+    return run
+
+
+def cluster_assignments(index: Index, run_id: int, ids: np.ndarray) -> np.ndarray:
+    """Cluster of each image in `ids` for a clustering run; -1 where the run did not cover it."""
+    found = dict(
+        index.catalog.query("SELECT image_id, cluster FROM clusters WHERE run_id = ?", [run_id])[1]
+    )
+    return np.array([found.get(int(i), -1) for i in ids], dtype=np.int64)
+
+
+def text_embeddings(index: Index, display_names: list[str]) -> np.ndarray:
+    """Unit text vectors of "a photo of a {name}" (folder names: underscores read as spaces)."""
+    prompts = [PROMPT.format(name.replace("_", " ")) for name in display_names]
+    return np.concatenate(
+        [index.encoder.encode_texts(prompts[i : i + 256]) for i in range(0, len(prompts), 256)]
+    )
+
+
+def insights(
+    index: Index,
+    *,
+    cluster_run: int | None = None,
+    k_nn: int = 10,
+    zero_shot: bool = True,
+    sources: list[str] | None = None,
+    suspect_vote_share: float = 0.6,
+    plots_dir: str | os.PathLike[str] | None = None,
+    plots: bool = True,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> InsightsResult:
+    """Measure how well the embedding space matches the labels; store and return the results."""
+    if k_nn < 1:
+        raise UsageError(f"--k-nn must be at least 1, not {k_nn}")
+    if not 0 < suspect_vote_share <= 1:
+        raise UsageError(f"suspect vote share must be in (0, 1], not {suspect_vote_share}")
+    index.require_images("analyse")
+    step = _stepper(progress)
+    step("load labels")
+    data = load_labelled(index, sources)
+    notes: list[str] = []
+    if len(data.ids) < 2:
+        raise EmptyIndexError("insights need at least 2 labelled images; import more labels")
+    if k_nn >= len(data.ids):
+        notes.append(
+            f"--k-nn {k_nn} lowered to {len(data.ids) - 1}: only {len(data.ids)} labelled images"
+        )
+    run_id = latest_cluster_run(index, cluster_run)
+    clusters = None
+    if run_id is None:
+        notes.append(
+            "cluster metrics unavailable: no clustering run in this index; run `idx cluster --k K` "
+            "and then `idx insights` again"
+        )
+    else:
+        clusters = cluster_assignments(index, run_id, data.ids)
+    texts = None
+    if zero_shot:
+        step("encode class prompts")
+        texts = text_embeddings(index, data.display_names)
+    ident = index.stored_identity()
+    if ident is not None and ident.untrained:
+        notes.append("the model has UNTRAINED random weights: these numbers say nothing about CLIP")
+    step("neighbours and metrics")
+    fitted = LabelInsights(
+        k_nn=k_nn, suspect_vote_share=suspect_vote_share, random_state=random_state
+    ).fit(data.vectors, data.y, clusters=clusters, text_embeddings=texts)
+    metrics = fitted.summary_ | {
+        "model": ident.describe() if ident else None,
+        "untrained": bool(ident and ident.untrained),
+        "sources": sources,
+        "cluster_run_id": run_id,
+        "prompt": PROMPT.format("{display_name}") if zero_shot else None,
+    }
+    result = _store(index, data, fitted, metrics, run_id, k_nn)
+    result.notes = notes
+    if plots:
+        step("plots")
+        from idx.api.insights_plots import draw_insights
+
+        out = Path(plots_dir) if plots_dir else index.dir / config.PLOTS_DIR
+        result.plots = draw_insights(data, fitted, result, out)
+    step("done")
+    return result
+
+
+def _stepper(progress: Progress | None):
+    phases = ("load labels", "encode class prompts", "neighbours and metrics", "plots", "done")
+
+    def step(phase: str) -> None:
+        log.info("insights: %s", phase)
+        if progress is not None:
+            progress(ProgressEvent(phase, phases.index(phase), len(phases) - 1))
+
+    return step
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _store(
+    index: Index,
+    data: LabelledSet,
+    fitted: LabelInsights,
+    metrics: dict[str, Any],
+    cluster_run_id: int | None,
+    k_nn: int,
+) -> InsightsResult:
+    names = data.label_names
+    per = fitted.classes_
+    present = np.nonzero(per["size"] > 0)[0]
+    classes = [
+        tuple(
+            _nan_to_none(v)
+            for v in (
+                names[c],
+                data.display_names[c],
+                per["size"][c],
+                per["main_cluster"][c] if per["main_cluster"][c] >= 0 else None,
+                per["main_cluster_share"][c],
+                per["cluster_entropy"][c],
+                per["cohesion"][c],
+                names[per["nearest_class"][c]] if len(present) > 1 else None,
+                per["separation_margin"][c],
+                per["silhouette"][c],
+                per["knn_accuracy"][c],
+                per["zero_shot_accuracy"][c],
+            )
+        )
+        for c in present
+    ]
+    pairs = [(names[a], names[b], n, _nan_to_none(sim)) for a, b, n, sim in fitted.pairs_]
+    suspects = [
+        (
+            int(data.ids[s.image]),
+            data.paths[s.image],
+            names[s.label],
+            names[s.predicted],
+            s.vote_share,
+            s.own_vote_share,
+        )
+        for s in fitted.suspects_
+    ]
+    con = index.catalog.con
+    with index.catalog.transaction():
+        run_id = con.execute(
+            "INSERT INTO insight_runs (cluster_run_id, k_nn, model, metrics) VALUES (?, ?, ?, ?) "
+            "RETURNING id",
+            [cluster_run_id, fitted.k_, metrics["model"], json.dumps(_jsonable(metrics))],
+        ).fetchall()[0][0]
+        _insert(con, "class_insights", ("run_id", *CLASS_COLUMNS), [(run_id, *r) for r in classes])
+        _insert(con, "confused_pairs", ("run_id", *PAIR_COLUMNS), [(run_id, *p) for p in pairs])
+        _insert(
+            con,
+            "suspect_labels",
+            ("run_id", *(c for c in SUSPECT_COLUMNS if c != "path")),
+            [(run_id, s[0], *s[2:]) for s in suspects],
+        )
+    return InsightsResult(run_id, cluster_run_id, metrics, classes, pairs, suspects)
+
+
+def _insert(con: Any, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Bulk insert through Arrow (executemany is one round trip per row in DuckDB)."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    batch = pa.table({c: [r[j] for r in rows] for j, c in enumerate(columns)})
+    con.register("_idx_rows", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _idx_rows")
+    finally:
+        con.unregister("_idx_rows")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return _nan_to_none(value)
