@@ -75,8 +75,10 @@ def vote(neighbors: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def predict(scores: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
     """Argmax per row; ties go to the larger class, then to the first one."""
-    rank = np.argsort(np.argsort(class_sizes, kind="stable"), kind="stable")
-    tie_break = rank / (2.0 * (len(class_sizes) + 1))  # < 0.5: never outweighs one vote
+    n = len(class_sizes)
+    rank = np.empty(n)
+    rank[np.lexsort((-np.arange(n), class_sizes))] = np.arange(n)  # larger size, then lower index
+    tie_break = rank / (2.0 * (n + 1))  # < 0.5: never outweighs one vote
     return np.argmax(scores + tie_break[None, :], axis=1)
 
 
@@ -104,7 +106,10 @@ def class_geometry(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     sums = yf.T @ x.astype(np.float64)  # [C, d]
     sq_norms = yf.T @ np.einsum("ij,ij->i", x, x).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cohesion = (np.einsum("ij,ij->i", sums, sums) - sq_norms) / (sizes * (sizes - 1))
+        pairs = sizes * (sizes - 1)
+        cohesion = np.where(
+            pairs > 0, (np.einsum("ij,ij->i", sums, sums) - sq_norms) / np.maximum(pairs, 1), np.nan
+        )
         cross = (sums @ sums.T) / np.outer(sizes, sizes)
         norms = np.linalg.norm(sums, axis=1)
         centroid_sim = (sums @ sums.T) / np.outer(norms, norms)

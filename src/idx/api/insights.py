@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from idx import config
-from idx.analysis.insights import LabelInsights
 from idx.errors import EmptyIndexError, NotFoundError, UsageError
 from idx.indexer.ingest import Progress, ProgressEvent
 
 if TYPE_CHECKING:
+    from idx.analysis.insights import LabelInsights
     from idx.indexer.index import Index
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,8 @@ def insights(
     if ident is not None and ident.untrained:
         notes.append("the model has UNTRAINED random weights: these numbers say nothing about CLIP")
     step("neighbours and metrics")
+    from idx.analysis.insights import LabelInsights  # scikit-learn: slow to import, load late
+
     fitted = LabelInsights(
         k_nn=k_nn, suspect_vote_share=suspect_vote_share, random_state=random_state
     ).fit(data.vectors, data.y, clusters=clusters, text_embeddings=texts)

@@ -1,0 +1,390 @@
+"""`idx labels import|list` and `idx insights`: dataset labels and how well CLIP matches them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from idx.api import insights as insights_api
+from idx.api import labels as labels_api
+from idx.cli.common import json_option, open_index, quiet_option
+from idx.cli.output import echo_json, format_option, render_rows, warn
+from idx.cli.progress import ProgressBar
+from idx.errors import UsageError
+
+if TYPE_CHECKING:
+    from idx.cli.demo import DemoRun
+
+_files = click.Path(exists=True, dir_okay=False)
+REPORT_COLUMNS = (
+    "kind",
+    "file",
+    "rows",
+    "imported",
+    "new",
+    "positives",
+    "negatives",
+    "duplicate_rows",
+    "unknown_image_rows",
+    "unknown_images",
+)
+
+
+@click.group()
+def labels():
+    """Dataset labels: import them (Open Images, CSV, folder names) and list them.
+
+    \b
+    Example:
+      idx labels import --classes class-descriptions-boxable.csv --labels image-labels.csv
+      idx labels list
+    """
+
+
+@labels.command("import")
+@click.option(
+    "--classes",
+    "class_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Class descriptions `LabelName,DisplayName`, with or without a header.",
+)
+@click.option(
+    "--labels",
+    "label_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Open Images image-level labels `ImageID,Source,LabelName,Confidence` "
+    "(Confidence 0 = verified absent: kept, never a positive).",
+)
+@click.option(
+    "--boxes",
+    "box_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Open Images box file; each row implies a positive label (source 'bbox').",
+)
+@click.option(
+    "--csv",
+    "csv_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Plain CSV `path_or_id,label` (header optional; paths relative to the CSV).",
+)
+@click.option(
+    "--from-folders",
+    is_flag=True,
+    help="Label each indexed image with its parent folder's name (ImageFolder layout).",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="With --from-folders: only images added from this folder (repeatable).",
+)
+@click.option(
+    "--id-from",
+    type=click.Choice(tuple(labels_api.ID_FROM)),
+    default="stem",
+    show_default=True,
+    help="Which part of an indexed file's path a label file's image id is.",
+)
+@click.option(
+    "--id-regex",
+    metavar="REGEX",
+    default=None,
+    help="Instead of --id-from: the first group of REGEX applied to the path.",
+)
+@click.option(
+    "--source",
+    default=None,
+    metavar="NAME",
+    help="Store the labels under this source instead of the file's own.",
+)
+@json_option
+@quiet_option
+@click.pass_context
+def import_(
+    ctx,
+    class_files,
+    label_files,
+    box_files,
+    csv_files,
+    from_folders,
+    roots,
+    id_from,
+    id_regex,
+    source,
+    as_json,
+    quiet,
+):
+    """Import labels for the indexed images; re-importing the same file changes nothing.
+
+    Only rows for indexed images are kept: rows for other images are counted and reported.
+    Millions of rows are read by DuckDB in one streaming pass.
+
+    \b
+    Example:
+      idx labels import --classes class-descriptions-boxable.csv --labels image-labels.csv
+      idx labels import --boxes bbox-annotations.csv --json
+      idx labels import --from-folders
+      idx labels import --csv labels.csv --id-from name
+    """
+    if not (class_files or label_files or box_files or csv_files or from_folders):
+        raise UsageError(
+            "nothing to import: give --classes, --labels, --boxes, --csv FILE or --from-folders"
+        )
+    if roots and not from_folders:
+        raise UsageError("--root only applies to --from-folders")
+    reports = []
+    with ProgressBar(quiet, unit="%") as bar, open_index(ctx) as index:
+        reports += [labels_api.import_classes(index, f, bar) for f in class_files]
+        for kind, files in (("labels", label_files), ("boxes", box_files), ("csv", csv_files)):
+            reports += [
+                labels_api.import_labels(
+                    index,
+                    f,
+                    kind=kind,
+                    id_from=id_from,
+                    id_regex=id_regex,
+                    source=source,
+                    progress=bar,
+                )
+                for f in files
+            ]
+        if from_folders:
+            reports.append(
+                labels_api.import_folders(index, list(roots) or None, source=source or "folder")
+            )
+    if as_json:
+        echo_json({"imports": [r.as_dict() for r in reports]})
+    else:
+        render_rows(
+            REPORT_COLUMNS, [[getattr(r, c) for c in REPORT_COLUMNS] for r in reports], "table"
+        )
+    for r in reports:
+        _warn_about(r, quiet)
+
+
+def _warn_about(r: labels_api.ImportReport, quiet: bool) -> None:
+    if quiet:
+        return
+    if r.unknown_image_rows:
+        warn(
+            f"{r.file}: {r.unknown_image_rows} rows for {r.unknown_images} images not in the "
+            "index were skipped (add the images with `idx add`, or check --id-from)"
+        )
+    if r.unknown_classes:
+        warn(
+            f"{r.file}: {r.unknown_classes} label names have no display name; import the class "
+            "descriptions with --classes FILE"
+        )
+    if r.ambiguous_ids:
+        warn(
+            f"{r.file}: {r.ambiguous_ids} ids match several indexed files; each file got the "
+            "label (use --id-from path or --id-regex to tell them apart)"
+        )
+    if r.blank_rows:
+        warn(f"{r.file}: {r.blank_rows} rows without an image id or label were skipped")
+    if r.unlabelled_images:
+        warn(
+            f"{r.unlabelled_images} images lie directly in an indexed folder, not in a class "
+            "subfolder, and got no folder label"
+        )
+
+
+@labels.command("list")
+@click.option(
+    "--all",
+    "include_empty",
+    is_flag=True,
+    help="Also classes with no labelled image (e.g. the rest of a class file).",
+)
+@format_option
+@click.pass_context
+def list_(ctx, include_empty, fmt):
+    """Show each class with how many indexed images carry it.
+
+    images = positives (confidence > 0); verified_absent = Confidence 0 rows.
+
+    \b
+    Example:
+      idx labels list
+      idx labels list --format csv > classes.csv
+    """
+    with open_index(ctx, read_only=True) as index:
+        columns, rows = labels_api.list_labels(index, include_empty=include_empty)
+    render_rows(columns, rows, fmt)
+
+
+@click.command()
+@click.option(
+    "--run",
+    "cluster_run",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Clustering run to compare with (default: the latest, if any).",
+)
+@click.option(
+    "--k-nn",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Neighbours that vote in the leave-one-out kNN label check.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Only labels from this source (repeatable; default: all).",
+)
+@click.option("--no-zero-shot", is_flag=True, help="Skip zero-shot classification.")
+@click.option("--no-plots", is_flag=True, help="Do not draw the PNG plots.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the plots (default: <index>/plots).",
+)
+@click.option(
+    "--show",
+    type=click.Choice(("all", "summary", "classes", "pairs", "suspects")),
+    default=None,
+    help="Which table to print (default: all for table, else classes).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Rows of pairs and suspect labels printed in the table view.",
+)
+@format_option
+@quiet_option
+@click.pass_context
+def insights(
+    ctx, cluster_run, k_nn, sources, no_zero_shot, no_plots, out_dir, show, limit, fmt, quiet
+):
+    """How well the embedding space matches the labels, class by class.
+
+    Whole set: purity, NMI, ARI, homogeneity / completeness / V-measure against the latest
+    clustering run; leave-one-out kNN accuracy; zero-shot accuracy ("a photo of a {label}").
+    Each with its random-label baseline. Per class: size, cluster spread, cohesion, nearest
+    class and margin, silhouette, kNN and zero-shot accuracy. Also the most confused pairs
+    and images whose label disagrees with a strong kNN vote. Stored in insight_runs,
+    class_insights, confused_pairs, suspect_labels; plots go to <index>/plots.
+
+    \b
+    Example:
+      idx insights
+      idx insights --run 2 --k-nn 20 --format json
+      idx insights --show suspects --format csv > suspects.csv
+    """
+    with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
+        result = insights_api.insights(
+            index,
+            cluster_run=cluster_run,
+            k_nn=k_nn,
+            zero_shot=not no_zero_shot,
+            sources=list(sources) or None,
+            plots=not no_plots,
+            plots_dir=out_dir,
+            progress=bar,
+        )
+    for note in result.notes:
+        warn(f"note: {note}")
+    if fmt == "json" and show is None:
+        echo_json(result.as_dict())
+        return
+    show = show or ("all" if fmt == "table" else "classes")
+    tables = _tables(result, limit if fmt == "table" else None)
+    for name in ("summary", "classes", "pairs", "suspects") if show == "all" else (show,):
+        title, columns, rows = tables[name]
+        if show == "all":
+            click.echo(f"\n{title}")
+        render_rows(columns, rows, fmt)
+    if fmt == "table" and show == "all":
+        for name, path in result.plots.items():
+            click.echo(f"plot {name}: {path}")
+
+
+def _tables(result: insights_api.InsightsResult, limit: int | None) -> dict:
+    m = result.metrics
+    display = {row[0]: row[1] for row in result.classes}
+    random_base = m["baselines"]["random_labels"]
+    majority = m["baselines"]["majority_class"]
+    names = (
+        "purity",
+        "nmi",
+        "ari",
+        "homogeneity",
+        "completeness",
+        "v_measure",
+        "knn_accuracy",
+        "zero_shot_accuracy",
+    )
+    summary = [(n, m.get(n), random_base.get(n), majority.get(n)) for n in names if n in m]
+    cluster = result.cluster_run_id if result.cluster_run_id is not None else "none"
+    head = (
+        f"insight run {result.run_id}: {m['n_images']} labelled images "
+        f"({m['n_multi_label']} multi-label), {m['n_classes']} classes, k={m['k_nn']}, "
+        f"cluster run {cluster}, model {m['model']}"
+    )
+    pairs = [(display.get(a, a), display.get(b, b), n, s) for a, b, n, s in result.pairs]
+    suspects = [
+        (i, p, display.get(lab, lab), display.get(pred, pred), share, own)
+        for i, p, lab, pred, share, own in result.suspects
+    ]
+    classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in result.classes]
+    return {
+        "summary": (head, ("metric", "value", "random_labels", "majority_class"), summary),
+        "classes": ("per class:", ("class", *insights_api.CLASS_COLUMNS[2:]), classes),
+        "pairs": (f"most confused pairs ({len(pairs)}):", insights_api.PAIR_COLUMNS, pairs[:limit]),
+        "suspects": (
+            f"suspect labels ({len(suspects)}; label disagrees with a strong kNN vote):",
+            insights_api.SUSPECT_COLUMNS,
+            suspects[:limit],
+        ),
+    }
+
+
+def step_labels(run: DemoRun) -> None:
+    """Demo: the generated images live in one folder per category, so folders are labels."""
+    with run.index() as index:
+        report = labels_api.import_folders(index)
+    run.summary["labels"] = report.as_dict()
+    run.next_commands.append(f"idx --index {run.index_dir} labels list")
+
+
+def step_insights(run: DemoRun) -> None:
+    """Demo: class-level insights against whatever clustering run exists."""
+    with run.index() as index:
+        result = insights_api.insights(index, plots_dir=run.out / "plots")
+    keys = ("knn_accuracy", "zero_shot_accuracy", "nmi", "purity")
+    run.summary["insights"] = {
+        "run_id": result.run_id,
+        **{k: result.metrics[k] for k in keys if k in result.metrics},
+        "random_labels": result.metrics["baselines"]["random_labels"],
+        "notes": result.notes,
+    }
+    run.summary.setdefault("outputs", {}).update(result.plots)
+    run.next_commands += [
+        f"idx --index {run.index_dir} insights --no-plots",
+        f'idx --index {run.index_dir} sql "SELECT display_name, knn_accuracy, nearest_class '
+        'FROM class_insights WHERE run_id = (SELECT max(id) FROM insight_runs) ORDER BY 2"',
+    ]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(labels)
+    cli.add_command(insights)
