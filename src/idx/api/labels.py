@@ -129,7 +129,7 @@ def import_labels(
     header = _first_row(file)
     con = index.catalog.con
     report = ImportReport(str(file), kind)
-    report.ambiguous_ids = _build_keys(con, id_from, id_regex, with_paths=kind == "csv")
+    _build_keys(con, id_from, id_regex, with_paths=kind == "csv")
     rows_sql = _rows_sql(file, kind, header, source)
     sql = f"""
         CREATE OR REPLACE TEMP TABLE _idx_import AS
@@ -139,6 +139,7 @@ def import_labels(
                count(*) AS n_rows,
                count(*) FILTER (WHERE r.key IS NULL OR r.label_name IS NULL) AS blank_rows,
                count(DISTINCT r.key) FILTER (WHERE k.image_ids IS NULL) AS unknown_images,
+               count(DISTINCT r.key) FILTER (WHERE len(k.image_ids) > 1) AS ambiguous,
                count(*) FILTER (WHERE {_BAD_CONFIDENCE}) AS bad,
                min(r.confidence) FILTER (WHERE {_BAD_CONFIDENCE}) AS bad_value
         FROM ({rows_sql}) r LEFT JOIN _idx_keys k ON r.key = k.key
@@ -148,9 +149,11 @@ def import_labels(
     try:
         totals = _one(
             con,
-            "SELECT n_rows, blank_rows, unknown_images, bad, bad_value FROM _idx_import WHERE total",
+            "SELECT n_rows, blank_rows, unknown_images, ambiguous, bad, bad_value "
+            "FROM _idx_import WHERE total",
         )
-        report.rows, report.blank_rows, report.unknown_images, bad, bad_value = totals
+        report.rows, report.blank_rows, report.unknown_images, report.ambiguous_ids = totals[:4]
+        bad, bad_value = totals[4:]
         if bad:
             raise UsageError(
                 f"{file}: {bad} rows have a Confidence that is not a number (e.g. {bad_value!r}); "
@@ -318,8 +321,8 @@ def _rows_sql(file: Path, kind: str, header: list[str], source: str | None) -> s
 
 def _build_keys(
     con: duckdb.DuckDBPyConnection, id_from: str, id_regex: str | None, with_paths: bool
-) -> int:
-    """Temp table _idx_keys(key, image_ids): label-file ids -> indexed images; returns ambiguous."""
+) -> None:
+    """Temp table _idx_keys(key, image_ids): label-file ids -> the indexed images they name."""
     if id_regex:
         try:
             con.execute("SELECT regexp_extract('', ?, 1)", [id_regex]).fetchall()
@@ -340,7 +343,6 @@ def _build_keys(
         f"WHERE key <> '' {paths}) GROUP BY key",
         params,
     )
-    return _one(con, "SELECT count(*) FROM _idx_keys WHERE len(image_ids) > 1")[0]
 
 
 def _store(index: Index, report: ImportReport, kind: str) -> None:
