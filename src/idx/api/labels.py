@@ -131,29 +131,26 @@ def import_labels(
     report = ImportReport(str(file), kind)
     _build_keys(con, id_from, id_regex, with_paths=kind == "csv")
     rows_sql = _rows_sql(file, kind, header, source)
+    # One pass over the file. Rows of indexed images are grouped per (image, label, source);
+    # rows of other images collapse to one group per unknown id, so they are counted exactly
+    # without being kept.
     sql = f"""
         CREATE OR REPLACE TEMP TABLE _idx_import AS
-        SELECT grouping(k.image_ids) = 1 AS total, k.image_ids, r.label_name, r.source,
+        SELECT k.kid,
+               CASE WHEN k.kid IS NOT NULL THEN r.label_name END AS label_name,
+               CASE WHEN k.kid IS NOT NULL THEN r.source END AS source,
+               CASE WHEN k.kid IS NULL THEN r.key END AS unknown_id,
                r.key IS NULL OR r.label_name IS NULL AS blank,
                max(TRY_CAST(r.confidence AS DOUBLE)) AS confidence,
                count(*) AS n_rows,
-               count(*) FILTER (WHERE r.key IS NULL OR r.label_name IS NULL) AS blank_rows,
-               count(DISTINCT r.key) FILTER (WHERE k.image_ids IS NULL) AS unknown_images,
-               count(DISTINCT r.key) FILTER (WHERE len(k.image_ids) > 1) AS ambiguous,
                count(*) FILTER (WHERE {_BAD_CONFIDENCE}) AS bad,
                min(r.confidence) FILTER (WHERE {_BAD_CONFIDENCE}) AS bad_value
         FROM ({rows_sql}) r LEFT JOIN _idx_keys k ON r.key = k.key
-        GROUP BY GROUPING SETS ((k.image_ids, r.label_name, r.source, blank), ())
+        GROUP BY ALL
     """
     _execute(con, sql, [str(file)], progress, f"read {file.name}", file)
     try:
-        totals = _one(
-            con,
-            "SELECT n_rows, blank_rows, unknown_images, ambiguous, bad, bad_value "
-            "FROM _idx_import WHERE total",
-        )
-        report.rows, report.blank_rows, report.unknown_images, report.ambiguous_ids = totals[:4]
-        bad, bad_value = totals[4:]
+        bad, bad_value = _one(con, "SELECT sum(bad), min(bad_value) FROM _idx_import WHERE bad > 0")
         if bad:
             raise UsageError(
                 f"{file}: {bad} rows have a Confidence that is not a number (e.g. {bad_value!r}); "
@@ -293,8 +290,8 @@ def _rows_sql(file: Path, kind: str, header: list[str], source: str | None) -> s
         has_header = header[1].strip().lower() in _CSV_HEADER_WORDS
         folder = _quote(str(file.parent).rstrip("/") + "/")
         key = (
-            "CASE WHEN contains(c0, '/') THEN 'p:' || CASE WHEN starts_with(c0, '/') THEN c0 "
-            f"ELSE {folder} || regexp_replace(c0, '^(\\./)+', '') END ELSE 'k:' || c0 END"
+            "CASE WHEN NOT contains(c0, '/') THEN c0 WHEN starts_with(c0, '/') THEN c0 "
+            f"ELSE {folder} || regexp_replace(c0, '^(\\./)+', '') END"
         )
         return (
             f"SELECT {key} AS key, c1 AS label_name, {_quote(source or 'csv')} AS source, "
@@ -314,7 +311,7 @@ def _rows_sql(file: Path, kind: str, header: list[str], source: str | None) -> s
     # A box row implies the object is there, whatever its Confidence column says.
     conf_sql = f"c{conf}" if conf is not None and kind == "labels" else "'1'"
     return (
-        f"SELECT 'k:' || c{image} AS key, c{label} AS label_name, {source_sql} AS source, "
+        f"SELECT c{image} AS key, c{label} AS label_name, {source_sql} AS source, "
         f"{conf_sql} AS confidence FROM {_read_csv_sql(len(header), True)}"
     )
 
@@ -336,31 +333,40 @@ def _build_keys(
         expr, params = ID_FROM[id_from], []
     else:
         raise UsageError(f"--id-from {id_from!r} is not one of {', '.join(ID_FROM)}")
-    paths = "UNION ALL SELECT 'p:' || path, id FROM images" if with_paths else ""
+    # Paths start with "/" and ids from a file name never contain one, so they share one column.
+    paths = "UNION SELECT path, id FROM images" if with_paths else ""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _idx_keys AS SELECT key, list(id ORDER BY id) AS image_ids "
-        f"FROM (SELECT 'k:' || key AS key, id FROM (SELECT {expr} AS key, id FROM images) "
-        f"WHERE key <> '' {paths}) GROUP BY key",
+        "CREATE OR REPLACE TEMP TABLE _idx_keys AS SELECT row_number() OVER () AS kid, key, "
+        "image_ids FROM (SELECT key, list(DISTINCT id ORDER BY id) AS image_ids FROM ("
+        f"SELECT * FROM (SELECT {expr} AS key, id FROM images) WHERE key <> '' {paths}) "
+        "GROUP BY key)",
         params,
     )
 
 
 def _store(index: Index, report: ImportReport, kind: str) -> None:
     con = index.catalog.con
+    (
+        report.rows,
+        report.blank_rows,
+        report.unknown_image_rows,
+        report.unknown_images,
+        report.duplicate_rows,
+        report.ambiguous_ids,
+    ) = _one(
+        con,
+        "SELECT coalesce(sum(n_rows), 0), coalesce(sum(n_rows) FILTER (WHERE blank), 0), "
+        "coalesce(sum(n_rows) FILTER (WHERE NOT blank AND kid IS NULL), 0), "
+        "count(DISTINCT unknown_id) FILTER (WHERE NOT blank), "
+        "coalesce(sum(n_rows - 1) FILTER (WHERE NOT blank AND kid IS NOT NULL), 0), "
+        "count(DISTINCT i.kid) FILTER (WHERE NOT blank AND len(k.image_ids) > 1) "
+        "FROM _idx_import i LEFT JOIN _idx_keys k USING (kid)",
+    )
     with index.catalog.transaction():
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _idx_new AS SELECT unnest(image_ids) AS image_id, "
-            "label_name, source, coalesce(confidence, 1.0) AS confidence, n_rows "
-            "FROM _idx_import WHERE NOT total AND NOT blank AND image_ids IS NOT NULL"
-        )
-        (
-            report.unknown_image_rows,
-            report.duplicate_rows,
-        ) = _one(
-            con,
-            "SELECT coalesce(sum(n_rows) FILTER (WHERE image_ids IS NULL), 0), "
-            "coalesce(sum(n_rows - 1) FILTER (WHERE image_ids IS NOT NULL), 0) "
-            "FROM _idx_import WHERE NOT total AND NOT blank",
+            "CREATE OR REPLACE TEMP TABLE _idx_new AS SELECT unnest(k.image_ids) AS image_id, "
+            "i.label_name, i.source, coalesce(i.confidence, 1.0) AS confidence "
+            "FROM _idx_import i JOIN _idx_keys k USING (kid) WHERE NOT i.blank"
         )
         report.imported, report.positives, report.negatives, report.new = _one(
             con,
