@@ -120,7 +120,7 @@ def test_insights_against_a_clustering_run(labelled, tiny_model, tmp_path):
             "INSERT INTO clusters VALUES (7, ?, ?, 0.0)",
             [(int(i), int(c)) for i, c in zip(ids, assignments)],
         )
-        result = insights_api.insights(index, zero_shot=False, plots=False)
+        result = insights_api.insights(index, zero_shot=False, plots_dir=tmp_path / "plots")
         with pytest.raises(NotFoundError, match="cluster run 99"):
             insights_api.insights(index, cluster_run=99, plots=False)
     m = result.metrics
@@ -136,6 +136,7 @@ def test_insights_against_a_clustering_run(labelled, tiny_model, tmp_path):
         assert row[3] == int(np.argmax(counts))
         assert row[4] == pytest.approx(counts.max() / counts.sum())
     assert "zero_shot_accuracy" not in m
+    assert Path(result.plots["label_cluster_heatmap"]).stat().st_size > 0
 
 
 def test_insights_cli_formats_and_errors(labelled, indexed_copy, tmp_path):

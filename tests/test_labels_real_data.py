@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import shutil
 
-import pytest
-
 from idx.api import insights as insights_api
 from idx.api import labels as labels_api
 from idx.indexer.index import Index

@@ -5,8 +5,18 @@ with Index("photos.idx") as index:
     index.add(["~/photos"])
 """
 
+from idx.api.insights import insights
+from idx.api.labels import import_classes, import_folders, import_labels, list_labels
 from idx.errors import IdxError
 from idx.indexer.index import Index
 
-__all__ = ["Index", "IdxError"]
+__all__ = [
+    "Index",
+    "IdxError",
+    "import_classes",
+    "import_folders",
+    "import_labels",
+    "insights",
+    "list_labels",
+]
 __version__ = "0.1.0"

@@ -345,7 +345,9 @@ def _tables(result: insights_api.InsightsResult, limit: int | None) -> dict:
         (i, p, display.get(lab, lab), display.get(pred, pred), share, own)
         for i, p, lab, pred, share, own in result.suspects
     ]
-    classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in result.classes]
+    # Best-separated classes first (kNN accuracy), the ones CLIP confuses at the bottom.
+    ranked = sorted(result.classes, key=lambda r: (-(r[10] if r[10] is not None else -1), r[1]))
+    classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in ranked]
     return {
         "summary": (head, ("metric", "value", "random_labels", "majority_class"), summary),
         "classes": ("per class:", ("class", *insights_api.CLASS_COLUMNS[2:]), classes),
@@ -363,6 +365,7 @@ def step_labels(run: DemoRun) -> None:
     with run.index() as index:
         report = labels_api.import_folders(index)
     run.summary["labels"] = report.as_dict()
+    warn(f"demo: labelled {report.imported} images with their folder names")
     run.next_commands.append(f"idx --index {run.index_dir} labels list")
 
 
@@ -377,7 +380,15 @@ def step_insights(run: DemoRun) -> None:
         "random_labels": result.metrics["baselines"]["random_labels"],
         "notes": result.notes,
     }
-    run.summary.setdefault("outputs", {}).update(result.plots)
+    run.summary.setdefault("outputs", {}).update(
+        {f"insights {name.replace('_', ' ')}": path for name, path in result.plots.items()}
+    )
+    m = result.metrics
+    warn(
+        f"demo: insights on {m['n_images']} labelled images in {m['n_classes']} classes: kNN "
+        f"accuracy {m['knn_accuracy']:.2f} (random labels "
+        f"{m['baselines']['random_labels']['knn_accuracy']:.2f})"
+    )
     run.next_commands += [
         f"idx --index {run.index_dir} insights --no-plots",
         f'idx --index {run.index_dir} sql "SELECT display_name, knn_accuracy, nearest_class '
