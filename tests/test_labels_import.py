@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -105,6 +106,10 @@ def test_box_rows_imply_positive_image_labels(indexed_copy, tmp_path):
             ("sunsets_000", "/m/sea", "bbox", 1.0),
             ("sunsets_001", "/m/sun", "bbox", 1.0),
         }
+        packed = tmp_path / "boxes.csv.gz"
+        packed.write_bytes(gzip.compress(f.read_bytes()))
+        again = labels_api.import_labels(index, packed, kind="boxes")
+        assert (again.rows, again.imported, again.new) == (5, 3, 0)
 
 
 def test_plain_csv_with_relative_paths_and_header(indexed_copy, synthetic_set):
