@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from idx import config
-from idx.errors import EmptyIndexError, NotFoundError, UsageError
+from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
 from idx.indexer.ingest import Progress, ProgressEvent
 
 if TYPE_CHECKING:
@@ -215,7 +215,10 @@ def insights(
     texts = None
     if zero_shot:
         step("encode class prompts")
-        texts = text_embeddings(index, data.display_names)
+        try:
+            texts = text_embeddings(index, data.display_names)
+        except ModelLoadError as exc:
+            notes.append(f"zero-shot accuracy unavailable: {exc}")
     ident = index.stored_identity()
     if ident is not None and ident.untrained:
         notes.append("the model has UNTRAINED random weights: these numbers say nothing about CLIP")

@@ -62,9 +62,9 @@ def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     # One line per command family; each module defines `register(cli)`.
-    from idx.cli import demo, ingest, labels
+    from idx.cli import demo, ingest, insights, labels
 
-    for module in (ingest, labels, demo):
+    for module in (ingest, labels, insights, demo):
         module.register(cli)
 
 
