@@ -121,6 +121,12 @@ def test_insights_against_a_clustering_run(labelled, tiny_model, tmp_path):
             [(int(i), int(c)) for i, c in zip(ids, assignments)],
         )
         result = insights_api.insights(index, zero_shot=False, plots_dir=tmp_path / "plots")
+        # The example query, verbatim: labels by cluster of the latest run.
+        _, by_cluster = index.sql(
+            "SELECT l.display_name, c.cluster, count(*) FROM labels l JOIN clusters c "
+            "USING (image_id) WHERE c.run_id = (SELECT max(id) FROM cluster_runs) "
+            "GROUP BY ALL ORDER BY 1, 3 DESC"
+        )
         with pytest.raises(NotFoundError, match="cluster run 99"):
             insights_api.insights(index, cluster_run=99, plots=False)
     m = result.metrics
@@ -136,6 +142,8 @@ def test_insights_against_a_clustering_run(labelled, tiny_model, tmp_path):
         assert row[3] == int(np.argmax(counts))
         assert row[4] == pytest.approx(counts.max() / counts.sum())
     assert "zero_shot_accuracy" not in m
+    expected = Counter((names[t], int(a)) for t, a in zip(truth, assignments))
+    assert {(name, cl): n for name, cl, n in by_cluster} == expected
     assert Path(result.plots["label_cluster_heatmap"]).stat().st_size > 0
 
 

@@ -79,6 +79,9 @@ def test_open_images_labels_negatives_duplicates_and_unknown_images(indexed_copy
         again = labels_api.import_labels(index, f)
         assert (again.imported, again.new) == (5, 0)
         assert index.sql("SELECT count(*) FROM labels")[1] == [(5,)]
+        labels_api.import_classes(index, _write(tmp_path / "c.csv", ["/m/red,Red thing"]))
+        _, names = index.sql("SELECT DISTINCT label_name, display_name FROM labels ORDER BY 1")
+        assert names == [("/m/blue", "/m/blue"), ("/m/red", "Red thing")]
         columns, rows = labels_api.list_labels(index)
     listed = {r[0]: dict(zip(columns, r)) for r in rows}
     assert (listed["/m/red"]["images"], listed["/m/red"]["verified_absent"]) == (2, 0)

@@ -95,6 +95,7 @@ def import_classes(
             "INSERT INTO classes SELECT label_name, display_name FROM _idx_classes "
             "ON CONFLICT (label_name) DO UPDATE SET display_name = excluded.display_name"
         )
+        _sync_display_names(con)
         con.execute("DROP TABLE _idx_classes")
     report.seconds = time.perf_counter() - start
     return report
@@ -209,6 +210,7 @@ def import_folders(
             [source],
         )
         _add_plain_classes(con, "SELECT label_name FROM _idx_import WHERE labelled")
+        _sync_display_names(con)
         con.execute("DROP TABLE _idx_import")
     report.seconds = time.perf_counter() - start
     return report
@@ -281,12 +283,26 @@ def _store(index: Index, report: ImportReport, kind: str) -> None:
         )
         if kind == "csv":
             _add_plain_classes(con, "SELECT label_name FROM _idx_new")
+        _sync_display_names(con)
         report.unknown_classes = one(
             con,
             "SELECT count(DISTINCT label_name) FROM _idx_new WHERE label_name NOT IN "
             "(SELECT label_name FROM classes)",
         )[0]
         con.execute("DROP TABLE _idx_new")
+
+
+def _sync_display_names(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep labels.display_name equal to the class's display name (else its label_name)."""
+    con.execute(
+        "UPDATE labels SET display_name = coalesce(c.display_name, labels.label_name) "
+        "FROM classes c WHERE c.label_name = labels.label_name "
+        "AND labels.display_name IS DISTINCT FROM coalesce(c.display_name, labels.label_name)"
+    )
+    con.execute(
+        "UPDATE labels SET display_name = label_name WHERE display_name IS NULL "
+        "AND label_name NOT IN (SELECT label_name FROM classes)"
+    )
 
 
 def _add_plain_classes(con: duckdb.DuckDBPyConnection, names_sql: str) -> None:

@@ -10,6 +10,8 @@ CREATE TABLE labels (
     label_name  VARCHAR NOT NULL,
     source      VARCHAR NOT NULL,
     confidence  FLOAT NOT NULL,
+    -- copy of classes.display_name (label_name when the class has none), for plain SQL
+    display_name VARCHAR,
     imported_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
     PRIMARY KEY (image_id, label_name, source)
 );
