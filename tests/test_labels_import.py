@@ -156,8 +156,13 @@ def test_from_folders_labels_every_image_and_is_idempotent(indexed_copy, tmp_pat
         assert {(s.rsplit("_", 1)[0], lab) for s, lab, _, _ in _labels(index, "folder")} == {
             (lab, lab) for _, lab, _, _ in _labels(index, "folder")
         }
-        other = labels_api.import_folders(index, [tmp_path / "elsewhere"])
-        assert other.rows == 0
+        with pytest.raises(NotFoundError, match="no indexed images under"):
+            labels_api.import_folders(index, [tmp_path / "elsewhere"])
+        # A class folder given as the dataset folder: its images sit directly in it, no label.
+        one_class = Path(index.sql("SELECT min(path) FROM images")[1][0][0]).parent
+        part = labels_api.import_folders(index, [one_class])
+        assert (part.rows, part.imported, part.unlabelled_images) == (6, 0, 6)
+        assert index.sql("SELECT count(*) FROM labels")[1] == [(len(stems) - 6,)]
 
 
 def test_bad_files_are_refused_and_nothing_is_stored(indexed_copy, tmp_path):

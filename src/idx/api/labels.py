@@ -167,24 +167,35 @@ def import_folders(
 ) -> ImportReport:
     """Label every indexed image with the name of its parent folder (ImageFolder layout).
 
-    Images directly in an indexed root folder get no label (the root's name is not a class).
-    Re-importing replaces this source's labels, so a file moved to another folder changes label.
+    `roots`: only images under these folders (default: every indexed folder). Images directly in
+    such a folder get no label (the dataset folder's own name is not a class). Re-importing
+    replaces this source's labels, so a file moved to another folder changes label.
     """
     start = time.perf_counter()
     index.require_images("label")
     con = index.catalog.con
-    where, params = "", []
-    if roots:
-        where = "WHERE rtrim(root, '/') IN (SELECT unnest(?::VARCHAR[]))"
-        params = [[os.path.abspath(os.fspath(r)).rstrip("/") for r in roots]]
-    report = ImportReport(",".join(map(str, roots or [])) or "(all roots)", "folders")
+    folders = [os.path.abspath(os.fspath(r)).rstrip("/") for r in roots or []]
+    # Each image's dataset folder: the given folder it lies under, else the root it was added from.
+    base = (
+        "(SELECT max(f) FROM unnest(?::VARCHAR[]) t(f) WHERE starts_with(path, f || '/'))"
+        if folders
+        else "rtrim(root, '/')"
+    )
+    report = ImportReport(",".join(folders) or "(all indexed folders)", "folders")
     with index.catalog.transaction():
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _idx_import AS SELECT id AS image_id, "
-            "parse_filename(parse_dirpath(path)) AS label_name, "
-            f"parse_dirpath(path) <> rtrim(root, '/') AS labelled FROM images {where}",
-            params,
+            "CREATE OR REPLACE TEMP TABLE _idx_import AS SELECT image_id, label_name, "
+            "parent <> base AS labelled FROM (SELECT id AS image_id, parse_dirpath(path) AS "
+            f"parent, parse_filename(parse_dirpath(path)) AS label_name, {base} AS base "
+            "FROM images) WHERE base IS NOT NULL",
+            [folders] if folders else [],
         )
+        if folders and not one(con, "SELECT count(*) FROM _idx_import")[0]:
+            _, indexed = index.catalog.query("SELECT DISTINCT root FROM images ORDER BY 1")
+            raise NotFoundError(
+                f"no indexed images under {', '.join(folders)}; indexed folders: "
+                f"{', '.join(r[0] for r in indexed)}"
+            )
         report.rows, report.imported, report.unlabelled_images = one(
             con,
             "SELECT count(*), count(*) FILTER (WHERE labelled), "

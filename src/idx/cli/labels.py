@@ -87,7 +87,7 @@ def labels():
     multiple=True,
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="With --from-folders: only images added from this folder (repeatable).",
+    help="With --from-folders: only images under DIR, whose subfolders are the classes (repeatable).",
 )
 @click.option(
     "--id-from",
