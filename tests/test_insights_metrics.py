@@ -71,6 +71,18 @@ def test_knn_votes_and_multilabel_hits_by_hand():
     pred = ins.predict(votes, y.sum(axis=0))
     np.testing.assert_array_equal(pred[:4], [2, 0, 0, 1])
     np.testing.assert_array_equal(ins.hits(pred, y)[:4], [False, False, True, True])
+    batched, top = ins.knn_predict(neighbors, y, y.sum(axis=0), batch_size=4)
+    np.testing.assert_array_equal(batched, pred)
+    np.testing.assert_array_equal(top, votes[np.arange(6), pred])
+
+
+def test_zero_shot_predict_is_the_most_similar_text_in_any_batch_size():
+    x = _unit(np.random.default_rng(11).normal(size=(50, 8)))
+    texts = _unit(np.random.default_rng(12).normal(size=(5, 8)))
+    expected = np.argmax(x @ texts.T, axis=1)
+    sizes = np.ones(5)
+    np.testing.assert_array_equal(ins.zero_shot_predict(x, texts, sizes, batch_size=7), expected)
+    np.testing.assert_array_equal(ins.zero_shot_predict(x, texts, sizes), expected)
 
 
 def test_ties_go_to_the_larger_class():

@@ -47,15 +47,24 @@ def cluster_label_scores(clusters: np.ndarray, labels: np.ndarray) -> dict[str, 
     }
 
 
-def nearest_neighbors(x: np.ndarray, k: int, batch_size: int = 2048) -> np.ndarray:
+#: Floats held by one batch of a [batch, n] or [batch, C] matrix (about 128 MB of float32).
+BATCH_CELLS = 2**25
+
+
+def _rows_per_batch(width: int, batch_size: int | None) -> int:
+    return batch_size or max(16, BATCH_CELLS // max(width, 1))
+
+
+def nearest_neighbors(x: np.ndarray, k: int, batch_size: int | None = None) -> np.ndarray:
     """Indices [n, k] of each row's k most cosine-similar other rows (leave-one-out), best first.
 
-    Exact and batched: memory is batch_size x n floats, time n^2 d (fine up to ~100k images).
+    Exact and batched (memory: batch_size x n floats; time: n^2 d, fine up to ~100k images).
     Deterministic: among equally similar rows that all make the cut, the lower index comes first.
     """
     n = len(x)
     k = min(k, n - 1)
     out = np.empty((n, k), dtype=np.int64)
+    batch_size = _rows_per_batch(n, batch_size)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         sims = x[start:stop] @ x.T
@@ -70,16 +79,50 @@ def nearest_neighbors(x: np.ndarray, k: int, batch_size: int = 2048) -> np.ndarr
 
 def vote(neighbors: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Votes [n, C]: how many of each image's neighbours carry each label."""
-    return y[neighbors].sum(axis=1, dtype=np.int64)
+    votes = np.zeros((len(neighbors), y.shape[1]), dtype=np.int64)
+    for column in neighbors.T:  # one neighbour rank at a time: memory n x C, not n x k x C
+        votes += y[column]
+    return votes
+
+
+def knn_predict(
+    neighbors: np.ndarray, y: np.ndarray, class_sizes: np.ndarray, batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most-voted label of each image and its number of votes, computed in batches of rows."""
+    n = len(neighbors)
+    pred = np.empty(n, dtype=np.int64)
+    top = np.empty(n, dtype=np.int64)
+    batch_size = _rows_per_batch(y.shape[1], batch_size)
+    for start in range(0, n, batch_size):
+        votes = vote(neighbors[start : start + batch_size], y)
+        pred[start : start + batch_size] = predict(votes, class_sizes)
+        top[start : start + batch_size] = votes[
+            np.arange(len(votes)), pred[start : start + batch_size]
+        ]
+    return pred, top
 
 
 def predict(scores: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
     """Argmax per row; ties go to the larger class, then to the first one."""
     n = len(class_sizes)
     rank = np.empty(n)
-    rank[np.lexsort((-np.arange(n), class_sizes))] = np.arange(n)  # larger size, then lower index
-    tie_break = rank / (2.0 * (n + 1))  # < 0.5: never outweighs one vote
-    return np.argmax(scores + tie_break[None, :], axis=1)
+    rank[np.lexsort((-np.arange(n), class_sizes))] = np.arange(1, n + 1)  # larger, then first
+    tied = scores == scores.max(axis=1, keepdims=True)
+    return np.argmax(np.where(tied, rank[None, :], 0), axis=1)
+
+
+def zero_shot_predict(
+    x: np.ndarray,
+    text_embeddings: np.ndarray,
+    class_sizes: np.ndarray,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """The class whose text embedding is most cosine-similar to each image, in batches of rows."""
+    texts = np.asarray(text_embeddings, dtype=np.float32).T
+    batch_size = _rows_per_batch(texts.shape[1], batch_size)
+    return np.concatenate(
+        [predict(x[i : i + batch_size] @ texts, class_sizes) for i in range(0, len(x), batch_size)]
+    )
 
 
 def hits(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -221,15 +264,14 @@ class LabelInsights:
         k = self.neighbors_.shape[1]
         self.k_ = k
 
-        votes = vote(self.neighbors_, y)
-        self.knn_pred_ = predict(votes, sizes)
+        self.knn_pred_, top_votes = knn_predict(self.neighbors_, y, sizes)
         knn_hit = hits(self.knn_pred_, y)
         summary: dict = {"n_images": n, "n_classes": int((sizes > 0).sum()), "k_nn": k}
         summary["n_multi_label"] = int((y.sum(axis=1) > 1).sum())
         summary["knn_accuracy"] = float(knn_hit.mean())
         random_base: dict[str, float] = {
             "knn_accuracy": permutation_baseline(
-                y, perms, lambda yp: hits(predict(vote(self.neighbors_, yp), sizes), yp).mean()
+                y, perms, lambda yp: hits(knn_predict(self.neighbors_, yp, sizes)[0], yp).mean()
             )
         }
         majority = int(np.argmax(sizes))
@@ -238,7 +280,7 @@ class LabelInsights:
         self.zero_shot_pred_ = None
         zs_hit = np.full(n, np.nan)
         if text_embeddings is not None:
-            self.zero_shot_pred_ = predict(x @ np.asarray(text_embeddings, np.float32).T, sizes)
+            self.zero_shot_pred_ = zero_shot_predict(x, text_embeddings, sizes)
             zs_hit = hits(self.zero_shot_pred_, y)
             summary["zero_shot_accuracy"] = float(zs_hit.mean())
             random_base["zero_shot_accuracy"] = permutation_baseline(
@@ -290,7 +332,7 @@ class LabelInsights:
             "zero_shot_accuracy": per_class_mean(zs_hit, y),
         }
         self.pairs_ = self._pairs()
-        self.suspects_ = self._suspects(y, votes, knn_hit)
+        self.suspects_ = self._suspects(y, top_votes, knn_hit)
         return self
 
     def _confusion(self, y: np.ndarray, knn_hit: np.ndarray) -> np.ndarray:
@@ -322,15 +364,16 @@ class LabelInsights:
             if keep[i]
         ]
 
-    def _suspects(self, y: np.ndarray, votes: np.ndarray, knn_hit: np.ndarray) -> list[Suspect]:
+    def _suspects(self, y: np.ndarray, top_votes: np.ndarray, knn_hit: np.ndarray) -> list[Suspect]:
         """Images whose label disagrees with a strong kNN vote, strongest disagreement first."""
-        share = votes / float(self.k_)
-        pred_share = share[np.arange(len(y)), self.knn_pred_]
+        pred_share = top_votes / float(self.k_)
+        rows = np.nonzero(~knn_hit & (pred_share >= self.suspect_vote_share))[0]
+        share = vote(self.neighbors_[rows], y) / float(self.k_)
         found = [
             Suspect(
-                int(i), int(c), int(self.knn_pred_[i]), float(pred_share[i]), float(share[i, c])
+                int(i), int(c), int(self.knn_pred_[i]), float(pred_share[i]), float(share[r, c])
             )
-            for i in np.nonzero(~knn_hit & (pred_share >= self.suspect_vote_share))[0]
+            for r, i in enumerate(rows)
             for c in np.nonzero(y[i])[0]
         ]
         return sorted(found, key=lambda s: (-s.vote_share, s.own_vote_share, s.image, s.label))
