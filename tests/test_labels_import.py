@@ -76,8 +76,14 @@ def test_open_images_labels_negatives_duplicates_and_unknown_images(indexed_copy
             ("red_circles_001", "/m/red", "machine", 0.7),
             ("blue_squares_000", "/m/blue", "verification", 1.0),
         }
-        again = labels_api.import_labels(index, f)
+        events = []
+        again = labels_api.import_labels(index, f, progress=events.append)
         assert (again.imported, again.new) == (5, 0)
+        assert (events[-1].phase, events[-1].done, events[-1].total) == (
+            "read image-labels.csv",
+            100,
+            100,
+        )
         assert index.sql("SELECT count(*) FROM labels")[1] == [(5,)]
         labels_api.import_classes(index, _write(tmp_path / "c.csv", ["/m/red,Red thing"]))
         _, names = index.sql("SELECT DISTINCT label_name, display_name FROM labels ORDER BY 1")
