@@ -91,6 +91,9 @@ def test_insights_agree_with_an_independent_computation(labelled, tiny_model, tm
         assert row["silhouette"] == pytest.approx(silhouette[truth == c].mean(), abs=1e-5)
 
     with Index(labelled, read_only=True) as index:
+        stored_run = insights_api.load_insights(index)
+        with pytest.raises(NotFoundError, match="insight run 42"):
+            insights_api.load_insights(index, 42)
         _, runs = index.sql("SELECT id, cluster_run_id, k_nn, metrics FROM insight_runs")
         _, stored = index.sql(
             "SELECT label_name, size, knn_accuracy FROM class_insights ORDER BY 1"
@@ -100,6 +103,15 @@ def test_insights_agree_with_an_independent_computation(labelled, tiny_model, tm
     assert json.loads(runs[0][3])["knn_accuracy"] == pytest.approx(m["knn_accuracy"])
     assert stored == [(r[0], r[2], pytest.approx(r[10])) for r in sorted(result.classes)]
     assert suspects == [(len(result.suspects),)]
+    assert stored_run.run_id == result.run_id and stored_run.metrics == json.loads(runs[0][3])
+    assert stored_run.classes == [
+        tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+        for row in sorted(result.classes)
+    ]
+    assert stored_run.suspects == [
+        tuple(pytest.approx(v) if isinstance(v, float) else v for v in row)
+        for row in result.suspects
+    ]
     for path in result.plots.values():
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"class_bars", "knn_confusion"} <= set(result.plots)

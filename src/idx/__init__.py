@@ -5,7 +5,7 @@ with Index("photos.idx") as index:
     index.add(["~/photos"])
 """
 
-from idx.api.insights import insights
+from idx.api.insights import insights, load_insights
 from idx.api.labels import import_classes, import_folders, import_labels, list_labels
 from idx.errors import IdxError
 from idx.indexer.index import Index
@@ -18,5 +18,6 @@ __all__ = [
     "import_labels",
     "insights",
     "list_labels",
+    "load_insights",
 ]
 __version__ = "0.1.0"

@@ -247,6 +247,47 @@ def insights(
     return result
 
 
+def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
+    """A stored insight run (default: the latest) as computed, without recomputing anything."""
+    con = index.catalog.con
+    if run_id is None:
+        run_id = con.execute("SELECT max(id) FROM insight_runs").fetchall()[0][0]
+        if run_id is None:
+            raise NotFoundError(
+                f"index {index.dir} has no insight runs; make one with `idx insights`"
+            )
+    found = con.execute(
+        "SELECT cluster_run_id, metrics FROM insight_runs WHERE id = ?", [run_id]
+    ).fetchall()
+    if not found:
+        raise NotFoundError(
+            f"insight run {run_id} does not exist; list runs with "
+            '`idx sql "SELECT id, cluster_run_id, k_nn, created_at FROM insight_runs"`'
+        )
+    rows = {
+        table: index.catalog.query(f"SELECT {', '.join(columns)} FROM {table} {where}", [run_id])[1]
+        for table, columns, where in (
+            ("class_insights", CLASS_COLUMNS, "WHERE run_id = ? ORDER BY label_name"),
+            (
+                "confused_pairs",
+                PAIR_COLUMNS,
+                "WHERE run_id = ? ORDER BY knn_confusions DESC, centroid_similarity DESC",
+            ),
+            (
+                "suspect_labels s JOIN images i ON i.id = s.image_id",
+                [f"s.{c}" if c != "path" else "i.path" for c in SUSPECT_COLUMNS],
+                "WHERE s.run_id = ? ORDER BY vote_share DESC, own_vote_share, image_id, label_name",
+            ),
+        )
+    }
+    return InsightsResult(
+        run_id,
+        found[0][0],
+        json.loads(found[0][1]),
+        *rows.values(),
+    )
+
+
 def _stepper(progress: Progress | None):
     phases = ("load labels", "encode class prompts", "neighbours and metrics", "plots", "done")
 
