@@ -54,7 +54,7 @@ class ImportReport:
     unknown_classes: int = 0  # label names without a `classes` row (no display name)
     ambiguous_ids: int = 0  # ids that match more than one indexed file (each gets the label)
     blank_rows: int = 0
-    unlabelled_images: int = 0  # folders: images directly in an indexed root folder
+    unlabelled_images: int = 0  # folders: images directly in the dataset folder, not a class one
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,7 +127,6 @@ def import_labels(
     header = first_row(file)
     con = index.catalog.con
     report = ImportReport(str(file), kind)
-    build_keys(con, id_from, id_regex, with_paths=kind == "csv")
     rows = rows_sql(file, kind, header, source)
     # One pass over the file. Rows of indexed images are grouped per (image, label, source);
     # rows of other images collapse to one group per unknown id, so they are counted exactly
@@ -146,8 +145,9 @@ def import_labels(
         FROM ({rows}) r LEFT JOIN _idx_keys k ON r.key = k.key
         GROUP BY ALL
     """
-    execute(con, sql, [str(file)], progress, f"read {file.name}", file)
     try:
+        build_keys(con, id_from, id_regex, with_paths=kind == "csv")
+        execute(con, sql, [str(file)], progress, f"read {file.name}", file)
         bad, bad_value = one(con, "SELECT sum(bad), min(bad_value) FROM _idx_import WHERE bad > 0")
         if bad:
             raise UsageError(
