@@ -96,25 +96,37 @@ def load_labelled(index: Index, sources: list[str] | None = None) -> LabelledSet
     if sources:
         where += " AND l.source IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(sources))
-    _, rows = index.catalog.query(
-        "SELECT DISTINCT l.image_id, l.label_name FROM labels l JOIN images i ON i.id = l.image_id "
-        f"WHERE {where} ORDER BY 1, 2",
+    con = index.catalog.con
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _idx_positive AS SELECT DISTINCT l.image_id, l.label_name "
+        f"FROM labels l JOIN images i ON i.id = l.image_id WHERE {where}",
         params,
     )
-    if not rows:
+    try:
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT label_name FROM _idx_positive ORDER BY 1"
+            ).fetchall()
+        ]
+        # Label columns are numbered in SQL so millions of label rows never become Python tuples.
+        pairs = con.sql(
+            "SELECT image_id, dense_rank() OVER (ORDER BY label_name) - 1 AS col FROM _idx_positive"
+        ).to_arrow_table()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _idx_positive")
+    if not names:
         hint = f" from source(s) {', '.join(sources)}" if sources else ""
         raise EmptyIndexError(
             f"index {index.dir} has no positive labels{hint}; import some with "
             "`idx labels import --from-folders` or `idx labels import --labels FILE`"
         )
-    names = sorted({r[1] for r in rows})
-    column = {name: j for j, name in enumerate(names)}
-    ids, vectors = index.embeddings(sorted({r[0] for r in rows}))
-    row_of = {int(i): k for k, i in enumerate(ids)}
+    image_ids = pairs.column("image_id").to_numpy()
+    ids, vectors = index.embeddings(np.unique(image_ids).tolist())
+    rows = np.searchsorted(ids, image_ids)
+    embedded = (rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == image_ids)
     y = np.zeros((len(ids), len(names)), dtype=bool)
-    for image_id, name in rows:
-        if image_id in row_of:
-            y[row_of[image_id], column[name]] = True
+    y[rows[embedded], pairs.column("col").to_numpy()[embedded]] = True
     display = dict(index.catalog.query("SELECT label_name, display_name FROM classes")[1])
     paths = dict(
         index.catalog.query(
