@@ -171,11 +171,18 @@ def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
 
 
 def cluster_assignments(index: Index, run_id: int, ids: np.ndarray) -> np.ndarray:
-    """Cluster of each image in `ids` for a clustering run; -1 where the run did not cover it."""
-    found = dict(
-        index.catalog.query("SELECT image_id, cluster FROM clusters WHERE run_id = ?", [run_id])[1]
-    )
-    return np.array([found.get(int(i), -1) for i in ids], dtype=np.int64)
+    """Cluster of each image in `ids` (sorted) for a clustering run; -1 where the run has none."""
+    table = index.catalog.con.sql(
+        "SELECT image_id, cluster FROM clusters WHERE run_id = ? ORDER BY image_id",
+        params=[run_id],
+    ).to_arrow_table()
+    found = table.column("image_id").to_numpy()
+    out = np.full(len(ids), -1, dtype=np.int64)
+    if len(found):
+        at = np.minimum(np.searchsorted(found, ids), len(found) - 1)
+        hit = found[at] == ids
+        out[hit] = table.column("cluster").to_numpy()[at[hit]]
+    return out
 
 
 def text_embeddings(index: Index, display_names: list[str]) -> np.ndarray:
