@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
+from idx.api import insight_runs
 from idx.api import insights as insights_api
 from idx.api import labels as labels_api
 from idx.cli.main import cli
@@ -78,7 +79,7 @@ def test_insights_agree_with_an_independent_computation(labelled, tiny_model, tm
     assert m["n_images"] == n and m["n_classes"] == len(names) and m["k_nn"] == 5
     assert m["knn_accuracy"] == pytest.approx(np.mean(predicted == truth))
     assert m["zero_shot_accuracy"] == pytest.approx(np.mean(zero_shot == truth))
-    by_name = {r[0]: dict(zip(insights_api.CLASS_COLUMNS, r)) for r in result.classes}
+    by_name = {r[0]: dict(zip(insight_runs.CLASS_COLUMNS, r)) for r in result.classes}
     for c, name in enumerate(names):
         members = x[truth == c]
         sims = members @ members.T
@@ -91,9 +92,9 @@ def test_insights_agree_with_an_independent_computation(labelled, tiny_model, tm
         assert row["silhouette"] == pytest.approx(silhouette[truth == c].mean(), abs=1e-5)
 
     with Index(labelled, read_only=True) as index:
-        stored_run = insights_api.load_insights(index)
+        stored_run = insight_runs.load_insights(index)
         with pytest.raises(NotFoundError, match="insight run 42"):
-            insights_api.load_insights(index, 42)
+            insight_runs.load_insights(index, 42)
         _, runs = index.sql("SELECT id, cluster_run_id, k_nn, metrics FROM insight_runs")
         _, stored = index.sql(
             "SELECT label_name, size, knn_accuracy FROM class_insights ORDER BY 1"
@@ -171,7 +172,7 @@ def test_insights_cli_formats_and_errors(labelled, indexed_copy, tmp_path):
     assert "idx cluster --k" in res.stderr
     res = runner.invoke(cli, [*base, "--show", "suspects", "--format", "csv"])
     assert res.exit_code == 0
-    assert res.stdout.splitlines()[0] == ",".join(insights_api.SUSPECT_COLUMNS)
+    assert res.stdout.splitlines()[0] == ",".join(insight_runs.SUSPECT_COLUMNS)
     res = runner.invoke(cli, [*base])
     assert res.exit_code == 0 and "knn_accuracy" in res.stdout and "random_labels" in res.stdout
     res = runner.invoke(cli, [*base, "--run", "3"])

@@ -5,7 +5,8 @@ with Index("photos.idx") as index:
     index.add(["~/photos"])
 """
 
-from idx.api.insights import insights, load_insights
+from idx.api.insight_runs import load_insights
+from idx.api.insights import insights
 from idx.api.labels import import_classes, import_folders, import_labels, list_labels
 from idx.errors import IdxError
 from idx.indexer.index import Index

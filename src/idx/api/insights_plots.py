@@ -14,7 +14,8 @@ from idx.indexer.decode import open_image
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
-    from idx.api.insights import InsightsResult, LabelledSet
+    from idx.api.insight_runs import InsightsResult
+    from idx.api.insights import LabelledSet
 
 log = logging.getLogger(__name__)
 

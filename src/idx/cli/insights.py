@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from idx.api import insight_runs
 from idx.api import insights as insights_api
 from idx.cli.common import open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
@@ -109,7 +110,7 @@ def insights(
             click.echo(f"plot {name}: {path}")
 
 
-def _tables(result: insights_api.InsightsResult, limit: int | None) -> dict:
+def _tables(result: insight_runs.InsightsResult, limit: int | None) -> dict:
     m = result.metrics
     display = {row[0]: row[1] for row in result.classes}
     random_base = m["baselines"]["random_labels"]
@@ -141,11 +142,11 @@ def _tables(result: insights_api.InsightsResult, limit: int | None) -> dict:
     classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in ranked]
     return {
         "summary": (head, ("metric", "value", "random_labels", "majority_class"), summary),
-        "classes": ("per class:", ("class", *insights_api.CLASS_COLUMNS[2:]), classes),
-        "pairs": (f"most confused pairs ({len(pairs)}):", insights_api.PAIR_COLUMNS, pairs[:limit]),
+        "classes": ("per class:", ("class", *insight_runs.CLASS_COLUMNS[2:]), classes),
+        "pairs": (f"most confused pairs ({len(pairs)}):", insight_runs.PAIR_COLUMNS, pairs[:limit]),
         "suspects": (
             f"suspect labels ({len(suspects)}; label disagrees with a strong kNN vote):",
-            insights_api.SUSPECT_COLUMNS,
+            insight_runs.SUSPECT_COLUMNS,
             suspects[:limit],
         ),
     }
