@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from idx import config
+from idx.cli import insights, labels
 from idx.cli.common import json_option
 from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
@@ -81,7 +82,12 @@ def step_add(run: DemoRun) -> None:
 
 
 #: The pipeline, in order. Each feature appends its step (a function taking the DemoRun).
-STEPS: list[Callable[[DemoRun], None]] = [step_add, step_robustness]
+STEPS: list[Callable[[DemoRun], None]] = [
+    step_add,
+    labels.step_labels,
+    insights.step_insights,  # after clustering: insights compare with it
+    step_robustness,
+]
 
 
 @click.command()

@@ -1,0 +1,379 @@
+"""Category-level insights: how well an embedding space matches dataset labels, class by class.
+
+Inputs are arrays: unit vectors X [n, d], a boolean label matrix Y [n, C] (an image may carry
+several positive labels), optionally cluster assignments [n] (-1 = not clustered) and text
+embeddings [C, d] for zero-shot classification.
+
+Multi-label rule (the README says the same):
+- kNN: each neighbour votes for every positive label it carries; the image's prediction is the
+  label with the most votes (ties: the more frequent class, then the first). A prediction is
+  correct when it is any of the image's positive labels. Zero-shot is scored the same way.
+- Per-class numbers count an image once for each of its positive labels.
+- Single-label metrics (purity, NMI, ARI, homogeneity, completeness, V-measure, silhouette) use
+  only the images with exactly one positive label; how many were left out is reported.
+
+Every headline number has a baseline: the same computation with the label rows randomly
+permuted across images (seeded, averaged over `n_permutations`), i.e. what chance scores with
+the same class sizes. Accuracies also get the majority-class baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+CLUSTER_METRICS = ("purity", "nmi", "ari", "homogeneity", "completeness", "v_measure")
+
+
+def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
+    """Share of images whose cluster's majority label is their own label."""
+    table = skm.cluster.contingency_matrix(labels, clusters)
+    return float(table.max(axis=0).sum() / table.sum())
+
+
+def cluster_label_scores(clusters: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Purity, NMI, ARI, homogeneity, completeness and V-measure of clusters against labels."""
+    h, c, v = skm.homogeneity_completeness_v_measure(labels, clusters)
+    return {
+        "purity": purity(clusters, labels),
+        "nmi": float(skm.normalized_mutual_info_score(labels, clusters)),
+        "ari": float(skm.adjusted_rand_score(labels, clusters)),
+        "homogeneity": float(h),
+        "completeness": float(c),
+        "v_measure": float(v),
+    }
+
+
+#: Floats held by one batch of a [batch, n] or [batch, C] matrix (about 128 MB of float32).
+BATCH_CELLS = 2**25
+
+
+def _rows_per_batch(width: int, batch_size: int | None) -> int:
+    return batch_size or max(16, BATCH_CELLS // max(width, 1))
+
+
+def nearest_neighbors(x: np.ndarray, k: int, batch_size: int | None = None) -> np.ndarray:
+    """Indices [n, k] of each row's k most cosine-similar other rows (leave-one-out), best first.
+
+    Exact and batched (memory: batch_size x n floats; time: n^2 d, fine up to ~100k images).
+    Deterministic: among equally similar rows that all make the cut, the lower index comes first.
+    """
+    n = len(x)
+    k = min(k, n - 1)
+    out = np.empty((n, k), dtype=np.int64)
+    batch_size = _rows_per_batch(n, batch_size)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        sims = x[start:stop] @ x.T
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sims)
+        part = part[:, :k]
+        rows = np.arange(stop - start)[:, None]
+        order = np.lexsort((part, -sims[rows, part]), axis=1)
+        out[start:stop] = part[rows, order]
+    return out
+
+
+def vote(neighbors: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Votes [n, C]: how many of each image's neighbours carry each label."""
+    votes = np.zeros((len(neighbors), y.shape[1]), dtype=np.int64)
+    for column in neighbors.T:  # one neighbour rank at a time: memory n x C, not n x k x C
+        votes += y[column]
+    return votes
+
+
+def knn_predict(
+    neighbors: np.ndarray, y: np.ndarray, class_sizes: np.ndarray, batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most-voted label of each image and its number of votes, computed in batches of rows."""
+    n = len(neighbors)
+    pred = np.empty(n, dtype=np.int64)
+    top = np.empty(n, dtype=np.int64)
+    batch_size = _rows_per_batch(y.shape[1], batch_size)
+    for start in range(0, n, batch_size):
+        votes = vote(neighbors[start : start + batch_size], y)
+        pred[start : start + batch_size] = predict(votes, class_sizes)
+        top[start : start + batch_size] = votes[
+            np.arange(len(votes)), pred[start : start + batch_size]
+        ]
+    return pred, top
+
+
+def predict(scores: np.ndarray, class_sizes: np.ndarray) -> np.ndarray:
+    """Argmax per row; ties go to the larger class, then to the first one."""
+    n = len(class_sizes)
+    rank = np.empty(n)
+    rank[np.lexsort((-np.arange(n), class_sizes))] = np.arange(1, n + 1)  # larger, then first
+    tied = scores == scores.max(axis=1, keepdims=True)
+    return np.argmax(np.where(tied, rank[None, :], 0), axis=1)
+
+
+def zero_shot_predict(
+    x: np.ndarray,
+    text_embeddings: np.ndarray,
+    class_sizes: np.ndarray,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """The class whose text embedding is most cosine-similar to each image, in batches of rows."""
+    texts = np.asarray(text_embeddings, dtype=np.float32).T
+    batch_size = _rows_per_batch(texts.shape[1], batch_size)
+    return np.concatenate(
+        [predict(x[i : i + batch_size] @ texts, class_sizes) for i in range(0, len(x), batch_size)]
+    )
+
+
+def hits(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each prediction is one of the image's positive labels."""
+    return y[np.arange(len(pred)), pred]
+
+
+def per_class_mean(values: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean of a per-image value over each class's images (an image counts for each label)."""
+    sizes = y.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (y.T.astype(np.float64) @ values.astype(np.float64)) / sizes
+
+
+def class_geometry(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Cohesion, centroid similarity, nearest class and separation margin, per class.
+
+    cohesion[c] = mean cosine between two different images of c; cross[a, b] = mean cosine
+    between an image of a and one of b; margin[c] = cohesion[c] - cross[c, nearest[c]], where
+    nearest[c] is the other class whose centroid is most cosine-similar to c's.
+    """
+    yf = y.astype(np.float64)
+    sizes = yf.sum(axis=0)
+    sums = yf.T @ x.astype(np.float64)  # [C, d]
+    sq_norms = yf.T @ np.einsum("ij,ij->i", x, x).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pairs = sizes * (sizes - 1)
+        cohesion = np.where(
+            pairs > 0, (np.einsum("ij,ij->i", sums, sums) - sq_norms) / np.maximum(pairs, 1), np.nan
+        )
+        cross = (sums @ sums.T) / np.outer(sizes, sizes)
+        norms = np.linalg.norm(sums, axis=1)
+        centroid_sim = (sums @ sums.T) / np.outer(norms, norms)
+    masked = np.where(
+        np.eye(len(sizes), dtype=bool), -np.inf, np.nan_to_num(centroid_sim, nan=-np.inf)
+    )
+    nearest = np.argmax(masked, axis=1) if len(sizes) > 1 else np.zeros(len(sizes), np.int64)
+    margin = cohesion - cross[np.arange(len(sizes)), nearest]
+    if len(sizes) < 2:
+        margin = np.full(len(sizes), np.nan)
+    return {
+        "cohesion": cohesion,
+        "centroid_similarity": centroid_sim,
+        "nearest": nearest,
+        "margin": margin,
+    }
+
+
+def cluster_spread(clusters: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Label x cluster counts [C, K] and per class: main cluster, its share, entropy in bits."""
+    ids = np.unique(clusters)
+    onehot = (clusters[:, None] == ids[None, :]).astype(np.int64)
+    table = y.T.astype(np.int64) @ onehot
+    totals = table.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = table / totals
+        logs = np.where(share > 0, np.log2(np.where(share > 0, share, 1)), 0.0)
+    entropy = -(share * logs).sum(axis=1)
+    main = table.argmax(axis=1)
+    empty = totals[:, 0] == 0
+    return table, {
+        "cluster_ids": ids,
+        "main_cluster": np.where(empty, -1, ids[main]),
+        "main_cluster_share": np.where(empty, np.nan, share[np.arange(len(main)), main]),
+        "cluster_entropy": np.where(empty, np.nan, entropy),
+    }
+
+
+def silhouette_by_class(x: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Mean cosine silhouette per class over single-label images (NaN when undefined)."""
+    out = np.full(n_classes, np.nan)
+    if len(np.unique(labels)) < 2 or len(labels) < 3:
+        return out
+    samples = skm.silhouette_samples(x, labels, metric="cosine")
+    for c in np.unique(labels):
+        out[c] = samples[labels == c].mean()
+    return out
+
+
+def permutation_baseline(
+    y: np.ndarray, perms: list[np.ndarray], score: Callable[[np.ndarray], float]
+) -> float:
+    """Mean score with the label rows shuffled across images: chance at the same class sizes."""
+    if not perms:
+        return float("nan")
+    return float(np.mean([score(y[p]) for p in perms]))
+
+
+@dataclass
+class Suspect:
+    image: int  # row in X
+    label: int  # the image's label its neighbours disagree with
+    predicted: int
+    vote_share: float
+    own_vote_share: float
+
+
+class LabelInsights:
+    """How well an embedding space matches labels; scikit-learn style (`fit` returns self).
+
+    >>> ins = LabelInsights(k_nn=10).fit(x, y, clusters=assignments)   # doctest: +SKIP
+    >>> ins.summary_["knn_accuracy"], ins.summary_["baselines"]["random_labels"]["knn_accuracy"]
+    """
+
+    def __init__(
+        self,
+        k_nn: int = 10,
+        suspect_vote_share: float = 0.6,
+        n_permutations: int = 5,
+        n_top_pairs: int = 20,
+        random_state: int | None = 0,
+    ):
+        self.k_nn = k_nn
+        self.suspect_vote_share = suspect_vote_share
+        self.n_permutations = n_permutations
+        self.n_top_pairs = n_top_pairs
+        self.random_state = random_state
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        clusters: np.ndarray | None = None,
+        text_embeddings: np.ndarray | None = None,
+        neighbors: np.ndarray | None = None,
+    ) -> LabelInsights:
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=bool)
+        if x.ndim != 2 or y.shape != (len(x), y.shape[1]) or len(x) < 2:
+            raise ValueError("need x [n>=2, d] and y [n, C] with the same n")
+        n, n_classes = y.shape
+        rng = np.random.default_rng(self.random_state)
+        perms = [rng.permutation(n) for _ in range(self.n_permutations)]
+        sizes = y.sum(axis=0)
+        self.sizes_ = sizes
+        self.neighbors_ = (
+            nearest_neighbors(x, self.k_nn) if neighbors is None else np.asarray(neighbors)
+        )
+        k = self.neighbors_.shape[1]
+        self.k_ = k
+
+        self.knn_pred_, top_votes = knn_predict(self.neighbors_, y, sizes)
+        knn_hit = hits(self.knn_pred_, y)
+        summary: dict = {"n_images": n, "n_classes": int((sizes > 0).sum()), "k_nn": k}
+        summary["n_multi_label"] = int((y.sum(axis=1) > 1).sum())
+        summary["knn_accuracy"] = float(knn_hit.mean())
+        random_base: dict[str, float] = {
+            "knn_accuracy": permutation_baseline(
+                y, perms, lambda yp: hits(knn_predict(self.neighbors_, yp, sizes)[0], yp).mean()
+            )
+        }
+        majority = int(np.argmax(sizes))
+        majority_base = {"knn_accuracy": float(y[:, majority].mean())}
+
+        self.zero_shot_pred_ = None
+        zs_hit = np.full(n, np.nan)
+        if text_embeddings is not None:
+            self.zero_shot_pred_ = zero_shot_predict(x, text_embeddings, sizes)
+            zs_hit = hits(self.zero_shot_pred_, y)
+            summary["zero_shot_accuracy"] = float(zs_hit.mean())
+            random_base["zero_shot_accuracy"] = permutation_baseline(
+                y, perms, lambda yp: hits(self.zero_shot_pred_, yp).mean()
+            )
+            majority_base["zero_shot_accuracy"] = majority_base["knn_accuracy"]
+
+        single = y.sum(axis=1) == 1
+        primary = np.argmax(y, axis=1)
+        summary["n_single_label"] = int(single.sum())
+        self.cluster_table_ = None
+        self.cluster_ids_ = None
+        spread: dict[str, np.ndarray] = {}
+        if clusters is not None:
+            clusters = np.asarray(clusters)
+            clustered = clusters >= 0
+            use = single & clustered
+            summary["n_clustered"] = int(use.sum())
+            if use.sum() >= 2:
+                assigned, truth = clusters[use], primary[use]
+                summary.update(cluster_label_scores(assigned, truth))
+                shuffled = [
+                    cluster_label_scores(assigned, rng.permutation(truth))
+                    for _ in range(self.n_permutations)
+                ]
+                for name in CLUSTER_METRICS:
+                    random_base[name] = (
+                        float(np.mean([s[name] for s in shuffled])) if shuffled else float("nan")
+                    )
+            self.cluster_table_, spread = cluster_spread(clusters[clustered], y[clustered])
+            self.cluster_ids_ = spread["cluster_ids"]
+
+        summary["baselines"] = {"random_labels": random_base, "majority_class": majority_base}
+        self.summary_ = summary
+
+        geometry = class_geometry(x, y)
+        self.centroid_similarity_ = geometry["centroid_similarity"]
+        self.confusion_ = self._confusion(y, knn_hit)
+        self.classes_ = {
+            "size": sizes,
+            "main_cluster": spread.get("main_cluster", np.full(n_classes, -1)),
+            "main_cluster_share": spread.get("main_cluster_share", np.full(n_classes, np.nan)),
+            "cluster_entropy": spread.get("cluster_entropy", np.full(n_classes, np.nan)),
+            "cohesion": geometry["cohesion"],
+            "nearest_class": geometry["nearest"],
+            "separation_margin": geometry["margin"],
+            "silhouette": silhouette_by_class(x[single], primary[single], n_classes),
+            "knn_accuracy": per_class_mean(knn_hit, y),
+            "zero_shot_accuracy": per_class_mean(zs_hit, y),
+        }
+        self.pairs_ = self._pairs()
+        self.suspects_ = self._suspects(y, top_votes, knn_hit)
+        return self
+
+    def _confusion(self, y: np.ndarray, knn_hit: np.ndarray) -> np.ndarray:
+        """[C, C] true x predicted, one count per (image, positive label); correct on the diagonal."""
+        n_classes = y.shape[1]
+        conf = np.zeros((n_classes, n_classes), dtype=np.int64)
+        rows, labels = np.nonzero(y)
+        predicted = np.where(knn_hit[rows], labels, self.knn_pred_[rows])
+        np.add.at(conf, (labels, predicted), 1)
+        return conf
+
+    def _pairs(self) -> list[tuple[int, int, int, float]]:
+        """(a, b, kNN confusions both ways, centroid similarity): confused ones, then similar ones."""
+        n_classes = len(self.confusion_)
+        both = self.confusion_ + self.confusion_.T
+        a, b = np.triu_indices(n_classes, k=1)
+        sim = np.nan_to_num(self.centroid_similarity_[a, b], nan=-np.inf)
+        keep = both[a, b] > 0
+        keep[np.argsort(-sim, kind="stable")[: self.n_top_pairs]] = True
+        order = np.lexsort((-sim, -both[a, b]))
+        return [
+            (
+                int(a[i]),
+                int(b[i]),
+                int(both[a[i], b[i]]),
+                float(self.centroid_similarity_[a[i], b[i]]),
+            )
+            for i in order
+            if keep[i]
+        ]
+
+    def _suspects(self, y: np.ndarray, top_votes: np.ndarray, knn_hit: np.ndarray) -> list[Suspect]:
+        """Images whose label disagrees with a strong kNN vote, strongest disagreement first."""
+        pred_share = top_votes / float(self.k_)
+        rows = np.nonzero(~knn_hit & (pred_share >= self.suspect_vote_share))[0]
+        share = vote(self.neighbors_[rows], y) / float(self.k_)
+        found = [
+            Suspect(
+                int(i), int(c), int(self.knn_pred_[i]), float(pred_share[i]), float(share[r, c])
+            )
+            for r, i in enumerate(rows)
+            for c in np.nonzero(y[i])[0]
+        ]
+        return sorted(found, key=lambda s: (-s.vote_share, s.own_vote_share, s.image, s.label))

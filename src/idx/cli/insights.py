@@ -1,0 +1,183 @@
+"""`idx insights`: how well the embedding space matches the labels, class by class."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from idx.api import insight_runs
+from idx.api import insights as insights_api
+from idx.cli.common import open_index, quiet_option
+from idx.cli.output import echo_json, format_option, render_rows, warn
+from idx.cli.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from idx.cli.demo import DemoRun
+
+
+@click.command()
+@click.option(
+    "--run",
+    "cluster_run",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Clustering run to compare with (default: the latest, if any).",
+)
+@click.option(
+    "--k-nn",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Neighbours that vote in the leave-one-out kNN label check.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Only labels from this source (repeatable; default: all).",
+)
+@click.option("--no-zero-shot", is_flag=True, help="Skip zero-shot classification.")
+@click.option("--no-plots", is_flag=True, help="Do not draw the PNG plots.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the plots (default: <index>/plots).",
+)
+@click.option(
+    "--show",
+    type=click.Choice(("all", "summary", "classes", "pairs", "suspects")),
+    default=None,
+    help="Which table to print (default: all for table, else classes).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Rows of pairs and suspect labels printed in the table view.",
+)
+@format_option
+@quiet_option
+@click.pass_context
+def insights(
+    ctx, cluster_run, k_nn, sources, no_zero_shot, no_plots, out_dir, show, limit, fmt, quiet
+):
+    """How well the embedding space matches the labels, class by class.
+
+    Whole set: purity, NMI, ARI, homogeneity / completeness / V-measure against the latest
+    clustering run; leave-one-out kNN accuracy; zero-shot accuracy ("a photo of a {label}").
+    Each with its random-label baseline. Per class: size, cluster spread, cohesion, nearest
+    class and margin, silhouette, kNN and zero-shot accuracy. Also the most confused pairs
+    and images whose label disagrees with a strong kNN vote. Stored in insight_runs,
+    class_insights, confused_pairs, suspect_labels; plots go to <index>/plots.
+
+    \b
+    Example:
+      idx insights
+      idx insights --run 2 --k-nn 20 --format json
+      idx insights --show suspects --format csv > suspects.csv
+    """
+    with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
+        result = insights_api.insights(
+            index,
+            cluster_run=cluster_run,
+            k_nn=k_nn,
+            zero_shot=not no_zero_shot,
+            sources=list(sources) or None,
+            plots=not no_plots,
+            plots_dir=out_dir,
+            progress=bar,
+        )
+    for note in result.notes:
+        warn(f"note: {note}")
+    if fmt == "json" and show is None:
+        echo_json(result.as_dict())
+        return
+    show = show or ("all" if fmt == "table" else "classes")
+    tables = _tables(result, limit if fmt == "table" else None)
+    for name in ("summary", "classes", "pairs", "suspects") if show == "all" else (show,):
+        title, columns, rows = tables[name]
+        if show == "all":
+            click.echo(f"\n{title}")
+        render_rows(columns, rows, fmt)
+    if fmt == "table" and show == "all":
+        for name, path in result.plots.items():
+            click.echo(f"plot {name}: {path}")
+
+
+def _tables(result: insight_runs.InsightsResult, limit: int | None) -> dict:
+    m = result.metrics
+    display = {row[0]: row[1] for row in result.classes}
+    random_base = m["baselines"]["random_labels"]
+    majority = m["baselines"]["majority_class"]
+    names = (
+        "purity",
+        "nmi",
+        "ari",
+        "homogeneity",
+        "completeness",
+        "v_measure",
+        "knn_accuracy",
+        "zero_shot_accuracy",
+    )
+    summary = [(n, m.get(n), random_base.get(n), majority.get(n)) for n in names if n in m]
+    cluster = result.cluster_run_id if result.cluster_run_id is not None else "none"
+    head = (
+        f"insight run {result.run_id}: {m['n_images']} labelled images "
+        f"({m['n_multi_label']} multi-label), {m['n_classes']} classes, k={m['k_nn']}, "
+        f"cluster run {cluster}, model {m['model']}"
+    )
+    pairs = [(display.get(a, a), display.get(b, b), n, s) for a, b, n, s in result.pairs]
+    suspects = [
+        (i, p, display.get(lab, lab), display.get(pred, pred), share, own)
+        for i, p, lab, pred, share, own in result.suspects
+    ]
+    # Best-separated classes first (kNN accuracy), the ones CLIP confuses at the bottom.
+    ranked = sorted(result.classes, key=lambda r: (-(r[10] if r[10] is not None else -1), r[1]))
+    classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in ranked]
+    return {
+        "summary": (head, ("metric", "value", "random_labels", "majority_class"), summary),
+        "classes": ("per class:", ("class", *insight_runs.CLASS_COLUMNS[2:]), classes),
+        "pairs": (f"most confused pairs ({len(pairs)}):", insight_runs.PAIR_COLUMNS, pairs[:limit]),
+        "suspects": (
+            f"suspect labels ({len(suspects)}; label disagrees with a strong kNN vote):",
+            insight_runs.SUSPECT_COLUMNS,
+            suspects[:limit],
+        ),
+    }
+
+
+def step_insights(run: DemoRun) -> None:
+    """Demo: class-level insights against whatever clustering run exists."""
+    with run.index() as index:
+        result = insights_api.insights(index, plots_dir=run.out / "plots")
+    keys = ("knn_accuracy", "zero_shot_accuracy", "nmi", "purity")
+    run.summary["insights"] = {
+        "run_id": result.run_id,
+        **{k: result.metrics[k] for k in keys if k in result.metrics},
+        "random_labels": result.metrics["baselines"]["random_labels"],
+        "notes": result.notes,
+    }
+    run.summary.setdefault("outputs", {}).update(
+        {f"insights {name.replace('_', ' ')}": path for name, path in result.plots.items()}
+    )
+    m = result.metrics
+    warn(
+        f"demo: insights on {m['n_images']} labelled images in {m['n_classes']} classes: kNN "
+        f"accuracy {m['knn_accuracy']:.2f} (random labels "
+        f"{m['baselines']['random_labels']['knn_accuracy']:.2f})"
+    )
+    run.next_commands += [
+        f"idx --index {run.index_dir} insights --no-plots",
+        f'idx --index {run.index_dir} sql "SELECT display_name, knn_accuracy, nearest_class '
+        'FROM class_insights WHERE run_id = (SELECT max(id) FROM insight_runs) ORDER BY 2"',
+    ]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(insights)

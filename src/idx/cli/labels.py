@@ -1,0 +1,237 @@
+"""`idx labels import|list`: dataset labels (Open Images files, plain CSV, folder names)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from idx.api import labels as labels_api
+from idx.api.label_files import ID_FROM
+from idx.cli.common import json_option, open_index, quiet_option
+from idx.cli.output import echo_json, format_option, render_rows, warn
+from idx.cli.progress import ProgressBar
+from idx.errors import UsageError
+
+if TYPE_CHECKING:
+    from idx.cli.demo import DemoRun
+
+_files = click.Path(exists=True, dir_okay=False)
+REPORT_COLUMNS = (
+    "kind",
+    "file",
+    "rows",
+    "imported",
+    "new",
+    "positives",
+    "negatives",
+    "duplicate_rows",
+    "unknown_image_rows",
+    "unknown_images",
+)
+
+
+@click.group()
+def labels():
+    """Dataset labels: import them (Open Images, CSV, folder names) and list them.
+
+    \b
+    Example:
+      idx labels import --classes class-descriptions-boxable.csv --labels image-labels.csv
+      idx labels list
+    """
+
+
+@labels.command("import")
+@click.option(
+    "--classes",
+    "class_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Class descriptions `LabelName,DisplayName`, with or without a header.",
+)
+@click.option(
+    "--labels",
+    "label_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Open Images image-level labels `ImageID,Source,LabelName,Confidence` "
+    "(Confidence 0 = verified absent: kept, never a positive).",
+)
+@click.option(
+    "--boxes",
+    "box_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Open Images box file; each row implies a positive label (source 'bbox').",
+)
+@click.option(
+    "--csv",
+    "csv_files",
+    multiple=True,
+    type=_files,
+    metavar="FILE",
+    help="Plain CSV `path_or_id,label` (header optional; paths relative to the CSV).",
+)
+@click.option(
+    "--from-folders",
+    is_flag=True,
+    help="Label each indexed image with its parent folder's name (ImageFolder layout).",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="With --from-folders: only images under DIR, whose subfolders are the classes (repeatable).",
+)
+@click.option(
+    "--id-from",
+    type=click.Choice(tuple(ID_FROM)),
+    default="stem",
+    show_default=True,
+    help="Which part of an indexed file's path a label file's image id is.",
+)
+@click.option(
+    "--id-regex",
+    metavar="REGEX",
+    default=None,
+    help="Instead of --id-from: the first group of REGEX applied to the path.",
+)
+@click.option(
+    "--source",
+    default=None,
+    metavar="NAME",
+    help="Store the labels under this source instead of the file's own.",
+)
+@json_option
+@quiet_option
+@click.pass_context
+def import_(
+    ctx,
+    class_files,
+    label_files,
+    box_files,
+    csv_files,
+    from_folders,
+    roots,
+    id_from,
+    id_regex,
+    source,
+    as_json,
+    quiet,
+):
+    """Import labels for the indexed images; re-importing the same file changes nothing.
+
+    Only rows for indexed images are kept: rows for other images are counted and reported.
+    Millions of rows are read by DuckDB in one streaming pass.
+
+    \b
+    Example:
+      idx labels import --classes class-descriptions-boxable.csv --labels image-labels.csv
+      idx labels import --boxes bbox-annotations.csv --json
+      idx labels import --from-folders
+      idx labels import --csv labels.csv --id-from name
+    """
+    if not (class_files or label_files or box_files or csv_files or from_folders):
+        raise UsageError(
+            "nothing to import: give --classes, --labels, --boxes, --csv FILE or --from-folders"
+        )
+    if roots and not from_folders:
+        raise UsageError("--root only applies to --from-folders")
+    reports = []
+    with ProgressBar(quiet, unit="%") as bar, open_index(ctx) as index:
+        reports += [labels_api.import_classes(index, f, bar) for f in class_files]
+        for kind, files in (("labels", label_files), ("boxes", box_files), ("csv", csv_files)):
+            reports += [
+                labels_api.import_labels(
+                    index,
+                    f,
+                    kind=kind,
+                    id_from=id_from,
+                    id_regex=id_regex,
+                    source=source,
+                    progress=bar,
+                )
+                for f in files
+            ]
+        if from_folders:
+            reports.append(
+                labels_api.import_folders(index, list(roots) or None, source=source or "folder")
+            )
+    if as_json:
+        echo_json({"imports": [r.as_dict() for r in reports]})
+    else:
+        render_rows(
+            REPORT_COLUMNS, [[getattr(r, c) for c in REPORT_COLUMNS] for r in reports], "table"
+        )
+    for r in reports:
+        _warn_about(r, quiet)
+
+
+def _warn_about(r: labels_api.ImportReport, quiet: bool) -> None:
+    if quiet:
+        return
+    if r.unknown_image_rows:
+        warn(
+            f"{r.file}: {r.unknown_image_rows} rows for {r.unknown_images} images not in the "
+            "index were skipped (add the images with `idx add`, or check --id-from)"
+        )
+    if r.unknown_classes:
+        warn(
+            f"{r.file}: {r.unknown_classes} label names have no display name; import the class "
+            "descriptions with --classes FILE"
+        )
+    if r.ambiguous_ids:
+        warn(
+            f"{r.file}: {r.ambiguous_ids} ids match several indexed files; each file got the "
+            "label (use --id-from path or --id-regex to tell them apart)"
+        )
+    if r.blank_rows:
+        warn(f"{r.file}: {r.blank_rows} rows without an image id or label were skipped")
+    if r.unlabelled_images:
+        warn(
+            f"{r.unlabelled_images} images lie directly in an indexed folder, not in a class "
+            "subfolder, and got no folder label"
+        )
+
+
+@labels.command("list")
+@click.option(
+    "--all",
+    "include_empty",
+    is_flag=True,
+    help="Also classes with no labelled image (e.g. the rest of a class file).",
+)
+@format_option
+@click.pass_context
+def list_(ctx, include_empty, fmt):
+    """Show each class with how many indexed images carry it.
+
+    images = positives (confidence > 0); verified_absent = Confidence 0 rows.
+
+    \b
+    Example:
+      idx labels list
+      idx labels list --format csv > classes.csv
+    """
+    with open_index(ctx, read_only=True) as index:
+        columns, rows = labels_api.list_labels(index, include_empty=include_empty)
+    render_rows(columns, rows, fmt)
+
+
+def step_labels(run: DemoRun) -> None:
+    """Demo: the generated images live in one folder per category, so folders are labels."""
+    with run.index() as index:
+        report = labels_api.import_folders(index)
+    run.summary["labels"] = report.as_dict()
+    warn(f"demo: labelled {report.imported} images with their folder names")
+    run.next_commands.append(f"idx --index {run.index_dir} labels list")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(labels)
