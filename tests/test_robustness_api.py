@@ -40,8 +40,15 @@ def add_labels_and_clusters(index: Index) -> np.ndarray:
         con.execute(sql)
     for image_id, path in con.execute("SELECT id, path FROM images").fetchall():
         category = Path(path).parent.name
-        con.execute("INSERT INTO labels VALUES (?, ?, 'folder', 1.0)", [image_id, category])
-        con.execute("INSERT INTO labels VALUES (?, 'absent_thing', 'human', 0.0)", [image_id])
+        con.execute(
+            "INSERT INTO labels (image_id, label_name, source, confidence) VALUES (?, ?, 'folder', 1.0)",
+            [image_id, category],
+        )
+        con.execute(
+            "INSERT INTO labels (image_id, label_name, source, confidence) "
+            "VALUES (?, 'absent_thing', 'human', 0.0)",
+            [image_id],
+        )
         con.execute(
             "INSERT INTO classes SELECT ?, ? WHERE ? NOT IN (SELECT label_name FROM classes)",
             [category, category.replace("_", " "), category],
