@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from idx import config
+from idx.cli.analysis import demo_step as analysis_step
 from idx.cli.common import json_option
 from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
@@ -80,7 +81,7 @@ def step_add(run: DemoRun) -> None:
 
 
 #: The pipeline, in order. Each feature appends its step (a function taking the DemoRun).
-STEPS: list[Callable[[DemoRun], None]] = [step_add]
+STEPS: list[Callable[[DemoRun], None]] = [step_add, analysis_step]
 
 
 @click.command()
