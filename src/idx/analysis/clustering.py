@@ -72,12 +72,13 @@ def nearest_centres(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.
     dist = np.empty(len(X), dtype=np.float64)
     for start in range(0, len(X), _CHUNK):
         part = X[start : start + _CHUNK]
-        d2 = (
-            np.einsum("ij,ij->i", part, part)[:, None] + c_sq[None, :] - 2.0 * (part @ centres.T)
-        ).astype(np.float64)
+        d2 = np.einsum("ij,ij->i", part, part)[:, None] + c_sq[None, :] - 2.0 * (part @ centres.T)
         best = d2.argmin(axis=1)
         labels[start : start + len(part)] = best
-        dist[start : start + len(part)] = np.sqrt(np.maximum(d2[np.arange(len(part)), best], 0.0))
+        # The expansion above loses precision for near points; the distance itself is direct.
+        dist[start : start + len(part)] = np.linalg.norm(
+            part.astype(np.float64) - centres[best], axis=1
+        )
     return labels, dist
 
 
