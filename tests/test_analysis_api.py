@@ -118,13 +118,15 @@ def test_sweep_stores_each_k_and_names_the_best_by_silhouette(indexed_copy, tmp_
         rows = index.catalog.con.execute(
             "SELECT k, silhouette FROM sweep_results WHERE run_id = ? ORDER BY k", [s.run_id]
         ).fetchall()
-        best = index.catalog.con.execute(
-            "SELECT best_k FROM sweep_runs WHERE id = ?", [s.run_id]
-        ).fetchall()[0][0]
+        best, inertia = index.catalog.con.execute(
+            "SELECT best_k, inertia FROM sweep_runs WHERE id = ?", [s.run_id]
+        ).fetchall()[0]
     assert [r[0] for r in rows] == [2, 3, 4, 5] == s.ks
     assert [r[1] for r in rows] == pytest.approx(s.curves["silhouette"])
     assert best == s.best_k == s.ks[int(np.argmax(s.curves["silhouette"]))]
     assert s.curves["silhouette"][2] == pytest.approx(one.metrics["silhouette"])
+    assert json.loads(inertia) == {str(k): v for k, v in zip(s.ks, s.curves["inertia"])}
+    assert s.curves["inertia"][2] == pytest.approx(one.metrics["inertia"])
     assert s.plots["metrics"].read_bytes()[:4] == b"\x89PNG"
 
 
@@ -164,3 +166,10 @@ def test_deleting_an_image_deletes_its_analysis_rows(indexed_copy):
             index.catalog.delete_images([gone])
         for table in ("clusters", "projections"):
             assert _count(index, f"SELECT count(*) FROM {table} WHERE image_id = {gone}") == 0
+
+
+def test_run_ids_continue_past_runs_written_without_the_sequence(indexed_copy):
+    with Index(indexed_copy) as index:
+        index.catalog.con.execute("INSERT INTO cluster_runs (id, k, space) VALUES (7, 4, 'x')")
+        assert cluster(index, 2, plot=False).run_id == 8
+        assert load_clusters(index).run_id == 8

@@ -206,7 +206,7 @@ def baseline_metrics(
 
 def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
     with index.catalog.transaction():
-        run_id = runs.next_id(index, "cluster_runs_id_seq")
+        run_id = runs.next_id(index, "cluster_runs")
         index.catalog.con.execute(
             "INSERT INTO cluster_runs (id, k, method, space, seed, model, metrics, n_images, "
             "projection_run_id, subset, n_iter, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -241,7 +241,6 @@ def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
             {
                 "run_id": np.full(r.k, run_id, dtype=np.int32),
                 "cluster": np.arange(r.k, dtype=np.int32),
-                "size": np.asarray(r.sizes, dtype=np.int32),
                 "vector": runs.list_column(r.centers),
             },
         )

@@ -69,7 +69,7 @@ def project(
     ).fit(vectors)
     seconds = time.perf_counter() - start
     with index.catalog.transaction():
-        run_id = runs.next_id(index, "projection_runs_id_seq")
+        run_id = runs.next_id(index, "projection_runs")
         index.catalog.con.execute(
             "INSERT INTO projection_runs (id, method, params, seed, model, n_images, subset, "
             "seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -63,8 +63,14 @@ def insert_rows(index: Index, table: str, columns: dict[str, Any]) -> None:
         con.unregister(name)
 
 
-def next_id(index: Index, sequence: str) -> int:
-    return int(index.catalog.con.execute(f"SELECT nextval('{sequence}')").fetchall()[0][0])
+def next_id(index: Index, table: str) -> int:
+    """The next id from `<table>_id_seq`, past any id written without the sequence."""
+    return int(
+        index.catalog.con.execute(
+            f"SELECT greatest(nextval('{table}_id_seq'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}))"
+        ).fetchall()[0][0]
+    )
 
 
 def resolve_run(index: Index, table: str, run_id: int | None, what: str) -> int:

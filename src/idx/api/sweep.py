@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.kmeans import faiss_engine
 
 CURVES = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia")
+#: One column each in sweep_results; inertia goes to sweep_runs.inertia (JSON by k).
+STORED_CURVES = CURVES[:3]
 
 
 def parse_k_range(text: str) -> list[int]:
@@ -108,17 +111,27 @@ def sweep(
             progress(ProgressEvent("sweep", done, len(ks)))
     best_k = ks[int(np.argmax(curves["silhouette"]))]
     with index.catalog.transaction():
-        run_id = runs.next_id(index, "sweep_runs_id_seq")
+        run_id = runs.next_id(index, "sweep_runs")
         index.catalog.con.execute(
             "INSERT INTO sweep_runs (id, space, seed, model, n_images, best_k, "
-            "projection_run_id, subset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, space, seed, model, len(ids), best_k, projection_run, subset],
+            "projection_run_id, subset, inertia) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                space,
+                seed,
+                model,
+                len(ids),
+                best_k,
+                projection_run,
+                subset,
+                json.dumps(dict(zip(map(str, ks), curves["inertia"]))),
+            ],
         )
         runs.insert_rows(
             index,
             "sweep_results",
             {"run_id": np.full(len(ks), run_id, dtype=np.int32), "k": ks}
-            | {name: curves[name] for name in CURVES},
+            | {name: curves[name] for name in STORED_CURVES},
         )
     result = SweepResult(
         run_id, space, seed, subset, model, untrained, len(ids), ks, curves, best_k, projection_run
