@@ -13,7 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from idx.analysis.projection import METHODS as PROJECTION_METHODS
 from idx.errors import UsageError
+
+METHODS = ("kmeans",)
+#: What K-means can run on: the embeddings themselves, or a 2-D map of them.
+SPACES = ("embedding", *PROJECTION_METHODS)
 
 Engine = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 _CHUNK = 16_384

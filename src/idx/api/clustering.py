@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from idx.analysis import baselines, plots
-from idx.analysis.clustering import KMeans, check_k
+from idx.analysis.clustering import METHODS, SPACES, KMeans, check_k
 from idx.analysis.metrics import cluster_metrics
 from idx.analysis.projection import Projector
 from idx.api import runs
@@ -22,8 +22,6 @@ from idx.indexer.index import Index
 from idx.indexer.ingest import Progress
 from idx.indexer.kmeans import faiss_engine
 
-SPACES = ("embedding", "tsne", "pca", "umap")
-METHODS = ("kmeans",)
 #: Lloyd iterations (FAISS's default).
 N_ITER = 25
 #: Thumbnails per row of a contact sheet (nearest row, farthest row).

@@ -6,17 +6,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from idx.analysis.clustering import METHODS as CLUSTER_METHODS
+from idx.analysis.clustering import SPACES
 from idx.analysis.projection import METHODS as PROJECTION_METHODS
-from idx.api.clustering import METHODS as CLUSTER_METHODS
-from idx.api.clustering import SPACES, ClusterResult, cluster
-from idx.api.projection import project
-from idx.api.sweep import parse_k_range, sweep
 from idx.cli.common import json_option, open_index, quiet_option
 from idx.cli.output import echo_json, render_rows, warn
 from idx.cli.progress import ProgressBar
 
 if TYPE_CHECKING:
+    from idx.api.clustering import ClusterResult
     from idx.cli.demo import DemoRun
+
+# The api modules pull in scikit-learn, matplotlib and FAISS (seconds to import): each command
+# imports them when it runs, so that `idx --help` and other commands start fast.
 
 UNTRAINED_NOTE = (
     "note: the model has UNTRAINED random weights; clusters and maps reflect no learned similarity"
@@ -79,6 +81,8 @@ def project_command(ctx, method, perplexity, seed, out, as_json, quiet):
       idx project --method pca --json
       idx sql "SELECT * FROM projections WHERE run_id = 1 LIMIT 5"
     """
+    from idx.api.projection import project
+
     with ProgressBar(quiet, unit="it") as bar, open_index(ctx) as index:
         result = project(index, method, perplexity=perplexity, seed=seed, out=out, progress=bar)
     _note_untrained(result.untrained)
@@ -197,6 +201,8 @@ def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, a
       idx cluster --k 8 --compare-clean --json
       idx sql "SELECT cluster, count(*) FROM clusters WHERE run_id = 1 GROUP BY 1"
     """
+    from idx.api.clustering import cluster
+
     subsets = ("all", "clean") if compare_clean else ("all",)
     results: dict[str, ClusterResult] = {}
     with ProgressBar(quiet) as bar, open_index(ctx) as index:
@@ -248,6 +254,8 @@ def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
       idx sweep --k 2:20
       idx sweep --k 2:12 --space tsne --json
     """
+    from idx.api.sweep import parse_k_range, sweep
+
     ks = parse_k_range(k_range)
     with ProgressBar(quiet, unit="k") as bar, open_index(ctx) as index:
         result = sweep(index, ks, space=space, seed=seed, out=out, progress=bar)
@@ -267,6 +275,9 @@ def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
 
 def demo_step(run: DemoRun) -> None:
     """Demo: a t-SNE map, then K-means with k = 8 (the number of generated categories)."""
+    from idx.api.clustering import cluster
+    from idx.api.projection import project
+
     with ProgressBar(run.quiet) as bar, run.index() as index:
         projection = project(index, "tsne", progress=bar)
         result = cluster(index, 8, baseline=True, progress=bar)
