@@ -130,6 +130,13 @@ def test_kmeans_recovers_separated_blobs_and_is_deterministic(engine):
     assert (np.diff(sizes) <= 0).all(), "cluster 0 is the largest"
 
 
+def test_kmeans_seeds_from_a_sample_of_large_sets_and_still_finds_the_blobs():
+    X, truth = blobs(400, 2, 8, 0.5)  # 800 points > 256 per centre: seeds come from a sample
+    a = KMeans(2, random_state=1, engine=faiss_engine).fit(X)
+    assert adjusted_rand_score(truth, a.labels_) == 1.0
+    np.testing.assert_array_equal(a.labels_, KMeans(2, random_state=1).fit(X).labels_)
+
+
 def test_kmeans_attributes_agree_with_a_direct_computation():
     X, _ = blobs(40, 4, 6, 2.0, seed=5)
     km = KMeans(4, random_state=0, engine=faiss_engine, n_init=2).fit(X)

@@ -23,6 +23,8 @@ SPACES = ("embedding", *PROJECTION_METHODS)
 Engine = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 _CHUNK = 16_384
 INITS = ("k-means++", "random")
+#: Points per centre that k-means++ draws its seeds from (FAISS trains on 256 per centre).
+SEED_POINTS_PER_CENTRE = 256
 
 
 def check_k(k: int, n: int, what: str = "images") -> None:
@@ -50,8 +52,12 @@ def sklearn_engine(X: np.ndarray, init: np.ndarray, n_iter: int) -> np.ndarray:
 
 def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre is drawn with probability
-    proportional to its squared distance from the nearest centre so far. O(n k d), about the cost
-    of one Lloyd iteration, and it spares the sweeps of k the bad local minima of random starts."""
+    proportional to its squared distance from the nearest centre so far. It spares sweeps of k
+    the bad local minima of random starts. Its k passes over the data are memory-bound, so seeds
+    are drawn from a random sample of SEED_POINTS_PER_CENTRE * k points (as FAISS trains on a
+    sample); the Lloyd iterations then use every point."""
+    if len(X) > SEED_POINTS_PER_CENTRE * k:
+        X = X[np.sort(rng.choice(len(X), size=SEED_POINTS_PER_CENTRE * k, replace=False))]
     n = len(X)
     sq = np.einsum("ij,ij->i", X, X).astype(np.float64)
     chosen = [int(rng.integers(n))]
@@ -77,13 +83,12 @@ def nearest_centres(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.
     dist = np.empty(len(X), dtype=np.float64)
     for start in range(0, len(X), _CHUNK):
         part = X[start : start + _CHUNK]
-        d2 = np.einsum("ij,ij->i", part, part)[:, None] + c_sq[None, :] - 2.0 * (part @ centres.T)
-        best = d2.argmin(axis=1)
+        # |x|^2 is the same for every centre, so it does not change the argmin.
+        best = (c_sq[None, :] - 2.0 * (part @ centres.T)).argmin(axis=1)
         labels[start : start + len(part)] = best
-        # The expansion above loses precision for near points; the distance itself is direct.
-        dist[start : start + len(part)] = np.linalg.norm(
-            part.astype(np.float64) - centres[best], axis=1
-        )
+        # The distance itself is taken directly: the expansion loses precision for near points.
+        diff = part - centres[best]
+        dist[start : start + len(part)] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return labels, dist
 
 
