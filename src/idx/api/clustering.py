@@ -204,24 +204,22 @@ def baseline_metrics(
 
 def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
     with index.catalog.transaction():
-        run_id = runs.next_id(index, "cluster_runs")
-        index.catalog.con.execute(
-            "INSERT INTO cluster_runs (id, k, method, space, seed, model, metrics, n_images, "
-            "projection_run_id, subset, n_iter, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                r.k,
-                r.method,
-                r.space,
-                r.seed,
-                r.model,
-                json.dumps(r.metrics),
-                len(r.ids),
-                r.projection_run_id,
-                r.subset,
-                n_iter,
-                r.seconds,
-            ],
+        run_id = runs.insert_run(
+            index,
+            "cluster_runs",
+            {
+                "k": r.k,
+                "method": r.method,
+                "space": r.space,
+                "seed": r.seed,
+                "model": r.model,
+                "metrics": json.dumps(r.metrics),
+                "n_images": len(r.ids),
+                "projection_run_id": r.projection_run_id,
+                "subset": r.subset,
+                "n_iter": n_iter,
+                "seconds": r.seconds,
+            },
         )
         runs.insert_rows(
             index,

@@ -69,11 +69,18 @@ def project(
     ).fit(vectors)
     seconds = time.perf_counter() - start
     with index.catalog.transaction():
-        run_id = runs.next_id(index, "projection_runs")
-        index.catalog.con.execute(
-            "INSERT INTO projection_runs (id, method, params, seed, model, n_images, subset, "
-            "seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, method, json.dumps(projector.params_), seed, model, len(ids), subset, seconds],
+        run_id = runs.insert_run(
+            index,
+            "projection_runs",
+            {
+                "method": method,
+                "params": json.dumps(projector.params_),
+                "seed": seed,
+                "model": model,
+                "n_images": len(ids),
+                "subset": subset,
+                "seconds": seconds,
+            },
         )
         runs.insert_rows(
             index,

@@ -63,14 +63,22 @@ def insert_rows(index: Index, table: str, columns: dict[str, Any]) -> None:
         con.unregister(name)
 
 
-def next_id(index: Index, table: str) -> int:
-    """The next id from `<table>_id_seq`, past any id written without the sequence."""
-    return int(
-        index.catalog.con.execute(
+def insert_run(index: Index, table: str, values: dict[str, Any]) -> int:
+    """Insert one run row (inside a transaction) and return its id: the next value of
+    `<table>_id_seq`, moved past any id written without the sequence."""
+    con = index.catalog.con
+    run_id = int(
+        con.execute(
             f"SELECT greatest(nextval('{table}_id_seq'), "
             f"(SELECT coalesce(max(id), 0) + 1 FROM {table}))"
         ).fetchall()[0][0]
     )
+    columns = ["id", *values]
+    con.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [run_id, *values.values()],
+    )
+    return run_id
 
 
 def resolve_run(index: Index, table: str, run_id: int | None, what: str) -> int:

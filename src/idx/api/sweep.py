@@ -111,21 +111,19 @@ def sweep(
             progress(ProgressEvent("sweep", done, len(ks)))
     best_k = ks[int(np.argmax(curves["silhouette"]))]
     with index.catalog.transaction():
-        run_id = runs.next_id(index, "sweep_runs")
-        index.catalog.con.execute(
-            "INSERT INTO sweep_runs (id, space, seed, model, n_images, best_k, "
-            "projection_run_id, subset, inertia) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                space,
-                seed,
-                model,
-                len(ids),
-                best_k,
-                projection_run,
-                subset,
-                json.dumps(dict(zip(map(str, ks), curves["inertia"]))),
-            ],
+        run_id = runs.insert_run(
+            index,
+            "sweep_runs",
+            {
+                "space": space,
+                "seed": seed,
+                "model": model,
+                "n_images": len(ids),
+                "best_k": best_k,
+                "projection_run_id": projection_run,
+                "subset": subset,
+                "inertia": json.dumps(dict(zip(map(str, ks), curves["inertia"]))),
+            },
         )
         runs.insert_rows(
             index,
