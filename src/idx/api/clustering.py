@@ -19,7 +19,7 @@ from idx.api import runs
 from idx.api.projection import latest_covering, load_projection, map_of, project
 from idx.errors import UsageError
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress
+from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.kmeans import faiss_engine
 
 #: Lloyd iterations (FAISS's default).
@@ -141,6 +141,8 @@ def cluster(
     points, projection_run = points_in_space(
         index, ids, vectors, space, seed=seed, subset=subset, out=out, progress=progress
     )
+    if progress:
+        progress(ProgressEvent("k-means", 0, 0))  # no per-iteration callback from FAISS
     start = time.perf_counter()
     km = KMeans(k, n_iter=n_iter, random_state=seed, engine=faiss_engine).fit(points)
     seconds = time.perf_counter() - start
