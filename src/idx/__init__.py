@@ -1,33 +1,47 @@
 """idx: a CLIP embedding index and analysis workbench.
 
-from idx import Index
+from idx import Index, cluster
 with Index("photos.idx") as index:
     index.add(["~/photos"])
+    result = cluster(index, 8)        # result.labels, result.metrics["silhouette"], result.plots
 """
 
-from idx.analysis.perturbations import register_perturbation
-from idx.api.injection import compare as compare_injection
-from idx.api.injection import eject, inject
-from idx.api.insight_runs import load_insights
-from idx.api.insights import insights
-from idx.api.labels import import_classes, import_folders, import_labels, list_labels
-from idx.api.robustness import measure as measure_robustness
+from importlib import import_module
+from typing import Any
+
 from idx.errors import IdxError
 from idx.indexer.index import Index
 
-__all__ = [
-    "Index",
-    "IdxError",
-    "compare_injection",
-    "eject",
-    "inject",
-    "measure_robustness",
-    "register_perturbation",
-    "import_classes",
-    "import_folders",
-    "import_labels",
-    "insights",
-    "list_labels",
-    "load_insights",
-]
+# Public names load on first use: they import scikit-learn, matplotlib and FAISS.
+# name -> (module, attribute in that module)
+_LAZY = {
+    "project": ("idx.api.projection", "project"),
+    "load_projection": ("idx.api.projection", "load_projection"),
+    "cluster": ("idx.api.clustering", "cluster"),
+    "load_clusters": ("idx.api.clustering", "load_clusters"),
+    "sweep": ("idx.api.sweep", "sweep"),
+    "KMeans": ("idx.analysis.clustering", "KMeans"),
+    "Projector": ("idx.analysis.projection", "Projector"),
+    "import_classes": ("idx.api.labels", "import_classes"),
+    "import_folders": ("idx.api.labels", "import_folders"),
+    "import_labels": ("idx.api.labels", "import_labels"),
+    "list_labels": ("idx.api.labels", "list_labels"),
+    "insights": ("idx.api.insights", "insights"),
+    "load_insights": ("idx.api.insight_runs", "load_insights"),
+    "measure_robustness": ("idx.api.robustness", "measure"),
+    "inject": ("idx.api.injection", "inject"),
+    "eject": ("idx.api.injection", "eject"),
+    "compare_injection": ("idx.api.injection", "compare"),
+    "register_perturbation": ("idx.analysis.perturbations", "register_perturbation"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(import_module(module), attribute)
+    raise AttributeError(f"module 'idx' has no attribute {name!r}")
+
+
+__all__ = ["Index", "IdxError", *_LAZY]
 __version__ = "0.1.0"

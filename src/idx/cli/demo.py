@@ -12,6 +12,7 @@ import click
 
 from idx import config
 from idx.cli import insights, labels
+from idx.cli.analysis import demo_step as analysis_step
 from idx.cli.common import json_option
 from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
@@ -85,6 +86,7 @@ def step_add(run: DemoRun) -> None:
 STEPS: list[Callable[[DemoRun], None]] = [
     step_add,
     labels.step_labels,
+    analysis_step,
     insights.step_insights,  # after clustering: insights compare with it
     step_robustness,
 ]

@@ -1,0 +1,164 @@
+"""`project`: a 2-D map of the index's embeddings, stored as a run and drawn as a scatter plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from idx.analysis import plots
+from idx.analysis.projection import Projector
+from idx.api import runs
+from idx.indexer.index import Index
+from idx.indexer.ingest import Progress
+
+
+@dataclass
+class ProjectionResult:
+    """One stored 2-D map: coordinates xy[i] belong to image ids[i]."""
+
+    run_id: int
+    method: str
+    params: dict[str, Any]
+    seed: int
+    ids: np.ndarray
+    xy: np.ndarray
+    model: str | None
+    untrained: bool
+    subset: str = "all"
+    seconds: float | None = None
+    plots: dict[str, Path] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "method": self.method,
+            "params": self.params,
+            "seed": self.seed,
+            "n_images": len(self.ids),
+            "subset": self.subset,
+            "model": self.model,
+            "untrained": self.untrained,
+            "seconds": self.seconds,
+            "plots": {k: str(v) for k, v in self.plots.items()},
+        }
+
+
+def project(
+    index: Index,
+    method: str = "tsne",
+    *,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    subset: str = "all",
+    out: str | os.PathLike[str] | None = None,
+    plot: bool = True,
+    progress: Progress | None = None,
+) -> ProjectionResult:
+    """Compute, store and (by default) plot a 2-D map of the subset's embeddings."""
+    ids, vectors = runs.load_embeddings(index, subset)
+    model, untrained = runs.describe_model(index)
+    start = time.perf_counter()
+    projector = Projector(
+        method, perplexity=perplexity, random_state=seed, progress=runs.tick(progress, method)
+    ).fit(vectors)
+    seconds = time.perf_counter() - start
+    with index.catalog.transaction():
+        run_id = runs.insert_run(
+            index,
+            "projection_runs",
+            {
+                "method": method,
+                "params": json.dumps(projector.params_),
+                "seed": seed,
+                "model": model,
+                "n_images": len(ids),
+                "subset": subset,
+                "seconds": seconds,
+            },
+        )
+        runs.insert_rows(
+            index,
+            "projections",
+            {
+                "run_id": np.full(len(ids), run_id, dtype=np.int32),
+                "image_id": ids,
+                "x": projector.embedding_[:, 0],
+                "y": projector.embedding_[:, 1],
+            },
+        )
+    result = ProjectionResult(
+        run_id,
+        method,
+        projector.params_,
+        seed,
+        ids,
+        projector.embedding_,
+        model,
+        untrained,
+        subset,
+        seconds,
+    )
+    if plot:
+        folder = runs.plots_dir(index, out, f"projection-{run_id}")
+        result.plots["map"] = plots.plot_map(
+            result.xy,
+            folder / "map.png",
+            title=f"{_label(method)} of {len(ids)} images (run {run_id})",
+            untrained=untrained,
+        )
+    return result
+
+
+def _label(method: str) -> str:
+    return {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}[method]
+
+
+def load_projection(index: Index, run_id: int | None = None) -> ProjectionResult:
+    """A stored map (the latest when run_id is None), ordered by image id."""
+    run_id = runs.resolve_run(index, "projection_runs", run_id, "project")
+    con = index.catalog.con
+    method, params, seed, model, subset, seconds = con.execute(
+        "SELECT method, params, seed, model, subset, seconds FROM projection_runs WHERE id = ?",
+        [run_id],
+    ).fetchall()[0]
+    table = con.sql(
+        f"SELECT image_id, x, y FROM projections WHERE run_id = {int(run_id)} ORDER BY image_id"
+    ).to_arrow_table()
+    ids = table.column(0).to_numpy().astype(np.int64)
+    xy = np.column_stack([table.column(1).to_numpy(), table.column(2).to_numpy()])
+    untrained = runs.describe_model(index)[1]
+    return ProjectionResult(
+        run_id, method, json.loads(params), seed, ids, xy, model, untrained, subset, seconds
+    )
+
+
+def latest_covering(index: Index, ids: np.ndarray, method: str | None = None) -> int | None:
+    """The newest map (of `method`, if given) holding a point for every one of `ids`."""
+    con = index.catalog.con
+    where = "WHERE method = ?" if method else ""
+    candidates = con.execute(
+        f"SELECT id FROM projection_runs {where} ORDER BY id DESC", [method] if method else []
+    ).fetchall()
+    wanted = np.asarray(ids, dtype=np.int64)
+    for (run_id,) in candidates:
+        found = con.execute(
+            "SELECT count(*) FROM projections WHERE run_id = ? "
+            "AND image_id IN (SELECT unnest(?::BIGINT[]))",
+            [run_id, wanted.tolist()],
+        ).fetchall()[0][0]
+        if found == len(wanted):
+            return int(run_id)
+    return None
+
+
+def map_of(index: Index, run_id: int, ids: np.ndarray) -> np.ndarray:
+    """Rows of a stored map for `ids`, in that order."""
+    stored = load_projection(index, run_id)
+    where = np.searchsorted(stored.ids, ids)
+    return stored.xy[where]

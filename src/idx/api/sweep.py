@@ -1,0 +1,148 @@
+"""`sweep`: K-means for each k of a range, the three metrics per k, and the best k by silhouette."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from idx.analysis import plots
+from idx.analysis.clustering import KMeans, check_k
+from idx.analysis.metrics import cluster_metrics
+from idx.api import runs
+from idx.api.clustering import N_ITER, points_in_space
+from idx.errors import UsageError
+from idx.indexer.index import Index
+from idx.indexer.ingest import Progress, ProgressEvent
+from idx.indexer.kmeans import faiss_engine
+
+CURVES = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia")
+#: One column each in sweep_results; inertia goes to sweep_runs.inertia (JSON by k).
+STORED_CURVES = CURVES[:3]
+
+
+def parse_k_range(text: str) -> list[int]:
+    """'2:20' -> [2, ..., 20] (both ends included); '8' -> [8]."""
+    parts = str(text).split(":")
+    try:
+        low, high = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (None, None)
+    except ValueError:
+        low = high = None
+    if low is None or high is None or low > high:
+        raise UsageError(f"--k {text!r} is not a range A:B with A <= B (for example --k 2:20)")
+    return list(range(low, high + 1))
+
+
+@dataclass
+class SweepResult:
+    run_id: int
+    space: str
+    seed: int
+    subset: str
+    model: str | None
+    untrained: bool
+    n_images: int
+    ks: list[int]
+    curves: dict[str, list[float]]
+    best_k: int
+    projection_run_id: int | None = None
+    plots: dict[str, Path] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"k": k} | {name: values[i] for name, values in self.curves.items()}
+            for i, k in enumerate(self.ks)
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "space": self.space,
+            "seed": self.seed,
+            "subset": self.subset,
+            "n_images": self.n_images,
+            "model": self.model,
+            "untrained": self.untrained,
+            "projection_run_id": self.projection_run_id,
+            "best_k": self.best_k,
+            "best_by": "silhouette",
+            "results": self.rows(),
+            "plots": {k: str(v) for k, v in self.plots.items()},
+        }
+
+
+def sweep(
+    index: Index,
+    ks: Sequence[int],
+    *,
+    space: str = "embedding",
+    seed: int = 0,
+    subset: str = "all",
+    n_iter: int = N_ITER,
+    out: str | os.PathLike[str] | None = None,
+    plot: bool = True,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Cluster for every k in ks; store each k's metrics; the best k has the highest silhouette."""
+    ks = sorted(set(int(k) for k in ks))
+    if not ks:
+        raise UsageError("a sweep needs at least one k, for example --k 2:20")
+    ids, vectors = runs.load_embeddings(index, subset)
+    check_k(ks[0], len(ids))
+    check_k(ks[-1], len(ids))
+    model, untrained = runs.describe_model(index)
+    points, projection_run = points_in_space(
+        index, ids, vectors, space, seed=seed, subset=subset, out=out, progress=progress
+    )
+    curves: dict[str, list[float]] = {name: [] for name in CURVES}
+    for done, k in enumerate(ks, 1):
+        km = KMeans(k, n_iter=n_iter, random_state=seed, engine=faiss_engine).fit(points)
+        m = cluster_metrics(vectors, km.labels_, random_state=seed)
+        curves["silhouette"].append(m.silhouette.score)
+        curves["davies_bouldin"].append(m.davies_bouldin)
+        curves["calinski_harabasz"].append(m.calinski_harabasz)
+        curves["inertia"].append(km.inertia_)
+        if progress:
+            progress(ProgressEvent("sweep", done, len(ks)))
+    best_k = ks[int(np.argmax(curves["silhouette"]))]
+    with index.catalog.transaction():
+        run_id = runs.insert_run(
+            index,
+            "sweep_runs",
+            {
+                "space": space,
+                "seed": seed,
+                "model": model,
+                "n_images": len(ids),
+                "best_k": best_k,
+                "projection_run_id": projection_run,
+                "subset": subset,
+                "inertia": json.dumps(dict(zip(map(str, ks), curves["inertia"]))),
+            },
+        )
+        runs.insert_rows(
+            index,
+            "sweep_results",
+            {"run_id": np.full(len(ks), run_id, dtype=np.int32), "k": ks}
+            | {name: curves[name] for name in STORED_CURVES},
+        )
+    result = SweepResult(
+        run_id, space, seed, subset, model, untrained, len(ids), ks, curves, best_k, projection_run
+    )
+    if plot:
+        folder = runs.plots_dir(index, out, f"sweep-{run_id}")
+        result.plots["metrics"] = plots.plot_sweep(
+            ks,
+            {name: curves[name] for name in CURVES},
+            folder / "metrics.png",
+            best_k=best_k,
+            title=f"K-means on {space}, {len(ids)} images: best k={best_k} by silhouette "
+            f"(run {run_id})",
+            untrained=untrained,
+        )
+    return result

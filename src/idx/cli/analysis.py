@@ -1,0 +1,316 @@
+"""Commands for the analysis: project (2-D maps), cluster (K-means), sweep (choice of k)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from idx.analysis.clustering import METHODS as CLUSTER_METHODS
+from idx.analysis.clustering import SPACES
+from idx.analysis.projection import METHODS as PROJECTION_METHODS
+from idx.cli.common import json_option, open_index, quiet_option
+from idx.cli.output import echo_json, render_rows, warn
+from idx.cli.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from idx.api.clustering import ClusterResult
+    from idx.cli.demo import DemoRun
+
+# The api modules pull in scikit-learn, matplotlib and FAISS (seconds to import): each command
+# imports them when it runs, so that `idx --help` and other commands start fast.
+
+UNTRAINED_NOTE = (
+    "note: the model has UNTRAINED random weights; clusters and maps reflect no learned similarity"
+)
+
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same result."
+)
+out_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Folder for the plots (default: <index>/plots/).",
+)
+space_option = click.option(
+    "--space",
+    type=click.Choice(SPACES),
+    default="embedding",
+    show_default=True,
+    help="What K-means runs on: the embeddings, or a 2-D map of them (the newest stored map "
+    "of that method, computed first if there is none).",
+)
+
+
+def _note_untrained(untrained: bool) -> None:
+    if untrained:
+        warn(UNTRAINED_NOTE)
+
+
+@click.command()
+@click.option(
+    "--method",
+    type=click.Choice(PROJECTION_METHODS),
+    default="tsne",
+    show_default=True,
+    help="t-SNE (openTSNE, PCA initialisation, cosine), PCA, or UMAP (needs umap-learn).",
+)
+@click.option(
+    "--perplexity",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="t-SNE perplexity (lowered automatically for small sets; the value used is stored).",
+)
+@seed_option
+@out_option
+@json_option
+@quiet_option
+@click.pass_context
+def project_command(ctx, method, perplexity, seed, out, as_json, quiet):
+    """Compute a 2-D map of the embeddings, store it, and plot it.
+
+    The map is stored as a run (projection_runs) with one row per image (projections: run_id,
+    image_id, x, y); `idx cluster --space tsne` clusters the newest t-SNE map.
+
+    \b
+    Example:
+      idx project
+      idx project --method pca --json
+      idx sql "SELECT * FROM projections WHERE run_id = 1 LIMIT 5"
+    """
+    from idx.api.projection import project
+
+    with ProgressBar(quiet, unit="it") as bar, open_index(ctx) as index:
+        result = project(index, method, perplexity=perplexity, seed=seed, out=out, progress=bar)
+    _note_untrained(result.untrained)
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    used = result.params.get("perplexity")
+    detail = f", perplexity {used:g}" if used is not None else ""
+    click.echo(
+        f"projection run {result.run_id}: {method} of {len(result.ids)} images, seed {seed}"
+        f"{detail}, {result.seconds:.1f}s"
+    )
+    click.echo(f"model: {result.model}")
+    click.echo(f"plot:  {result.plots['map']}")
+
+
+def _metric_rows(results: dict[str, ClusterResult]) -> tuple[list[str], list[list[Any]]]:
+    """Rows metric x (each run, then each baseline of the first run)."""
+    names = [
+        ("silhouette", "silhouette (cosine, higher is better)"),
+        ("davies_bouldin", "davies-bouldin (lower is better)"),
+        ("calinski_harabasz", "calinski-harabasz (higher is better)"),
+    ]
+    first = next(iter(results.values()))
+    base = first.metrics.get("baselines", {})
+    columns = ["metric", *results, *(f"baseline: {b}" for b in base)]
+    rows = [
+        [
+            label,
+            *(r.metrics.get(key) for r in results.values()),
+            *(b.get(key) for b in base.values()),
+        ]
+        for key, label in names
+    ]
+    return columns, rows
+
+
+def _silhouette_note(metrics: dict[str, Any], space: str) -> str:
+    if metrics.get("silhouette_exact"):
+        return f"exact over every image ({metrics['silhouette_metric']}, {space})"
+    low, high = metrics["silhouette_ci95"]
+    return (
+        f"{metrics['silhouette']:.4f} estimated from {metrics['silhouette_sample_size']} sampled "
+        f"images, 95% CI {low:.4f} to {high:.4f} ({metrics['silhouette_metric']}, {space})"
+    )
+
+
+def _print_cluster(results: dict[str, ClusterResult]) -> None:
+    first = next(iter(results.values()))
+    for name, r in results.items():
+        map_note = f" (map: projection run {r.projection_run_id})" if r.projection_run_id else ""
+        click.echo(
+            f"cluster run {r.run_id} [{name}]: k={r.k} {r.method} on {r.space}{map_note}, "
+            f"{len(r.ids)} images, seed {r.seed}"
+        )
+    click.echo(f"model: {first.model}")
+    columns, rows = _metric_rows(results)
+    render_rows(columns, rows, "table")
+    for name, r in results.items():
+        click.echo(f"silhouette [{name}]: {_silhouette_note(r.metrics, 'embedding space')}")
+        if "map" in r.metrics:
+            m = r.metrics["map"]
+            click.echo(
+                f"on the {r.space} map [{name}]: silhouette {_silhouette_note(m, r.space + ' map')}; "
+                f"davies-bouldin {m['davies_bouldin']:.4f}; calinski-harabasz "
+                f"{m['calinski_harabasz']:.1f}"
+            )
+        click.echo(f"sizes [{name}]: " + " ".join(f"{c}:{n}" for c, n in enumerate(r.sizes)))
+    for name, r in results.items():
+        click.echo(f"plots [{name}]:")
+        click.echo(f"  {r.plots['map']}")
+        click.echo(f"  {r.plots['silhouette']}")
+        for sheet in r.plots["contact_sheets"]:
+            click.echo(f"  {sheet}")
+
+
+@click.command("cluster")
+@click.option("--k", "k", type=int, required=True, help="Number of clusters (2 <= k < images).")
+@click.option(
+    "--method",
+    type=click.Choice(CLUSTER_METHODS),
+    default="kmeans",
+    show_default=True,
+    help="Clustering algorithm (K-means, run by FAISS).",
+)
+@space_option
+@seed_option
+@click.option(
+    "--baseline",
+    is_flag=True,
+    help="Also score random vectors of the same shape and two non-CLIP embeddings of the same "
+    "images (colour histograms, 8x8 thumbnails), clustered with the same k.",
+)
+@click.option(
+    "--compare-clean",
+    is_flag=True,
+    help="Also cluster only the images added from files (source = 'files'), and show both runs' "
+    "metrics side by side.",
+)
+@out_option
+@json_option
+@quiet_option
+@click.pass_context
+def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, as_json, quiet):
+    """Cluster the images with K-means; print and store the quality metrics; draw plots.
+
+    Prints the silhouette (cosine, in embedding space), Davies-Bouldin and Calinski-Harabasz
+    indices and the cluster sizes; writes a 2-D map coloured by cluster, a silhouette plot and one
+    contact sheet per cluster (images nearest to and farthest from its centre). The run is stored
+    in cluster_runs, clusters (run_id, image_id, cluster, distance) and cluster_centers.
+
+    \b
+    Example:
+      idx cluster --k 8
+      idx cluster --k 8 --space tsne --baseline
+      idx cluster --k 8 --compare-clean --json
+      idx sql "SELECT cluster, count(*) FROM clusters WHERE run_id = 1 GROUP BY 1"
+    """
+    from idx.api.clustering import cluster
+
+    subsets = ("all", "clean") if compare_clean else ("all",)
+    results: dict[str, ClusterResult] = {}
+    with ProgressBar(quiet) as bar, open_index(ctx) as index:
+        for subset in subsets:
+            results[subset] = cluster(
+                index,
+                k,
+                method=method,
+                space=space,
+                seed=seed,
+                subset=subset,
+                baseline=baseline,
+                out=out,
+                progress=bar,
+            )
+    _note_untrained(results["all"].untrained)
+    if as_json:
+        if compare_clean:
+            echo_json({name: r.as_dict() for name, r in results.items()})
+        else:
+            echo_json(results["all"].as_dict())
+        return
+    _print_cluster(results)
+
+
+@click.command("sweep")
+@click.option(
+    "--k",
+    "k_range",
+    required=True,
+    metavar="A:B",
+    help="Range of k to try, both ends included, e.g. 2:20.",
+)
+@space_option
+@seed_option
+@out_option
+@json_option
+@quiet_option
+@click.pass_context
+def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
+    """Run K-means for each k in a range; print and plot the metrics; name the best k.
+
+    The best k is the one with the highest silhouette (cosine, embedding space). Results are
+    stored in sweep_runs and sweep_results (run_id, k, silhouette, davies_bouldin,
+    calinski_harabasz, inertia).
+
+    \b
+    Example:
+      idx sweep --k 2:20
+      idx sweep --k 2:12 --space tsne --json
+    """
+    from idx.api.sweep import parse_k_range, sweep
+
+    ks = parse_k_range(k_range)
+    with ProgressBar(quiet, unit="k") as bar, open_index(ctx) as index:
+        result = sweep(index, ks, space=space, seed=seed, out=out, progress=bar)
+    _note_untrained(result.untrained)
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    click.echo(
+        f"sweep run {result.run_id}: K-means on {space}, {result.n_images} images, seed {seed}"
+    )
+    click.echo(f"model: {result.model}")
+    rows = result.rows()
+    render_rows(list(rows[0]), [list(r.values()) for r in rows], "table")
+    click.echo(f"best k by silhouette: {result.best_k}")
+    click.echo(f"plot: {result.plots['metrics']}")
+
+
+def demo_step(run: DemoRun) -> None:
+    """Demo: a t-SNE map, then K-means with k = 8 (the number of generated categories)."""
+    from idx.api.clustering import cluster
+    from idx.api.projection import project
+
+    with ProgressBar(run.quiet) as bar, run.index() as index:
+        projection = project(index, "tsne", progress=bar)
+        result = cluster(index, 8, baseline=True, progress=bar)
+    m = result.metrics
+    click.echo(
+        f"demo: cluster run {result.run_id}: k=8, silhouette {m['silhouette']:.3f} "
+        f"(random vectors {m['baselines']['random']['silhouette']:.3f}, colour histograms "
+        f"{m['baselines']['colour_histogram']['silhouette']:.3f})",
+        err=True,
+    )
+    run.summary["cluster"] = {
+        "run_id": result.run_id,
+        "k": result.k,
+        "silhouette": m["silhouette"],
+        "davies_bouldin": m["davies_bouldin"],
+        "calinski_harabasz": m["calinski_harabasz"],
+        "baselines": {name: b.get("silhouette") for name, b in m["baselines"].items()},
+        "sizes": result.sizes,
+    }
+    outputs = run.summary.setdefault("outputs", {})
+    outputs["tsne_map"] = str(projection.plots["map"])
+    outputs["cluster_map"] = str(result.plots["map"])
+    outputs["silhouette_plot"] = str(result.plots["silhouette"])
+    outputs["contact_sheets"] = str(result.plots["contact_sheets"][0].parent)
+    run.next_commands += [
+        f"idx --index {run.index_dir} cluster --k 8 --space tsne --baseline",
+        f"idx --index {run.index_dir} sweep --k 2:16",
+        f'idx --index {run.index_dir} sql "SELECT cluster, count(*) FROM clusters '
+        f'WHERE run_id = {result.run_id} GROUP BY 1 ORDER BY 1"',
+    ]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(project_command, "project")
+    cli.add_command(cluster_command, "cluster")
+    cli.add_command(sweep_command, "sweep")

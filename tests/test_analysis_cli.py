@@ -1,0 +1,113 @@
+"""idx project / cluster / sweep through the CLI: exit codes, stdout vs stderr, --json shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from idx.cli.main import cli
+
+
+def run(index_dir, *args):
+    result = CliRunner().invoke(cli, ["--index", str(index_dir), *args])
+    return result
+
+
+def test_cluster_json_shape_and_plots(indexed_copy, tmp_path):
+    result = run(
+        indexed_copy, "cluster", "--k", "3", "--seed", "5", "--out", str(tmp_path), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["k"] == 3 and data["seed"] == 5 and data["space"] == "embedding"
+    assert data["n_images"] == 48 and sum(data["sizes"]) == 48 and data["untrained"] is True
+    for key in ("silhouette", "davies_bouldin", "calinski_harabasz", "silhouette_exact"):
+        assert key in data["metrics"]
+    assert Path(data["plots"]["map"]).parent == tmp_path / f"cluster-{data['run_id']}"
+    assert len(data["plots"]["contact_sheets"]) == 3
+    assert all(
+        Path(p).is_file() for p in [data["plots"]["silhouette"], *data["plots"]["contact_sheets"]]
+    )
+    assert "UNTRAINED" in result.stderr
+
+
+def test_cluster_text_output_shows_metrics_beside_baselines_and_plot_paths(indexed_copy):
+    result = run(indexed_copy, "cluster", "--k", "4", "--baseline", "--compare-clean")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "baseline: random" in out and "baseline: colour_histogram" in out
+    assert "silhouette (cosine" in out and "davies-bouldin" in out and "calinski-harabasz" in out
+    assert "[all]" in out and "[clean]" in out
+    assert "exact over every image" in out
+    paths = [line.strip() for line in out.splitlines() if line.strip().endswith(".png")]
+    assert len(paths) == 2 * (2 + 4) and all(Path(p).is_file() for p in paths)
+
+
+def test_compare_clean_json_has_both_runs(indexed_copy):
+    result = run(indexed_copy, "cluster", "--k", "2", "--compare-clean", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"all", "clean"}
+    assert data["clean"]["run_id"] == data["all"]["run_id"] + 1
+    assert data["clean"]["subset"] == "clean"
+
+
+def test_project_and_sweep_json(indexed_copy):
+    projected = run(indexed_copy, "project", "--method", "pca", "--json")
+    assert projected.exit_code == 0, projected.output
+    p = json.loads(projected.stdout)
+    assert p["method"] == "pca" and p["n_images"] == 48 and Path(p["plots"]["map"]).is_file()
+    swept = run(indexed_copy, "sweep", "--k", "2:4", "--space", "pca", "--json")
+    assert swept.exit_code == 0, swept.output
+    s = json.loads(swept.stdout)
+    assert [r["k"] for r in s["results"]] == [2, 3, 4]
+    assert s["best_k"] in (2, 3, 4) and s["best_by"] == "silhouette"
+    assert s["projection_run_id"] == p["run_id"]
+    assert set(s["results"][0]) == {
+        "k",
+        "silhouette",
+        "davies_bouldin",
+        "calinski_harabasz",
+        "inertia",
+    }
+
+
+def test_sweep_text_names_the_best_k(indexed_copy):
+    result = run(indexed_copy, "sweep", "--k", "2:3")
+    assert result.exit_code == 0, result.output
+    assert "best k by silhouette:" in result.stdout and "metrics.png" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cluster", "--k", "1"], "k=1 is too small"),
+        (["cluster", "--k", "60"], "k=60 is too large for 48 images"),
+        (["sweep", "--k", "9:3"], "not a range A:B"),
+        (["sweep", "--k", "2:48"], "k=48 is too large"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_reason(indexed_copy, args, message):
+    result = run(indexed_copy, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_empty_index_exits_1(tmp_path):
+    for args in (["cluster", "--k", "2"], ["project"], ["sweep", "--k", "2:3"]):
+        result = run(tmp_path / "empty", *args)
+        assert result.exit_code == 1, result.output
+        assert "has no images" in result.stderr
+
+
+def test_umap_without_the_package_exits_2(indexed_copy):
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        result = run(indexed_copy, "project", "--method", "umap")
+        assert result.exit_code == 2 and "umap-learn" in result.stderr
+    else:
+        pytest.skip("umap-learn is installed")
