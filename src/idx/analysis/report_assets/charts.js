@@ -35,6 +35,7 @@ function s(tag, attrs, ...children) {
 function fmt(value) {
   if (value === null || value === undefined) return "–";
   if (typeof value !== "number") return String(value);
+  if (value === 0) return "0";  // also -0, e.g. the entropy of a class held by one cluster
   if (Number.isInteger(value)) return value.toLocaleString("en-US");
   const a = Math.abs(value);
   if (a >= 1000) return value.toLocaleString("en-US", {maximumFractionDigits: 1});
@@ -60,16 +61,19 @@ function colourOf(i) {
   return `hsl(${hue.toFixed(1)}, 62%, ${40 + (i % 3) * 12}%)`;
 }
 
-function niceTicks(lo, hi, count) {
+// Round tick values; `integer` (k, severity) never gets fractional ticks. `label` prints a tick
+// with just enough decimals to tell neighbours apart.
+function niceTicks(lo, hi, count, integer = false) {
   if (!(hi > lo)) { const d = Math.abs(lo) > 0 ? Math.abs(lo) * 0.1 : 1; lo -= d; hi += d; }
   const raw = (hi - lo) / Math.max(1, count);
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) || raw;
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) || raw;
+  if (integer) step = Math.max(1, Math.round(step));
   const ticks = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) {
-    ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
-  }
-  return {lo: Math.min(lo, ticks[0]), hi: Math.max(hi, ticks[ticks.length - 1]), ticks};
+  for (let i = Math.ceil(lo / step); i * step <= hi + step * 1e-9; i++) ticks.push(i * step);
+  const decimals = Math.max(0, Math.min(8, -Math.floor(Math.log10(step) + 1e-9)));
+  const label = (t) => Math.abs(t) >= 1000 ? fmt(t) : (Math.abs(t) < step * 1e-9 ? 0 : t).toFixed(decimals);
+  return {lo: Math.min(lo, ticks[0]), hi: Math.max(hi, ticks[ticks.length - 1]), ticks, label};
 }
 
 // series: [{name, xs, ys}], drawn as lines with point markers; `mark` highlights one x.
@@ -79,7 +83,7 @@ function lineChart({title, series, xLabel, yLabel, width = 380, height = 230, ma
   const ysAll = series.flatMap((se) => se.ys).filter((v) => v !== null && Number.isFinite(v));
   const fig = h("figure", {class: "chart-fig", style: {margin: "0"}});
   if (!xsAll.length || !ysAll.length) return fig;
-  const xt = niceTicks(Math.min(...xsAll), Math.max(...xsAll), 6);
+  const xt = niceTicks(Math.min(...xsAll), Math.max(...xsAll), 6, xsAll.every(Number.isInteger));
   const yt = niceTicks(Math.min(...ysAll), Math.max(...ysAll), 5);
   const X = (v) => pad.l + (v - xt.lo) / (xt.hi - xt.lo) * (width - pad.l - pad.r);
   const Y = (v) => height - pad.b - (v - yt.lo) / (yt.hi - yt.lo) * (height - pad.t - pad.b);
@@ -88,10 +92,10 @@ function lineChart({title, series, xLabel, yLabel, width = 380, height = 230, ma
   svg.appendChild(s("text", {x: pad.l, y: 14, "font-weight": 600, text: title}));
   for (const t of yt.ticks) {
     svg.appendChild(s("line", {class: "grid", x1: pad.l, x2: width - pad.r, y1: Y(t), y2: Y(t)}));
-    svg.appendChild(s("text", {x: pad.l - 6, y: Y(t) + 4, "text-anchor": "end", text: fmt(t)}));
+    svg.appendChild(s("text", {x: pad.l - 6, y: Y(t) + 4, "text-anchor": "end", text: yt.label(t)}));
   }
   for (const t of xt.ticks) {
-    svg.appendChild(s("text", {x: X(t), y: height - pad.b + 14, "text-anchor": "middle", text: fmt(t)}));
+    svg.appendChild(s("text", {x: X(t), y: height - pad.b + 14, "text-anchor": "middle", text: xt.label(t)}));
   }
   const axis = s("g", {class: "axis"},
     s("line", {x1: pad.l, x2: width - pad.r, y1: height - pad.b, y2: height - pad.b}),
