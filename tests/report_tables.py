@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image, ImageFilter
 from sklearn import metrics
 from sklearn.cluster import KMeans
@@ -60,13 +61,36 @@ def create_tables(con) -> None:
             con.execute(statement)
 
 
+def insert(con, table: str, **columns) -> None:
+    """Bulk insert by column name (scalars repeat); row-by-row inserts crawl at 50k rows."""
+    n = max(len(v) for v in columns.values() if isinstance(v, np.ndarray))
+    data = {k: v if isinstance(v, np.ndarray) else np.full(n, v) for k, v in columns.items()}
+    con.register("_fill", pa.table({k: pa.array(v.tolist()) for k, v in data.items()}))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _fill")
+    finally:
+        con.unregister("_fill")
+
+
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:2].T
 
 
-def fill_map_and_clusters(con, ids: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+def silhouette(vectors: np.ndarray, assign: np.ndarray) -> float:
+    """Cosine silhouette, on a seeded sample of 2000 beyond that size (as idx cluster does)."""
+    sample = 2000 if len(vectors) > 2000 else None
+    return float(
+        metrics.silhouette_score(
+            vectors, assign, metric="cosine", sample_size=sample, random_state=0
+        )
+    )
+
+
+def fill_map_and_clusters(
+    con, ids: np.ndarray, vectors: np.ndarray, k: int, sweep_ks=None
+) -> np.ndarray:
     """Projection run 1 (PCA), cluster run 1 (k-means) and a k sweep; returns the assignments."""
     xy = pca_2d(vectors)
     con.execute(
@@ -74,16 +98,13 @@ def fill_map_and_clusters(con, ids: np.ndarray, vectors: np.ndarray, k: int) -> 
         "VALUES (1, 'pca', ?, 0, 'test', ?)",
         [json.dumps({"components": 2}), len(ids)],
     )
-    con.executemany(
-        "INSERT INTO projections VALUES (1, ?, ?, ?)",
-        [[int(i), float(x), float(y)] for i, (x, y) in zip(ids, xy)],
-    )
+    insert(con, "projections", run_id=1, image_id=ids, x=xy[:, 0], y=xy[:, 1])
     km = KMeans(n_clusters=k, n_init=4, random_state=0).fit(vectors)
     distance = km.transform(vectors).min(axis=1)
     shuffled = np.random.default_rng(0).permutation(km.labels_)
     scores = {
-        "silhouette": metrics.silhouette_score(vectors, km.labels_, metric="cosine"),
-        "silhouette_baseline": metrics.silhouette_score(vectors, shuffled, metric="cosine"),
+        "silhouette": silhouette(vectors, km.labels_),
+        "silhouette_baseline": silhouette(vectors, shuffled),
         "davies_bouldin": metrics.davies_bouldin_score(vectors, km.labels_),
         "calinski_harabasz": metrics.calinski_harabasz_score(vectors, km.labels_),
         "baselines": {"davies_bouldin": metrics.davies_bouldin_score(vectors, shuffled)},
@@ -97,20 +118,17 @@ def fill_map_and_clusters(con, ids: np.ndarray, vectors: np.ndarray, k: int) -> 
             len(ids),
         ],
     )
-    con.executemany(
-        "INSERT INTO clusters VALUES (1, ?, ?, ?)",
-        [[int(i), int(c), float(d)] for i, c, d in zip(ids, km.labels_, distance)],
-    )
+    insert(con, "clusters", run_id=1, image_id=ids, cluster=km.labels_, distance=distance)
     con.execute(
         "INSERT INTO sweep_runs (id, space, seed, model) VALUES (1, 'embedding', 0, 'test')"
     )
-    for kk in range(2, min(k + 3, len(ids) - 1)):
+    for kk in sweep_ks or range(2, min(k + 3, len(ids) - 1)):
         assign = KMeans(n_clusters=kk, n_init=2, random_state=0).fit_predict(vectors)
         con.execute(
             "INSERT INTO sweep_results VALUES (1, ?, ?, ?, ?)",
             [
                 kk,
-                float(metrics.silhouette_score(vectors, assign, metric="cosine")),
+                silhouette(vectors, assign),
                 float(metrics.davies_bouldin_score(vectors, assign)),
                 float(metrics.calinski_harabasz_score(vectors, assign)),
             ],
@@ -124,23 +142,23 @@ def folder_labels(con, ids: np.ndarray) -> np.ndarray:
     names = np.array([Path(paths[int(i)]).parent.name for i in ids])
     for name in sorted(set(names)):
         con.execute("INSERT INTO classes VALUES (?, ?)", [name, name.replace("_", " ")])
-    con.executemany(
-        "INSERT INTO labels VALUES (?, ?, 'folder', 1.0)",
-        [[int(i), str(n)] for i, n in zip(ids, names)],
-    )
+    insert(con, "labels", image_id=ids, label_name=names, source="folder", confidence=1.0)
     return names
 
 
-def knn_votes(vectors: np.ndarray, names: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def knn_votes(
+    vectors: np.ndarray, names: np.ndarray, k: int, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out kNN: (predicted label, vote share of the prediction) per image."""
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    nearest = np.argsort(-sims, axis=1)[:, :k]
     predicted, share = [], []
-    for row in names[nearest]:
-        values, counts = np.unique(row, return_counts=True)
-        predicted.append(values[counts.argmax()])
-        share.append(counts.max() / k)
+    for start in range(0, len(vectors), chunk):
+        sims = vectors[start : start + chunk] @ vectors.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        nearest = np.argpartition(-sims, k, axis=1)[:, :k]
+        for row in names[nearest]:
+            values, counts = np.unique(row, return_counts=True)
+            predicted.append(values[counts.argmax()])
+            share.append(counts.max() / k)
     return np.array(predicted), np.array(share)
 
 
@@ -170,7 +188,7 @@ def fill_insights(con, ids, vectors, names, assign, k_nn: int = 5) -> None:
         clusters, counts = np.unique(assign[mine], return_counts=True)
         share_main = counts.max() / counts.sum()
         p = counts / counts.sum()
-        cohesion = float((vectors[mine] @ vectors[mine].T).mean())
+        cohesion = float(np.linalg.norm(vectors[mine].mean(axis=0)) ** 2)  # mean pairwise cosine
         con.execute(
             "INSERT INTO class_insights (run_id, label_name, size, main_cluster, main_cluster_share, "
             "cluster_entropy, cohesion, nearest_class, knn_accuracy) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -194,12 +212,14 @@ def fill_insights(con, ids, vectors, names, assign, k_nn: int = 5) -> None:
         sim = float(between[classes.index(a), classes.index(b)])
         con.execute("INSERT INTO confused_pairs VALUES (1, ?, ?, ?, ?)", [a, b, n, sim])
     wrong = predicted != names
-    con.executemany(
-        "INSERT INTO suspect_labels VALUES (1, ?, ?, ?, ?)",
-        [
-            [int(i), str(t), str(g), float(s)]
-            for i, t, g, s in zip(ids[wrong], names[wrong], predicted[wrong], share[wrong])
-        ],
+    insert(
+        con,
+        "suspect_labels",
+        run_id=1,
+        image_id=ids[wrong],
+        label_name=names[wrong],
+        predicted_label=predicted[wrong],
+        vote_share=share[wrong],
     )
 
 
@@ -264,12 +284,12 @@ def fill_robustness(con, encoder, ids, vectors, names, severities=(1, 2, 3)) -> 
                 )
 
 
-def fill_all(index, k: int = 8, robustness: bool = True) -> dict:
+def fill_all(index, k: int = 8, robustness: bool = True, sweep_ks=None) -> dict:
     """Every table the report reads, for the whole index; returns what was computed."""
     con = index.catalog.con
     create_tables(con)
     ids, vectors = index.embeddings()
-    assign = fill_map_and_clusters(con, ids, vectors, k)
+    assign = fill_map_and_clusters(con, ids, vectors, k, sweep_ks)
     names = folder_labels(con, ids)
     fill_insights(con, ids, vectors, names, assign)
     if robustness:

@@ -311,6 +311,13 @@ guarded("robustness", renderRobustness);
 window.idxReport = {
   ready: true,
   pointCount: () => (state.scatter ? state.scatter.drawn : 0),
+  // Milliseconds for one full redraw of the map (bench/report.py measures it at 50k points).
+  drawMs: () => {
+    if (!state.scatter) return null;
+    const t0 = performance.now();
+    state.scatter.draw();
+    return performance.now() - t0;
+  },
   screenOf: (id) => {
     const sc = state.scatter;
     const i = sc ? DATA.map.ids.indexOf(id) : -1;
