@@ -316,3 +316,15 @@ def test_page_in_chromium_without_analysis(browser, indexed_copy, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "report-empty.png"), full_page=True)
     assert problems == []
     page.close()
+
+
+def test_robustness_examples_use_the_perturbation_registry(filled):
+    pytest.importorskip(
+        "idx.analysis.perturbations", reason="the robustness feature (issue 6) is not merged here"
+    )
+    data = page_data(filled["html"])
+    shown = {
+        e["perturbation"]: [im["severity"] for im in e["images"]]
+        for e in data["robustness"]["examples"]
+    }
+    assert shown == {"gaussian_noise": [0, 1, 2, 3], "blur": [0, 1, 2, 3]}

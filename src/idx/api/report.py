@@ -22,7 +22,7 @@ import idx
 from idx.analysis.report_html import render_html, thumbnail_uri
 from idx.api.report_data import LabelIndex, Tables, clusters_section, map_section, summary
 from idx.api.report_insights import insights_section, robustness_section
-from idx.errors import DecodeError, UsageError
+from idx.errors import DecodeError, IdxError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.ingest import Progress, ProgressEvent
 
@@ -76,6 +76,8 @@ def report_data(
         "insights": insights_section(tables, labels),
         "robustness": robustness_section(tables, labels),
     }
+    if "missing" not in data["robustness"]:
+        data["robustness"]["examples"] = robustness_examples(tables, data["robustness"], thumb_size)
     chosen = choose_thumbnails(data, max_thumbnails, seed)
     data["thumbs"] = make_thumbnails(tables, chosen, thumb_size, progress)
     data["thumbs_note"] = {
@@ -136,6 +138,48 @@ def make_thumbnails(
             if progress is not None and (done % 64 == 0 or done == len(todo)):
                 progress(ProgressEvent("thumbnails", done, len(todo)))
     return out
+
+
+def robustness_examples(
+    tables: Tables, section: dict[str, Any], size: int, side: int = 224
+) -> list[dict[str, Any]]:
+    """One image under each perturbation of the run at each severity, rendered now.
+
+    Uses the robustness feature's perturbation registry (the same seeded functions the run
+    used); without it, or for a perturbation this process does not know, there is no example.
+    """
+    try:
+        from idx.analysis.perturbations import apply
+    except ImportError:
+        return []
+    found = tables.con.execute("SELECT id, path FROM images ORDER BY id LIMIT 1").fetchall()
+    if not found:
+        return []
+    image_id, path = found[0]
+    try:
+        image = open_image(path, side).image
+    except DecodeError as exc:
+        log.warning("no robustness examples: %s: %s", path, exc)
+        return []
+    image.thumbnail((side, side))
+    seed = int(section["run"].get("seed") or 0)
+    clean = {"severity": 0, "uri": thumbnail_uri(image, size)}
+    severities: dict[str, list[int]] = {}
+    for row in section["results"]["rows"]:
+        severities.setdefault(row["perturbation"], []).append(int(row["severity"]))
+    examples = []
+    for name, levels in severities.items():
+        images = [clean]
+        for severity in sorted(set(levels)):
+            try:
+                perturbed = apply(name, image, severity, seed=seed, key=int(image_id))
+            except IdxError as exc:
+                log.info("no example for %s at severity %s: %s", name, severity, exc)
+                continue
+            images.append({"severity": severity, "uri": thumbnail_uri(perturbed, size)})
+        if len(images) > 1:
+            examples.append({"perturbation": name, "images": images})
+    return examples
 
 
 def write_report(

@@ -143,4 +143,4 @@ def robustness_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
             ),
             labels,
         )
-    return {"run": run_info(run), "results": results, "classes": classes, "examples": []}
+    return {"run": run_info(run), "results": results, "classes": classes}

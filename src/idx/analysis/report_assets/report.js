@@ -282,7 +282,7 @@ function renderRobustness() {
   }
   sec.appendChild(h("h3", {text: "Example images per severity"}));
   if (!rb.examples || !rb.examples.length) {
-    sec.appendChild(h("p", {class: "muted", text: "This run stored no example images."}));
+    sec.appendChild(h("p", {class: "muted", text: "No example images could be drawn for this run (see idx -v report for why)."}));
   } else {
     for (const ex of rb.examples) {
       sec.appendChild(h("div", {}, h("strong", {text: ex.perturbation}),
