@@ -328,3 +328,13 @@ def test_robustness_examples_use_the_perturbation_registry(filled):
         for e in data["robustness"]["examples"]
     }
     assert shown == {"gaussian_noise": [0, 1, 2, 3], "blur": [0, 1, 2, 3]}
+
+
+def test_trained_weights_get_no_untrained_warning(indexed_copy, tmp_path):
+    with Index(indexed_copy) as index:
+        model = json.loads(index.catalog.get_meta("model"))
+        assert model["untrained"] is True
+        index.catalog.set_meta("model", json.dumps(model | {"untrained": False}))
+        result = write_report(index, tmp_path / "trained.html")
+    assert result.untrained is False
+    assert page_data(tmp_path / "trained.html")["summary"]["untrained"] is False
