@@ -107,7 +107,11 @@ def test_report_data_matches_the_catalog(filled):
     )
 
     heat = data["insights"]["heatmap"]
-    assert np.asarray(heat["counts"]).sum() == len(ids)
+    shown = {n.replace("_", " ") if n != "sunsets" else HOSTILE_NAME: n for n in filled["names"]}
+    assert sorted(heat["rows"]) == sorted(shown)
+    for row, counts in zip(heat["rows"], heat["counts"]):
+        members = filled["assign"][filled["names"] == shown[row]]
+        assert counts == np.bincount(members, minlength=len(heat["cols"])).tolist()
     assert len(data["insights"]["classes"]["rows"]) == 8
     assert {r["perturbation"] for r in data["robustness"]["results"]["rows"]} == {
         "gaussian_noise",

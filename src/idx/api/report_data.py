@@ -274,11 +274,14 @@ def label_cluster_counts(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
         for label in labels.of_image.get(int(image_id), []):
             if label < len(shown):
                 counts[label, column[int(cluster)]] += 1
+    # Rows grouped by their main cluster, strongest first: a good clustering reads as a diagonal.
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    order = np.lexsort((-share.max(axis=1), share.argmax(axis=1)))
     return {
         "run_id": run["id"],
-        "rows": labels.names[: len(shown)],
+        "rows": [labels.names[i] for i in order],
         "cols": clusters,
-        "counts": counts.tolist(),
+        "counts": counts[order].tolist(),
         "truncated": len(labels.keys) > len(shown),
         "total_labels": len(labels.keys),
     }
