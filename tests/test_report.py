@@ -176,8 +176,16 @@ def test_cli_report_bad_arguments(indexed_copy, tmp_path):
         cli, ["--index", str(indexed_copy), "report", "--max-thumbnails", "-1"]
     )
     assert negative.exit_code == 2
-    nothing = runner.invoke(cli, ["--index", str(tmp_path / "none"), "report", "--out", "x.html"])
+    nothing = runner.invoke(
+        cli, ["--index", str(tmp_path / "none"), "report", "--out", str(tmp_path / "x.html")]
+    )
     assert nothing.exit_code == 1 and "idx add" in nothing.stderr
+    Index(tmp_path / "empty").close()
+    empty = runner.invoke(
+        cli, ["--index", str(tmp_path / "empty"), "report", "--out", str(tmp_path / "x.html")]
+    )
+    assert empty.exit_code == 1 and "no images" in empty.stderr
+    assert not (tmp_path / "x.html").exists()
 
 
 def test_metric_rows_pair_metrics_with_baselines_in_any_layout():

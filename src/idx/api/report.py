@@ -62,6 +62,7 @@ def report_data(
     """Everything the page shows, as one JSON-able dict (thumbnails included)."""
     if max_thumbnails < 0:
         raise UsageError(f"--max-thumbnails must be 0 or more, not {max_thumbnails}")
+    index.require_images("report on")
     tables = Tables(index.catalog.con)
     labels = LabelIndex(tables)
     data: dict[str, Any] = {
