@@ -125,7 +125,8 @@ def fill_map_and_clusters(
     for kk in sweep_ks or range(2, min(k + 3, len(ids) - 1)):
         assign = KMeans(n_clusters=kk, n_init=2, random_state=0).fit_predict(vectors)
         con.execute(
-            "INSERT INTO sweep_results VALUES (1, ?, ?, ?, ?)",
+            "INSERT INTO sweep_results (run_id, k, silhouette, davies_bouldin, calinski_harabasz) "
+            "VALUES (1, ?, ?, ?, ?)",
             [
                 kk,
                 silhouette(vectors, assign),
@@ -141,7 +142,10 @@ def folder_labels(con, ids: np.ndarray) -> np.ndarray:
     paths = dict(con.execute("SELECT id, path FROM images").fetchall())
     names = np.array([Path(paths[int(i)]).parent.name for i in ids])
     for name in sorted(set(names)):
-        con.execute("INSERT INTO classes VALUES (?, ?)", [name, name.replace("_", " ")])
+        con.execute(
+            "INSERT INTO classes (label_name, display_name) VALUES (?, ?)",
+            [name, name.replace("_", " ")],
+        )
     insert(con, "labels", image_id=ids, label_name=names, source="folder", confidence=1.0)
     return names
 
@@ -210,7 +214,11 @@ def fill_insights(con, ids, vectors, names, assign, k_nn: int = 5) -> None:
             confusions[pair] = confusions.get(pair, 0) + 1
     for (a, b), n in confusions.items():
         sim = float(between[classes.index(a), classes.index(b)])
-        con.execute("INSERT INTO confused_pairs VALUES (1, ?, ?, ?, ?)", [a, b, n, sim])
+        con.execute(
+            "INSERT INTO confused_pairs (run_id, label_a, label_b, knn_confusions, "
+            "centroid_similarity) VALUES (1, ?, ?, ?, ?)",
+            [a, b, n, sim],
+        )
     wrong = predicted != names
     insert(
         con,
@@ -272,7 +280,8 @@ def fill_robustness(con, encoder, ids, vectors, names, severities=(1, 2, 3)) -> 
             for c in sorted(set(names)):
                 mine = names == c
                 con.execute(
-                    "INSERT INTO robustness_classes VALUES (1, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO robustness_classes (run_id, label_name, perturbation, severity, n, "
+                    "cos_mean, knn_accuracy) VALUES (1, ?, ?, ?, ?, ?, ?)",
                     [
                         c,
                         name,
