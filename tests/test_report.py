@@ -264,7 +264,6 @@ def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
 
     # Hover a real point: the tooltip shows that image's thumbnail and path.
     target = int(filled["ids"][5])
-    spot = page.evaluate(f"window.idxReport.screenOf({target})")
     page.locator("#scatter").scroll_into_view_if_needed()
     spot = page.evaluate(f"window.idxReport.screenOf({target})")
     page.mouse.move(spot["x"], spot["y"])
@@ -282,13 +281,22 @@ def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
     legend = page.locator("#legend").inner_text()
     assert "red circles" in legend and HOSTILE_NAME in legend
 
+    # A legend click brings one group forward (the others stay, greyed); a second click undoes it.
+    entry = page.locator("#legend .entry").first
+    entry.click()
+    assert entry.get_attribute("aria-pressed") == "true"
+    assert page.evaluate("window.idxReport.pointCount()") == n
+    entry.click()
+    assert page.locator("#legend .entry[aria-pressed=true]").count() == 0
+
     # Zooming in around the centre leaves fewer points in view; double-click resets.
+    page.locator("#scatter").scroll_into_view_if_needed()
     box = page.locator("#scatter").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     for _ in range(5):
         page.mouse.wheel(0, -600)
     assert page.evaluate("window.idxReport.pointCount()") < n
-    page.mouse.dblclick(box["x"] + 5, box["y"] + 5)
+    page.locator("#scatter").dblclick()
     assert page.evaluate("window.idxReport.pointCount()") == n
 
     # The per-class table sorts by the clicked header.

@@ -114,7 +114,7 @@ function renderSummary() {
 function renderMap() {
   const sec = section("map", "2-D map",
     "Each point is an image, placed by the latest projection of its embedding. Hover for the image, " +
-    "wheel to zoom, drag to pan, double-click to reset.");
+    "wheel to zoom, drag to pan, double-click to reset; click a legend entry to bring its group forward.");
   const mp = DATA.map;
   if (mp.missing) { sec.appendChild(missingNote(mp.missing)); return; }
   sec.appendChild(runLine(mp.run, "projection run"));
@@ -141,13 +141,26 @@ function renderMap() {
     const by = select.value;
     const cats = by === "cluster" ? mp.cluster : by === "label" ? mp.label : new Array(n).fill(0);
     const names = by === "label" ? LABELS : null;
-    scatter.setColours(cats, null);
+    scatter.setColours(cats);
     const counts = new Map();
     for (const c of cats) counts.set(c, (counts.get(c) || 0) + 1);
     const top = [...counts.entries()].sort((a, b) => b[1] - a[1]);
-    legend.replaceChildren(...(by === "none" ? [] : top.slice(0, 30).map(([c, count]) => h("span", {},
-      h("span", {class: "sw", style: {background: colourOf(c)}}),
-      `${c < 0 ? "none" : names ? names[c] : "cluster " + c} (${count})`))),
+    const entries = by === "none" ? [] : top.slice(0, 30).map(([c, count]) => {
+      const entry = h("span", {class: "entry", role: "button", tabindex: "0", "aria-pressed": "false",
+        title: "click to bring this group forward; click again to show all"},
+        h("span", {class: "sw", style: {background: colourOf(c)}}),
+        `${c < 0 ? "none" : names ? names[c] : "cluster " + c} (${count})`);
+      const toggle = () => {
+        scatter.focus = scatter.focus === c ? null : c;
+        entries.forEach((e) => e.setAttribute("aria-pressed", "false"));
+        if (scatter.focus !== null) entry.setAttribute("aria-pressed", "true");
+        scatter.draw();
+      };
+      entry.addEventListener("click", toggle);
+      entry.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); toggle(); } });
+      return entry;
+    });
+    legend.replaceChildren(...entries,
       top.length > 30 ? h("span", {class: "muted", text: `+ ${top.length - 30} more`}) : "");
   };
   select.addEventListener("change", apply);

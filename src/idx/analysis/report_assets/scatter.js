@@ -11,8 +11,8 @@ class Scatter {
     this.n = this.xs.length;
     this.onHover = onHover;
     this.categories = new Int32Array(this.n).fill(-1);
-    this.colours = [];
     this.hovered = -1;
+    this.focus = null;
     this.drawn = 0;
     this.radius = this.n > 20000 ? 1.6 : this.n > 3000 ? 2.4 : this.n > 300 ? 3.5 : 5;
     this._bounds();
@@ -56,9 +56,9 @@ class Scatter {
     return cy * g + cx;
   }
 
-  setColours(categories, colours) {
+  setColours(categories) {
     this.categories = Int32Array.from(categories);
-    this.colours = colours;
+    this.focus = null;
     // Draw order: points grouped by colour, so each colour is one fill call.
     const order = Array.from({length: this.n}, (_, i) => i);
     order.sort((a, b) => this.categories[a] - this.categories[b]);
@@ -107,21 +107,28 @@ class Scatter {
     const k = this._scale(), r = this.radius, cx = this.view.cx, cy = this.view.cy;
     const order = this.order || Int32Array.from({length: this.n}, (_, i) => i);
     const round = this.n <= 5000;
-    let drawn = 0, i = 0;
+    let drawn = 0;
     ctx.globalAlpha = this.n > 20000 ? 0.7 : 0.85;
-    while (i < this.n) {
-      const cat = this.categories[order[i]];
-      ctx.fillStyle = colourOf(cat < 0 ? -1 : cat);
-      ctx.beginPath();
-      for (; i < this.n && this.categories[order[i]] === cat; i++) {
-        const p = order[i];
-        const px = w / 2 + (this.xs[p] - cx) * k, py = h / 2 - (this.ys[p] - cy) * k;
-        if (px < -r || py < -r || px > w + r || py > h + r) continue;
-        if (round) { ctx.moveTo(px + r, py); ctx.arc(px, py, r, 0, 2 * Math.PI); }
-        else ctx.rect(px - r, py - r, 2 * r, 2 * r);
-        drawn++;
+    // With a focused category (legend click) the others are drawn first, in grey, beneath it.
+    for (const pass of this.focus === null ? [null] : ["others", "focus"]) {
+      let i = 0;
+      while (i < this.n) {
+        const cat = this.categories[order[i]];
+        const mine = cat === this.focus;
+        const skip = (pass === "others" && mine) || (pass === "focus" && !mine);
+        ctx.fillStyle = pass === "others" ? "#dfe3e8" : colourOf(cat < 0 ? -1 : cat);
+        ctx.beginPath();
+        for (; i < this.n && this.categories[order[i]] === cat; i++) {
+          if (skip) continue;
+          const p = order[i];
+          const px = w / 2 + (this.xs[p] - cx) * k, py = h / 2 - (this.ys[p] - cy) * k;
+          if (px < -r || py < -r || px > w + r || py > h + r) continue;
+          if (round) { ctx.moveTo(px + r, py); ctx.arc(px, py, r, 0, 2 * Math.PI); }
+          else ctx.rect(px - r, py - r, 2 * r, 2 * r);
+          drawn++;
+        }
+        ctx.fill();
       }
-      ctx.fill();
     }
     ctx.globalAlpha = 1;
     if (this.hovered >= 0) {
