@@ -269,6 +269,8 @@ def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
     page.mouse.move(spot["x"], spot["y"])
     tooltip = page.locator("#tooltip")
     assert tooltip.is_visible()
+    mp = page_data(filled["html"])["map"]
+    assert mp["prefix"] + mp["paths"][5] in tooltip.inner_text()
     img = tooltip.locator("img")
     assert img.is_visible()
     assert img.evaluate("el => el.complete && el.naturalWidth > 0")
