@@ -20,6 +20,7 @@ from report_tables import fill_all, pca_2d
 
 from idx.analysis.report_html import json_for_script, metric_rows
 from idx.api.report import write_report
+from idx.api.report_data import split_common_prefix
 from idx.cli.main import cli
 from idx.indexer.index import Index
 
@@ -208,6 +209,16 @@ def test_metric_rows_pair_metrics_with_baselines_in_any_layout():
     assert by_name["nmi"]["baselines"] == {"baseline": 0.02}
     assert by_name["purity"]["baselines"] == {"random": 0.2, "majority": 0.3}
     assert metric_rows(None) == []
+
+
+def test_map_paths_share_one_prefix():
+    assert split_common_prefix(["/data/a/x.jpg", "/data/a/y/z.jpg"]) == (
+        "/data/a/",
+        ["x.jpg", "y/z.jpg"],
+    )
+    assert split_common_prefix(["/a/x.jpg", "/b/y.jpg"]) == ("/", ["a/x.jpg", "b/y.jpg"])
+    assert split_common_prefix(["/only/one.jpg"]) == ("/only/", ["one.jpg"])
+    assert split_common_prefix([]) == ("", [])
 
 
 def test_json_for_script_cannot_close_the_script_block():

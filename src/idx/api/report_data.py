@@ -161,6 +161,15 @@ class LabelIndex:
         return max(labels) if labels else -1
 
 
+def split_common_prefix(paths: list[str]) -> tuple[str, list[str]]:
+    """The folder all paths share (ending in a separator) and each path after it: the page stores
+    the prefix once instead of once per point."""
+    if not paths:
+        return "", []
+    prefix = os.path.join(os.path.commonpath([os.path.dirname(p) for p in paths]), "")
+    return prefix, [p[len(prefix) :] for p in paths]
+
+
 def map_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
     run = tables.latest("projection_runs")
     if run is None:
@@ -173,15 +182,14 @@ def map_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
     if not points:
         return missing(f"Projection run {run['id']} holds no points.", COMMANDS["project"])
     ids = [int(p[0]) for p in points]
-    paths = [p[3] for p in points]
-    prefix = os.path.commonpath(paths) + os.sep if len(paths) > 1 else ""
+    prefix, paths = split_common_prefix([p[3] for p in points])
     out: dict[str, Any] = {
         "run": run_info(run, drop=()),
         "ids": ids,
         "x": [round(float(p[1]), 5) for p in points],
         "y": [round(float(p[2]), 5) for p in points],
         "prefix": prefix,
-        "paths": [p[len(prefix) :] for p in paths],
+        "paths": paths,
         "cluster": None,
         "cluster_run": None,
         "label": None,

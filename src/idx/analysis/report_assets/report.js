@@ -131,7 +131,8 @@ function renderMap() {
     : `${fmt(n)} points.`;
   sec.appendChild(h("div", {class: "controls"}, h("label", {}, "colour by ", select),
     h("span", {class: "muted", text: note})));
-  const canvas = h("canvas", {class: "scatter", id: "scatter", "data-points": String(n)});
+  const canvas = h("canvas", {class: "scatter", id: "scatter", "data-points": String(n),
+    role: "img", "aria-label": `2-D map of ${n} images`});
   sec.appendChild(h("div", {class: "map-wrap"}, canvas));
   const legend = h("div", {class: "legend", id: "legend"});
   sec.appendChild(legend);
