@@ -371,3 +371,25 @@ def test_trained_weights_get_no_untrained_warning(indexed_copy, tmp_path):
         result = write_report(index, tmp_path / "trained.html")
     assert result.untrained is False
     assert page_data(tmp_path / "trained.html")["summary"]["untrained"] is False
+
+
+def test_demo_ends_with_the_report_and_it_opens_cleanly(browser, tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        cli, ["demo", "--out", str(out), "--tiny", "--per-category", "3", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    report = out / "report.html"
+    assert f"report: {report.resolve()}" in result.stdout
+    page, problems = open_page(browser, report)
+    with Index(out / "index", read_only=True) as index:
+        tables = {r[0] for r in index.sql("SHOW TABLES")[1]}
+        projected = (
+            "projections" in tables and index.sql("SELECT count(*) FROM projections")[1][0][0]
+        )
+    # Once the analysis steps run in the demo, its map shows every image.
+    assert page.evaluate("window.idxReport.pointCount()") == (24 if projected else 0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-demo.png"), full_page=True)
+    assert problems == []
+    page.close()
