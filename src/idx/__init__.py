@@ -33,6 +33,7 @@ _LAZY = {
     "eject": ("idx.api.injection", "eject"),
     "compare_injection": ("idx.api.injection", "compare"),
     "register_perturbation": ("idx.analysis.perturbations", "register_perturbation"),
+    "write_report": ("idx.api.report", "write_report"),
 }
 
 

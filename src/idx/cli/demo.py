@@ -16,6 +16,7 @@ from idx.cli.analysis import demo_step as analysis_step
 from idx.cli.common import json_option
 from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
+from idx.cli.report import step_report
 from idx.cli.robustness import step_robustness
 from idx.indexer import encoder, synthetic
 from idx.indexer.index import Index
@@ -89,6 +90,7 @@ STEPS: list[Callable[[DemoRun], None]] = [
     analysis_step,
     insights.step_insights,  # after clustering: insights compare with it
     step_robustness,
+    step_report,  # last: it shows what the steps before it stored
 ]
 
 

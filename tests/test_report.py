@@ -1,0 +1,395 @@
+"""`idx report`: the data it gathers, the file it writes, and the page as a real browser shows it.
+
+Analysis tables are filled by tests/report_tables.py with values computed from the index's real
+embeddings (PCA, scikit-learn k-means, kNN votes, really perturbed images re-embedded).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from report_tables import fill_all, pca_2d
+
+from idx.analysis.report_html import json_for_script, metric_rows
+from idx.api.report import write_report
+from idx.api.report_data import split_common_prefix
+from idx.cli.main import cli
+from idx.indexer.index import Index
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOSTILE_NAME = "</script><img src=x onerror=alert(1)>"
+
+
+def page_data(html_path: Path) -> dict:
+    html = html_path.read_text(encoding="utf-8")
+    block = re.search(r'<script type="application/json" id="idx-data">(.*?)</script>', html, re.S)
+    assert block, "the data block is missing"
+    return json.loads(block.group(1))
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory, indexed, tiny_model):
+    """A copy of the synthetic index with every analysis table filled, and its report."""
+    root = tmp_path_factory.mktemp("report")
+    index_dir = root / "index"
+    shutil.copytree(indexed, index_dir)
+    with Index(index_dir, **tiny_model) as index:
+        facts = fill_all(index)
+        # A label whose name is markup: the page must show it as text, never run it.
+        index.catalog.con.execute(
+            "UPDATE classes SET display_name = ? WHERE label_name = 'sunsets'", [HOSTILE_NAME]
+        )
+        facts["ids"], facts["vectors"] = index.embeddings()
+        facts["result"] = write_report(index, root / "report.html")
+    facts["html"] = root / "report.html"
+    return facts
+
+
+def test_report_without_analysis_names_the_commands(indexed_copy, tmp_path):
+    with Index(indexed_copy, read_only=True) as index:
+        result = write_report(index, tmp_path / "bare.html")
+    data = page_data(tmp_path / "bare.html")
+    assert result.sections == {
+        "summary": True,
+        "map": False,
+        "clusters": False,
+        "insights": False,
+        "robustness": False,
+    }
+    assert data["summary"]["images"] == result.images == 48
+    assert data["summary"]["untrained"] is True and result.untrained
+    assert data["map"]["missing"]["command"].startswith("idx project")
+    assert data["clusters"]["missing"]["command"].startswith("idx cluster")
+    assert data["insights"]["missing"]["command"].startswith("idx labels import")
+    assert data["robustness"]["missing"]["command"].startswith("idx robustness")
+    assert result.bytes == (tmp_path / "bare.html").stat().st_size
+
+
+def test_report_data_matches_the_catalog(filled):
+    data = page_data(filled["html"])
+    ids, vectors = filled["ids"], filled["vectors"]
+    mp = data["map"]
+    assert mp["ids"] == ids.tolist()
+    np.testing.assert_allclose(np.c_[mp["x"], mp["y"]], pca_2d(vectors), atol=1e-4)
+    assert mp["cluster"] == filled["assign"].tolist()
+    names = data["labels"]["names"]
+    assert [names[i] for i in mp["label"]] == [
+        n.replace("_", " ") if n != "sunsets" else HOSTILE_NAME for n in filled["names"]
+    ]
+    assert [Path(mp["prefix"] + p).parent.name for p in mp["paths"]] == filled["names"].tolist()
+
+    clusters = data["clusters"]
+    sizes = np.bincount(filled["assign"])
+    assert [s["size"] for s in clusters["sheets"]] == sizes.tolist()
+    silhouette = next(m for m in clusters["metrics"] if m["name"] == "silhouette")
+    assert set(silhouette["baselines"]) == {"baseline"}
+    davies = next(m for m in clusters["metrics"] if m["name"] == "davies_bouldin")
+    assert set(davies["baselines"]) == {"baseline"}
+    assert [r["k"] for r in clusters["sweep"]["rows"]] == sorted(
+        r["k"] for r in clusters["sweep"]["rows"]
+    )
+
+    heat = data["insights"]["heatmap"]
+    shown = {n.replace("_", " ") if n != "sunsets" else HOSTILE_NAME: n for n in filled["names"]}
+    assert sorted(heat["rows"]) == sorted(shown)
+    for row, counts in zip(heat["rows"], heat["counts"]):
+        members = filled["assign"][filled["names"] == shown[row]]
+        assert counts == np.bincount(members, minlength=len(heat["cols"])).tolist()
+    assert len(data["insights"]["classes"]["rows"]) == 8
+    assert {r["perturbation"] for r in data["robustness"]["results"]["rows"]} == {
+        "gaussian_noise",
+        "blur",
+    }
+
+
+def test_contact_sheets_show_the_images_nearest_each_centre(filled):
+    data = page_data(filled["html"])
+    with Index(filled["html"].parent / "index", read_only=True) as index:
+        _, rows = index.sql(
+            "SELECT cluster, image_id FROM clusters WHERE run_id = 1 ORDER BY cluster, distance"
+        )
+    nearest: dict[int, list[int]] = {}
+    for cluster, image_id in rows:
+        nearest.setdefault(cluster, []).append(image_id)
+    for sheet in data["clusters"]["sheets"]:
+        assert [im["id"] for im in sheet["images"]] == nearest[sheet["cluster"]][:12]
+
+
+def test_thumbnails_are_small_jpegs_and_respect_the_cap(filled, tmp_path):
+    data = page_data(filled["html"])
+    assert len(data["thumbs"]) == 48
+    thumb = Image.open(io.BytesIO(_decode(data["thumbs"][str(filled["ids"][0])])))
+    assert thumb.format == "JPEG" and max(thumb.size) <= 96
+    with Index(filled["html"].parent / "index", read_only=True) as index:
+        capped = write_report(index, tmp_path / "capped.html", max_thumbnails=5)
+    small = page_data(tmp_path / "capped.html")
+    first_sheet = [im["id"] for im in small["clusters"]["sheets"][0]["images"]]
+    assert capped.thumbnails == len(small["thumbs"]) == 5
+    # Pictures the page shows by itself come before hover samples.
+    assert set(small["thumbs"]) == {str(i) for i in first_sheet[:5]}
+    assert small["thumbs_note"]["capped"] is True
+    assert capped.bytes < filled["result"].bytes
+
+
+def _decode(uri: str) -> bytes:
+    import base64
+
+    assert uri.startswith("data:image/jpeg;base64,")
+    return base64.b64decode(uri.split(",", 1)[1])
+
+
+def test_cli_report_json(indexed_copy, tmp_path):
+    out = tmp_path / "sub" / "r.html"
+    result = CliRunner().invoke(
+        cli, ["--index", str(indexed_copy), "report", "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["path"] == str(out.resolve())
+    assert info["bytes"] == out.stat().st_size
+    assert info["sections"]["summary"] is True and info["sections"]["map"] is False
+    assert "UNTRAINED" in result.stderr
+
+
+def test_cli_report_bad_arguments(indexed_copy, tmp_path):
+    runner = CliRunner()
+    folder = runner.invoke(cli, ["--index", str(indexed_copy), "report", "--out", str(tmp_path)])
+    assert folder.exit_code == 2
+    negative = runner.invoke(
+        cli, ["--index", str(indexed_copy), "report", "--max-thumbnails", "-1"]
+    )
+    assert negative.exit_code == 2
+    nothing = runner.invoke(
+        cli, ["--index", str(tmp_path / "none"), "report", "--out", str(tmp_path / "x.html")]
+    )
+    assert nothing.exit_code == 1 and "idx add" in nothing.stderr
+    Index(tmp_path / "empty").close()
+    empty = runner.invoke(
+        cli, ["--index", str(tmp_path / "empty"), "report", "--out", str(tmp_path / "x.html")]
+    )
+    assert empty.exit_code == 1 and "no images" in empty.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_metric_rows_pair_metrics_with_baselines_in_any_layout():
+    rows = metric_rows(
+        {
+            "silhouette": {"value": 0.4, "ci95": [0.38, 0.42]},
+            "silhouette_baseline": 0.01,
+            "nmi": 0.7,
+            "purity": 0.9,
+            "baselines": {"nmi": 0.02, "purity": {"random": 0.2, "majority": {"value": 0.3}}},
+            "note": "text is not a metric",
+            "n_images": 48,
+        }
+    )
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"silhouette", "nmi", "purity", "n_images"}
+    assert by_name["silhouette"]["value"] == 0.4
+    assert by_name["silhouette"]["baselines"] == {"baseline": 0.01}
+    assert by_name["silhouette"]["notes"] == {"ci95": [0.38, 0.42]}
+    assert by_name["nmi"]["baselines"] == {"baseline": 0.02}
+    assert by_name["purity"]["baselines"] == {"random": 0.2, "majority": 0.3}
+    assert metric_rows(None) == []
+
+
+def test_map_paths_share_one_prefix():
+    assert split_common_prefix(["/data/a/x.jpg", "/data/a/y/z.jpg"]) == (
+        "/data/a/",
+        ["x.jpg", "y/z.jpg"],
+    )
+    assert split_common_prefix(["/a/x.jpg", "/b/y.jpg"]) == ("/", ["a/x.jpg", "b/y.jpg"])
+    assert split_common_prefix(["/only/one.jpg"]) == ("/only/", ["one.jpg"])
+    assert split_common_prefix([]) == ("", [])
+
+
+def test_json_for_script_cannot_close_the_script_block():
+    data = {"path": "/x/</script><!--", "nan": float("nan"), "line": "a\u2028b"}
+    text = json_for_script(data)
+    assert "</" not in text and "<!--" not in text and "\u2028" not in text
+    assert json.loads(text) == {"path": "/x/</script><!--", "nan": None, "line": "a\u2028b"}
+
+
+# -- in a real browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
+    )
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, html: Path):
+    """The page after load, with every console error, page error and network request recorded."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"exception: {e}"))
+    page.on(
+        "request",
+        lambda r: (
+            problems.append(f"request: {r.url}")
+            if not r.url.startswith(("file:", "data:"))
+            else None
+        ),
+    )
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.goto(html.as_uri())
+    page.wait_for_function("document.body.dataset.ready === 'true'")
+    return page, problems
+
+
+def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
+    page, problems = open_page(browser, filled["html"])
+    n = len(filled["ids"])
+    assert page.evaluate("window.idxReport.pointCount()") == n
+    assert page.locator("#untrained-banner").is_visible()
+
+    # Hover a real point: the tooltip shows that image's thumbnail and path.
+    target = int(filled["ids"][5])
+    page.locator("#scatter").scroll_into_view_if_needed()
+    spot = page.evaluate(f"window.idxReport.screenOf({target})")
+    page.mouse.move(spot["x"], spot["y"])
+    tooltip = page.locator("#tooltip")
+    assert tooltip.is_visible()
+    mp = page_data(filled["html"])["map"]
+    assert mp["prefix"] + mp["paths"][5] in tooltip.inner_text()
+    img = tooltip.locator("img")
+    assert img.is_visible()
+    assert img.evaluate("el => el.complete && el.naturalWidth > 0")
+    assert page.evaluate("window.idxReport.pointCount()") == n
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-hover.png"))
+
+    # Colour by label: the legend lists label names, markup in a name stays text.
+    page.select_option("#colour-by", "label")
+    legend = page.locator("#legend").inner_text()
+    assert "red circles" in legend and HOSTILE_NAME in legend
+
+    # A legend click brings one group forward (the others stay, greyed); a second click undoes it.
+    entry = page.locator("#legend .entry").first
+    entry.click()
+    assert entry.get_attribute("aria-pressed") == "true"
+    assert page.evaluate("window.idxReport.pointCount()") == n
+    entry.click()
+    assert page.locator("#legend .entry[aria-pressed=true]").count() == 0
+
+    # Zooming in around the centre leaves fewer points in view; double-click resets.
+    page.locator("#scatter").scroll_into_view_if_needed()
+    box = page.locator("#scatter").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(5):
+        page.mouse.wheel(0, -600)
+    assert page.evaluate("window.idxReport.pointCount()") < n
+    page.locator("#scatter").dblclick()
+    assert page.evaluate("window.idxReport.pointCount()") == n
+
+    # The per-class table sorts by the clicked header.
+    header = page.locator("#class-table th", has_text="knn_accuracy")
+    header.click()
+    column = page.locator("#class-table th").all_inner_texts().index("knn_accuracy")
+    cells = page.locator(f"#class-table tbody tr td:nth-child({column + 1})").all_inner_texts()
+    values = [float(c) for c in cells]
+    assert values == sorted(values, reverse=True)
+    header.click()
+    cells = page.locator(f"#class-table tbody tr td:nth-child({column + 1})").all_inner_texts()
+    assert [float(c) for c in cells] == sorted(values)
+
+    assert page.locator("#sweep-charts svg").count() == 3
+    assert page.locator("#robustness-charts svg").count() >= 4
+    assert page.locator(".cluster-sheet").count() == len(set(filled["assign"].tolist()))
+    assert page.locator(".cluster-sheet img").count() == sum(
+        min(12, c) for c in np.bincount(filled["assign"])
+    )
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_page_in_chromium_without_analysis(browser, indexed_copy, tmp_path):
+    with Index(indexed_copy, read_only=True) as index:
+        write_report(index, tmp_path / "bare.html")
+    page, problems = open_page(browser, tmp_path / "bare.html")
+    notes = page.locator("[data-missing]").all_inner_texts()
+    assert any("idx project" in t for t in notes)
+    assert any("idx cluster" in t for t in notes)
+    assert any("idx labels import" in t for t in notes)
+    assert any("idx robustness" in t for t in notes)
+    assert page.locator("#untrained-banner").is_visible()
+    assert page.evaluate("window.idxReport.pointCount()") == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-empty.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_robustness_examples_use_the_perturbation_registry(filled):
+    pytest.importorskip(
+        "idx.analysis.perturbations", reason="the robustness feature (issue 6) is not merged here"
+    )
+    data = page_data(filled["html"])
+    shown = {
+        e["perturbation"]: [im["severity"] for im in e["images"]]
+        for e in data["robustness"]["examples"]
+    }
+    assert shown == {"gaussian_noise": [0, 1, 2, 3], "blur": [0, 1, 2, 3]}
+
+
+def test_trained_weights_get_no_untrained_warning(indexed_copy, tmp_path):
+    with Index(indexed_copy) as index:
+        model = json.loads(index.catalog.get_meta("model"))
+        assert model["untrained"] is True
+        index.catalog.set_meta("model", json.dumps(model | {"untrained": False}))
+        result = write_report(index, tmp_path / "trained.html")
+    assert result.untrained is False
+    assert page_data(tmp_path / "trained.html")["summary"]["untrained"] is False
+
+
+def test_demo_ends_with_the_report_and_it_opens_cleanly(browser, tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        cli, ["demo", "--out", str(out), "--tiny", "--per-category", "3", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    report = out / "report.html"
+    assert f"report: {report.resolve()}" in result.stdout
+    page, problems = open_page(browser, report)
+    with Index(out / "index", read_only=True) as index:
+        tables = {r[0] for r in index.sql("SHOW TABLES")[1]}
+        projected = (
+            "projections" in tables and index.sql("SELECT count(*) FROM projections")[1][0][0]
+        )
+    # Once the analysis steps run in the demo, its map shows every image.
+    assert page.evaluate("window.idxReport.pointCount()") == (24 if projected else 0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-demo.png"), full_page=True)
+    assert problems == []
+    page.close()
