@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from report_tables import fill_all, pca_2d
+from .report_tables import fill_all, pca_2d
 
 from idx.analysis.report_html import json_for_script, metric_rows
 from idx.api.report import write_report

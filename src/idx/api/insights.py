@@ -105,7 +105,10 @@ def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
             "AND table_name IN ('cluster_runs', 'clusters')"
         ).fetchall()
     }
-    if tables != {"cluster_runs", "clusters"}:
+    has_runs = tables == {"cluster_runs", "clusters"} and bool(
+        con.execute("SELECT 1 FROM cluster_runs LIMIT 1").fetchall()
+    )
+    if not has_runs:
         if run is not None:
             raise NotFoundError(
                 f"cluster run {run} does not exist: this index has no clustering runs; "
