@@ -155,7 +155,7 @@ def _tables(result: insight_runs.InsightsResult, limit: int | None) -> dict:
 def step_insights(run: DemoRun) -> None:
     """Demo: class-level insights against whatever clustering run exists."""
     with run.index() as index:
-        result = insights_api.insights(index, plots_dir=run.out / "plots")
+        result = insights_api.insights(index)
     keys = ("knn_accuracy", "zero_shot_accuracy", "nmi", "purity")
     run.summary["insights"] = {
         "run_id": result.run_id,
