@@ -135,6 +135,8 @@ def text_vector(index: Index, text: str) -> np.ndarray:
 
 def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
     """An image file decoded and preprocessed exactly like ingested images, then encoded."""
+    if not os.path.exists(path):
+        raise NotFoundError(f"query image {os.fspath(path)} does not exist; check the path")
     encoder = index.encoder
     try:
         decoded = open_image(path, encoder.image_size)
@@ -192,9 +194,7 @@ def _nearest(index: Index, query: np.ndarray, k: int, exclude: int | None = None
     info = _image_info(index, [i for _, i in pairs])
     # An id the catalog no longer holds is never shown (the FAISS file is kept in step anyway).
     hits = [(s, i) for s, i in pairs if i in info]
-    return [
-        Hit(rank, score, i, info[i][0], info[i][1]) for rank, (score, i) in enumerate(hits, 1)
-    ]
+    return [Hit(rank, score, i, info[i][0], info[i][1]) for rank, (score, i) in enumerate(hits, 1)]
 
 
 def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] | None]]:

@@ -14,6 +14,7 @@ from idx import config
 from idx.cli.common import json_option
 from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
+from idx.cli.search import step_search
 from idx.indexer import encoder, synthetic
 from idx.indexer.index import Index
 
@@ -80,7 +81,7 @@ def step_add(run: DemoRun) -> None:
 
 
 #: The pipeline, in order. Each feature appends its step (a function taking the DemoRun).
-STEPS: list[Callable[[DemoRun], None]] = [step_add]
+STEPS: list[Callable[[DemoRun], None]] = [step_add, step_search]
 
 
 @click.command()

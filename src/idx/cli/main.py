@@ -62,9 +62,9 @@ def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     # One line per command family; each module defines `register(cli)`.
-    from idx.cli import demo, ingest
+    from idx.cli import demo, ingest, search
 
-    for module in (ingest, demo):
+    for module in (ingest, search, demo):
         module.register(cli)
 
 

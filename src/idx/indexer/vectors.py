@@ -188,7 +188,13 @@ class VectorStore:
 
     @property
     def kind(self) -> str:
+        """The concrete type of the loaded index."""
         return str(self.meta.get("type", "flat"))
+
+    @property
+    def requested(self) -> str:
+        """What was asked for (`auto` unless `idx reindex --type` chose a type)."""
+        return str(self.meta.get("requested", "auto"))
 
     def load(
         self,
@@ -228,7 +234,7 @@ class VectorStore:
     ) -> str:
         """Build a fresh index of the requested type from (ids, matrix); approximate types are
         tuned and their recall@10 recorded."""
-        requested = requested or str(self.meta.get("requested", "auto"))
+        requested = requested or self.requested
         report = progress or (lambda event: None)
         meta: dict[str, Any] = {"generation": generation, "requested": requested}
         if len(ids) == 0:
@@ -268,7 +274,7 @@ class VectorStore:
         """
         if self.index is None:
             return False
-        if choose_type(str(self.meta.get("requested", self.kind)), n_after) != self.kind:
+        if choose_type(self.requested, n_after) != self.kind:
             return False
         if self.kind in REMOVABLE or not (changed or removed):
             return True
