@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,11 +21,13 @@ import pyarrow as pa
 
 from idx.analysis.groups import connected_groups
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
+from idx.indexer.catalog import Catalog
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
 from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.vectors import VectorStore, check_type, similar_pairs
 
+_LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
 #: meta key holding what the last `neighbors --all` run stored.
 NEIGHBORS_RUN_KEY = "neighbors_run"
 DEFAULT_K = 10
@@ -98,21 +101,29 @@ def search(
     text: str | None = None,
     image: str | os.PathLike[str] | None = None,
     id: int | None = None,
+    vector: np.ndarray | None = None,
     k: int = DEFAULT_K,
 ) -> list[Hit]:
-    """The k images nearest to a text, an image file, or an indexed image (which is then its
-    own rank-1 hit), by cosine similarity."""
-    given = [name for name, v in (("text", text), ("image", image), ("id", id)) if v is not None]
+    """The k images nearest to a text, an image file, an indexed image (which is then its own
+    rank-1 hit) or a vector of the index's dimension, by cosine similarity."""
+    given = [v for v in (text, image, id, vector) if v is not None]
     if len(given) != 1:
         raise UsageError("give exactly one query: --text TEXT, --image FILE or --id N")
     _check_k(k)
-    index.require_images("search")
+    if index.vectors.ntotal == 0:
+        index.require_images("search")
     if text is not None:
         query = text_vector(index, text)
     elif image is not None:
         query = image_vector(index, image)
+    elif id is not None:
+        query = _stored_vector(index, int(id))
     else:
-        query = _stored_vector(index, int(id))  # type: ignore[arg-type]
+        query = np.atleast_2d(np.asarray(vector, np.float32))
+        if query.shape[0] != 1:
+            raise UsageError(f"vector must be one query of shape (d,), not {query.shape}")
+        _check_dim(index, query, "query")
+        query = query / np.linalg.norm(query, axis=1, keepdims=True)
     return _nearest(index, query, k)
 
 
@@ -217,11 +228,16 @@ def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] 
 
 
 def _has_labels(index: Index) -> bool:
-    rows = index.catalog.con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
-        "AND table_name IN ('labels', 'classes')"
-    ).fetchall()
-    return rows[0][0] == 2
+    # Tables come from migrations applied when the catalog opens, so one look per connection
+    # suffices (and keeps the per-query overhead to the one lookup query).
+    known = _LABELS_TABLES.get(index.catalog)
+    if known is None:
+        rows = index.catalog.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND table_name IN ('labels', 'classes')"
+        ).fetchall()
+        known = _LABELS_TABLES[index.catalog] = rows[0][0] == 2
+    return known
 
 
 def _check_k(k: int) -> None:
@@ -233,8 +249,8 @@ def _check_dim(index: Index, vector: np.ndarray, what: str) -> None:
     dim = index.vectors.index.d
     if vector.shape[-1] != dim:
         raise IdxError(
-            f"the model gives {vector.shape[-1]}-d {what} vectors but index {index.dir} holds "
-            f"{dim}-d vectors; search with the model the index was built with"
+            f"{what} vectors have {vector.shape[-1]} dimensions but index {index.dir} holds "
+            f"{dim}-d vectors; encode queries with the model the index was built with"
         )
 
 

@@ -12,7 +12,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,9 @@ def build_index(kind: str, dim: int, n: int) -> tuple[Any, dict[str, Any]]:
     # sets are allowed (fewer points per centroid than faiss recommends) rather than refused.
     ivf.cp.max_points_per_centroid = 64
     ivf.cp.min_points_per_centroid = 1
+    ivf.pq.cp.max_points_per_centroid = 64
     ivf.pq.cp.min_points_per_centroid = 1
+    ivf.pq.cp.niter = 15
     refine = faiss.IndexRefineFlat(ivf)
     refine.k_factor = 8
     return faiss.IndexIDMap2(refine), {"nlist": nlist, "pq_m": m, "pq_bits": nbits, "k_factor": 8}
@@ -106,25 +109,29 @@ def exact_neighbors(
     return scores, np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
 
 
-def measure_recall(
-    index: Any, ids: np.ndarray, matrix: np.ndarray, *, k: int = RECALL_K, seed: int = 0
-) -> float:
-    """Recall@k of `index` vs exact search, for a sample of stored vectors as queries (self
-    excluded from both lists, as in `idx neighbors`)."""
-    k = min(k, len(ids) - 1)
-    if k < 1:
-        return 1.0
+def recall_queries(
+    ids: np.ndarray, matrix: np.ndarray, k: int = RECALL_K, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """A sample of stored vectors as queries: (query ids, query vectors, exact top-k ids of
+    each with itself excluded, as in `idx neighbors`)."""
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(ids), size=min(RECALL_QUERIES, len(ids)), replace=False)
-    queries = matrix[sample]
-    _, exact = exact_neighbors(matrix, ids, queries, k + 1)
+    _, exact = exact_neighbors(matrix, ids, matrix[sample], k + 1)
+    truth = [[int(i) for i in row if i != qid][:k] for qid, row in zip(ids[sample], exact)]
+    return ids[sample], matrix[sample], truth
+
+
+def measure_recall(
+    index: Any, qids: np.ndarray, queries: np.ndarray, truth: list[list[int]], k: int = RECALL_K
+) -> float:
+    """Recall@k of `index` against the exact neighbours `truth` of `queries`."""
     _, approx = index.search(np.ascontiguousarray(queries, np.float32), k + 1)
-    hits = 0
-    for qid, e_row, a_row in zip(ids[sample], exact, approx):
-        truth = [i for i in e_row if i != qid][:k]
-        found = {i for i in a_row if i != qid and i >= 0}
-        hits += len(found.intersection(truth))
-    return hits / (k * len(sample))
+    hits = sum(
+        len({int(i) for i in row if i != qid and i >= 0}.intersection(want[:k]))
+        for qid, row, want in zip(qids, approx, truth)
+    )
+    total = sum(len(want[:k]) for want in truth)
+    return hits / total if total else 1.0
 
 
 def tune(index: Any, kind: str, ids: np.ndarray, matrix: np.ndarray) -> tuple[int, float]:
@@ -133,9 +140,10 @@ def tune(index: Any, kind: str, ids: np.ndarray, matrix: np.ndarray) -> tuple[in
     if cap is None:
         cap = faiss.extract_index_ivf(index).nlist
     value = min(value, cap)
+    sample = recall_queries(ids, matrix)
     while True:
         set_knob(index, kind, value)
-        recall = measure_recall(index, ids, matrix)
+        recall = measure_recall(index, *sample)
         log.info("%s %s=%d: recall@10 %.3f", kind, name, value, recall)
         if recall >= RECALL_TARGET or value >= cap:
             return value, recall
@@ -164,6 +172,21 @@ def similar_pairs(
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0, np.float32)
     return np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_s)
+
+
+#: Fewer queries than this run on one thread: OpenMP threads for a single query cost more in
+#: start-up and contention than they save (10x slower measured on a busy 2-core machine).
+SMALL_BATCH = 8
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 class VectorStore:
@@ -300,7 +323,10 @@ class VectorStore:
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self.index is None or self.index.ntotal == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        return self.index.search(q, min(k, self.index.ntotal))
+        if len(q) >= SMALL_BATCH:
+            return self.index.search(q, min(k, self.index.ntotal))
+        with single_thread():
+            return self.index.search(q, min(k, self.index.ntotal))
 
     def save(self, generation: int) -> None:
         """Write the FAISS file, then the generation it reflects (each atomically)."""
