@@ -28,6 +28,7 @@ from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.vectors import VectorStore, check_type, similar_pairs
 
 _LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
+_PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()
 #: meta key holding what the last `neighbors --all` run stored.
 NEIGHBORS_RUN_KEY = "neighbors_run"
 DEFAULT_K = 10
@@ -213,18 +214,37 @@ def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] 
     if not ids:
         return {}
     con = index.catalog.con
+    marks = ", ".join("?" * len(ids))  # an IN list of parameters: 2x faster than unnest(list)
+    if index.read_only and not _has_labels(index):
+        return {i: (p, None) for i, p in _read_only_paths(index, ids).items()}
     if _has_labels(index):
         sql = (
             "SELECT i.id, i.path, (SELECT list(DISTINCT coalesce(c.display_name, l.label_name)) "
             "  FROM labels l LEFT JOIN classes c USING (label_name) "
             "  WHERE l.image_id = i.id AND l.confidence > 0) "
-            "FROM images i WHERE i.id IN (SELECT unnest(?::BIGINT[]))"
+            f"FROM images i WHERE i.id IN ({marks})"
         )
-        return {r[0]: (r[1], sorted(r[2] or [])) for r in con.execute(sql, [ids]).fetchall()}
-    rows = con.execute(
-        "SELECT id, path FROM images WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids]
-    ).fetchall()
+        return {r[0]: (r[1], sorted(r[2] or [])) for r in con.execute(sql, ids).fetchall()}
+    rows = con.execute(f"SELECT id, path FROM images WHERE id IN ({marks})", ids).fetchall()
     return {r[0]: (r[1], None) for r in rows}
+
+
+def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
+    """Paths from an in-memory copy of (id, path), made on first use. Only for a read-only
+    index: its catalog cannot change while open (DuckDB admits no writer meanwhile), and a
+    lookup then costs microseconds instead of a query (~1.5-5 ms on a busy machine)."""
+    table = _PATHS.get(index.catalog)
+    if table is None:
+        table = index.catalog.con.sql("SELECT id, path FROM images ORDER BY id").to_arrow_table()
+        _PATHS[index.catalog] = table
+    known = table.column("id").to_numpy()
+    if len(known) == 0:
+        return {}
+    wanted = np.asarray(ids, np.int64)
+    pos = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+    found = known[pos] == wanted
+    paths = table.column("path").take(pa.array(pos[found])).to_pylist()
+    return dict(zip(wanted[found].tolist(), paths))
 
 
 def _has_labels(index: Index) -> bool:
