@@ -1,5 +1,6 @@
 """Benchmark of nearest-neighbour search (issue 3). Prints figures and ratios from one process.
 
+0. Exact (flat) single-query latency at 10k..100k vectors: the `auto` threshold.
 1. Query overhead: `idx.api.search.search(index, vector=q)` (index already open: FAISS search +
    catalog lookup of paths/labels) vs raw FAISS `index.search` on the same index, n random unit
    vectors in a real DuckDB catalog (default 100k). Target: median ratio <= 1.5.
@@ -92,6 +93,24 @@ def fill_catalog(index_dir: Path, matrix: np.ndarray) -> None:
             cat.bump_generation()
 
 
+def part_threshold(sizes: list[int], queries: int = 100) -> None:
+    """Exact (flat) single-query latency by collection size: where `auto` stops being exact."""
+    biggest = random_unit(max(sizes), seed=4)
+    qs = random_unit(queries, seed=5)
+    for n in sizes:
+        flat = vectors.build_flat(DIM)
+        flat.add_with_ids(biggest[:n], np.arange(n, dtype=np.int64))
+        lat = []
+        with vectors.single_thread():
+            for q in qs:
+                t = time.perf_counter()
+                flat.search(q[None], 10)
+                lat.append(time.perf_counter() - t)
+        print(
+            f"[0] flat, {n} vectors: median query {statistics.median(lat) * 1e3:.2f} ms", flush=True
+        )
+
+
 def part_overhead(index_dir: Path, kind: str, queries: np.ndarray, k: int = 10) -> None:
     with Index(index_dir) as index:
         t = time.perf_counter()
@@ -174,11 +193,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="vectors for parts 1 and 3")
     parser.add_argument("--big", type=int, default=1_000_000, help="vectors for part 2")
-    parser.add_argument("--parts", default="1,2,3")
+    parser.add_argument("--parts", default="0,1,2,3")
     parser.add_argument("--graph-type", default="auto", help="index type for part 3")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads", flush=True)
+    if "0" in parts:
+        part_threshold([10_000, 25_000, 50_000, 100_000])
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = Path(tmp) / "index"
         if parts & {"1", "3"}:

@@ -82,9 +82,13 @@ def test_removed_images_never_returned_and_new_ones_found_at_once(images, tiny_m
         assert new_path in {h.path for h in results}
 
 
-def test_neighbor_graph_matches_brute_force_and_is_replaced(indexed_copy):
+@pytest.mark.parametrize("exact", [True, False], ids=["brute-force", "through-faiss"])
+def test_neighbor_graph_matches_brute_force_and_is_replaced(exact, indexed_copy, monkeypatch):
+    if not exact:
+        monkeypatch.setattr(api, "EXACT_GRAPH_MAX", 10)  # the FAISS index (flat) answers
     with Index(indexed_copy) as index:
         report = api.build_neighbor_graph(index, k=5, batch_size=7)  # several batches
+        assert report.index_type == ("exact" if exact else "flat")
         ids, matrix = index.embeddings()
         _, rows = index.sql(
             "SELECT image_id, neighbor_id, rank, score FROM neighbors ORDER BY image_id, rank"

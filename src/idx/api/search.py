@@ -25,13 +25,16 @@ from idx.indexer.catalog import Catalog
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
 from idx.indexer.ingest import Progress, ProgressEvent
-from idx.indexer.vectors import VectorStore, check_type, similar_pairs
+from idx.indexer.vectors import VectorStore, check_type, exact_neighbors, similar_pairs
 
 _LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
 _PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()
 #: meta key holding what the last `neighbors --all` run stored.
 NEIGHBORS_RUN_KEY = "neighbors_run"
 DEFAULT_K = 10
+#: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
+#: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
+EXACT_GRAPH_MAX = 100_000
 DEFAULT_DUPLICATE_THRESHOLD = 0.97
 
 
@@ -282,15 +285,17 @@ def build_neighbor_graph(
 ) -> NeighborGraphReport:
     """Replace the `neighbors` table with every image's k nearest others (rank 1 = nearest).
 
-    Queries go to FAISS in batches and each batch's rows are inserted at once, so memory stays
-    at the vectors plus one batch; the whole replacement is one transaction.
+    Exact (brute force, BLAS) up to EXACT_GRAPH_MAX images, else through the FAISS index.
+    Queries go in batches and each batch's rows are inserted at once, so memory stays at the
+    vectors plus one batch; the whole replacement is one transaction.
     """
     _check_k(k)
     n = index.require_images("compute neighbors for")
     report = progress or (lambda event: None)
     start = time.perf_counter()
     ids, matrix = index.embeddings()
-    store = index.vectors
+    exact = n <= EXACT_GRAPH_MAX
+    store = None if exact else index.vectors
     k_eff = min(k, n - 1)
     rows = 0
     catalog = index.catalog
@@ -299,7 +304,11 @@ def build_neighbor_graph(
         for at in range(0, n if k_eff else 0, batch_size):
             report(ProgressEvent("neighbors", at, n))
             batch_ids = ids[at : at + batch_size]
-            scores, found = store.search(matrix[at : at + batch_size], k_eff + 1)
+            queries = matrix[at : at + batch_size]
+            if store is None:
+                scores, found = exact_neighbors(matrix, ids, queries, k_eff + 1)
+            else:
+                scores, found = store.search(queries, k_eff + 1)
             table = _graph_rows(batch_ids, scores, found, k_eff)
             catalog.con.register("_idx_neighbors", table)
             try:
@@ -311,8 +320,8 @@ def build_neighbor_graph(
             images=n,
             k=k_eff,
             rows=rows,
-            index_type=store.kind,
-            recall_at_10=store.meta.get("recall_at_10"),
+            index_type="exact" if store is None else store.kind,
+            recall_at_10=1.0 if store is None else store.meta.get("recall_at_10"),
             seconds=0.0,
         )
         result.seconds = round(time.perf_counter() - start, 3)
