@@ -199,7 +199,7 @@ def main() -> None:
     parts = set(args.parts.split(","))
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads", flush=True)
     if "0" in parts:
-        part_threshold([10_000, 25_000, 50_000, 100_000])
+        part_threshold([10_000, 20_000, 50_000, 100_000])
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = Path(tmp) / "index"
         if parts & {"1", "3"}:

@@ -168,7 +168,7 @@ def duplicates(ctx, threshold, fmt):
     show_default=True,
     help="flat: exact; hnsw: graph, fast and accurate, rebuilt when images are removed; ivfpq: "
     "compressed inverted lists with exact re-ranking, for large collections; auto: flat up to "
-    "25,000 images, ivfpq above.",
+    "20,000 images, ivfpq above.",
 )
 @json_option
 @quiet_option
