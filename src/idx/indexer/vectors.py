@@ -32,9 +32,9 @@ FetchAll = Callable[[], "tuple[np.ndarray, np.ndarray]"]
 
 #: Index types `idx reindex --type` accepts; "auto" picks one of them from the collection size.
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
-#: Up to this many vectors `auto` keeps exact search: an exact single query costs ~0.2-0.33 ms
-#: per 1000 512-d vectors on a busy 2-core machine (bench/search.py part 0), so ~4-6.5 ms here,
-#: about the 5 ms latency target; above it, ivfpq answers in well under a millisecond.
+#: Up to this many vectors `auto` keeps exact search: an exact single query costs ~0.12-0.33 ms
+#: per 1000 512-d vectors on a busy 2-core machine (bench/search.py part 0), so 2.4-6.5 ms here,
+#: around the 5 ms latency target; above it, ivfpq answers in well under a millisecond.
 AUTO_FLAT_MAX = 20_000
 #: Approximate indexes promise recall@10 >= RECALL_TARGET vs exact search; they are tuned at
 #: build time until a sample of RECALL_QUERIES reaches RECALL_TUNE_TO (a margin for the
