@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.api import search as api
+from idx.api.duplicates import duplicates
 from idx.cli.main import cli
 from idx.indexer import synthetic, vectors
 from idx.indexer.index import Index
@@ -126,7 +127,7 @@ def test_duplicates_finds_identical_and_reencoded_copies(images, tiny_model):
             matrix[by_name["reencoded_001.jpg"]] @ matrix[by_name["blue_squares_001.jpg"]]
         )
         threshold = min(0.9999, reenc_score - 1e-6)
-        groups = api.duplicates(index, threshold)
+        groups = duplicates(index, threshold)
 
     # expected: connected components of the brute-force pairs at that threshold
     sims = matrix @ matrix.T

@@ -1,5 +1,5 @@
-"""Nearest-neighbour search over an index: text, image and id queries, the stored kNN graph,
-near-duplicate groups, and rebuilding the FAISS index as another type.
+"""Nearest-neighbour search over an index: text, image, id and vector queries, the stored kNN
+graph, and rebuilding the FAISS index as another type.
 
 >>> with Index(read_only=True) as index:             # doctest: +SKIP
 ...     for hit in search(index, text="a red apple", k=5):
@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from idx.analysis.groups import connected_groups
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
 from idx.indexer.ingest import Progress, ProgressEvent
-from idx.indexer.vectors import VectorStore, check_type, exact_neighbors, similar_pairs
+from idx.indexer.vectors import VectorStore, check_type, exact_neighbors
 
 _LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
 _PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()
@@ -35,7 +34,6 @@ DEFAULT_K = 10
 #: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
 #: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
 EXACT_GRAPH_MAX = 100_000
-DEFAULT_DUPLICATE_THRESHOLD = 0.97
 
 
 @dataclass
@@ -50,22 +48,6 @@ class Hit:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class DuplicateGroup:
-    group: int
-    ids: list[int]
-    paths: list[str]
-    #: the weakest similarity among the pairs that link the group
-    min_score: float
-
-    @property
-    def size(self) -> int:
-        return len(self.ids)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "size": self.size, **asdict(self)}
 
 
 @dataclass
@@ -353,39 +335,6 @@ def neighbor_graph_run(index: Index) -> dict[str, Any] | None:
     """What the last `neighbors --all` stored (k, when, index type), or None."""
     text = index.catalog.get_meta(NEIGHBORS_RUN_KEY)
     return json.loads(text) if text else None
-
-
-# -- near-duplicates ------------------------------------------------------------------------
-
-
-def duplicates(
-    index: Index, threshold: float = DEFAULT_DUPLICATE_THRESHOLD
-) -> list[DuplicateGroup]:
-    """Groups of images linked by pairs with cosine similarity >= threshold (exact search),
-    largest group first."""
-    if not 0.0 < threshold <= 1.0:
-        raise UsageError(f"--threshold must be in (0, 1], not {threshold}")
-    index.require_images("look for duplicates in")
-    ids, matrix = index.embeddings()
-    left, right, scores = similar_pairs(matrix, threshold)
-    groups = connected_groups(len(ids), left, right)
-    if not groups:
-        return []
-    label = np.full(len(ids), -1)
-    for g, members in enumerate(groups):
-        label[members] = g
-    weakest = np.full(len(groups), np.inf)
-    np.minimum.at(weakest, label[left], scores)
-    paths = dict(index.catalog.con.execute("SELECT id, path FROM images").fetchall())
-    return [
-        DuplicateGroup(
-            group=g + 1,
-            ids=[int(ids[p]) for p in members],
-            paths=[paths[int(ids[p])] for p in members],
-            min_score=float(weakest[g]),
-        )
-        for g, members in enumerate(groups)
-    ]
 
 
 # -- index type -----------------------------------------------------------------------------

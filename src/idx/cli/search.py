@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from idx.api import duplicates as dup
 from idx.api import search as api
 from idx.cli.common import json_option, model_options, open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
@@ -128,7 +129,7 @@ def neighbors(ctx, image, all_images, k, fmt, quiet):
 @click.option(
     "--threshold",
     type=float,
-    default=api.DEFAULT_DUPLICATE_THRESHOLD,
+    default=dup.DEFAULT_DUPLICATE_THRESHOLD,
     show_default=True,
     help="Cosine similarity at or above which two images count as near-duplicates.",
 )
@@ -146,7 +147,7 @@ def duplicates(ctx, threshold, fmt):
       idx duplicates --threshold 0.99 --format json
     """
     with open_index(ctx, read_only=True) as index:
-        groups = api.duplicates(index, threshold)
+        groups = dup.duplicates(index, threshold)
         _untrained_note(index)
     if fmt == "json":
         echo_json([g.as_dict() for g in groups])
