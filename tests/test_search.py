@@ -284,3 +284,16 @@ def test_cli_search_and_neighbors_output(indexed_copy):
     lines = result.stdout.splitlines()
     assert lines[0] == "rank,score,id,path" and len(lines) == 4
     assert all(line.split(",")[2] != "2" for line in lines[1:])
+
+
+def test_ivfpq_on_a_tiny_collection_is_exact_until_it_grows(images, tiny_model, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copyfile(images / "sunsets" / "sunsets_000.jpg", one / "a.jpg")
+    with Index(**tiny_model) as index:
+        index.add([one])
+        assert api.reindex(index, "ivfpq").type == "flat"  # one vector: nothing to train on
+        assert api.search(index, id=1, k=3)[0].id == 1
+        index.add([one, images])
+        assert (index.vectors.kind, index.vectors.requested) == ("ivfpq", "ivfpq")
+        assert index.vectors.ntotal == 49

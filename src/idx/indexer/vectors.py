@@ -43,6 +43,8 @@ RECALL_TARGET = 0.95
 RECALL_TUNE_TO = 0.97
 RECALL_QUERIES = 200
 RECALL_K = 10
+#: Below this many vectors an ivfpq request is served by exact search.
+IVFPQ_MIN = 16
 #: Types whose FAISS index can drop ids in place; the others are rebuilt when ids go away.
 REMOVABLE = frozenset({"flat"})
 
@@ -64,6 +66,8 @@ def choose_type(requested: str, n: int) -> str:
     check_type(requested)
     if requested == "auto":
         return "flat" if n <= AUTO_FLAT_MAX else "ivfpq"
+    if requested == "ivfpq" and n < IVFPQ_MIN:
+        return "flat"  # too few vectors to train quantisers; becomes ivfpq as the index grows
     return requested
 
 
