@@ -34,6 +34,11 @@ _LAZY = {
     "compare_injection": ("idx.api.injection", "compare"),
     "register_perturbation": ("idx.analysis.perturbations", "register_perturbation"),
     "write_report": ("idx.api.report", "write_report"),
+    "search": ("idx.api.search", "search"),
+    "neighbors": ("idx.api.search", "neighbors"),
+    "build_neighbor_graph": ("idx.api.search", "build_neighbor_graph"),
+    "reindex": ("idx.api.search", "reindex"),
+    "duplicates": ("idx.api.duplicates", "duplicates"),
 }
 
 

@@ -18,6 +18,7 @@ from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
 from idx.cli.report import step_report
 from idx.cli.robustness import step_robustness
+from idx.cli.search import step_search
 from idx.indexer import encoder, synthetic
 from idx.indexer.index import Index
 
@@ -89,6 +90,7 @@ STEPS: list[Callable[[DemoRun], None]] = [
     labels.step_labels,
     analysis_step,
     insights.step_insights,  # after clustering: insights compare with it
+    step_search,
     step_robustness,
     step_report,  # last: it shows what the steps before it stored
 ]

@@ -62,9 +62,9 @@ def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     # One line per command family; each module defines `register(cli)`.
-    from idx.cli import analysis, demo, ingest, insights, labels, report, robustness
+    from idx.cli import analysis, demo, ingest, insights, labels, report, robustness, search
 
-    for module in (ingest, analysis, labels, insights, robustness, report, demo):
+    for module in (ingest, search, analysis, labels, insights, robustness, report, demo):
         module.register(cli)
 
 

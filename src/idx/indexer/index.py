@@ -16,7 +16,7 @@ from idx.errors import EmptyIndexError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.encoder import Encoder, ModelIdentity, ModelSpec, check_compatible, identify
 from idx.indexer.ingest import AddReport, Ingest, Progress
-from idx.indexer.vectors import VectorStore
+from idx.indexer.vectors import REMOVABLE, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,31 @@ class Index:
             store.load(gen, self.catalog.vectors, writable=True)
         else:
             store.load(start_generation, self.catalog.vectors, writable=False)
-            store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
-            if changed:
-                ids, matrix = self.catalog.vectors(
-                    "WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(changed)]
-                )
-                store.add(ids, matrix)
-            store.save(gen)
+            if not store.can_apply(changed, removed, self.catalog.count_images()):
+                # e.g. HNSW cannot drop ids: rebuild, keeping the recorded type
+                store.rebuild(gen, *self.catalog.vectors())
+            else:
+                if store.kind in REMOVABLE:
+                    store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
+                if changed:
+                    ids, matrix = self.catalog.vectors(
+                        "WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(changed)]
+                    )
+                    store.add(ids, matrix)
+                store.save(gen)
         self._vectors = store
+
+    def rebuild_vectors(self, requested: str, progress: Progress | None = None) -> VectorStore:
+        """Rebuild the FAISS file from the catalog as `requested` ("auto" or an index type)."""
+        self._require_writable("reindex")
+        store = VectorStore(self.dir)
+        store.meta = store.read_meta()
+        ids, matrix = self.catalog.vectors()
+        store.rebuild(
+            self.catalog.generation(), ids, matrix, requested=requested, progress=progress
+        )
+        self._vectors = store
+        return store
 
     # -- operations -------------------------------------------------------------------------
 

@@ -7,10 +7,14 @@ detects and repairs from DuckDB.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +22,195 @@ import faiss
 import numpy as np
 
 from idx import config
+from idx.errors import UsageError
+from idx.indexer.ingest import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
 FetchAll = Callable[[], "tuple[np.ndarray, np.ndarray]"]
 
 
+#: Index types `idx reindex --type` accepts; "auto" picks one of them from the collection size.
+INDEX_TYPES = ("flat", "hnsw", "ivfpq")
+#: Up to this many vectors `auto` keeps exact search: an exact single query costs ~0.12-0.33 ms
+#: per 1000 512-d vectors on a busy 2-core machine (bench/search.py part 0), so 2.4-6.5 ms here,
+#: around the 5 ms latency target; above it, ivfpq answers in well under a millisecond.
+AUTO_FLAT_MAX = 20_000
+#: Approximate indexes promise recall@10 >= RECALL_TARGET vs exact search; they are tuned at
+#: build time until a sample of RECALL_QUERIES reaches RECALL_TUNE_TO (a margin for the
+#: sampling error of 200 queries, about +-0.01).
+RECALL_TARGET = 0.95
+RECALL_TUNE_TO = 0.97
+RECALL_QUERIES = 200
+RECALL_K = 10
+#: Below this many vectors an ivfpq request is served by exact search.
+IVFPQ_MIN = 16
+#: Types whose FAISS index can drop ids in place; the others are rebuilt when ids go away.
+REMOVABLE = frozenset({"flat"})
+
+
 def build_flat(dim: int) -> Any:
     """Exact inner-product search over unit vectors (= cosine similarity), ids = image ids."""
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def check_type(requested: str) -> None:
+    if requested != "auto" and requested not in INDEX_TYPES:
+        raise UsageError(
+            f"unknown index type {requested!r}; choose auto or one of {', '.join(INDEX_TYPES)}"
+        )
+
+
+def choose_type(requested: str, n: int) -> str:
+    """The concrete index type for `requested` ("auto" or one of INDEX_TYPES) at n vectors."""
+    check_type(requested)
+    if requested == "auto":
+        return "flat" if n <= AUTO_FLAT_MAX else "ivfpq"
+    if requested == "ivfpq" and n < IVFPQ_MIN:
+        return "flat"  # too few vectors to train quantisers; becomes ivfpq as the index grows
+    return requested
+
+
+def build_index(kind: str, dim: int, n: int) -> tuple[Any, dict[str, Any]]:
+    """An empty (maybe untrained) FAISS index of `kind` sized for n vectors, and its parameters."""
+    if kind == "flat":
+        return build_flat(dim), {}
+    if kind == "hnsw":
+        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 80
+        return faiss.IndexIDMap2(hnsw), {"M": 32, "efConstruction": 80}
+    # IVF-PQ scans compact codes of a few lists, then re-ranks the best candidates with the exact
+    # vectors (RFlat), so the scores it returns are exact cosine similarities.
+    nlist = max(1, min(round(math.sqrt(n)), n // 8))
+    nbits = int(min(8, max(1, math.floor(math.log2(max(n, 2))) - 1)))
+    m = max(s for s in range(1, max(1, dim // 8) + 1) if dim % s == 0)
+    ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+    # k-means on a sample is enough for the coarse lists and much faster at 1M vectors; small
+    # sets are allowed (fewer points per centroid than faiss recommends) rather than refused.
+    ivf.cp.max_points_per_centroid = 64
+    ivf.cp.min_points_per_centroid = 1
+    ivf.pq.cp.max_points_per_centroid = 64
+    ivf.pq.cp.min_points_per_centroid = 1
+    ivf.pq.cp.niter = 15
+    refine = faiss.IndexRefineFlat(ivf)
+    return faiss.IndexIDMap2(refine), {"nlist": nlist, "pq_m": m, "pq_bits": nbits}
+
+
+def _knob_schedule(kind: str, index: Any) -> Iterator[dict[str, int]]:
+    """Search-time settings of an approximate index, cheapest first (more = slower, more exact).
+
+    ivfpq has two: nprobe (lists scanned) and k_factor_rf (candidates re-ranked with exact
+    vectors); they are raised in turn, because either can be what limits recall (e.g. many
+    near-equal neighbours in one list need more re-ranking, not more lists).
+    """
+    if kind == "hnsw":
+        for ef in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+            yield {"efSearch": ef}
+        return
+    nlist = faiss.extract_index_ivf(index).nlist
+    nprobe, k_factor = min(4, nlist), 16
+    for step in itertools.count():
+        yield {"nprobe": nprobe, "k_factor_rf": k_factor}
+        if nprobe >= nlist and k_factor >= 512:
+            return
+        if (step % 2 == 0 and nprobe < nlist) or k_factor >= 512:
+            nprobe = min(nlist, nprobe * 2)
+        else:
+            k_factor *= 2
+
+
+def exact_neighbors(
+    matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k (scores, ids) of `queries` among the rows of `matrix` (brute force)."""
+    scores, pos = faiss.knn(
+        np.ascontiguousarray(queries, np.float32),
+        np.ascontiguousarray(matrix, np.float32),
+        min(k, len(ids)),
+        metric=faiss.METRIC_INNER_PRODUCT,
+    )
+    return scores, np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+
+
+def recall_queries(
+    ids: np.ndarray, matrix: np.ndarray, k: int = RECALL_K, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """A sample of stored vectors as queries: (query ids, query vectors, exact top-k ids of
+    each with itself excluded, as in `idx neighbors`)."""
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(ids), size=min(RECALL_QUERIES, len(ids)), replace=False)
+    _, exact = exact_neighbors(matrix, ids, matrix[sample], k + 1)
+    truth = [[int(i) for i in row if i != qid][:k] for qid, row in zip(ids[sample], exact)]
+    return ids[sample], matrix[sample], truth
+
+
+def measure_recall(
+    index: Any, qids: np.ndarray, queries: np.ndarray, truth: list[list[int]], k: int = RECALL_K
+) -> float:
+    """Recall@k of `index` against the exact neighbours `truth` of `queries`."""
+    _, approx = index.search(np.ascontiguousarray(queries, np.float32), k + 1)
+    hits = sum(
+        len({int(i) for i in row if i != qid and i >= 0}.intersection(want[:k]))
+        for qid, row, want in zip(qids, approx, truth)
+    )
+    total = sum(len(want[:k]) for want in truth)
+    return hits / total if total else 1.0
+
+
+def tune(index: Any, kind: str, ids: np.ndarray, matrix: np.ndarray) -> tuple[dict, float]:
+    """Raise the search settings until recall@10 reaches RECALL_TUNE_TO (or they are maxed);
+    returns the settings (stored in the index) and the recall measured with them."""
+    sample = recall_queries(ids, matrix)
+    space = faiss.ParameterSpace()
+    settings: dict[str, int] = {}
+    recall = 0.0
+    for settings in _knob_schedule(kind, index):
+        for name, value in settings.items():
+            space.set_index_parameter(index, name, value)
+        recall = measure_recall(index, *sample)
+        log.info("%s %s: recall@10 %.3f", kind, settings, recall)
+        if recall >= RECALL_TUNE_TO:
+            break
+    return settings, recall
+
+
+def similar_pairs(
+    matrix: np.ndarray, threshold: float, batch: int = 2048
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact pairs (i, j, score) of row positions with i < j and cosine >= threshold, found by a
+    batched range search so memory grows with the pairs found, not with n^2."""
+    flat = faiss.IndexFlatIP(matrix.shape[1])
+    flat.add(np.ascontiguousarray(matrix, np.float32))
+    # range_search keeps scores strictly above the radius; step down one ulp to include equality
+    radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+    parts_i, parts_j, parts_s = [], [], []
+    for start in range(0, len(matrix), batch):
+        chunk = np.ascontiguousarray(matrix[start : start + batch], np.float32)
+        lims, scores, pos = flat.range_search(chunk, radius)
+        rows = np.repeat(np.arange(start, start + len(chunk)), np.diff(lims).astype(np.int64))
+        keep = rows < pos
+        parts_i.append(rows[keep])
+        parts_j.append(pos[keep])
+        parts_s.append(scores[keep])
+    if not parts_i:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    return np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_s)
+
+
+#: Fewer queries than this run on one thread: OpenMP threads for a single query cost more in
+#: start-up and contention than they save (10x slower measured on a busy 2-core machine).
+SMALL_BATCH = 8
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 class VectorStore:
@@ -49,15 +233,25 @@ class VectorStore:
         except (OSError, ValueError):
             return {}
 
+    @property
+    def kind(self) -> str:
+        """The concrete type of the loaded index."""
+        return str(self.meta.get("type", "flat"))
+
+    @property
+    def requested(self) -> str:
+        """What was asked for (`auto` unless `idx reindex --type` chose a type)."""
+        return str(self.meta.get("requested", "auto"))
+
     def load(
         self,
         generation: int,
         fetch_all: FetchAll,
         *,
         writable: bool,
-        builder: Callable[[int], Any] = build_flat,
     ) -> str:
-        """Load the file if it matches `generation`, else rebuild from the catalog.
+        """Load the file if it matches `generation`, else rebuild from the catalog with the type
+        recorded in the meta (so the type chosen with `idx reindex` survives repairs).
 
         Returns "loaded", "rebuilt" or "empty".
         """
@@ -71,30 +265,74 @@ class VectorStore:
                 log.warning(
                     "FAISS file %s unreadable (%s); rebuilding from the catalog", self.file, exc
                 )
+        self.meta = meta
         ids, matrix = fetch_all()
+        return self.rebuild(generation, ids, matrix, writable=writable)
+
+    def rebuild(
+        self,
+        generation: int,
+        ids: np.ndarray,
+        matrix: np.ndarray,
+        *,
+        requested: str | None = None,
+        writable: bool = True,
+        progress: Progress | None = None,
+    ) -> str:
+        """Build a fresh index of the requested type from (ids, matrix); approximate types are
+        tuned and their recall@10 recorded."""
+        requested = requested or self.requested
+        report = progress or (lambda event: None)
+        meta: dict[str, Any] = {"generation": generation, "requested": requested}
         if len(ids) == 0:
-            self.index, self.meta = None, {"generation": generation, "count": 0}
+            self.index, self.meta = None, {**meta, "type": choose_type(requested, 0), "count": 0}
             if writable:
                 self.save(generation)
             return "empty"
-        log.info("rebuilding FAISS index from the catalog (%d vectors)", len(ids))
-        self.index = builder(matrix.shape[1])
-        self.train_and_add(ids, matrix)
-        self.meta = {**meta, "generation": generation}
+        kind = choose_type(requested, len(ids))
+        log.info("building a %s FAISS index from the catalog (%d vectors)", kind, len(ids))
+        start = time.perf_counter()
+        self.index, params = build_index(kind, matrix.shape[1], len(ids))
+        if not self.index.is_trained:
+            report(ProgressEvent("train", 0, 1))
+            self.index.train(np.ascontiguousarray(matrix, dtype=np.float32))
+        step = 50_000
+        for at in range(0, len(ids), step):
+            report(ProgressEvent("index", at, len(ids)))
+            self.add(ids[at : at + step], matrix[at : at + step])
+        report(ProgressEvent("index", len(ids), len(ids)))
+        meta.update(type=kind, params=params)
+        if kind != "flat":
+            report(ProgressEvent("recall", 0, 1))
+            settings, recall = tune(self.index, kind, ids, matrix)
+            params.update(settings)
+            meta["recall_at_10"] = round(recall, 4)
+        meta["build_seconds"] = round(time.perf_counter() - start, 3)
+        self.meta = meta
         if writable:
             self.save(generation)
         return "rebuilt"
 
-    def train_and_add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
-        if not self.index.is_trained:
-            self.index.train(np.ascontiguousarray(matrix, dtype=np.float32))
-        self.add(ids, matrix)
+    def can_apply(self, changed: Sequence[int], removed: Sequence[int], n_after: int) -> bool:
+        """Whether one add run's changes can be applied in place (else: rebuild the index).
+
+        Types without remove_ids take additions only; "auto" rebuilds when the collection size
+        calls for another type.
+        """
+        if self.index is None:
+            return False
+        if choose_type(self.requested, n_after) != self.kind:
+            return False
+        if self.kind in REMOVABLE or not (changed or removed):
+            return True
+        if removed:
+            return False
+        present = faiss.vector_to_array(self.index.id_map)
+        return not np.isin(np.asarray(changed, np.int64), present).any()
 
     def add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        if self.index is None:
-            self.index = build_flat(matrix.shape[1])
         self.index.add_with_ids(
             np.ascontiguousarray(matrix, dtype=np.float32), np.asarray(ids, dtype=np.int64)
         )
@@ -109,7 +347,10 @@ class VectorStore:
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self.index is None or self.index.ntotal == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        return self.index.search(q, min(k, self.index.ntotal))
+        if len(q) >= SMALL_BATCH:
+            return self.index.search(q, min(k, self.index.ntotal))
+        with single_thread():
+            return self.index.search(q, min(k, self.index.ntotal))
 
     def save(self, generation: int) -> None:
         """Write the FAISS file, then the generation it reflects (each atomically)."""

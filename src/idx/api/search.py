@@ -1,0 +1,358 @@
+"""Nearest-neighbour search over an index: text, image, id and vector queries, the stored kNN
+graph, and rebuilding the FAISS index as another type.
+
+>>> with Index(read_only=True) as index:             # doctest: +SKIP
+...     for hit in search(index, text="a red apple", k=5):
+...         print(hit.rank, f"{hit.score:.3f}", hit.path)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import weakref
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
+from idx.indexer.catalog import Catalog
+from idx.indexer.decode import open_image
+from idx.indexer.index import Index
+from idx.indexer.ingest import Progress, ProgressEvent
+from idx.indexer.vectors import VectorStore, check_type, exact_neighbors
+
+_LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
+_PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()
+#: meta key holding what the last `neighbors --all` run stored.
+NEIGHBORS_RUN_KEY = "neighbors_run"
+DEFAULT_K = 10
+#: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
+#: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
+EXACT_GRAPH_MAX = 100_000
+
+
+@dataclass
+class Hit:
+    """One search result. `labels` is None while the index has no labels tables."""
+
+    rank: int
+    score: float
+    id: int
+    path: str
+    labels: list[str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NeighborGraphReport:
+    images: int
+    k: int
+    rows: int
+    index_type: str
+    recall_at_10: float | None
+    seconds: float
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReindexReport:
+    requested: str
+    type: str
+    previous_type: str | None
+    count: int
+    seconds: float
+    recall_at_10: float | None
+    params: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+def search(
+    index: Index,
+    *,
+    text: str | None = None,
+    image: str | os.PathLike[str] | None = None,
+    id: int | None = None,
+    vector: np.ndarray | None = None,
+    k: int = DEFAULT_K,
+) -> list[Hit]:
+    """The k images nearest to a text, an image file, an indexed image (which is then its own
+    rank-1 hit) or a vector of the index's dimension, by cosine similarity."""
+    given = [v for v in (text, image, id, vector) if v is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one query: --text TEXT, --image FILE or --id N")
+    _check_k(k)
+    if index.vectors.ntotal == 0:
+        index.require_images("search")
+    if text is not None:
+        query = text_vector(index, text)
+    elif image is not None:
+        query = image_vector(index, image)
+    elif id is not None:
+        query = _stored_vector(index, int(id))
+    else:
+        query = np.atleast_2d(np.asarray(vector, np.float32))
+        if query.shape[0] != 1:
+            raise UsageError(f"vector must be one query of shape (d,), not {query.shape}")
+        _check_dim(index, query, "query")
+        query = query / np.linalg.norm(query, axis=1, keepdims=True)
+    return _nearest(index, query, k)
+
+
+def neighbors(index: Index, image: int | str, k: int = DEFAULT_K) -> list[Hit]:
+    """The k images nearest to an indexed image (given by id or path), itself excluded."""
+    _check_k(k)
+    index.require_images("search")
+    image_id = resolve_image(index, image)
+    return _nearest(index, _stored_vector(index, image_id), k, exclude=image_id)
+
+
+def text_vector(index: Index, text: str) -> np.ndarray:
+    """A text encoded with the index's own model and tokenizer."""
+    if not text.strip():
+        raise UsageError("--text is empty; give words describing the images to find")
+    vector = index.encoder.encode_texts([text])
+    _check_dim(index, vector, "text")
+    return vector
+
+
+def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
+    """An image file decoded and preprocessed exactly like ingested images, then encoded."""
+    if not os.path.exists(path):
+        raise NotFoundError(f"query image {os.fspath(path)} does not exist; check the path")
+    encoder = index.encoder
+    try:
+        decoded = open_image(path, encoder.image_size)
+    except DecodeError as exc:
+        raise DecodeError(
+            f"cannot search with {os.fspath(path)}: {exc}; give a JPEG/PNG/WebP/... image file"
+        ) from None
+    vector = encoder.encode_images(encoder.preprocess(decoded.image)[None])
+    _check_dim(index, vector, "image")
+    return vector
+
+
+def resolve_image(index: Index, image: int | str) -> int:
+    """An image id from an id or a file path (as given, absolute, or with links resolved)."""
+    con = index.catalog.con
+    text = str(image)
+    if isinstance(image, (int, np.integer)) or text.isdigit():
+        rows = con.execute("SELECT id FROM images WHERE id = ?", [int(text)]).fetchall()
+        if rows:
+            return int(rows[0][0])
+        if isinstance(image, (int, np.integer)):
+            raise NotFoundError(
+                f"no image with id {text} in index {index.dir}; list them with "
+                '`idx sql "SELECT id, path FROM images"`'
+            )
+    candidates = list(dict.fromkeys([text, os.path.abspath(text), os.path.realpath(text)]))
+    rows = con.execute(
+        "SELECT id FROM images WHERE path IN (SELECT unnest(?::VARCHAR[])) ORDER BY id",
+        [candidates],
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(
+            f"no image {text!r} in index {index.dir} (neither an image id nor an indexed path); "
+            'list them with `idx sql "SELECT id, path FROM images"`, or add its folder with '
+            "`idx add`"
+        )
+    return int(rows[0][0])
+
+
+def _stored_vector(index: Index, image_id: int) -> np.ndarray:
+    ids, matrix = index.embeddings([image_id])
+    if len(ids) == 0:
+        raise NotFoundError(
+            f"no image with id {image_id} in index {index.dir}; list them with "
+            '`idx sql "SELECT id, path FROM images"`'
+        )
+    return matrix
+
+
+def _nearest(index: Index, query: np.ndarray, k: int, exclude: int | None = None) -> list[Hit]:
+    extra = 0 if exclude is None else 1
+    scores, ids = index.vectors.search(query, k + extra)
+    pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude]
+    pairs = pairs[:k]
+    info = _image_info(index, [i for _, i in pairs])
+    # An id the catalog no longer holds is never shown (the FAISS file is kept in step anyway).
+    hits = [(s, i) for s, i in pairs if i in info]
+    return [Hit(rank, score, i, info[i][0], info[i][1]) for rank, (score, i) in enumerate(hits, 1)]
+
+
+def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] | None]]:
+    """id -> (path, positive labels or None when the index has no labels tables)."""
+    if not ids:
+        return {}
+    con = index.catalog.con
+    marks = ", ".join("?" * len(ids))  # an IN list of parameters: 2x faster than unnest(list)
+    if index.read_only and not _has_labels(index):
+        return {i: (p, None) for i, p in _read_only_paths(index, ids).items()}
+    if _has_labels(index):
+        sql = (
+            "SELECT i.id, i.path, (SELECT list(DISTINCT coalesce(c.display_name, l.label_name)) "
+            "  FROM labels l LEFT JOIN classes c USING (label_name) "
+            "  WHERE l.image_id = i.id AND l.confidence > 0) "
+            f"FROM images i WHERE i.id IN ({marks})"
+        )
+        return {r[0]: (r[1], sorted(r[2] or [])) for r in con.execute(sql, ids).fetchall()}
+    rows = con.execute(f"SELECT id, path FROM images WHERE id IN ({marks})", ids).fetchall()
+    return {r[0]: (r[1], None) for r in rows}
+
+
+def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
+    """Paths from an in-memory copy of (id, path), made on first use. Only for a read-only
+    index: its catalog cannot change while open (DuckDB admits no writer meanwhile), and a
+    lookup then costs microseconds instead of a query (~1.5-5 ms on a busy machine)."""
+    table = _PATHS.get(index.catalog)
+    if table is None:
+        table = index.catalog.con.sql("SELECT id, path FROM images ORDER BY id").to_arrow_table()
+        _PATHS[index.catalog] = table
+    known = table.column("id").to_numpy()
+    if len(known) == 0:
+        return {}
+    wanted = np.asarray(ids, np.int64)
+    pos = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+    found = known[pos] == wanted
+    paths = table.column("path").take(pa.array(pos[found])).to_pylist()
+    return dict(zip(wanted[found].tolist(), paths))
+
+
+def _has_labels(index: Index) -> bool:
+    # Tables come from migrations applied when the catalog opens, so one look per connection
+    # suffices (and keeps the per-query overhead to the one lookup query).
+    known = _LABELS_TABLES.get(index.catalog)
+    if known is None:
+        rows = index.catalog.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND table_name IN ('labels', 'classes')"
+        ).fetchall()
+        known = _LABELS_TABLES[index.catalog] = rows[0][0] == 2
+    return known
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise UsageError(f"-k must be at least 1, not {k}")
+
+
+def _check_dim(index: Index, vector: np.ndarray, what: str) -> None:
+    dim = index.vectors.index.d
+    if vector.shape[-1] != dim:
+        raise IdxError(
+            f"{what} vectors have {vector.shape[-1]} dimensions but index {index.dir} holds "
+            f"{dim}-d vectors; encode queries with the model the index was built with"
+        )
+
+
+# -- the stored kNN graph -------------------------------------------------------------------
+
+
+def build_neighbor_graph(
+    index: Index, k: int = DEFAULT_K, *, batch_size: int = 4096, progress: Progress | None = None
+) -> NeighborGraphReport:
+    """Replace the `neighbors` table with every image's k nearest others (rank 1 = nearest).
+
+    Exact (brute force, BLAS) up to EXACT_GRAPH_MAX images, else through the FAISS index.
+    Queries go in batches and each batch's rows are inserted at once, so memory stays at the
+    vectors plus one batch; the whole replacement is one transaction.
+    """
+    _check_k(k)
+    n = index.require_images("compute neighbors for")
+    report = progress or (lambda event: None)
+    start = time.perf_counter()
+    ids, matrix = index.embeddings()
+    exact = n <= EXACT_GRAPH_MAX
+    store = None if exact else index.vectors
+    k_eff = min(k, n - 1)
+    rows = 0
+    catalog = index.catalog
+    with catalog.transaction():
+        catalog.con.execute("DELETE FROM neighbors")
+        for at in range(0, n if k_eff else 0, batch_size):
+            report(ProgressEvent("neighbors", at, n))
+            batch_ids = ids[at : at + batch_size]
+            queries = matrix[at : at + batch_size]
+            if store is None:
+                scores, found = exact_neighbors(matrix, ids, queries, k_eff + 1)
+            else:
+                scores, found = store.search(queries, k_eff + 1)
+            table = _graph_rows(batch_ids, scores, found, k_eff)
+            catalog.con.register("_idx_neighbors", table)
+            try:
+                catalog.con.execute("INSERT INTO neighbors SELECT * FROM _idx_neighbors")
+            finally:
+                catalog.con.unregister("_idx_neighbors")
+            rows += table.num_rows
+        result = NeighborGraphReport(
+            images=n,
+            k=k_eff,
+            rows=rows,
+            index_type="exact" if store is None else store.kind,
+            recall_at_10=1.0 if store is None else store.meta.get("recall_at_10"),
+            seconds=0.0,
+        )
+        result.seconds = round(time.perf_counter() - start, 3)
+        catalog.set_meta(
+            NEIGHBORS_RUN_KEY,
+            json.dumps(result.as_dict() | {"generation": catalog.generation()}),
+        )
+    report(ProgressEvent("neighbors", n, n))
+    return result
+
+
+def _graph_rows(qids: np.ndarray, scores: np.ndarray, found: np.ndarray, k: int) -> pa.Table:
+    """Drop each query's own id (wherever ties put it) and empty slots; keep the first k."""
+    keep = (found != qids[:, None]) & (found >= 0)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(keep, order, axis=1)
+    ranks = np.broadcast_to(np.arange(1, k + 1, dtype=np.int32), kept.shape)
+    return pa.table(
+        {
+            "image_id": np.broadcast_to(qids[:, None], kept.shape)[kept].astype(np.int64),
+            "neighbor_id": np.take_along_axis(found, order, axis=1)[kept].astype(np.int64),
+            "rank": ranks[kept],
+            "score": np.take_along_axis(scores, order, axis=1)[kept].astype(np.float32),
+        }
+    )
+
+
+def neighbor_graph_run(index: Index) -> dict[str, Any] | None:
+    """What the last `neighbors --all` stored (k, when, index type), or None."""
+    text = index.catalog.get_meta(NEIGHBORS_RUN_KEY)
+    return json.loads(text) if text else None
+
+
+# -- index type -----------------------------------------------------------------------------
+
+
+def reindex(index: Index, kind: str = "auto", progress: Progress | None = None) -> ReindexReport:
+    """Rebuild the FAISS index from the catalog as `kind` ("auto" or one of INDEX_TYPES);
+    approximate types are tuned to recall@10 >= 0.95 and their measured recall reported."""
+    check_type(kind)
+    previous = VectorStore(index.dir).read_meta().get("type")
+    start = time.perf_counter()
+    store = index.rebuild_vectors(kind, progress)
+    return ReindexReport(
+        requested=kind,
+        type=store.kind,
+        previous_type=previous,
+        count=store.ntotal,
+        seconds=round(time.perf_counter() - start, 3),
+        recall_at_10=store.meta.get("recall_at_10"),
+        params=dict(store.meta.get("params", {})),
+    )
