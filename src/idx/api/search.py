@@ -38,7 +38,7 @@ EXACT_GRAPH_MAX = 100_000
 
 @dataclass
 class Hit:
-    """One search result. `labels` is None while the index has no labels tables."""
+    """One search result. `labels` is None while the index has no labels."""
 
     rank: int
     score: float
@@ -195,7 +195,7 @@ def _nearest(index: Index, query: np.ndarray, k: int, exclude: int | None = None
 
 
 def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] | None]]:
-    """id -> (path, positive labels or None when the index has no labels tables)."""
+    """id -> (path, positive labels or None when the index has no labels)."""
     if not ids:
         return {}
     con = index.catalog.con
@@ -233,15 +233,18 @@ def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
 
 
 def _has_labels(index: Index) -> bool:
-    # Tables come from migrations applied when the catalog opens, so one look per connection
-    # suffices (and keeps the per-query overhead to the one lookup query).
-    known = _LABELS_TABLES.get(index.catalog)
+    """Whether the index holds any labels (then results show them)."""
+    # A read-only catalog cannot change while open, so one look per connection suffices there.
+    known = _LABELS_TABLES.get(index.catalog) if index.read_only else None
     if known is None:
-        rows = index.catalog.con.execute(
+        con = index.catalog.con
+        tables = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
             "AND table_name IN ('labels', 'classes')"
-        ).fetchall()
-        known = _LABELS_TABLES[index.catalog] = rows[0][0] == 2
+        ).fetchall()[0][0]
+        known = tables == 2 and bool(con.execute("SELECT 1 FROM labels LIMIT 1").fetchall())
+        if index.read_only:
+            _LABELS_TABLES[index.catalog] = known
     return known
 
 
