@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from .report_tables import fill_all, pca_2d
 
 from idx.analysis.report_html import json_for_script, metric_rows
 from idx.api.report import write_report
 from idx.api.report_data import split_common_prefix
 from idx.cli.main import cli
 from idx.indexer.index import Index
+
+from .report_tables import fill_all, pca_2d
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

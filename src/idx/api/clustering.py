@@ -19,8 +19,8 @@ from idx.api import runs
 from idx.api.projection import latest_covering, load_projection, map_of, project
 from idx.errors import UsageError
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.kmeans import faiss_engine
+from idx.progress import Progress, ProgressEvent
 
 #: Lloyd iterations (FAISS's default).
 N_ITER = 25

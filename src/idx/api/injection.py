@@ -23,7 +23,7 @@ from idx.api.robustness_inputs import FILES_SOURCE, has_tables, load_labels, sam
 from idx.errors import DecodeError, NotFoundError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress
+from idx.progress import Progress
 
 log = logging.getLogger(__name__)
 

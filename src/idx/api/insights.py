@@ -19,7 +19,7 @@ import numpy as np
 from idx import config
 from idx.api.insight_runs import InsightsResult, store_insights
 from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
-from idx.indexer.ingest import Progress, ProgressEvent
+from idx.progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index

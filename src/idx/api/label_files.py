@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from idx.errors import IdxError, UsageError
-from idx.indexer.ingest import Progress, ProgressEvent
+from idx.progress import Progress, ProgressEvent
 
 #: How an image id in a label file is matched to an indexed file (applied to `images.path`).
 ID_FROM = {

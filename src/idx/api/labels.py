@@ -26,7 +26,7 @@ from idx.api.label_files import (
     rows_sql,
 )
 from idx.errors import NotFoundError, UsageError
-from idx.indexer.ingest import Progress
+from idx.progress import Progress
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index

@@ -15,7 +15,7 @@ from idx.analysis import plots
 from idx.analysis.projection import Projector
 from idx.api import runs
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress
+from idx.progress import Progress
 
 
 @dataclass

@@ -24,7 +24,7 @@ from idx.api.report_data import LabelIndex, Tables, clusters_section, map_sectio
 from idx.api.report_insights import insights_section, robustness_section
 from idx.errors import DecodeError, IdxError, UsageError
 from idx.indexer.decode import open_image
-from idx.indexer.ingest import Progress, ProgressEvent
+from idx.progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index

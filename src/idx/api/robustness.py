@@ -35,7 +35,7 @@ from idx.api.robustness_inputs import (
 from idx.errors import DecodeError, EmptyIndexError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress, ProgressEvent
+from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from idx import config
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress, ProgressEvent
+from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 

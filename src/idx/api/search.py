@@ -23,8 +23,8 @@ from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.vectors import VectorStore, check_type, exact_neighbors
+from idx.progress import Progress, ProgressEvent
 
 _LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
 _PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()

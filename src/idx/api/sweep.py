@@ -18,8 +18,8 @@ from idx.api import runs
 from idx.api.clustering import N_ITER, points_in_space
 from idx.errors import UsageError
 from idx.indexer.index import Index
-from idx.indexer.ingest import Progress, ProgressEvent
 from idx.indexer.kmeans import faiss_engine
+from idx.progress import Progress, ProgressEvent
 
 CURVES = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia")
 #: One column each in sweep_results; inertia goes to sweep_runs.inertia (JSON by k).

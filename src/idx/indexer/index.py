@@ -15,8 +15,9 @@ from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.encoder import Encoder, ModelIdentity, ModelSpec, check_compatible, identify
-from idx.indexer.ingest import AddReport, Ingest, Progress
+from idx.indexer.ingest import AddReport, Ingest
 from idx.indexer.vectors import REMOVABLE, VectorStore
+from idx.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -11,32 +11,20 @@ is gone are removed at the end.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from idx.errors import DecodeError, UsageError
-from idx.indexer import decode, scan
+from idx.errors import UsageError
+from idx.indexer import scan
 from idx.indexer.catalog import Catalog
+from idx.indexer.reader import Prepared, Reader
+from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[["ProgressEvent"], None]
-
-
-@dataclass
-class ProgressEvent:
-    phase: str  # "scan", "embed", "done"
-    done: int
-    total: int
-    message: str = ""
 
 
 @dataclass
@@ -75,18 +63,6 @@ class AddReport:
 
 
 @dataclass
-class Prepared:
-    """A file read and hashed; `tensor` is set when its content needs embedding."""
-
-    entry: scan.FileEntry
-    sha256: str
-    width: int = 0
-    height: int = 0
-    format: str = ""
-    tensor: Any = None
-
-
-@dataclass
 class _Row:
     id: int
     path: str
@@ -112,8 +88,7 @@ class Ingest:
     ):
         self.catalog = catalog
         self.encoder_factory = encoder_factory
-        self.encoder: Any = None
-        self._encoder_lock = threading.Lock()
+        self.reader: Reader | None = None
         self.batch_size = max(1, batch_size)
         self.workers = workers or min(4, (os.cpu_count() or 2) + 1)
         self.progress = progress or (lambda event: None)
@@ -231,70 +206,6 @@ class Ingest:
 
     # -- read, hash, decode -----------------------------------------------------------------
 
-    def _prepare(self, entry: scan.FileEntry, known: frozenset[str]) -> Prepared | scan.Skip:
-        try:
-            data = decode.read_file(entry.path)
-        except FileNotFoundError:
-            return scan.Skip(entry.path, "file vanished before it could be read")
-        except PermissionError:
-            return scan.Skip(
-                entry.path,
-                "permission denied; make the file readable (chmod +r) and run add again",
-                entry.bytes,
-                entry.mtime_ns,
-                entry.ctime_ns,
-            )
-        except OSError as exc:
-            return scan.Skip(
-                entry.path,
-                f"cannot read file ({exc.strerror})",
-                entry.bytes,
-                entry.mtime_ns,
-                entry.ctime_ns,
-            )
-        sha = hashlib.sha256(data).hexdigest()
-        prepared = Prepared(entry, sha)
-        if sha in known:
-            return prepared
-        try:
-            encoder = self._encoder()
-            decoded = decode.decode(data, encoder.image_size)
-            prepared.tensor = encoder.preprocess(decoded.image)
-        except DecodeError as exc:
-            return scan.Skip(entry.path, str(exc), entry.bytes, entry.mtime_ns, entry.ctime_ns)
-        prepared.width, prepared.height, prepared.format = (
-            decoded.width,
-            decoded.height,
-            decoded.format,
-        )
-        return prepared
-
-    def _encoder(self) -> Any:
-        # Loaded by the first worker that meets new content: a run of moves never loads torch.
-        with self._encoder_lock:
-            if self.encoder is None:
-                self.encoder = self.encoder_factory()
-        return self.encoder
-
-    def _prepared_stream(self, todo: list[scan.FileEntry], known: frozenset[str]):
-        """Results in input order, with at most a few batches read ahead (flat memory)."""
-        if not todo:
-            return
-        lookahead = self.batch_size * 2
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="idx-decode") as pool:
-            pending: deque[Future] = deque()
-            it = iter(todo)
-            for entry in it:
-                pending.append(pool.submit(self._prepare, entry, known))
-                if len(pending) >= lookahead:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(self._prepare, nxt, known))
-                yield result
-
     # -- ingest -----------------------------------------------------------------------------
 
     def _ingest(
@@ -303,7 +214,13 @@ class Ingest:
         if not todo:
             return
         known_rows = self._rows_by_sha()
-        known = frozenset(known_rows)  # workers skip decoding only content the catalog had
+        # Workers skip decoding only content the catalog had before this run.
+        self.reader = Reader(
+            self.encoder_factory,
+            frozenset(known_rows),
+            workers=self.workers,
+            lookahead=2 * self.batch_size,
+        )
         vanished_by_sha: dict[str, list[_Row]] = {}
         for row in vanished.values():
             vanished_by_sha.setdefault(row.sha256, []).append(row)
@@ -313,7 +230,7 @@ class Ingest:
         done = 0
         total = len(todo)
         self.progress(ProgressEvent("embed", 0, total))
-        for result in self._prepared_stream(todo, known):
+        for result in self.reader.stream(todo):
             done += 1
             if isinstance(result, scan.Skip):
                 self._skip(result.path, result.reason)
@@ -382,7 +299,9 @@ class Ingest:
         if batch:
             import torch
 
-            vectors = self.encoder.encode_images(torch.stack([p.tensor for p in batch]))
+            vectors = self.reader.get_encoder().encode_images(
+                torch.stack([p.tensor for p in batch])
+            )
             for p in batch:
                 p.tensor = None
         with self.catalog.transaction():

@@ -23,7 +23,7 @@ import numpy as np
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer.ingest import Progress, ProgressEvent
+from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
