@@ -113,6 +113,25 @@ def test_report_without_analysis_names_the_commands(indexed_copy, tmp_path):
     assert result.bytes == (tmp_path / "bare.html").stat().st_size
 
 
+@pytest.fixture
+def labelled_only(indexed_copy, tiny_model, tmp_path):
+    """The report of an index whose only analysis is folder labels."""
+    with Index(indexed_copy, **tiny_model) as index:
+        labels.import_folders(index)
+        write_report(index, tmp_path / "labelled.html")
+    return tmp_path / "labelled.html"
+
+
+def test_report_with_labels_only_names_the_next_commands(labelled_only):
+    data = page_data(labelled_only)
+    section = data["insights"]
+    assert "missing" not in section
+    assert section["heatmap"]["missing"]["command"] == COMMANDS["cluster"]
+    assert section["run_missing"]["command"] == COMMANDS["insights"]
+    assert data["map"]["missing"]["command"] == COMMANDS["project"]
+    assert data["summary"]["labels"] is not None
+
+
 def resolve(command: str) -> tuple[click.Command, list[str]]:
     """The click command a printed `idx ...` line runs, and the arguments left for it."""
     words = shlex.split(command)
@@ -423,6 +442,16 @@ def test_page_in_chromium_without_analysis(browser, indexed_copy, tmp_path):
     assert page.evaluate("window.idxReport.pointCount()") == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-empty.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_page_in_chromium_with_labels_only(browser, labelled_only):
+    page, problems = open_page(browser, labelled_only)
+    notes = page.locator("[data-missing]").all_inner_texts()
+    assert any(COMMANDS["insights"] in t for t in notes)
+    assert any(COMMANDS["cluster"] in t for t in notes)
+    assert page.evaluate("window.idxReport.pointCount()") == 0
     assert problems == []
     page.close()
 
