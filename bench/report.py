@@ -4,8 +4,9 @@
 
 Builds real catalogs (DuckDB + FAISS through idx's own Catalog) of generated images in an
 ImageFolder layout. Vectors are random around one centre per category instead of model outputs
-(embedding 10k images would dominate the run and does not change the report), and the analysis
-tables are filled by tests/report_tables.py (PCA, k-means, kNN votes). Prints sizes, times and
+(embedding 10k images would dominate the run and does not change the report); the analysis
+tables are filled by idx's own commands (folder labels, PCA map, k-means, sweep, insights without
+zero-shot, which needs the model). Prints sizes, times and
 ratios against the demo-size report built in the same process; with Chromium present, also times
 the page's map redraw and hover lookup in headless Chromium. Files go to bench/out/report/.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -23,15 +23,13 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from idx.analysis.report_html import thumbnail_uri
+from idx.api import clustering, insights, labels, projection, sweep
+from idx.api.report import write_report
+from idx.indexer import synthetic
+from idx.indexer.index import Index
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from report_tables import fill_all  # noqa: E402
-
-from idx.analysis.report_html import thumbnail_uri  # noqa: E402
-from idx.api.report import write_report  # noqa: E402
-from idx.indexer import synthetic  # noqa: E402
-from idx.indexer.index import Index  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "report"
 # ../shared/data beside the checkout (a worktree may sit one level deeper).
@@ -90,7 +88,16 @@ def build_catalog(index_dir: Path, files: list[tuple[Path, str]], rows: int | No
         con.unregister("bench_images")
         index.catalog.insert_embeddings(shas, vectors)
         index.catalog.bump_generation()
-        fill_all(index, robustness=False, sweep_ks=(4, 8, 12))
+        analyse(index)
+
+
+def analyse(index: Index) -> None:
+    """Every report section but robustness (it re-embeds images: there is no model here)."""
+    labels.import_folders(index)
+    projection.project(index, "pca", plot=False)
+    clustering.cluster(index, len(synthetic.CATEGORIES), plot=False)
+    sweep.sweep(index, [4, 8, 12], plot=False)
+    insights.insights(index, zero_shot=False, plots=False)
 
 
 def report(index_dir: Path, out: Path, **kwargs) -> tuple[int, float, int]:

@@ -1,7 +1,8 @@
 """`idx report`: the data it gathers, the file it writes, and the page as a real browser shows it.
 
-Analysis tables are filled by tests/report_tables.py with values computed from the index's real
-embeddings (PCA, scikit-learn k-means, kNN votes, really perturbed images re-embedded).
+The fixture index goes through the real pipeline, as users run it: folder labels (plus a class
+file with display names), a PCA map, k-means with its baselines, a k sweep, insights and a small
+robustness run. Expected values are read back from what those commands returned and stored.
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from idx.analysis.report_html import json_for_script, metric_rows
+from idx.api import clustering, insights, labels, projection, robustness, sweep
 from idx.api.report import write_report
-from idx.api.report_data import split_common_prefix
+from idx.api.report_data import COMMANDS, split_common_prefix
+from idx.api.robustness_inputs import parse_severities, resolve_perturbations
+from idx.api.sweep import parse_k_range
 from idx.cli.main import cli
 from idx.indexer.index import Index
 
@@ -37,6 +43,9 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 HOSTILE_NAME = "</script><img src=x onerror=alert(1)>"
+PERTURBATIONS = ["gaussian_noise", "blur"]  # `blur` is the alias users type for gaussian_blur
+SEVERITIES = [1, 5]
+SWEEP_KS = [2, 3, 4, 5, 6]
 
 
 def page_data(html_path: Path) -> dict:
@@ -46,19 +55,41 @@ def page_data(html_path: Path) -> dict:
     return json.loads(block.group(1))
 
 
+def display_name(label: str) -> str:
+    """What the fixture's class file calls each folder label."""
+    return HOSTILE_NAME if label == "sunsets" else label.replace("_", " ")
+
+
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory, indexed, tiny_model):
-    """A copy of the synthetic index with every analysis table filled, and its report."""
+    """A copy of the synthetic index run through every analysis command, and its report."""
     root = tmp_path_factory.mktemp("report")
     index_dir = root / "index"
     shutil.copytree(indexed, index_dir)
+    facts: dict = {}
     with Index(index_dir, **tiny_model) as index:
-        facts = fill_all(index)
-        # A label whose name is markup: the page must show it as text, never run it.
-        index.catalog.con.execute(
-            "UPDATE classes SET display_name = ? WHERE label_name = 'sunsets'", [HOSTILE_NAME]
+        labels.import_folders(index)
+        folders = [r[0] for r in index.sql("SELECT DISTINCT label_name FROM labels")[1]]
+        # Display names from a class file; one is markup: the page must show it as text.
+        classes_csv = root / "classes.csv"
+        classes_csv.write_text(
+            "".join(f'{name},"{display_name(name)}"\n' for name in folders), encoding="utf-8"
+        )
+        labels.import_classes(index, classes_csv)
+        facts["projection"] = projection.project(index, "pca", plot=False)
+        facts["cluster"] = clustering.cluster(index, 8, baseline=True, plot=False)
+        facts["sweep"] = sweep.sweep(index, SWEEP_KS, plot=False)
+        facts["insights"] = insights.insights(index, k_nn=5, plots=False)
+        facts["robustness"] = robustness.measure(
+            index, PERTURBATIONS, SEVERITIES, sample=16, k=5, plots=False
         )
         facts["ids"], facts["vectors"] = index.embeddings()
+        paths = dict(index.sql("SELECT id, path FROM images")[1])
+        facts["names"] = np.array([Path(paths[int(i)]).parent.name for i in facts["ids"]])
+        stored = dict(index.sql("SELECT image_id, label_name FROM labels")[1])
+        assert [stored[int(i)] for i in facts["ids"]] == facts["names"].tolist()
+        by_id = dict(zip(facts["cluster"].ids.tolist(), facts["cluster"].labels.tolist()))
+        facts["assign"] = np.array([by_id[int(i)] for i in facts["ids"]])
         facts["result"] = write_report(index, root / "report.html")
     facts["html"] = root / "report.html"
     return facts
@@ -77,59 +108,119 @@ def test_report_without_analysis_names_the_commands(indexed_copy, tmp_path):
     }
     assert data["summary"]["images"] == result.images == 48
     assert data["summary"]["untrained"] is True and result.untrained
-    assert data["map"]["missing"]["command"].startswith("idx project")
-    assert data["clusters"]["missing"]["command"].startswith("idx cluster")
-    assert data["insights"]["missing"]["command"].startswith("idx labels import")
-    assert data["robustness"]["missing"]["command"].startswith("idx robustness")
+    assert data["map"]["missing"]["command"] == COMMANDS["project"]
+    assert data["clusters"]["missing"]["command"] == COMMANDS["cluster"]
+    assert data["insights"]["missing"]["command"] == COMMANDS["labels"]
+    assert data["robustness"]["missing"]["command"] == COMMANDS["robustness"]
     assert result.bytes == (tmp_path / "bare.html").stat().st_size
+
+
+@pytest.fixture
+def labelled_only(indexed_copy, tiny_model, tmp_path):
+    """The report of an index whose only analysis is folder labels."""
+    with Index(indexed_copy, **tiny_model) as index:
+        labels.import_folders(index)
+        write_report(index, tmp_path / "labelled.html")
+    return tmp_path / "labelled.html"
+
+
+def test_report_with_labels_only_names_the_next_commands(labelled_only):
+    data = page_data(labelled_only)
+    section = data["insights"]
+    assert "missing" not in section
+    assert section["heatmap"]["missing"]["command"] == COMMANDS["cluster"]
+    assert section["run_missing"]["command"] == COMMANDS["insights"]
+    assert data["map"]["missing"]["command"] == COMMANDS["project"]
+    assert data["summary"]["labels"] is not None
+
+
+def resolve(command: str) -> tuple[click.Command, list[str]]:
+    """The click command a printed `idx ...` line runs, and the arguments left for it."""
+    words = shlex.split(command)
+    assert words[0] == "idx", command
+    cmd: click.Command = cli
+    rest = words[1:]
+    while isinstance(cmd, click.Group) and rest and rest[0] in cmd.commands:
+        cmd, rest = cmd.commands[rest[0]], rest[1:]
+    assert cmd is not cli, f"{command!r} names no idx command"
+    return cmd, rest
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_missing_section_commands_parse_with_the_real_cli(name):
+    """Every "produce it with" hint is a command line the CLI accepts as printed."""
+    cmd, args = resolve(COMMANDS[name])
+    with cmd.make_context(cmd.name, list(args)) as ctx:  # raises UsageError on a bad option
+        params = ctx.params
+    if name == "robustness":
+        resolve_perturbations(params["perturb"].split(","))
+        parse_severities(params["severity"])
+    if name == "sweep":
+        assert parse_k_range(params["k_range"])
 
 
 def test_report_data_matches_the_catalog(filled):
     data = page_data(filled["html"])
-    ids, vectors = filled["ids"], filled["vectors"]
+    ids = filled["ids"]
     mp = data["map"]
     assert mp["ids"] == ids.tolist()
-    np.testing.assert_allclose(np.c_[mp["x"], mp["y"]], pca_2d(vectors), atol=1e-4)
+    proj = filled["projection"]
+    stored_xy = dict(zip(proj.ids.tolist(), proj.xy.tolist()))
+    np.testing.assert_allclose(np.c_[mp["x"], mp["y"]], [stored_xy[int(i)] for i in ids], atol=1e-4)
+    assert mp["run"]["id"] == proj.run_id and mp["run"]["method"] == "pca"
     assert mp["cluster"] == filled["assign"].tolist()
     names = data["labels"]["names"]
-    assert [names[i] for i in mp["label"]] == [
-        n.replace("_", " ") if n != "sunsets" else HOSTILE_NAME for n in filled["names"]
-    ]
+    assert [names[i] for i in mp["label"]] == [display_name(n) for n in filled["names"]]
     assert [Path(mp["prefix"] + p).parent.name for p in mp["paths"]] == filled["names"].tolist()
 
     clusters = data["clusters"]
-    sizes = np.bincount(filled["assign"])
-    assert [s["size"] for s in clusters["sheets"]] == sizes.tolist()
-    silhouette = next(m for m in clusters["metrics"] if m["name"] == "silhouette")
-    assert set(silhouette["baselines"]) == {"baseline"}
-    davies = next(m for m in clusters["metrics"] if m["name"] == "davies_bouldin")
-    assert set(davies["baselines"]) == {"baseline"}
-    assert [r["k"] for r in clusters["sweep"]["rows"]] == sorted(
-        r["k"] for r in clusters["sweep"]["rows"]
-    )
+    run = filled["cluster"]
+    assert clusters["run"]["id"] == run.run_id
+    assert [s["size"] for s in clusters["sheets"]] == [n for n in run.sizes if n]
+    shown = {m["name"]: m for m in clusters["metrics"]}
+    for metric in ("silhouette", "davies_bouldin", "calinski_harabasz"):
+        assert shown[metric]["value"] == pytest.approx(run.metrics[metric])
+        # Each baseline the run scored sits beside the metric it is a baseline for.
+        assert shown[metric]["baselines"] == pytest.approx(
+            {name: b[metric] for name, b in run.metrics["baselines"].items()}
+        )
+    rows = clusters["sweep"]["rows"]
+    assert [r["k"] for r in rows] == filled["sweep"].ks == SWEEP_KS
+    assert [r["silhouette"] for r in rows] == pytest.approx(filled["sweep"].curves["silhouette"])
 
     heat = data["insights"]["heatmap"]
-    shown = {n.replace("_", " ") if n != "sunsets" else HOSTILE_NAME: n for n in filled["names"]}
-    assert sorted(heat["rows"]) == sorted(shown)
+    label_of = {display_name(n): n for n in filled["names"]}
+    assert sorted(heat["rows"]) == sorted(label_of)
     for row, counts in zip(heat["rows"], heat["counts"]):
-        members = filled["assign"][filled["names"] == shown[row]]
+        members = filled["assign"][filled["names"] == label_of[row]]
         assert counts == np.bincount(members, minlength=len(heat["cols"])).tolist()
-    assert len(data["insights"]["classes"]["rows"]) == 8
-    assert {r["perturbation"] for r in data["robustness"]["results"]["rows"]} == {
-        "gaussian_noise",
-        "blur",
+
+    stored = filled["insights"].as_dict()
+    assert data["insights"]["run"]["id"] == stored["run_id"]
+    page_classes = {r["label_name"]: r for r in data["insights"]["classes"]["rows"]}
+    assert len(page_classes) == 8
+    for row in stored["classes"]:  # label keys are shown by their display names
+        shown_row = page_classes[display_name(row["label_name"])]
+        assert shown_row["size"] == row["size"]
+        assert shown_row["knn_accuracy"] == pytest.approx(row["knn_accuracy"])
+    assert {s["image_id"] for s in data["insights"]["suspects"]} == {
+        s["image_id"] for s in stored["suspect_labels"]
     }
+
+    report = filled["robustness"]
+    page_results = data["robustness"]["results"]["rows"]
+    assert {r["perturbation"] for r in page_results} == {"clean", "gaussian_noise", "gaussian_blur"}
+    measured = {(r["perturbation"], r["severity"]): r["cos_mean"] for r in report.results}
+    shown = {(r["perturbation"], r["severity"]): r["cos_mean"] for r in page_results}
+    assert shown == pytest.approx(measured)
 
 
 def test_contact_sheets_show_the_images_nearest_each_centre(filled):
     data = page_data(filled["html"])
-    with Index(filled["html"].parent / "index", read_only=True) as index:
-        _, rows = index.sql(
-            "SELECT cluster, image_id FROM clusters WHERE run_id = 1 ORDER BY cluster, distance"
-        )
+    run = filled["cluster"]
     nearest: dict[int, list[int]] = {}
-    for cluster, image_id in rows:
-        nearest.setdefault(cluster, []).append(image_id)
+    for i in np.lexsort((run.ids, run.distances)):
+        nearest.setdefault(int(run.labels[i]), []).append(int(run.ids[i]))
     for sheet in data["clusters"]["sheets"]:
         assert [im["id"] for im in sheet["images"]] == nearest[sheet["cluster"]][:12]
 
@@ -197,7 +288,12 @@ def test_metric_rows_pair_metrics_with_baselines_in_any_layout():
             "silhouette_baseline": 0.01,
             "nmi": 0.7,
             "purity": 0.9,
-            "baselines": {"nmi": 0.02, "purity": {"random": 0.2, "majority": {"value": 0.3}}},
+            "baselines": {
+                "nmi": 0.02,
+                "purity": {"random": 0.2, "majority": {"value": 0.3}},
+                "pixels": {"nmi": 0.05, "silhouette": 0.1, "dim": 192, "note": "8x8 thumbnails"},
+                "failed": {"error": "one cluster"},
+            },
             "note": "text is not a metric",
             "n_images": 48,
         }
@@ -205,9 +301,9 @@ def test_metric_rows_pair_metrics_with_baselines_in_any_layout():
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"silhouette", "nmi", "purity", "n_images"}
     assert by_name["silhouette"]["value"] == 0.4
-    assert by_name["silhouette"]["baselines"] == {"baseline": 0.01}
+    assert by_name["silhouette"]["baselines"] == {"baseline": 0.01, "pixels": 0.1}
     assert by_name["silhouette"]["notes"] == {"ci95": [0.38, 0.42]}
-    assert by_name["nmi"]["baselines"] == {"baseline": 0.02}
+    assert by_name["nmi"]["baselines"] == {"baseline": 0.02, "pixels": 0.05}
     assert by_name["purity"]["baselines"] == {"random": 0.2, "majority": 0.3}
     assert metric_rows(None) == []
 
@@ -352,16 +448,30 @@ def test_page_in_chromium_without_analysis(browser, indexed_copy, tmp_path):
     page.close()
 
 
+def test_page_in_chromium_with_labels_only(browser, labelled_only):
+    page, problems = open_page(browser, labelled_only)
+    notes = page.locator("[data-missing]").all_inner_texts()
+    assert any(COMMANDS["insights"] in t for t in notes)
+    assert any(COMMANDS["cluster"] in t for t in notes)
+    assert page.evaluate("window.idxReport.pointCount()") == 0
+    assert problems == []
+    page.close()
+
+
 def test_robustness_examples_use_the_perturbation_registry(filled):
-    pytest.importorskip(
-        "idx.analysis.perturbations", reason="the robustness feature (issue 6) is not merged here"
-    )
     data = page_data(filled["html"])
     shown = {
         e["perturbation"]: [im["severity"] for im in e["images"]]
         for e in data["robustness"]["examples"]
     }
-    assert shown == {"gaussian_noise": [0, 1, 2, 3], "blur": [0, 1, 2, 3]}
+    # One clean image, then each severity the run measured, under the registry's canonical name.
+    measured = [0, *SEVERITIES]
+    assert shown == {name: measured for name in resolve_perturbations(PERTURBATIONS)}
+    assert all(
+        im["uri"].startswith("data:image/")
+        for e in data["robustness"]["examples"]
+        for im in e["images"]
+    )
 
 
 def test_trained_weights_get_no_untrained_warning(indexed_copy, tmp_path):
@@ -384,12 +494,13 @@ def test_demo_ends_with_the_report_and_it_opens_cleanly(browser, tmp_path):
     assert f"report: {report.resolve()}" in result.stdout
     page, problems = open_page(browser, report)
     with Index(out / "index", read_only=True) as index:
-        tables = {r[0] for r in index.sql("SHOW TABLES")[1]}
-        projected = (
-            "projections" in tables and index.sql("SELECT count(*) FROM projections")[1][0][0]
-        )
-    # Once the analysis steps run in the demo, its map shows every image.
-    assert page.evaluate("window.idxReport.pointCount()") == (24 if projected else 0)
+        images = index.sql("SELECT count(*) FROM images")[1][0][0]
+        projected = index.sql(
+            "SELECT count(*) FROM projections WHERE run_id = (SELECT max(id) FROM projection_runs)"
+        )[1][0][0]
+    # The demo's map step projects every image it generated, and the page plots them all.
+    assert projected == images > 0
+    assert page.evaluate("window.idxReport.pointCount()") == images
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-demo.png"), full_page=True)
     assert problems == []

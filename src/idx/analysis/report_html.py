@@ -105,6 +105,7 @@ def metric_rows(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
             if _baseline_owner(other, values) == key:
                 found[other[len(key) + 1 :] or "baseline"] = other_value
         found.update(_named_baselines(baselines.get(key)))
+        found.update(_named_baselines(_per_baseline(baselines, values, key)))
         rows.append({"name": key, "value": value, "baselines": found, "notes": notes.get(key, {})})
     return rows
 
@@ -129,6 +130,15 @@ def _named_baselines(entry: Any) -> dict[str, float]:
                 out[str(name)] = float(value["value"])
         return out
     return {}
+
+
+def _per_baseline(baselines: dict[str, Any], values: dict[str, float], key: str) -> dict:
+    """`{baseline name: {metric: value}}` entries, read for one metric: `{name: value}`."""
+    return {
+        name: entry[key]
+        for name, entry in baselines.items()
+        if name not in values and isinstance(entry, dict) and key in entry
+    }
 
 
 def _is_number(value: Any) -> bool:
