@@ -29,8 +29,6 @@ from idx.api.sweep import parse_k_range
 from idx.cli.main import cli
 from idx.indexer.index import Index
 
-from .report_tables import fill_all, pca_2d
-
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
