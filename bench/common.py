@@ -105,6 +105,14 @@ def timer(results: dict, key: str):
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process. VmHWM, not ru_maxrss: a child started by fork+exec
+    inherits its parent's ru_maxrss (a bench parent holding ViT-B-32 would hide the child's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

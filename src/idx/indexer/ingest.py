@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from idx.errors import UsageError
 from idx.indexer import scan
@@ -62,13 +62,18 @@ class AddReport:
         }
 
 
-@dataclass
-class _Row:
+class _Row(NamedTuple):
+    """A catalog row as the run needs it (a tuple: `add` reads thousands per run)."""
+
     id: int
     path: str
     sha256: str
     bytes: int
     mtime_ns: int
+
+
+def _row(raw: tuple | None) -> _Row | None:
+    return None if raw is None else _Row._make(raw)
 
 
 class Ingest:
@@ -116,35 +121,36 @@ class Ingest:
                 raise UsageError(f"cannot add {os.fspath(p)}: {what}")
             roots.append(root)
         self.report.roots = roots
-        entries: dict[str, scan.FileEntry] = {}
-        walk_skips: list[scan.Skip] = []
-        for root in roots:
-            for item in scan.walk(root, self.exclude):
-                if isinstance(item, scan.Skip):
-                    walk_skips.append(item)
-                else:
-                    entries[item.path] = item
-                    if len(entries) % 5000 == 0:
-                        self.progress(ProgressEvent("scan", len(entries), 0))
         existing = self._rows_under(roots)
         prev_skips = self._skips_under(roots)
+        seen: set[str] = set()
+        walk_skips: list[scan.Skip] = []
         todo: list[scan.FileEntry] = []
         still_skipped: list[tuple[str, str]] = []
-        for path, entry in entries.items():
-            row = existing.get(path)
-            if row is not None and row.bytes == entry.bytes and row.mtime_ns == entry.mtime_ns:
-                self.report.unchanged += 1
-                continue
-            prev = prev_skips.get(path)
-            if (
-                row is None
-                and prev is not None
-                and prev[1:] == (entry.bytes, entry.mtime_ns, entry.ctime_ns)
-            ):
-                still_skipped.append((path, prev[0]))
-                continue
-            todo.append(entry)
-        vanished = {p: r for p, r in existing.items() if p not in entries}
+        next_report = 2000
+        # One pass over the walk: this loop is the whole cost of re-adding an unchanged tree.
+        for root in roots:
+            for files, skips in scan.walk(root, self.exclude):
+                walk_skips += skips
+                for item in files:
+                    path = item.path
+                    if path in seen:  # overlapping roots
+                        continue
+                    seen.add(path)
+                    row = existing.get(path)
+                    if row is not None and row[3] == item.bytes and row[4] == item.mtime_ns:
+                        self.report.unchanged += 1
+                        continue
+                    prev = prev_skips.get(path)
+                    if row is None and prev is not None and prev[1:] == item[1:]:
+                        still_skipped.append((path, prev[0]))
+                        continue
+                    todo.append(item)
+                if len(seen) >= next_report:
+                    self.progress(ProgressEvent("scan", len(seen), 0))
+                    next_report = len(seen) + 2000
+        todo.sort()  # new images get ids in path order
+        vanished = {p: _Row._make(existing[p]) for p in existing.keys() - seen}
         for skip in walk_skips:
             self._skip(skip.path, skip.reason)
         for path, reason in still_skipped:
@@ -152,7 +158,7 @@ class Ingest:
         with self.catalog.transaction():
             self._record_skips(walk_skips, roots)
             walked_skips = {s.path for s in walk_skips}
-            stale = [p for p in prev_skips if p not in entries and p not in walked_skips]
+            stale = [p for p in prev_skips if p not in seen and p not in walked_skips]
             self._forget_skips(stale)
         self._ingest(todo, vanished, existing)
         self._sweep(vanished)
@@ -160,8 +166,9 @@ class Ingest:
         self.progress(ProgressEvent("done", len(todo), len(todo)))
         return self.report
 
-    def _rows_under(self, roots: list[str]) -> dict[str, _Row]:
-        rows: dict[str, _Row] = {}
+    def _rows_under(self, roots: list[str]) -> dict[str, tuple]:
+        """path -> raw (id, path, sha256, bytes, mtime_ns) of the catalog rows under `roots`."""
+        rows: dict[str, tuple] = {}
         for root in roots:
             prefix = root.rstrip(os.sep) + os.sep
             result = self.catalog.con.execute(
@@ -169,8 +176,7 @@ class Ingest:
                 "WHERE starts_with(path, ?) AND source = ?",
                 [prefix, self.source],
             ).fetchall()
-            for r in result:
-                rows[r[1]] = _Row(*r)
+            rows.update((r[1], r) for r in result)
         return rows
 
     def _skips_under(self, roots: list[str]) -> dict[str, tuple]:
@@ -209,7 +215,10 @@ class Ingest:
     # -- ingest -----------------------------------------------------------------------------
 
     def _ingest(
-        self, todo: list[scan.FileEntry], vanished: dict[str, _Row], existing_paths: dict[str, _Row]
+        self,
+        todo: list[scan.FileEntry],
+        vanished: dict[str, _Row],
+        existing_paths: dict[str, tuple],
     ) -> None:
         if not todo:
             return
@@ -235,14 +244,14 @@ class Ingest:
             if isinstance(result, scan.Skip):
                 self._skip(result.path, result.reason)
                 ops.append(("skip", None, result))
-                gone = existing_paths.get(result.path)
+                gone = _row(existing_paths.get(result.path))
                 if gone is not None:  # an indexed file that is no longer a readable image
                     vanished[gone.path] = gone
             elif result.sha256 in known_rows:
                 ops.append(
                     self._plan_known(
                         result,
-                        existing_paths.get(result.entry.path),
+                        _row(existing_paths.get(result.entry.path)),
                         known_rows,
                         vanished_by_sha,
                         vanished,
@@ -289,7 +298,7 @@ class Ingest:
             if r[0] not in self._moved_ids and not os.path.exists(r[1]):
                 vanished.pop(r[1], None)
                 self._moved_ids.add(r[0])
-                return ("move", p, _Row(*r))
+                return ("move", p, _Row._make(r))
         return ("copy", p, None)
 
     def _commit(self, batch, waiting, ops, existing_paths, known_rows) -> None:
@@ -310,11 +319,11 @@ class Ingest:
                 self.report.embedded += len(batch)
                 for p in batch:
                     known_rows.setdefault(p.sha256, (0, p.entry.path, p.width, p.height, p.format))
-                    self._write_new_content(p, existing_paths.get(p.entry.path))
+                    self._write_new_content(p, _row(existing_paths.get(p.entry.path)))
             for p in waiting:
                 src = known_rows[p.sha256]
                 p.width, p.height, p.format = src[2], src[3], src[4]
-                self._write_new_content(p, existing_paths.get(p.entry.path), reused=True)
+                self._write_new_content(p, _row(existing_paths.get(p.entry.path)), reused=True)
             for op, p, row in ops:
                 self._apply(op, p, row)
             self.catalog.bump_generation()

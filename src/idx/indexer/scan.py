@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from stat import S_ISREG
+from typing import NamedTuple
 
 from idx import config
 
@@ -32,8 +34,9 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
+    """A candidate file and its stat (a tuple: one is made per file on every walk)."""
+
     path: str
     bytes: int
     mtime_ns: int
@@ -49,9 +52,7 @@ class Skip:
     ctime_ns: int | None = None
 
 
-def _is_candidate(path: str, name: str) -> bool:
-    if os.path.splitext(name)[1].lower() in config.IMAGE_EXTENSIONS:
-        return True
+def _has_image_content(path: str) -> bool:
     # A file with another name is taken when its content is an image (e.g. an extension-less
     # download). Reading 16 bytes costs little next to a directory entry.
     try:
@@ -61,59 +62,70 @@ def _is_candidate(path: str, name: str) -> bool:
         return False
 
 
-def walk(root: str, exclude: frozenset[str] = frozenset()) -> Iterator[FileEntry | Skip]:
-    """Yield image candidates under root (recursively, following links without looping)."""
+def walk(
+    root: str, exclude: frozenset[str] = frozenset()
+) -> Iterator[tuple[list[FileEntry], list[Skip]]]:
+    """Yield, folder by folder, the image candidates under root and what had to be skipped
+    (recursively, following links without looping).
+
+    Files come in directory order; callers sort what they need sorted. This loop runs once per
+    file on every `add`, so it does no more than the stat a bare directory walk needs.
+    """
+    image_exts = config.IMAGE_EXTENSIONS
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
+        files: list[FileEntry] = []
+        skips: list[Skip] = []
         try:
             st = os.stat(folder)
         except OSError as exc:
-            yield Skip(folder, f"folder cannot be read ({exc.strerror})")
+            yield files, [Skip(folder, f"folder cannot be read ({exc.strerror})")]
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:
             if os.path.islink(folder):
-                yield Skip(folder, "symbolic link loop (folder already scanned); not followed")
+                reason = "symbolic link loop (folder already scanned); not followed"
+                yield files, [Skip(folder, reason)]
             continue
         seen_dirs.add(key)
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            entries = list(os.scandir(folder))
         except PermissionError:
-            yield Skip(
-                folder,
-                "permission denied on folder; make it readable (chmod +rx) and run add again",
-            )
+            reason = "permission denied on folder; make it readable (chmod +rx) and run add again"
+            yield files, [Skip(folder, reason)]
             continue
         except OSError as exc:
-            yield Skip(folder, f"folder cannot be listed ({exc.strerror})")
+            yield files, [Skip(folder, f"folder cannot be listed ({exc.strerror})")]
             continue
         subdirs = []
         for entry in entries:
-            path = entry.path
+            name = entry.name
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                if entry.name not in IGNORED_DIRS and os.path.abspath(path) not in exclude:
-                    subdirs.append(path)
+                if name not in IGNORED_DIRS and os.path.abspath(entry.path) not in exclude:
+                    subdirs.append(entry.path)
                 continue
+            dot = name.rfind(".")
+            by_name = dot > 0 and name[dot:].lower() in image_exts
             try:
                 st = entry.stat()
             except FileNotFoundError:
                 if entry.is_symlink():
-                    yield Skip(path, "broken symbolic link; fix or remove the link")
+                    skips.append(Skip(entry.path, "broken symbolic link; fix or remove the link"))
                 else:
-                    yield Skip(path, "file vanished during the scan")
+                    skips.append(Skip(entry.path, "file vanished during the scan"))
                 continue
             except OSError as exc:
-                yield Skip(path, f"cannot stat file ({exc.strerror})")
+                skips.append(Skip(entry.path, f"cannot stat file ({exc.strerror})"))
                 continue
-            if not entry.is_file():
+            if not S_ISREG(st.st_mode) or not (by_name or _has_image_content(entry.path)):
                 continue
-            if not _is_candidate(path, entry.name):
-                continue
-            yield FileEntry(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        stack.extend(reversed(subdirs))
+            files.append(FileEntry(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        yield files, skips
+        subdirs.sort(reverse=True)
+        stack.extend(subdirs)
