@@ -55,7 +55,7 @@ def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     proportional to its squared distance from the nearest centre so far. It spares sweeps of k
     the bad local minima of random starts. Its k passes over the data are memory-bound, so seeds
     are drawn from a random sample of SEED_POINTS_PER_CENTRE * k points (as FAISS trains on a
-    sample); the Lloyd iterations then use every point."""
+    sample); the Lloyd iterations then run on KMeans' training points."""
     if len(X) > SEED_POINTS_PER_CENTRE * k:
         X = X[np.sort(rng.choice(len(X), size=SEED_POINTS_PER_CENTRE * k, replace=False))]
     n = len(X)
@@ -100,6 +100,10 @@ class KMeans:
 
     Parameters are stored unchanged; `fit` validates them. Same data, same random_state and the
     same engine give identical labels and centres.
+
+    `max_points_per_centre` (FAISS's rule, default 256): when there are more than that many
+    points per centre, the Lloyd iterations run on a seeded sample of that size and every point
+    is then assigned to its nearest final centre; None iterates over every point.
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class KMeans:
         n_init: int = 1,
         random_state: int = 0,
         engine: Engine | None = None,
+        max_points_per_centre: int | None = 256,
     ):
         self.n_clusters = n_clusters
         self.init = init
@@ -118,6 +123,7 @@ class KMeans:
         self.n_init = n_init
         self.random_state = random_state
         self.engine = engine
+        self.max_points_per_centre = max_points_per_centre
 
     def fit(self, X: np.ndarray) -> KMeans:
         X = np.ascontiguousarray(X, dtype=np.float32)
@@ -132,13 +138,18 @@ class KMeans:
             raise UsageError(f"init {self.init!r} is unknown; use one of {', '.join(INITS)}")
         engine = self.engine or sklearn_engine
         rng = np.random.default_rng(self.random_state)
+        train = X
+        cap = self.max_points_per_centre
+        if cap is not None and len(X) > int(cap) * int(self.n_clusters):
+            rows = np.sort(rng.choice(len(X), size=int(cap) * int(self.n_clusters), replace=False))
+            train = X[rows]
         best: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None
         for _ in range(int(self.n_init)):
             if self.init == "k-means++":
-                start = kmeans_plus_plus(X, int(self.n_clusters), rng)
+                start = kmeans_plus_plus(train, int(self.n_clusters), rng)
             else:
-                start = X[rng.choice(len(X), size=int(self.n_clusters), replace=False)].copy()
-            centres = np.asarray(engine(X, start, int(self.n_iter)), dtype=np.float32)
+                start = train[rng.choice(len(train), size=int(self.n_clusters), replace=False)]
+            centres = np.asarray(engine(train, start.copy(), int(self.n_iter)), dtype=np.float32)
             labels, distances = nearest_centres(X, centres)
             inertia = float(np.square(distances).sum())
             if best is None or inertia < best[0]:
