@@ -196,7 +196,9 @@ class Catalog:
             self.con.unregister("_idx_new_embeddings")
 
     def delete_images(self, ids: Sequence[int]) -> None:
-        """Delete images and every row of another table that refers to them by image_id."""
+        """Delete images, every row of another table that refers to them by image_id, and the
+        vectors no image uses any more; bumps the generation (the FAISS file is now behind).
+        Call inside a transaction."""
         if not ids:
             return
         id_table = pa.table({"id": pa.array(list(ids), pa.int64())})
@@ -213,6 +215,8 @@ class Catalog:
             self.con.execute("DELETE FROM images WHERE id IN (SELECT id FROM _idx_gone)")
         finally:
             self.con.unregister("_idx_gone")
+        self.delete_orphan_embeddings()
+        self.bump_generation()
 
     def delete_orphan_embeddings(self) -> int:
         row = self.con.execute(

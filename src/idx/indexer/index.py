@@ -172,10 +172,7 @@ class Index:
                 if store.kind in REMOVABLE:
                     store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
                 if changed:
-                    ids, matrix = self.catalog.vectors(
-                        "WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(changed)]
-                    )
-                    store.add(ids, matrix)
+                    store.add(*self.embeddings(changed))
                 store.save(gen)
         self._vectors = store
 
@@ -245,8 +242,6 @@ class Index:
         start_gen = self.catalog.generation()
         with self.catalog.transaction():
             self.catalog.delete_images(ids)
-            self.catalog.delete_orphan_embeddings()
-            self.catalog.bump_generation()
         self._sync_vectors(start_gen, [], ids)
         return len(ids)
 

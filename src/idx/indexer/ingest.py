@@ -407,7 +407,7 @@ class Ingest:
         with self.catalog.transaction():
             if ids:
                 self.catalog.delete_images(ids)
-                self.catalog.bump_generation()
-            self.catalog.delete_orphan_embeddings()
+            else:  # content changed in place: the old vectors are unused now
+                self.catalog.delete_orphan_embeddings()
         self.report.removed += len(ids)
         self.removed_ids.extend(ids)
