@@ -143,7 +143,7 @@ def bench_pull(X: np.ndarray) -> dict:
         shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
         with Index(Path(tmp) / "index") as index:
             with index.catalog.transaction():
-                index.catalog.insert_embeddings(shas, X)
+                index.catalog.images.insert_embeddings(shas, X)
                 rows = pa.table(
                     {
                         "path": [f"/bench/{i}.jpg" for i in range(n)],

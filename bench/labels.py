@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 from PIL import Image
 
-from idx.api import labels as labels_api
+from idx.ops.labels import imports as labels_api
 from idx.indexer import encoder
 from idx.indexer.index import Index
 

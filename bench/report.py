@@ -24,8 +24,12 @@ import pyarrow as pa
 from PIL import Image
 
 from idx.analysis.report_html import thumbnail_uri
-from idx.api import clustering, insights, labels, projection, sweep
-from idx.api.report import write_report
+from idx.ops.maps import clustering
+from idx.ops.insights import measure as insights
+from idx.ops.labels import imports as labels
+from idx.ops.maps import projection
+from idx.ops.maps import sweep
+from idx.ops.report.write import write_report
 from idx.indexer import synthetic
 from idx.indexer.index import Index
 
@@ -86,7 +90,7 @@ def build_catalog(index_dir: Path, files: list[tuple[Path, str]], rows: int | No
         con.register("bench_images", table)
         con.execute("INSERT INTO images BY NAME SELECT * FROM bench_images")
         con.unregister("bench_images")
-        index.catalog.insert_embeddings(shas, vectors)
+        index.catalog.images.insert_embeddings(shas, vectors)
         index.catalog.bump_generation()
         analyse(index)
 

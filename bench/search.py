@@ -1,7 +1,7 @@
 """Benchmark of nearest-neighbour search (issue 3). Prints figures and ratios from one process.
 
 0. Exact (flat) single-query latency at 10k..100k vectors: the `auto` threshold.
-1. Query overhead: `idx.api.search.search(index, vector=q)` (index already open: FAISS search +
+1. Query overhead: `idx.ops.search.search(index, vector=q)` (index already open: FAISS search +
    catalog lookup of paths/labels) vs raw FAISS `index.search` on the same index, n random unit
    vectors in a real DuckDB catalog (default 100k). Target: median ratio <= 1.5.
 2. Scale: the `auto` index at --big vectors (default 1M, 512-d, synthetic clustered data):
@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from idx.api import search as api
+from idx.ops import search as api
 from idx.indexer import vectors
 from idx.indexer.index import Index
 

@@ -9,9 +9,9 @@ import pytest
 
 from idx.analysis.clustering import nearest_centres
 from idx.analysis.metrics import silhouette
-from idx.api.clustering import cluster, load_clusters
-from idx.api.projection import load_projection, project
-from idx.api.sweep import parse_k_range, sweep
+from idx.ops.maps.clustering import cluster, load_clusters
+from idx.ops.maps.projection import load_projection, project
+from idx.ops.maps.sweep import parse_k_range, sweep
 from idx.errors import EmptyIndexError, NotFoundError, UsageError
 from idx.indexer.index import Index
 
@@ -163,7 +163,7 @@ def test_deleting_an_image_deletes_its_analysis_rows(indexed_copy):
         r = cluster(index, 3, plot=False)
         gone = int(r.ids[0])
         with index.catalog.transaction():
-            index.catalog.delete_images([gone])
+            index.catalog.images.delete([gone])
         for table in ("clusters", "projections"):
             assert _count(index, f"SELECT count(*) FROM {table} WHERE image_id = {gone}") == 0
 

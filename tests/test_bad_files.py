@@ -105,7 +105,7 @@ def test_indexed_file_that_turns_bad_is_removed_and_skipped(tmp_path, tiny_model
         (root / "a.jpg").write_text("overwritten by a text editor")
         report = index.add([root])
         assert report.removed == 1 and report.skipped == 1
-        assert index.catalog.count_images() == 1 and index.vectors.ntotal == 1
+        assert index.catalog.images.count() == 1 and index.vectors.ntotal == 1
 
 
 def test_file_vanishing_mid_run_is_skipped(tmp_path, tiny_model):

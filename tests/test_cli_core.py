@@ -63,7 +63,7 @@ def test_sql_formats_and_read_only(indexed):
         refused = run("--index", indexed, "sql", statement)
         assert refused.exit_code == 2 and "read-only" in refused.stderr
     with Index(indexed, read_only=True) as index:
-        assert index.catalog.count_images() == 48
+        assert index.catalog.images.count() == 48
     bad = run("--index", indexed, "sql", "SELECT nope FROM images")
     assert bad.exit_code == 2 and "SQL error" in bad.stderr
 

@@ -55,7 +55,7 @@ def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         with Index(index_dir) as index:  # reopening replays DuckDB's log; FAISS is repaired
-            counts.append(index.catalog.count_images())
+            counts.append(index.catalog.images.count())
             dupes = index.catalog.con.execute(
                 "SELECT count(*) - count(DISTINCT path) FROM images"
             ).fetchall()[0][0]
@@ -74,7 +74,7 @@ def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model):
     with Index(index_dir) as index:
         index.add([images])
         check_invariants(index, images)
-        assert index.catalog.count_images() == total
+        assert index.catalog.images.count() == total
         assert index.status()["vectors"]["in_sync"]
         again = index.add([images])
         assert (again.added, again.embedded, again.removed) == (0, 0, 0)

@@ -160,7 +160,7 @@ def test_move_between_folders_added_separately(tmp_path, tiny_model):
         (a / "one.jpg").rename(b / "one.jpg")
         report = index.add([b])
         assert (report.moved, report.added, report.embedded) == (1, 0, 0)
-        assert index.catalog.count_images() == 1
+        assert index.catalog.images.count() == 1
 
 
 def test_same_content_under_two_paths_is_embedded_once(tmp_path, tiny_model):
@@ -199,7 +199,7 @@ def test_files_gone_from_other_folders_are_left_alone(tmp_path, tiny_model):
         index.add([a, b])
         report = index.add([a])
         assert report.removed == 0
-        assert index.catalog.count_images() == 2
+        assert index.catalog.images.count() == 2
         (b / "y.jpg").unlink()
         assert index.add([a]).removed == 0
         assert index.add([b]).removed == 1
@@ -217,7 +217,7 @@ def test_unchanged_files_are_not_read_again(images, tiny_model):
         os.utime(target, ns=(st_.st_atime_ns, st_.st_mtime_ns))
         report = index.add([images])
         assert (report.unchanged, report.updated, report.embedded) == (
-            index.catalog.count_images(),
+            index.catalog.images.count(),
             0,
             0,
         )

@@ -14,9 +14,9 @@ from sklearn import metrics as skm
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from idx.api import insight_runs
-from idx.api import insights as insights_api
-from idx.api import labels as labels_api
+from idx.ops.insights import runs as insight_runs
+from idx.ops.insights import measure as insights_api
+from idx.ops.labels import imports as labels_api
 from idx.cli.main import cli
 from idx.errors import EmptyIndexError, NotFoundError
 from idx.indexer.index import Index

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from idx.api import labels as labels_api
+from idx.ops.labels import imports as labels_api
 from idx.cli.main import cli
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.index import Index

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import shutil
 
-from idx.api import insights as insights_api
-from idx.api import labels as labels_api
+from idx.ops.insights import measure as insights_api
+from idx.ops.labels import imports as labels_api
 from idx.indexer.index import Index
 
 N_INDEXED = 60

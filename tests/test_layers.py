@@ -18,13 +18,13 @@ FORBIDDEN = {
         "click",
         "tqdm",
         "idx.indexer",
-        "idx.api",
+        "idx.ops",
         "idx.cli",
     },
-    "indexer": {"click", "tqdm", "idx.analysis", "idx.api", "idx.cli"},
+    "indexer": {"click", "tqdm", "idx.analysis", "idx.ops", "idx.cli"},
     "api": {"click", "tqdm", "idx.cli"},
     "errors.py": {"idx", "click"},
-    "config.py": {"idx.indexer", "idx.analysis", "idx.api", "idx.cli", "click"},
+    "config.py": {"idx.indexer", "idx.analysis", "idx.ops", "idx.cli", "click"},
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from idx.analysis import perturbations
-from idx.api.robustness_inputs import parse_severities, resolve_perturbations
+from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 from idx.errors import UsageError
 
 

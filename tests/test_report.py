@@ -21,11 +21,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.analysis.report_html import json_for_script, metric_rows
-from idx.api import clustering, insights, labels, projection, robustness, sweep
-from idx.api.report import write_report
-from idx.api.report_data import COMMANDS, split_common_prefix
-from idx.api.robustness_inputs import parse_severities, resolve_perturbations
-from idx.api.sweep import parse_k_range
+from idx.ops.maps import clustering
+from idx.ops.insights import measure as insights
+from idx.ops.labels import imports as labels
+from idx.ops.maps import projection
+from idx.ops.robustness import measure as robustness
+from idx.ops.maps import sweep
+from idx.ops.report.write import write_report
+from idx.ops.report.data import COMMANDS, split_common_prefix
+from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
+from idx.ops.maps.sweep import parse_k_range
 from idx.cli.main import cli
 from idx.indexer.index import Index
 

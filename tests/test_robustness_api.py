@@ -11,9 +11,9 @@ from PIL import Image
 from sklearn.cluster import KMeans
 
 from idx.analysis import perturbations
-from idx.api.injection import compare, eject, inject, list_injections
-from idx.api.robustness import measure
-from idx.api.robustness_inputs import sample_ids
+from idx.ops.injection import compare, eject, inject, list_injections
+from idx.ops.robustness.measure import measure
+from idx.ops.robustness.inputs import sample_ids
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index

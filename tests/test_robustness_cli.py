@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from idx.analysis import perturbations
-from idx.api.robustness import RESULT_COLUMNS
+from idx.ops.robustness.measure import RESULT_COLUMNS
 from idx.cli.main import cli
 from idx.indexer.index import Index
 

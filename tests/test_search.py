@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from idx.api import search as api
-from idx.api.duplicates import duplicates
+from idx.ops import search as api
+from idx.ops.duplicates import duplicates
 from idx.cli.main import cli
 from idx.indexer import synthetic, vectors
 from idx.indexer.index import Index
@@ -65,7 +65,7 @@ def test_removed_images_never_returned_and_new_ones_found_at_once(images, tiny_m
         gone_id = api.resolve_image(index, str(gone))
         gone.unlink()
         index.add([images])
-        n = index.catalog.count_images()
+        n = index.catalog.images.count()
         assert gone_id not in {h.id for h in api.search(index, text="sunset", k=n + 5)}
         assert gone_id not in {h.id for h in api.search(index, id=1, k=n)}
         assert index.sql(f"SELECT count(*) FROM images WHERE id = {gone_id}")[1][0][0] == 0
@@ -182,7 +182,7 @@ def test_reindex_keeps_search_working_and_type_survives_add(
         gone_id = api.resolve_image(index, str(gone))
         gone.unlink()
         index.add([synthetic_set, extra])  # a removal: rebuilt where the type cannot remove
-        n = index.catalog.count_images()
+        n = index.catalog.images.count()
         assert gone_id not in {h.id for h in api.search(index, id=1, k=n)}
     meta = json.loads((indexed_copy / "vectors.json").read_text())
     assert (meta["type"], meta["requested"], meta["count"]) == (kind, kind, 48 + 1)

@@ -11,6 +11,11 @@ DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_INDEX_DIR = ".idx"
+#: images.source of the images added from the user's files; other sources mark images that idx
+#: made itself (robustness injection: 'inject:<id>').
+FILES_SOURCE = "files"
+#: The zero-shot prompt of every command (insights, robustness): `prompt(display_name)` fills it.
+PROMPT_TEMPLATE = "a photo of a {}"
 
 #: Image formats idx ingests. Files are recognised by content (magic bytes), not only by name.
 IMAGE_EXTENSIONS = frozenset(
@@ -38,3 +43,28 @@ def env(name: str, default: str | None = None) -> str | None:
 def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
     """The index folder: flag > IDX_INDEX > ./.idx."""
     return Path(flag or env("INDEX") or DEFAULT_INDEX_DIR)
+
+
+def batch_size(flag: int | None = None) -> int:
+    """Images per model call: flag > IDX_BATCH_SIZE > DEFAULT_BATCH_SIZE."""
+    return int(flag or env("BATCH_SIZE") or DEFAULT_BATCH_SIZE)
+
+
+def workers(flag: int | None = None) -> int:
+    """Decode threads: flag > IDX_WORKERS > cores + 1, at most 4 (decoding outruns a CPU model)."""
+    return int(flag or env("WORKERS") or min(4, (os.cpu_count() or 2) + 1))
+
+
+def plots_dir(
+    index: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, name: str = ""
+) -> Path:
+    """Where a run's plots go, created: `<out>/<name>` when out is given, else
+    `<index>/plots/<name>`."""
+    folder = (Path(out) if out is not None else Path(index) / PLOTS_DIR) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prompt(display_name: str) -> str:
+    """The zero-shot text for a class: folder names read their underscores as spaces."""
+    return PROMPT_TEMPLATE.format(display_name.replace("_", " "))

@@ -17,3 +17,10 @@ class ProgressEvent:
 
 
 Progress = Callable[[ProgressEvent], None]
+
+
+def forward(progress: Progress | None, phase: str) -> Callable[[int, int], None] | None:
+    """An analysis-level progress(done, total) that forwards to `progress` as `phase` events."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(ProgressEvent(phase, done, total))

@@ -14,8 +14,8 @@ from idx.cli.output import echo_json, render_rows, warn
 from idx.cli.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from idx.api.clustering import ClusterResult
     from idx.cli.demo import DemoRun
+    from idx.ops.maps.clustering import ClusterResult
 
 # The api modules pull in scikit-learn, matplotlib and FAISS (seconds to import): each command
 # imports them when it runs, so that `idx --help` and other commands start fast.
@@ -81,7 +81,7 @@ def project_command(ctx, method, perplexity, seed, out, as_json, quiet):
       idx project --method pca --json
       idx sql "SELECT * FROM projections WHERE run_id = 1 LIMIT 5"
     """
-    from idx.api.projection import project
+    from idx.ops.maps.projection import project
 
     with ProgressBar(quiet, unit="it") as bar, open_index(ctx) as index:
         result = project(index, method, perplexity=perplexity, seed=seed, out=out, progress=bar)
@@ -201,7 +201,7 @@ def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, a
       idx cluster --k 8 --compare-clean --json
       idx sql "SELECT cluster, count(*) FROM clusters WHERE run_id = 1 GROUP BY 1"
     """
-    from idx.api.clustering import cluster
+    from idx.ops.maps.clustering import cluster
 
     subsets = ("all", "clean") if compare_clean else ("all",)
     results: dict[str, ClusterResult] = {}
@@ -254,7 +254,7 @@ def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
       idx sweep --k 2:20
       idx sweep --k 2:12 --space tsne --json
     """
-    from idx.api.sweep import parse_k_range, sweep
+    from idx.ops.maps.sweep import parse_k_range, sweep
 
     ks = parse_k_range(k_range)
     with ProgressBar(quiet, unit="k") as bar, open_index(ctx) as index:
@@ -275,8 +275,8 @@ def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
 
 def demo_step(run: DemoRun) -> None:
     """Demo: a t-SNE map, then K-means with k = 8 (the number of generated categories)."""
-    from idx.api.clustering import cluster
-    from idx.api.projection import project
+    from idx.ops.maps.clustering import cluster
+    from idx.ops.maps.projection import project
 
     with ProgressBar(run.quiet) as bar, run.index() as index:
         projection = project(index, "tsne", progress=bar)

@@ -162,7 +162,7 @@ def export(ctx, out, fmt, as_json):
     """
     with open_index(ctx, read_only=True) as index:
         files = index.export(out, fmt)
-        count = index.catalog.count_images()
+        count = index.catalog.images.count()
     if as_json:
         echo_json({"files": [str(f) for f in files], "images": count, "format": fmt})
     else:

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from idx.api import insight_runs
-from idx.api import insights as insights_api
 from idx.cli.common import open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
 from idx.cli.progress import ProgressBar
+from idx.ops.insights import measure as insights_api
+from idx.ops.insights import runs as insight_runs
 
 if TYPE_CHECKING:
     from idx.cli.demo import DemoRun

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from idx.api import labels as labels_api
-from idx.api.label_files import ID_FROM
 from idx.cli.common import json_option, open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
+from idx.ops.labels import imports as labels_api
+from idx.ops.labels.files import ID_FROM
 
 if TYPE_CHECKING:
     from idx.cli.demo import DemoRun

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from idx.api.report import DEFAULT_MAX_THUMBNAILS, write_report
 from idx.cli.common import json_option, open_index, quiet_option
 from idx.cli.output import echo_json
 from idx.cli.progress import ProgressBar
+from idx.ops.report.write import DEFAULT_MAX_THUMBNAILS, write_report
 
 if TYPE_CHECKING:
     from idx.cli.demo import DemoRun

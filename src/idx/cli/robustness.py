@@ -7,13 +7,13 @@ from typing import Any
 import click
 
 from idx.analysis import perturbations as registry
-from idx.api import injection
-from idx.api.robustness import RESULT_COLUMNS, measure
-from idx.api.robustness_inputs import parse_severities, resolve_perturbations
 from idx.cli.common import json_option, model_options, open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
+from idx.ops import injection
+from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
+from idx.ops.robustness.measure import RESULT_COLUMNS, measure
 
 #: Columns of the table view (csv and json carry every column).
 TABLE_COLUMNS = (

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from idx.api import duplicates as dup
-from idx.api import search as api
 from idx.cli.common import json_option, model_options, open_index, quiet_option
 from idx.cli.output import echo_json, format_option, render_rows, warn
 from idx.cli.progress import ProgressBar
 from idx.indexer.index import Index
 from idx.indexer.vectors import INDEX_TYPES
+from idx.ops import duplicates as dup
+from idx.ops import search as api
 
 if TYPE_CHECKING:
     from idx.cli.demo import DemoRun

@@ -24,17 +24,13 @@ def export(index: Index, out: Path, fmt: str) -> list[Path]:
     ident = index.stored_identity()
     if fmt == "parquet":
         out.parent.mkdir(parents=True, exist_ok=True)
-        escaped = str(out).replace("'", "''")
-        index.catalog.con.execute(
-            "COPY (SELECT i.id, i.path, i.sha256, e.vector AS embedding FROM images i "
-            f"JOIN embeddings e USING (sha256) ORDER BY i.id) TO '{escaped}' (FORMAT parquet)"
-        )
+        index.catalog.images.export_parquet(str(out))
         return [out]
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file; npy export writes a folder, give a folder path")
     out.mkdir(parents=True, exist_ok=True)
     ids, matrix = index.embeddings()
-    paths = dict(index.catalog.con.execute("SELECT id, path FROM images").fetchall())
+    paths = index.catalog.images.paths_for(ids)
     np.save(out / "embeddings.npy", matrix.astype(np.float32, copy=False))
     np.save(out / "ids.npy", ids.astype(np.int64, copy=False))
     (out / "paths.json").write_text(json.dumps([paths[int(i)] for i in ids], indent=0))

@@ -151,7 +151,9 @@ class Index:
         """The FAISS index, in step with the catalog (rebuilt from it when it was not)."""
         if self._vectors is None:
             store = VectorStore(self.dir)
-            store.load(self.catalog.generation(), self.catalog.vectors, writable=not self.read_only)
+            store.load(
+                self.catalog.generation(), self.catalog.images.vectors, writable=not self.read_only
+            )
             self._vectors = store
         return self._vectors
 
@@ -162,12 +164,12 @@ class Index:
         store = VectorStore(self.dir)
         gen = self.catalog.generation()
         if store.read_meta().get("generation") != start_generation:
-            store.load(gen, self.catalog.vectors, writable=True)
+            store.load(gen, self.catalog.images.vectors, writable=True)
         else:
-            store.load(start_generation, self.catalog.vectors, writable=False)
-            if not store.can_apply(changed, removed, self.catalog.count_images()):
+            store.load(start_generation, self.catalog.images.vectors, writable=False)
+            if not store.can_apply(changed, removed, self.catalog.images.count()):
                 # e.g. HNSW cannot drop ids: rebuild, keeping the recorded type
-                store.rebuild(gen, *self.catalog.vectors())
+                store.rebuild(gen, *self.catalog.images.vectors())
             else:
                 if store.kind in REMOVABLE:
                     store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
@@ -181,7 +183,7 @@ class Index:
         self._require_writable("reindex")
         store = VectorStore(self.dir)
         store.meta = store.read_meta()
-        ids, matrix = self.catalog.vectors()
+        ids, matrix = self.catalog.images.vectors()
         store.rebuild(
             self.catalog.generation(), ids, matrix, requested=requested, progress=progress
         )
@@ -198,7 +200,7 @@ class Index:
         workers: int | None = None,
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
-        source: str = "files",
+        source: str = config.FILES_SOURCE,
     ) -> AddReport:
         """Ingest folders incrementally; see idx.indexer.ingest for the rules.
 
@@ -210,7 +212,7 @@ class Index:
             raise UsageError("add needs at least one folder")
         self.identity()  # refuse a mismatched model before any work
         start_gen = self.catalog.generation()
-        size = batch_size or int(config.env("BATCH_SIZE") or config.DEFAULT_BATCH_SIZE)
+        size = config.batch_size(batch_size)
         if size < 1:
             raise UsageError(f"--batch-size must be at least 1, not {size}")
         ingest = Ingest(
@@ -241,20 +243,37 @@ class Index:
             return 0
         start_gen = self.catalog.generation()
         with self.catalog.transaction():
-            self.catalog.delete_images(ids)
+            self.catalog.images.delete(ids)
         self._sync_vectors(start_gen, [], ids)
         return len(ids)
 
-    def embeddings(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`."""
-        if ids is None:
-            return self.catalog.vectors()
-        return self.catalog.vectors(
-            "WHERE i.id IN (SELECT unnest(?::BIGINT[]))", [list(map(int, ids))]
-        )
+    def embeddings(
+        self, ids: Sequence[int] | None = None, *, subset: str = "all"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`, or
+        only the 'clean' subset (images added from files)."""
+        return self.catalog.images.vectors(ids, subset=subset)
+
+    def analysis_vectors(self, subset: str = "all") -> tuple[np.ndarray, np.ndarray]:
+        """(ids, unit vectors) of the subset to analyse, ordered by id; EmptyIndexError or
+        UsageError when there are none."""
+        self.require_images("analyse")
+        ids, vectors = self.catalog.images.vectors(subset=subset)
+        if len(ids) == 0:
+            raise UsageError(
+                f"no {subset} images to analyse: the index holds only images added by other "
+                f"commands (source other than '{config.FILES_SOURCE}'); add folders with "
+                "`idx add FOLDER`"
+            )
+        return ids, vectors
+
+    def describe_model(self) -> tuple[str | None, bool]:
+        """(the stored model as `idx status` describes it, whether its weights are untrained)."""
+        ident = self.stored_identity()
+        return (ident.describe(), ident.untrained) if ident else (None, False)
 
     def require_images(self, what: str) -> int:
-        n = self.catalog.count_images()
+        n = self.catalog.images.count()
         if n == 0:
             raise EmptyIndexError(
                 f"index {self.dir} has no images, so there is nothing to {what}; add some with "

@@ -315,7 +315,7 @@ class Ingest:
                 p.tensor = None
         with self.catalog.transaction():
             if batch:
-                self.catalog.insert_embeddings([p.sha256 for p in batch], vectors)
+                self.catalog.images.insert_embeddings([p.sha256 for p in batch], vectors)
                 self.report.embedded += len(batch)
                 for p in batch:
                     known_rows.setdefault(p.sha256, (0, p.entry.path, p.width, p.height, p.format))
@@ -406,8 +406,8 @@ class Ingest:
         ids = [r.id for r in vanished.values()]
         with self.catalog.transaction():
             if ids:
-                self.catalog.delete_images(ids)
+                self.catalog.images.delete(ids)
             else:  # content changed in place: the old vectors are unused now
-                self.catalog.delete_orphan_embeddings()
+                self.catalog.images.delete_unused_embeddings()
         self.report.removed += len(ids)
         self.removed_ids.extend(ids)

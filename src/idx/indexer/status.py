@@ -12,21 +12,9 @@ if TYPE_CHECKING:
 
 
 def collect_status(index: Index) -> dict[str, Any]:
-    con = index.catalog.con
-    images, total_bytes = con.execute(
-        "SELECT count(*), coalesce(sum(bytes), 0) FROM images"
-    ).fetchall()[0]
-    embeddings = con.execute("SELECT count(*) FROM embeddings").fetchall()[0][0]
-    skipped = con.execute("SELECT count(*) FROM skipped").fetchall()[0][0]
-    formats = dict(
-        con.execute("SELECT format, count(*) FROM images GROUP BY 1 ORDER BY 2 DESC").fetchall()
-    )
-    sources = dict(
-        con.execute("SELECT source, count(*) FROM images GROUP BY 1 ORDER BY 1").fetchall()
-    )
-    orphans = con.execute(
-        "SELECT count(*) FROM images i LEFT JOIN embeddings e USING (sha256) WHERE e.sha256 IS NULL"
-    ).fetchall()[0][0]
+    counts = index.catalog.images.summary()
+    images = counts["images"]
+    orphans = counts["without_vector"]
     ident = index.stored_identity()
     generation = index.catalog.generation()
     vmeta = VectorStore(index.dir).read_meta()
@@ -39,12 +27,7 @@ def collect_status(index: Index) -> dict[str, Any]:
     last_add = index.catalog.get_meta("last_add")
     return {
         "index": str(index.dir.resolve()),
-        "images": int(images),
-        "bytes": int(total_bytes),
-        "embeddings": int(embeddings),
-        "skipped": int(skipped),
-        "formats": formats,
-        "sources": sources,
+        **{k: v for k, v in counts.items() if k != "without_vector"},
         "model": None
         if ident is None
         else {

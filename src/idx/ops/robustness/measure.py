@@ -25,16 +25,16 @@ import numpy as np
 from idx import config
 from idx.analysis import perturbations as registry
 from idx.analysis import robustness as metrics
-from idx.api.robustness_inputs import (
+from idx.errors import DecodeError, EmptyIndexError, UsageError
+from idx.indexer.decode import open_image
+from idx.indexer.index import Index
+from idx.ops.robustness.inputs import (
     load_clusters,
     load_labels,
     parse_severities,
     resolve_perturbations,
     sample_ids,
 )
-from idx.errors import DecodeError, EmptyIndexError, UsageError
-from idx.indexer.decode import open_image
-from idx.indexer.index import Index
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)

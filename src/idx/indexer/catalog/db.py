@@ -1,7 +1,8 @@
-"""The DuckDB catalog: the source of truth for images, vectors and every analysis result.
+"""The DuckDB connection under the catalog: lock, migrations, transactions, one bulk insert.
 
 One writer at a time (an advisory lock file beside the database gives a clear "busy" message);
-read-only openers use DuckDB's read-only mode, which refuses any write statement.
+read-only openers use DuckDB's read-only mode, which refuses any write statement. Nothing outside
+`idx.indexer.catalog` imports duckdb: callers use the methods of `Catalog` and its parts.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _busy_message(index_dir: Path, detail: str = "") -> str:
     )
 
 
-class Catalog:
+class Database:
     """A DuckDB connection to `<index>/catalog.duckdb` with migrations applied."""
 
     def __init__(self, index_dir: Path, *, read_only: bool = False):
@@ -64,7 +65,7 @@ class Catalog:
                 )
             if self._pending_migrations_ro():
                 # An index written by an older idx: upgrade it once under the write lock.
-                Catalog(self.index_dir).close()
+                Database(self.index_dir).close()
         else:
             self.index_dir.mkdir(parents=True, exist_ok=True)
             self._take_lock()
@@ -161,79 +162,76 @@ class Catalog:
         self.set_meta("vectors_generation", str(gen))
         return gen
 
-    # -- queries ----------------------------------------------------------------------------
+    # -- statements -------------------------------------------------------------------------
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run one statement (the user's SQL, or a part's own); (column names, rows)."""
         cur = self.con.execute(sql, params or [])
         columns = [d[0] for d in cur.description] if cur.description else []
         return columns, cur.fetchall()
 
-    def count_images(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM images").fetchall()[0][0])
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
 
-    def vectors(
-        self, where: str = "", params: Sequence[Any] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids int64 [n], matrix float32 [n, d]) of the images, ordered by id."""
-        sql = (
-            "SELECT i.id, e.vector FROM images i JOIN embeddings e USING (sha256) "
-            f"{where} ORDER BY i.id"
-        )
-        return arrow_to_matrix(self.con.sql(sql, params=params or None).to_arrow_table())
+    def value(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        found = self.con.execute(sql, params or []).fetchall()
+        return found[0][0] if found else None
 
-    def insert_embeddings(self, shas: Sequence[str], matrix: np.ndarray) -> None:
-        dim = matrix.shape[1]
-        flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel())
-        offsets = pa.array(np.arange(0, len(shas) * dim + 1, dim, dtype=np.int32))
-        batch = pa.table({"sha256": list(shas), "vector": pa.ListArray.from_arrays(offsets, flat)})
-        self.con.register("_idx_new_embeddings", batch)
-        try:
-            self.con.execute(
-                "INSERT OR REPLACE INTO embeddings (sha256, vector) "
-                "SELECT sha256, vector FROM _idx_new_embeddings"
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        return self.con.sql(sql, params=params or None).to_arrow_table()
+
+    def insert_rows(self, table: str, columns: dict[str, Any], *, on_conflict: str = "") -> None:
+        """The one bulk insert: columns (arrays, lists or Arrow arrays; a 2-D array becomes a
+        FLOAT[] column, one row per row) through Arrow.
+
+        `on_conflict` is appended as is (e.g. "ON CONFLICT DO NOTHING"). Call inside a transaction
+        when the insert belongs with other writes.
+        """
+        name = f"_idx_new_{table}"
+        if not isinstance(columns, pa.Table):
+            columns = pa.table(
+                {
+                    c: list_column(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
+                    for c, v in columns.items()
+                }
             )
-        finally:
-            self.con.unregister("_idx_new_embeddings")
-
-    def delete_images(self, ids: Sequence[int]) -> None:
-        """Delete images, every row of another table that refers to them by image_id, and the
-        vectors no image uses any more; bumps the generation (the FAISS file is now behind).
-        Call inside a transaction."""
-        if not ids:
-            return
-        id_table = pa.table({"id": pa.array(list(ids), pa.int64())})
-        self.con.register("_idx_gone", id_table)
+        self.con.register(name, columns)
         try:
-            for table in self.tables_with_column("image_id"):
-                self.con.execute(
-                    f'DELETE FROM "{table}" WHERE image_id IN (SELECT id FROM _idx_gone)'
-                )
-            for table in self.tables_with_column("neighbor_id"):
-                self.con.execute(
-                    f'DELETE FROM "{table}" WHERE neighbor_id IN (SELECT id FROM _idx_gone)'
-                )
-            self.con.execute("DELETE FROM images WHERE id IN (SELECT id FROM _idx_gone)")
+            names = ", ".join(columns.column_names)
+            self.con.execute(f"INSERT INTO {table} ({names}) SELECT * FROM {name} {on_conflict}")
         finally:
-            self.con.unregister("_idx_gone")
-        self.delete_orphan_embeddings()
-        self.bump_generation()
+            self.con.unregister(name)
 
-    def delete_orphan_embeddings(self) -> int:
-        row = self.con.execute(
-            "DELETE FROM embeddings WHERE sha256 NOT IN (SELECT sha256 FROM images) RETURNING 1"
-        ).fetchall()
-        return len(row)
+    def with_ids(self, name: str, ids: Sequence[int]) -> Any:
+        """Register `ids` as a one-column (id) view for the duration of a `with` block."""
+        return _Registered(
+            self.con, name, pa.table({"id": pa.array(list(map(int, ids)), pa.int64())})
+        )
 
-    def tables_with_column(self, column: str) -> list[str]:
-        rows = self.con.execute(
-            "SELECT table_name FROM information_schema.columns "
-            "WHERE column_name = ? AND table_schema = 'main' AND table_name <> 'images'",
-            [column],
-        ).fetchall()
-        return [r[0] for r in rows]
+
+class _Registered:
+    def __init__(self, con: Any, name: str, table: pa.Table):
+        self.con, self.name, self.table = con, name, table
+
+    def __enter__(self) -> str:
+        self.con.register(self.name, self.table)
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.unregister(self.name)
+
+
+def list_column(matrix: np.ndarray) -> pa.ListArray:
+    """Rows of a float matrix as an Arrow list column (DuckDB FLOAT[])."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    n, d = matrix.shape if matrix.ndim == 2 else (0, 0)
+    offsets = pa.array(np.arange(0, n * d + 1, d or 1, dtype=np.int32)[: n + 1])
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
 
 
 def arrow_to_matrix(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64 [n], matrix float32 [n, d]) from a two-column (id, FLOAT[]) Arrow table."""
     ids = table.column(0).to_numpy().astype(np.int64, copy=False)
     if table.num_rows == 0:
         return ids, np.zeros((0, 0), dtype=np.float32)

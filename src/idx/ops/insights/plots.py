@@ -14,8 +14,8 @@ from idx.indexer.decode import open_image
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
-    from idx.api.insight_runs import InsightsResult
-    from idx.api.insights import LabelledSet
+    from idx.ops.insights.measure import LabelledSet
+    from idx.ops.insights.runs import InsightsResult
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from idx import config
 from idx.analysis import baselines, plots
 from idx.analysis.clustering import METHODS, SPACES, KMeans, check_k
 from idx.analysis.metrics import cluster_metrics
 from idx.analysis.projection import Projector
-from idx.api import runs
-from idx.api.projection import latest_covering, load_projection, map_of, project
 from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.kmeans import faiss_engine
+from idx.ops.maps.projection import latest_covering, load_projection, map_of, project
+from idx.ops.thumbnails import decode_thumbnails
 from idx.progress import Progress, ProgressEvent
 
 #: Lloyd iterations (FAISS's default).
@@ -135,9 +136,9 @@ def cluster(
     """Cluster the subset's images into k groups, store the run, and draw its plots."""
     check_choice(method, METHODS, "--method")
     check_choice(space, SPACES, "--space")
-    ids, vectors = runs.load_embeddings(index, subset)
+    ids, vectors = index.analysis_vectors(subset)
     check_k(k, len(ids))
-    model, untrained = runs.describe_model(index)
+    model, untrained = index.describe_model()
     points, projection_run = points_in_space(
         index, ids, vectors, space, seed=seed, subset=subset, out=out, progress=progress
     )
@@ -190,7 +191,7 @@ def baseline_metrics(
     progress: Progress | None,
 ) -> dict[str, dict[str, Any]]:
     """The same K-means and metrics on random vectors of the same shape and on pixel features."""
-    decoded = runs.decode_thumbnails(index, ids, BASELINE_SIDE, progress, "baseline")
+    decoded = decode_thumbnails(index, ids, BASELINE_SIDE, progress, "baseline")
     features = {"random": baselines.random_vectors(*vectors.shape, random_state=seed)}
     features |= {name: fn(decoded) for name, fn in baselines.IMAGE_FEATURES.items()}
     out = {}
@@ -206,9 +207,8 @@ def baseline_metrics(
 
 def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
     with index.catalog.transaction():
-        run_id = runs.insert_run(
-            index,
-            "cluster_runs",
+        run_id = index.catalog.runs.create(
+            "cluster",
             {
                 "k": r.k,
                 "method": r.method,
@@ -223,23 +223,21 @@ def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
                 "seconds": r.seconds,
             },
         )
-        runs.insert_rows(
-            index,
+        index.catalog.runs.add_rows(
             "clusters",
+            run_id,
             {
-                "run_id": np.full(len(r.ids), run_id, dtype=np.int32),
                 "image_id": r.ids,
                 "cluster": r.labels.astype(np.int32),
                 "distance": r.distances,
             },
         )
-        runs.insert_rows(
-            index,
+        index.catalog.runs.add_rows(
             "cluster_centers",
+            run_id,
             {
-                "run_id": np.full(r.k, run_id, dtype=np.int32),
                 "cluster": np.arange(r.k, dtype=np.int32),
-                "vector": runs.list_column(r.centers),
+                "vector": r.centers,
             },
         )
     return run_id
@@ -253,7 +251,7 @@ def draw(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Map coloured by cluster, silhouette plot, one contact sheet per cluster."""
-    folder = runs.plots_dir(index, out, f"cluster-{r.run_id}")
+    folder = config.plots_dir(index.dir, out, f"cluster-{r.run_id}")
     what = f"k={r.k} on {r.space}, {len(r.ids)} images (run {r.run_id})"
     if xy is None:
         xy, map_name = _map_for_plot(index, r)
@@ -303,7 +301,7 @@ def _contact_sheets(
     thumbs = dict(
         zip(
             wanted.tolist(),
-            runs.decode_thumbnails(index, r.ids[wanted], THUMBNAIL_SIDE, progress, "thumbnails"),
+            decode_thumbnails(index, r.ids[wanted], THUMBNAIL_SIDE, progress, "thumbnails"),
         )
     )
     sheets = []
@@ -324,20 +322,24 @@ def _contact_sheets(
 
 def load_clusters(index: Index, run_id: int | None = None) -> ClusterResult:
     """A stored clustering (the latest when run_id is None) with its centres, ordered by image id."""
-    run_id = runs.resolve_run(index, "cluster_runs", run_id, "cluster")
-    con = index.catalog.con
-    k, method, space, seed, subset, model, metrics, projection_run, seconds = con.execute(
-        "SELECT k, method, space, seed, subset, model, metrics, projection_run_id, seconds "
-        "FROM cluster_runs WHERE id = ?",
-        [run_id],
-    ).fetchall()[0]
-    rows = con.sql(
-        "SELECT image_id, cluster, distance FROM clusters "
-        f"WHERE run_id = {int(run_id)} ORDER BY image_id"
-    ).to_arrow_table()
-    centres = con.sql(
-        f"SELECT vector FROM cluster_centers WHERE run_id = {int(run_id)} ORDER BY cluster"
-    ).to_arrow_table()
+    run_id = index.catalog.runs.resolve("cluster", run_id)
+    run = index.catalog.runs.get("cluster", run_id)
+    k, method, space, seed, subset, model, metrics, projection_run, seconds = (
+        run[c]
+        for c in (
+            "k",
+            "method",
+            "space",
+            "seed",
+            "subset",
+            "model",
+            "metrics",
+            "projection_run_id",
+            "seconds",
+        )
+    )
+    rows = index.catalog.runs.rows("clusters", run_id, "image_id, cluster, distance")
+    centres = index.catalog.runs.rows("cluster_centers", run_id, "vector", order_by="cluster")
     matrix = np.stack([np.asarray(v, dtype=np.float32) for v in centres.column(0).to_pylist()])
     return ClusterResult(
         run_id=run_id,
@@ -347,7 +349,7 @@ def load_clusters(index: Index, run_id: int | None = None) -> ClusterResult:
         seed=seed,
         subset=subset,
         model=model,
-        untrained=runs.describe_model(index)[1],
+        untrained=index.describe_model()[1],
         ids=rows.column(0).to_numpy().astype(np.int64),
         labels=rows.column(1).to_numpy().astype(np.int64),
         distances=rows.column(2).to_numpy(),

@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from idx import config
 from idx.analysis import plots
 from idx.analysis.clustering import KMeans, check_k
 from idx.analysis.metrics import cluster_metrics
-from idx.api import runs
-from idx.api.clustering import N_ITER, points_in_space
 from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.kmeans import faiss_engine
+from idx.ops.maps.clustering import N_ITER, points_in_space
 from idx.progress import Progress, ProgressEvent
 
 CURVES = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia")
@@ -92,10 +92,10 @@ def sweep(
     ks = sorted(set(int(k) for k in ks))
     if not ks:
         raise UsageError("a sweep needs at least one k, for example --k 2:20")
-    ids, vectors = runs.load_embeddings(index, subset)
+    ids, vectors = index.analysis_vectors(subset)
     check_k(ks[0], len(ids))
     check_k(ks[-1], len(ids))
-    model, untrained = runs.describe_model(index)
+    model, untrained = index.describe_model()
     points, projection_run = points_in_space(
         index, ids, vectors, space, seed=seed, subset=subset, out=out, progress=progress
     )
@@ -111,9 +111,8 @@ def sweep(
             progress(ProgressEvent("sweep", done, len(ks)))
     best_k = ks[int(np.argmax(curves["silhouette"]))]
     with index.catalog.transaction():
-        run_id = runs.insert_run(
-            index,
-            "sweep_runs",
+        run_id = index.catalog.runs.create(
+            "sweep",
             {
                 "space": space,
                 "seed": seed,
@@ -125,17 +124,16 @@ def sweep(
                 "inertia": json.dumps(dict(zip(map(str, ks), curves["inertia"]))),
             },
         )
-        runs.insert_rows(
-            index,
+        index.catalog.runs.add_rows(
             "sweep_results",
-            {"run_id": np.full(len(ks), run_id, dtype=np.int32), "k": ks}
-            | {name: curves[name] for name in STORED_CURVES},
+            run_id,
+            {"k": ks} | {name: curves[name] for name in STORED_CURVES},
         )
     result = SweepResult(
         run_id, space, seed, subset, model, untrained, len(ids), ks, curves, best_k, projection_run
     )
     if plot:
-        folder = runs.plots_dir(index, out, f"sweep-{run_id}")
+        folder = config.plots_dir(index.dir, out, f"sweep-{run_id}")
         result.plots["metrics"] = plots.plot_sweep(
             ks,
             {name: curves[name] for name in CURVES},

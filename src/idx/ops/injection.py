@@ -18,11 +18,11 @@ import numpy as np
 from idx.analysis import perturbations as registry
 from idx.analysis.injection import SYNTHETIC_KINDS, InjectionComparison, synthetic_image
 from idx.analysis.robustness import lookup
-from idx.api.robustness import ordered_map
-from idx.api.robustness_inputs import FILES_SOURCE, has_tables, load_labels, sample_ids
 from idx.errors import DecodeError, NotFoundError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
+from idx.ops.robustness.inputs import FILES_SOURCE, has_tables, load_labels, sample_ids
+from idx.ops.robustness.measure import ordered_map
 from idx.progress import Progress
 
 log = logging.getLogger(__name__)

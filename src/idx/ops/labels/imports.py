@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from idx.api.label_files import (
+from idx.errors import NotFoundError, UsageError
+from idx.ops.labels.files import (
     build_keys,
     execute,
     first_row,
@@ -25,7 +26,6 @@ from idx.api.label_files import (
     read_csv_sql,
     rows_sql,
 )
-from idx.errors import NotFoundError, UsageError
 from idx.progress import Progress
 
 if TYPE_CHECKING:

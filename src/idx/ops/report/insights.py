@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from idx.analysis.report_html import metric_rows
-from idx.api.report_data import (
+from idx.ops.report.data import (
     COMMANDS,
     PAIR_EXAMPLES,
     PAIRS_SHOWN,

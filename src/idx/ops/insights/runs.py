@@ -15,8 +15,8 @@ from idx.errors import NotFoundError
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
-    from idx.api.insights import LabelledSet
     from idx.indexer.index import Index
+    from idx.ops.insights.measure import LabelledSet
 
 CLASS_COLUMNS = (
     "label_name",

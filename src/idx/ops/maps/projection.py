@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from idx import config
 from idx.analysis import plots
 from idx.analysis.projection import Projector
-from idx.api import runs
 from idx.indexer.index import Index
-from idx.progress import Progress
+from idx.progress import Progress, forward
 
 
 @dataclass
@@ -61,17 +61,16 @@ def project(
     progress: Progress | None = None,
 ) -> ProjectionResult:
     """Compute, store and (by default) plot a 2-D map of the subset's embeddings."""
-    ids, vectors = runs.load_embeddings(index, subset)
-    model, untrained = runs.describe_model(index)
+    ids, vectors = index.analysis_vectors(subset)
+    model, untrained = index.describe_model()
     start = time.perf_counter()
     projector = Projector(
-        method, perplexity=perplexity, random_state=seed, progress=runs.tick(progress, method)
+        method, perplexity=perplexity, random_state=seed, progress=forward(progress, method)
     ).fit(vectors)
     seconds = time.perf_counter() - start
     with index.catalog.transaction():
-        run_id = runs.insert_run(
-            index,
-            "projection_runs",
+        run_id = index.catalog.runs.create(
+            "projection",
             {
                 "method": method,
                 "params": json.dumps(projector.params_),
@@ -82,11 +81,10 @@ def project(
                 "seconds": seconds,
             },
         )
-        runs.insert_rows(
-            index,
+        index.catalog.runs.add_rows(
             "projections",
+            run_id,
             {
-                "run_id": np.full(len(ids), run_id, dtype=np.int32),
                 "image_id": ids,
                 "x": projector.embedding_[:, 0],
                 "y": projector.embedding_[:, 1],
@@ -105,7 +103,7 @@ def project(
         seconds,
     )
     if plot:
-        folder = runs.plots_dir(index, out, f"projection-{run_id}")
+        folder = config.plots_dir(index.dir, out, f"projection-{run_id}")
         result.plots["map"] = plots.plot_map(
             result.xy,
             folder / "map.png",
@@ -121,18 +119,15 @@ def _label(method: str) -> str:
 
 def load_projection(index: Index, run_id: int | None = None) -> ProjectionResult:
     """A stored map (the latest when run_id is None), ordered by image id."""
-    run_id = runs.resolve_run(index, "projection_runs", run_id, "project")
-    con = index.catalog.con
-    method, params, seed, model, subset, seconds = con.execute(
-        "SELECT method, params, seed, model, subset, seconds FROM projection_runs WHERE id = ?",
-        [run_id],
-    ).fetchall()[0]
-    table = con.sql(
-        f"SELECT image_id, x, y FROM projections WHERE run_id = {int(run_id)} ORDER BY image_id"
-    ).to_arrow_table()
+    run_id = index.catalog.runs.resolve("projection", run_id)
+    run = index.catalog.runs.get("projection", run_id)
+    table = index.catalog.runs.rows("projections", run_id, "image_id, x, y")
+    method, params, seed, model, subset, seconds = (
+        run[c] for c in ("method", "params", "seed", "model", "subset", "seconds")
+    )
     ids = table.column(0).to_numpy().astype(np.int64)
     xy = np.column_stack([table.column(1).to_numpy(), table.column(2).to_numpy()])
-    untrained = runs.describe_model(index)[1]
+    untrained = index.describe_model()[1]
     return ProjectionResult(
         run_id, method, json.loads(params), seed, ids, xy, model, untrained, subset, seconds
     )
@@ -140,21 +135,7 @@ def load_projection(index: Index, run_id: int | None = None) -> ProjectionResult
 
 def latest_covering(index: Index, ids: np.ndarray, method: str | None = None) -> int | None:
     """The newest map (of `method`, if given) holding a point for every one of `ids`."""
-    con = index.catalog.con
-    where = "WHERE method = ?" if method else ""
-    candidates = con.execute(
-        f"SELECT id FROM projection_runs {where} ORDER BY id DESC", [method] if method else []
-    ).fetchall()
-    wanted = np.asarray(ids, dtype=np.int64)
-    for (run_id,) in candidates:
-        found = con.execute(
-            "SELECT count(*) FROM projections WHERE run_id = ? "
-            "AND image_id IN (SELECT unnest(?::BIGINT[]))",
-            [run_id, wanted.tolist()],
-        ).fetchall()[0][0]
-        if found == len(wanted):
-            return int(run_id)
-    return None
+    return index.catalog.runs.covering_projection(ids, method)
 
 
 def map_of(index: Index, run_id: int, ids: np.ndarray) -> np.ndarray:

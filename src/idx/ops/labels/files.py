@@ -1,6 +1,6 @@
 """Reading label files with DuckDB: fixed-column CSV readers, id keys, a progress-reporting runner.
 
-Used by idx.api.labels; nothing here writes to the catalog.
+Used by idx.ops.labels.imports; nothing here writes to the catalog.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`idx report`: one self-contained HTML page with everything the catalog knows.
 
-Gathers each section's data (idx.api.report_data / report_insights), embeds small JPEG
+Gathers each section's data (idx.ops.report.data / report_insights), embeds small JPEG
 thumbnails as data: URIs, and renders the page (idx.analysis.report_html). The file needs no
 server and fetches nothing when opened.
 """
@@ -20,10 +20,10 @@ import numpy as np
 
 import idx
 from idx.analysis.report_html import render_html, thumbnail_uri
-from idx.api.report_data import LabelIndex, Tables, clusters_section, map_section, summary
-from idx.api.report_insights import insights_section, robustness_section
 from idx.errors import DecodeError, IdxError, UsageError
 from idx.indexer.decode import open_image
+from idx.ops.report.data import LabelIndex, Tables, clusters_section, map_section, summary
+from idx.ops.report.insights import insights_section, robustness_section
 from idx.progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from idx import config
-from idx.api.insight_runs import InsightsResult, store_insights
 from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
+from idx.ops.insights.runs import InsightsResult, store_insights
 from idx.progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def insights(
     result.notes = notes
     if plots:
         step("plots")
-        from idx.api.insights_plots import draw_insights
+        from idx.ops.insights.plots import draw_insights
 
         out = Path(plots_dir) if plots_dir else index.dir / config.PLOTS_DIR
         result.plots = draw_insights(data, fitted, result, out)

@@ -1,0 +1,28 @@
+"""The catalog: the DuckDB file that is the source of truth for images, vectors, labels and runs.
+
+The only package that imports duckdb. Callers ask `Catalog` and its parts questions named for what
+they want (`catalog.images.paths_for(ids)`, `catalog.labels.positives()`,
+`catalog.runs.latest("cluster")`) and never write SQL; the user's own SQL goes through
+`Catalog.query` on a read-only connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
+from idx.indexer.catalog.images import Images
+from idx.indexer.catalog.labels import Labels
+from idx.indexer.catalog.runs import Runs
+
+__all__ = ["Catalog", "arrow_to_matrix", "list_column"]
+
+
+class Catalog(Database):
+    """`<index>/catalog.duckdb`, migrated, with its parts: images, labels, runs."""
+
+    def __init__(self, index_dir: Path, *, read_only: bool = False):
+        super().__init__(index_dir, read_only=read_only)
+        self.images = Images(self)
+        self.labels = Labels(self)
+        self.runs = Runs(self)

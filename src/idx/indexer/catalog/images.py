@@ -1,0 +1,143 @@
+"""Images and their vectors: which files the index holds, their paths, their embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from idx import config
+from idx.errors import UsageError
+from idx.indexer.catalog.db import arrow_to_matrix, list_column
+
+if TYPE_CHECKING:
+    from idx.indexer.catalog.db import Database
+
+#: 'all' images, or only the 'clean' ones: added from the user's files (robustness injection adds
+#: perturbed copies under another source).
+SUBSETS = ("all", "clean")
+
+
+class Images:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def count(self, source: str | None = None) -> int:
+        if source is None:
+            return int(self.db.value("SELECT count(*) FROM images"))
+        return int(self.db.value("SELECT count(*) FROM images WHERE source = ?", [source]))
+
+    def ids(self, source: str | None = None) -> np.ndarray:
+        """Image ids, sorted; only those of `source` when given."""
+        where, params = ("WHERE source = ?", [source]) if source is not None else ("", [])
+        table = self.db.arrow(f"SELECT id FROM images {where} ORDER BY id", params)
+        return table.column(0).to_numpy().astype(np.int64, copy=False)
+
+    def paths_for(self, ids: Sequence[int] | np.ndarray) -> dict[int, str]:
+        """id -> path of those of `ids` the index holds."""
+        with self.db.with_ids("_idx_paths_for", _int_list(ids)) as view:
+            rows = self.db.rows(f"SELECT i.id, i.path FROM images i JOIN {view} v ON v.id = i.id")
+        return {int(i): p for i, p in rows}
+
+    def all_paths(self) -> dict[int, str]:
+        return {int(i): p for i, p in self.db.rows("SELECT id, path FROM images")}
+
+    def first(self) -> tuple[int, str] | None:
+        """(id, path) of the image with the lowest id, None in an empty index."""
+        rows = self.db.rows("SELECT id, path FROM images ORDER BY id LIMIT 1")
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def roots(self) -> list[str]:
+        """The folders images were added from."""
+        return [r[0] for r in self.db.rows("SELECT DISTINCT root FROM images ORDER BY 1")]
+
+    def vectors(
+        self, ids: Sequence[int] | np.ndarray | None = None, *, subset: str = "all"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 [n], unit vectors float32 [n, d]) ordered by id: every image, only `ids`,
+        or only the `subset` ('clean': images added from files)."""
+        if subset not in SUBSETS:
+            raise UsageError(f"subset {subset!r} is unknown; use 'all' or 'clean'")
+        sql = "SELECT i.id, e.vector FROM images i JOIN embeddings e USING (sha256)"
+        params: list = []
+        if subset == "clean":
+            sql += " WHERE i.source = ?"
+            params.append(config.FILES_SOURCE)
+        if ids is None:
+            return arrow_to_matrix(self.db.arrow(f"{sql} ORDER BY i.id", params))
+        with self.db.with_ids("_idx_vectors_for", _int_list(ids)) as view:
+            joined = f"{sql} {'AND' if params else 'WHERE'} i.id IN (SELECT id FROM {view})"
+            return arrow_to_matrix(self.db.arrow(f"{joined} ORDER BY i.id", params))
+
+    def summary(self) -> dict:
+        """What `idx status` counts: images, bytes, embeddings, skipped files, formats, sources,
+        and images without a vector."""
+        images, total_bytes = self.db.rows("SELECT count(*), coalesce(sum(bytes), 0) FROM images")[
+            0
+        ]
+        return {
+            "images": int(images),
+            "bytes": int(total_bytes),
+            "embeddings": int(self.db.value("SELECT count(*) FROM embeddings")),
+            "skipped": int(self.db.value("SELECT count(*) FROM skipped")),
+            "formats": dict(
+                self.db.rows("SELECT format, count(*) FROM images GROUP BY 1 ORDER BY 2 DESC")
+            ),
+            "sources": dict(
+                self.db.rows("SELECT source, count(*) FROM images GROUP BY 1 ORDER BY 1")
+            ),
+            "without_vector": int(
+                self.db.value(
+                    "SELECT count(*) FROM images i LEFT JOIN embeddings e USING (sha256) "
+                    "WHERE e.sha256 IS NULL"
+                )
+            ),
+        }
+
+    def export_parquet(self, out: str) -> None:
+        """id, path, sha256 and embedding of every image, ordered by id, as one Parquet file."""
+        escaped = str(out).replace("'", "''")
+        self.db.rows(
+            "COPY (SELECT i.id, i.path, i.sha256, e.vector AS embedding FROM images i "
+            f"JOIN embeddings e USING (sha256) ORDER BY i.id) TO '{escaped}' (FORMAT parquet)"
+        )
+
+    def insert_embeddings(self, shas: Sequence[str], matrix: np.ndarray) -> None:
+        table = pa.table({"sha256": list(shas), "vector": list_column(matrix)})
+        self.db.insert_rows(
+            "embeddings", table, on_conflict="ON CONFLICT DO UPDATE SET vector = excluded.vector"
+        )
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete images, every row of another table that refers to them by image_id or
+        neighbor_id, and the vectors no image uses any more; bumps the generation (the FAISS file
+        is now behind). Call inside a transaction."""
+        if not len(ids):
+            return
+        with self.db.with_ids("_idx_gone", _int_list(ids)) as gone:
+            for column in ("image_id", "neighbor_id"):
+                for table in self._tables_with_column(column):
+                    self.db.rows(f'DELETE FROM "{table}" WHERE {column} IN (SELECT id FROM {gone})')
+            self.db.rows(f"DELETE FROM images WHERE id IN (SELECT id FROM {gone})")
+        self.delete_unused_embeddings()
+        self.db.bump_generation()
+
+    def delete_unused_embeddings(self) -> int:
+        gone = self.db.rows(
+            "DELETE FROM embeddings WHERE sha256 NOT IN (SELECT sha256 FROM images) RETURNING 1"
+        )
+        return len(gone)
+
+    def _tables_with_column(self, column: str) -> list[str]:
+        rows = self.db.rows(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE column_name = ? AND table_schema = 'main' AND table_name <> 'images'",
+            [column],
+        )
+        return [r[0] for r in rows]
+
+
+def _int_list(ids: Sequence[int] | np.ndarray) -> list[int]:
+    return np.asarray(ids, dtype=np.int64).tolist()
