@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
+from idx.indexer.catalog.files import Files
 from idx.indexer.catalog.images import Images
 from idx.indexer.catalog.labels import Labels
 from idx.indexer.catalog.runs import Runs
@@ -19,10 +20,11 @@ __all__ = ["Catalog", "arrow_to_matrix", "list_column"]
 
 
 class Catalog(Database):
-    """`<index>/catalog.duckdb`, migrated, with its parts: images, labels, runs."""
+    """`<index>/catalog.duckdb`, migrated, with its parts: images, files, labels, runs."""
 
     def __init__(self, index_dir: Path, *, read_only: bool = False):
         super().__init__(index_dir, read_only=read_only)
         self.images = Images(self)
+        self.files = Files(self)
         self.labels = Labels(self)
         self.runs = Runs(self)
