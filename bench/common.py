@@ -42,12 +42,12 @@ def vit_b32_random() -> dict[str, str]:
 
 
 def tiny_random() -> dict[str, str]:
-    from idx.indexer import encoder
+    from idx.indexer import encoder, identity
 
     ckpt = OUT / "models" / "idx-tiny-random.safetensors"
     if not ckpt.exists():
-        encoder.save_random_checkpoint(encoder.tiny_config_path(), ckpt)
-    return {"model": str(encoder.tiny_config_path()), "checkpoint": str(ckpt)}
+        encoder.save_random_checkpoint(identity.tiny_config_path(), ckpt)
+    return {"model": str(identity.tiny_config_path()), "checkpoint": str(ckpt)}
 
 
 def shared_photos(limit: int) -> list[Path]:

@@ -43,7 +43,8 @@ def throughput(n_photos: int, n_large: int, batch: int) -> dict:
     from PIL import Image
 
     from idx.indexer.decode import open_image
-    from idx.indexer.encoder import Encoder, ModelSpec, identify
+    from idx.indexer.encoder import Encoder
+    from idx.indexer.identity import ModelSpec, identify
     from idx.indexer.index import Index
 
     kw = vit_b32_random()

@@ -24,9 +24,9 @@ import duckdb
 import numpy as np
 from PIL import Image
 
-from idx.ops.labels import imports as labels_api
-from idx.indexer import encoder
+from idx.indexer import encoder, identity
 from idx.indexer.index import Index
+from idx.ops.labels import imports as labels_api
 
 
 def write_label_file(path: Path, rows: int, images: int, indexed_ids: list[str]) -> None:
@@ -78,8 +78,8 @@ def main() -> None:
     for image_id in ids:
         pixels = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(photos / f"{image_id}.jpg")
-    ckpt = encoder.save_random_checkpoint(encoder.tiny_config_path(), work / "tiny.safetensors")
-    model = {"model": str(encoder.tiny_config_path()), "checkpoint": str(ckpt)}
+    ckpt = encoder.save_random_checkpoint(identity.tiny_config_path(), work / "tiny.safetensors")
+    model = {"model": str(identity.tiny_config_path()), "checkpoint": str(ckpt)}
     label_file = work / "train-annotations-human-imagelabels.csv"
     t = time.perf_counter()
     write_label_file(label_file, args.rows, args.images, ids)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from idx.indexer import encoder, synthetic
+from idx.indexer import encoder, identity, synthetic
 from idx.indexer.index import Index
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val"
@@ -34,14 +34,14 @@ def _isolated_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return encoder.save_random_checkpoint(
-        encoder.tiny_config_path(), tmp_path_factory.mktemp("model") / "idx-tiny.safetensors"
+        identity.tiny_config_path(), tmp_path_factory.mktemp("model") / "idx-tiny.safetensors"
     )
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint) -> dict[str, str]:
     """Keyword arguments for Index(...) that select the tiny random model."""
-    return {"model": str(encoder.tiny_config_path()), "checkpoint": str(tiny_checkpoint)}
+    return {"model": str(identity.tiny_config_path()), "checkpoint": str(tiny_checkpoint)}
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from idx.indexer.encoder import Encoder, ModelSpec, identify
+from idx.indexer.encoder import Encoder
+from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from idx.cli.main import cli
 from idx.errors import ModelLoadError, ModelMismatchError, UsageError
-from idx.indexer import encoder
+from idx.indexer import encoder, identity
 from idx.indexer.index import Index
 
 
@@ -27,7 +27,7 @@ def test_other_model_is_refused_with_a_way_out(images, tiny_model, tmp_path):
     with Index(**tiny_model) as index:
         index.add([images])
     other = encoder.save_random_checkpoint(
-        encoder.tiny_config_path(), tmp_path / "other.safetensors", seed=1
+        identity.tiny_config_path(), tmp_path / "other.safetensors", seed=1
     )
     with Index(model=tiny_model["model"], checkpoint=str(other)) as index:
         with pytest.raises(ModelMismatchError, match="--index NEW_DIR"):
@@ -63,19 +63,19 @@ def test_checkpoint_with_pickled_code_is_not_executed(tmp_path, images):
 
     bad = tmp_path / "evil.pt"
     torch.save({"state_dict": Payload()}, bad)
-    with Index(model=str(encoder.tiny_config_path()), checkpoint=str(bad)) as index:
+    with Index(model=str(identity.tiny_config_path()), checkpoint=str(bad)) as index:
         with pytest.raises(ModelLoadError, match="could not load model"):
             index.add([images])
 
 
 def test_config_without_checkpoint_and_missing_files_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="--checkpoint"):
-        encoder.identify(encoder.ModelSpec(model=str(encoder.tiny_config_path())))
+        identity.identify(identity.ModelSpec(model=str(identity.tiny_config_path())))
     with pytest.raises(UsageError, match="does not exist"):
-        encoder.identify(encoder.ModelSpec(model=str(tmp_path / "nope.json"), checkpoint="x"))
+        identity.identify(identity.ModelSpec(model=str(tmp_path / "nope.json"), checkpoint="x"))
     (tmp_path / "bad.json").write_text('{"embed_dim": 3}')
     with pytest.raises(UsageError, match="open_clip model config"):
-        encoder.identify(encoder.ModelSpec(model=str(tmp_path / "bad.json"), checkpoint="x"))
+        identity.identify(identity.ModelSpec(model=str(tmp_path / "bad.json"), checkpoint="x"))
 
 
 def test_env_vars_select_the_model(images, tiny_model, monkeypatch):

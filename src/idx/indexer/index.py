@@ -14,7 +14,8 @@ import numpy as np
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer.catalog import Catalog
-from idx.indexer.encoder import Encoder, ModelIdentity, ModelSpec, check_compatible, identify
+from idx.indexer.encoder import Encoder
+from idx.indexer.identity import ModelIdentity, check_compatible, resolve
 from idx.indexer.ingest import AddReport, Ingest
 from idx.indexer.vectors import REMOVABLE, VectorStore
 from idx.progress import Progress
@@ -83,56 +84,13 @@ class Index:
 
     def identity(self) -> ModelIdentity:
         """The model this index uses, checked against what it stored."""
-        if self._identity is not None:
-            return self._identity
-        stored = self.stored_identity()
-        model, pretrained, checkpoint = self._asked
-        if not (model or pretrained or checkpoint):
-            ident = stored or identify(ModelSpec(config.DEFAULT_MODEL, config.DEFAULT_PRETRAINED))
-        else:
-            ident = identify(self._spec(stored, model, pretrained, checkpoint))
-            if stored is not None:
-                check_compatible(stored, ident, self.dir)
-                if (
-                    ident.checkpoint
-                    and ident.checkpoint != stored.checkpoint
-                    and not self.read_only
-                ):
-                    stored.checkpoint = ident.checkpoint  # the same weights, moved
-                    self.catalog.set_meta("model", stored.to_json())
-                ident = stored
-        self._identity = ident
-        return ident
-
-    def _spec(
-        self,
-        stored: ModelIdentity | None,
-        model: str | None,
-        pretrained: str | None,
-        checkpoint: str | None,
-    ) -> ModelSpec:
-        spec = ModelSpec(
-            model=model or config.DEFAULT_MODEL, pretrained=pretrained, checkpoint=checkpoint
-        )
-        if stored is None:
-            return spec
-        if model is None:
-            spec = ModelSpec(stored.name, pretrained, checkpoint, stored.model_config)
-        same_name = spec.model == stored.name or Path(spec.model).stem == stored.name
-        if same_name and pretrained is None and checkpoint is None:
-            known = stored.checkpoint and _unchanged_file(stored.checkpoint, stored)
-            spec = ModelSpec(
-                spec.model,
-                stored.pretrained,
-                stored.checkpoint,
-                spec.model_config,
-                stored.checkpoint_sha256 if known else None,
-            )
-        elif checkpoint and stored.checkpoint and _unchanged_file(checkpoint, stored):
-            spec = ModelSpec(
-                spec.model, spec.pretrained, checkpoint, spec.model_config, stored.checkpoint_sha256
-            )
-        return spec
+        if self._identity is None:
+            stored = self.stored_identity()
+            ident = resolve(stored, *self._asked, index_dir=self.dir)
+            if stored is not None and ident.checkpoint != stored.checkpoint and not self.read_only:
+                self.catalog.set_meta("model", ident.to_json())  # the same weights, moved
+            self._identity = ident
+        return self._identity
 
     @property
     def encoder(self) -> Encoder:
@@ -298,17 +256,3 @@ class Index:
     def _require_writable(self, what: str) -> None:
         if self.read_only:
             raise UsageError(f"cannot {what}: index {self.dir} was opened read-only")
-
-
-def _unchanged_file(path: str, stored: ModelIdentity) -> bool:
-    """Whether `path` is the stored checkpoint, untouched (so its hash need not be recomputed)."""
-    try:
-        p = Path(path).expanduser().resolve()
-        st = p.stat()
-    except OSError:
-        return False
-    return (
-        str(p) == stored.checkpoint
-        and stored.extra.get("checkpoint_bytes") == st.st_size
-        and stored.extra.get("checkpoint_mtime_ns") == st.st_mtime_ns
-    )
