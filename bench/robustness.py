@@ -24,11 +24,11 @@ import open_clip
 import torch
 
 from idx.analysis import perturbations
-from idx.ops.robustness.measure import measure
-from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 from idx.indexer.decode import open_image
 from idx.indexer.encoder import save_random_checkpoint
 from idx.indexer.index import Index
+from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
+from idx.ops.robustness.measure import measure
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val" / "images"
 

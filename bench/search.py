@@ -26,9 +26,9 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from idx.ops import search as api
 from idx.indexer import vectors
 from idx.indexer.index import Index
+from idx.ops import search as api
 
 DIM = 512
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import shutil
 
+from idx.indexer.index import Index
 from idx.ops.insights import measure as insights_api
 from idx.ops.labels import imports as labels_api
-from idx.indexer.index import Index
 
 N_INDEXED = 60
 

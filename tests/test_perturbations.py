@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from idx.analysis import perturbations
-from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 from idx.errors import UsageError
+from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 
 
 def natural_image(seed: int, w: int = 200, h: int = 150) -> Image.Image:

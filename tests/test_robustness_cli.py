@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from idx.analysis import perturbations
-from idx.ops.robustness.measure import RESULT_COLUMNS
 from idx.cli.main import cli
 from idx.indexer.index import Index
+from idx.ops.robustness.measure import RESULT_COLUMNS
 
 
 def run(*args: str):

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from idx.ops import search as api
-from idx.ops.duplicates import duplicates
 from idx.cli.main import cli
 from idx.indexer import synthetic, vectors
 from idx.indexer.index import Index
+from idx.ops import search as api
+from idx.ops.duplicates import duplicates
 
 
 def _brute_force(matrix: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int):
