@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from idx import config
-from idx.errors import EmptyIndexError, IdxError, IndexBusyError
+from idx.errors import EmptyIndexError, IdxError, IndexBusyError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,21 @@ class Database:
         return _Registered(
             self.con, name, pa.table({"id": pa.array(list(map(int, ids)), pa.int64())})
         )
+
+    def user_query(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """The user's own statement (`idx sql`): (column names, rows); DuckDB's errors and a
+        refused write on a read-only catalog become UsageError (exit 2) with the reason."""
+        try:
+            return self.query(sql)
+        except duckdb.InvalidInputException as exc:
+            if "read-only" in str(exc).lower() or "read only" in str(exc).lower():
+                raise UsageError(
+                    "idx sql is read-only: write statements are refused; change the index "
+                    "through idx commands"
+                ) from None
+            raise UsageError(f"SQL error: {exc}") from None
+        except duckdb.Error as exc:
+            raise UsageError(f"SQL error: {exc}") from None
 
 
 class _Registered:
