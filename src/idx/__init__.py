@@ -10,11 +10,11 @@ from importlib import import_module
 from typing import Any
 
 from idx.errors import IdxError
-from idx.indexer.index import Index
 
-# Public names load on first use: they import scikit-learn, matplotlib and FAISS.
-# name -> (module, attribute in that module)
+# Public names load on first use (they import DuckDB, FAISS, scikit-learn, matplotlib, torch), so
+# that `import idx` and `idx --help` stay fast. name -> (module, attribute in that module)
 _LAZY = {
+    "Index": ("idx.indexer.index", "Index"),
     "project": ("idx.ops.maps.projection", "project"),
     "load_projection": ("idx.ops.maps.projection", "load_projection"),
     "cluster": ("idx.ops.maps.clustering", "cluster"),
