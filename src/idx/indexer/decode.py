@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from idx import config
 from idx.errors import DecodeError
+from idx.indexer import formats
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}
@@ -37,13 +38,17 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
     """Decode bytes; with min_side, JPEGs may decode at a reduced scale keeping both sides >= it."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
+    formats.register_heif()
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise DecodeError(_bomb_reason(str(exc))) from exc
     except UnidentifiedImageError as exc:
+        if formats.is_heif(data[:16]):
+            raise DecodeError(f"HEIC/HEIF image: reading it needs {formats.HEIF_EXTRA}") from exc
         raise DecodeError(
-            "not an image Pillow can read (content is not JPEG/PNG/GIF/WebP/BMP/TIFF)"
+            "not an image Pillow can read (its content is none of the formats `idx add --help` "
+            "lists)"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise DecodeError(f"unreadable image header ({exc})") from exc

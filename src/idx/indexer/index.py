@@ -159,10 +159,15 @@ class Index:
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
         source: str = config.FILES_SOURCE,
+        include_hidden: bool | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> AddReport:
         """Ingest folders incrementally; see idx.indexer.ingest for the rules.
 
         `source` marks the rows (images.source), e.g. 'inject:3' for injected test images.
+        `include_hidden` and `exclude` (globs relative to each folder) replace the rules stored
+        with the folders; None keeps them (default for a new folder: hidden files left out, no
+        excludes). Files a new rule leaves out are removed like deleted ones.
         """
         self._require_writable("add")
         paths = [os.path.expanduser(os.fspath(p)) for p in paths]
@@ -182,6 +187,8 @@ class Index:
             on_skip=on_skip,
             source=source,
             exclude=[str(self.dir)],
+            include_hidden=include_hidden,
+            excludes=exclude,
         )
         try:
             report = ingest.run(paths)

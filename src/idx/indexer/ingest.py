@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ class AddReport:
     updated: int = 0
     moved: int = 0
     removed: int = 0
+    excluded: int = 0  # of `removed`: files still there that the folder's rules now leave out
     skipped: int = 0
     embedded: int = 0
     reused: int = 0
@@ -69,6 +70,7 @@ class AddReport:
             "updated": self.updated,
             "moved": self.moved,
             "removed": self.removed,
+            "excluded": self.excluded,
             "skipped": self.skipped,
             "embedded": self.embedded,
             "reused": self.reused,
@@ -93,6 +95,8 @@ class Ingest:
         on_skip: Callable[[str, str], None] | None = None,
         source: str = config.FILES_SOURCE,
         exclude: Iterable[str] = (),
+        include_hidden: bool | None = None,
+        excludes: Sequence[str] | None = None,
     ):
         self.catalog = catalog
         self.files = catalog.files
@@ -104,6 +108,9 @@ class Ingest:
         self.on_skip = on_skip or (lambda path, reason: None)
         self.source = source
         self.exclude = frozenset(os.path.abspath(p) for p in exclude)
+        self.include_hidden = include_hidden
+        self.excludes = None if excludes is None else tuple(excludes)
+        self.rules: dict[str, scan.Rules] = {}
         self.report = AddReport()
         self.changed_ids: list[int] = []  # ids whose vector is new or different
         self.removed_ids: list[int] = []
@@ -115,6 +122,7 @@ class Ingest:
         start = time.perf_counter()
         roots = [_folder(p) for p in paths]
         self.report.roots = roots
+        self.rules = {root: self._rules(root) for root in roots}
         existing = self.files.rows_under(roots, self.source)
         prev_skips = self.files.skips_under(roots)
         seen: set[str] = set()
@@ -124,7 +132,7 @@ class Ingest:
         next_report = 2000
         # One pass over the walk: this loop is the whole cost of re-adding an unchanged tree.
         for root in roots:
-            for files, skips in scan.walk(root, self.exclude):
+            for files, skips in scan.walk(root, self.exclude, self.rules[root]):
                 walk_skips += skips
                 for item in files:
                     path = item.path
@@ -150,6 +158,9 @@ class Ingest:
         for path, reason in still_skipped:
             self._skip(path, reason)
         with self.catalog.transaction():
+            if self.source == config.FILES_SOURCE:
+                for root, rules in self.rules.items():
+                    self.files.set_rules(root, rules)
             for skip in walk_skips:
                 self.files.apply(SkipFile(skip, self._root_of(skip.path)))
             walked_skips = {s.path for s in walk_skips}
@@ -161,6 +172,14 @@ class Ingest:
         self.report.seconds = time.perf_counter() - start
         self.progress(ProgressEvent("done", len(todo), len(todo)))
         return self.report
+
+    def _rules(self, root: str) -> scan.Rules:
+        """The folder's stored rules, with what this run was told instead."""
+        stored = self.files.rules(root) or scan.Rules()
+        return scan.Rules(
+            stored.include_hidden if self.include_hidden is None else self.include_hidden,
+            stored.excludes if self.excludes is None else self.excludes,
+        )
 
     def _skip(self, path: str, reason: str) -> None:
         self.report.skipped += 1
@@ -301,6 +320,7 @@ class Ingest:
             else:  # content changed in place: the old vectors are unused now
                 self.catalog.images.delete_unused_embeddings()
         self.report.removed += len(ids)
+        self.report.excluded += sum(os.path.exists(r.path) for r in vanished.values())
         self.removed_ids.extend(ids)
 
 

@@ -1,37 +1,23 @@
-"""Walk folders for image files: stat only, no reads except to sniff files with foreign names."""
+"""Walk folders for image files: stat only, no reads except to sniff files with foreign names.
+
+Hidden files and folders (names starting with '.') are left out unless the folder's rules take
+them; --exclude globs leave out paths relative to the folder given (a glob without '/' matches a
+name at any depth).
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
 from typing import NamedTuple
 
-from idx import config
+from idx.indexer import formats
 
 #: Folders that hold tool metadata, never a user's photos.
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "@eaDir", "__MACOSX", ".Trash", ".idx"})
-
-_MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-def sniff(head: bytes) -> str | None:
-    """The image format named by a file's first bytes, or None."""
-    for magic, fmt in _MAGIC:
-        if head.startswith(magic):
-            return fmt
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
 
 
 class FileEntry(NamedTuple):
@@ -52,26 +38,54 @@ class Skip:
     ctime_ns: int | None = None
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What a walk of one folder leaves out, stored with the folder (catalog table folders)."""
+
+    include_hidden: bool = False
+    excludes: tuple[str, ...] = ()
+
+    def excluded(self, relative: str, name: str, is_dir: bool) -> bool:
+        """Whether an --exclude glob leaves out the path (relative to the folder given,
+        '/'-separated); hidden names are checked apart, in the walk's loop."""
+        for pattern in self.excludes:
+            if "/" not in pattern.rstrip("/"):
+                if fnmatch.fnmatch(name, pattern.rstrip("/")):
+                    return True
+            elif fnmatch.fnmatch(relative, pattern) or (
+                is_dir and fnmatch.fnmatch(relative + "/", pattern)
+            ):
+                return True
+        return False
+
+    def describe(self) -> str:
+        hidden = "hidden files taken" if self.include_hidden else "hidden files left out"
+        return hidden + "".join(f"; --exclude {p}" for p in self.excludes)
+
+
 def _has_image_content(path: str) -> bool:
     # A file with another name is taken when its content is an image (e.g. an extension-less
     # download). Reading 16 bytes costs little next to a directory entry.
     try:
         with open(path, "rb") as fh:
-            return sniff(fh.read(16)) is not None
+            return formats.sniff(fh.read(16)) is not None
     except OSError:
         return False
 
 
 def walk(
-    root: str, exclude: frozenset[str] = frozenset()
+    root: str, exclude: frozenset[str] = frozenset(), rules: Rules = Rules()
 ) -> Iterator[tuple[list[FileEntry], list[Skip]]]:
     """Yield, folder by folder, the image candidates under root and what had to be skipped
-    (recursively, following links without looping).
+    (recursively, following links without looping). `exclude` holds absolute folders never
+    walked (the index's own); `rules` what the user left out.
 
     Files come in directory order; callers sort what they need sorted. This loop runs once per
     file on every `add`, so it does no more than the stat a bare directory walk needs.
     """
-    image_exts = config.IMAGE_EXTENSIONS
+    image_exts = formats.image_extensions()
+    base = len(root.rstrip(os.sep)) + 1
+    skip_hidden, excludes = not rules.include_hidden, bool(rules.excludes)
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -106,6 +120,10 @@ def walk(
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
+            if (skip_hidden and name[0] == ".") or (
+                excludes and rules.excluded(_relative(entry.path, base), name, is_dir)
+            ):
+                continue
             if is_dir:
                 if name not in IGNORED_DIRS and os.path.abspath(entry.path) not in exclude:
                     subdirs.append(entry.path)
@@ -129,3 +147,8 @@ def walk(
         yield files, skips
         subdirs.sort(reverse=True)
         stack.extend(subdirs)
+
+
+def _relative(path: str, base: int) -> str:
+    rel = path[base:]
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")

@@ -49,4 +49,8 @@ def collect_status(index: Index) -> dict[str, Any]:
         "health": "ok" if not problems else "attention",
         "problems": problems,
         "last_add": json.loads(last_add) if last_add else None,
+        "folders": {
+            path: {"include_hidden": rules.include_hidden, "excludes": list(rules.excludes)}
+            for path, rules in index.catalog.files.folders().items()
+        },
     }

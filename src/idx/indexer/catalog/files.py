@@ -6,11 +6,13 @@ writes one planned operation (indexer.operations). Call the writers inside a tra
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
+from idx.indexer.scan import Rules
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
@@ -62,6 +64,26 @@ class Files:
     def forget_skips(self, paths: Iterable[str]) -> None:
         for path in paths:
             self.db.rows("DELETE FROM skipped WHERE path = ?", [path])
+
+    def rules(self, root: str) -> Rules | None:
+        """The rules stored with a folder given to `add`, None for a folder never given."""
+        found = self.db.rows("SELECT include_hidden, excludes FROM folders WHERE path = ?", [root])
+        if not found:
+            return None
+        return Rules(bool(found[0][0]), tuple(json.loads(found[0][1])))
+
+    def set_rules(self, root: str, rules: Rules) -> None:
+        self.db.rows(
+            "INSERT INTO folders (path, include_hidden, excludes) VALUES (?, ?, ?) ON CONFLICT "
+            "DO UPDATE SET include_hidden = excluded.include_hidden, excludes = "
+            "excluded.excludes, updated_at = now()",
+            [root, rules.include_hidden, json.dumps(list(rules.excludes))],
+        )
+
+    def folders(self) -> dict[str, Rules]:
+        """Every folder given to `add`, with its rules."""
+        rows = self.db.rows("SELECT path, include_hidden, excludes FROM folders ORDER BY path")
+        return {path: Rules(bool(h), tuple(json.loads(e))) for path, h, e in rows}
 
     def apply(self, op: Operation) -> int | None:
         """Write one operation; the image id it created or changed the content of, else None."""
