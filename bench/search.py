@@ -24,7 +24,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-import pyarrow as pa
 
 from idx.indexer import vectors
 from idx.indexer.index import Index
@@ -78,19 +77,20 @@ def fill_catalog(index_dir: Path, matrix: np.ndarray) -> None:
         cat = index.catalog
         with cat.transaction():
             for at in range(0, n, 50_000):
-                cat.insert_embeddings(shas[at : at + 50_000], matrix[at : at + 50_000])
-            rows = pa.table(
+                cat.images.insert_embeddings(shas[at : at + 50_000], matrix[at : at + 50_000])
+            cat.insert_rows(
+                "images",
                 {
                     "path": [f"/bench/img{i:07d}.jpg" for i in range(n)],
+                    "root": ["/bench"] * n,
                     "sha256": shas,
-                }
+                    "bytes": np.full(n, 1000),
+                    "mtime_ns": np.zeros(n, np.int64),
+                    "width": np.full(n, 256),
+                    "height": np.full(n, 256),
+                    "format": ["JPEG"] * n,
+                },
             )
-            cat.con.register("_bench_rows", rows)
-            cat.con.execute(
-                "INSERT INTO images (path, root, sha256, bytes, mtime_ns, width, height, format) "
-                "SELECT path, '/bench', sha256, 1000, 0, 256, 256, 'JPEG' FROM _bench_rows"
-            )
-            cat.con.unregister("_bench_rows")
             cat.bump_generation()
 
 

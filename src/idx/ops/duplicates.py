@@ -50,7 +50,7 @@ def duplicates(
         label[members] = g
     weakest = np.full(len(groups), np.inf)
     np.minimum.at(weakest, label[left], scores)
-    paths = dict(index.catalog.con.execute("SELECT id, path FROM images").fetchall())
+    paths = index.catalog.images.paths_for(ids[np.concatenate(groups)])
     return [
         DuplicateGroup(
             group=g + 1,

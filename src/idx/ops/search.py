@@ -8,7 +8,6 @@ graph, and rebuilding the FAISS index as another type.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import weakref
@@ -26,10 +25,8 @@ from idx.indexer.index import Index
 from idx.indexer.vectors import VectorStore, check_type, exact_neighbors
 from idx.progress import Progress, ProgressEvent
 
-_LABELS_TABLES: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
+_HAS_LABELS: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
 _PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()
-#: meta key holding what the last `neighbors --all` run stored.
-NEIGHBORS_RUN_KEY = "neighbors_run"
 DEFAULT_K = 10
 #: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
 #: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
@@ -148,29 +145,25 @@ def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
 
 def resolve_image(index: Index, image: int | str) -> int:
     """An image id from an id or a file path (as given, absolute, or with links resolved)."""
-    con = index.catalog.con
+    images = index.catalog.images
     text = str(image)
     if isinstance(image, (int, np.integer)) or text.isdigit():
-        rows = con.execute("SELECT id FROM images WHERE id = ?", [int(text)]).fetchall()
-        if rows:
-            return int(rows[0][0])
+        if images.has(int(text)):
+            return int(text)
         if isinstance(image, (int, np.integer)):
             raise NotFoundError(
                 f"no image with id {text} in index {index.dir}; list them with "
                 '`idx sql "SELECT id, path FROM images"`'
             )
     candidates = list(dict.fromkeys([text, os.path.abspath(text), os.path.realpath(text)]))
-    rows = con.execute(
-        "SELECT id FROM images WHERE path IN (SELECT unnest(?::VARCHAR[])) ORDER BY id",
-        [candidates],
-    ).fetchall()
-    if not rows:
+    found = images.id_for_path(candidates)
+    if found is None:
         raise NotFoundError(
             f"no image {text!r} in index {index.dir} (neither an image id nor an indexed path); "
             'list them with `idx sql "SELECT id, path FROM images"`, or add its folder with '
             "`idx add`"
         )
-    return int(rows[0][0])
+    return found
 
 
 def _stored_vector(index: Index, image_id: int) -> np.ndarray:
@@ -198,20 +191,12 @@ def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] 
     """id -> (path, positive labels or None when the index has no labels)."""
     if not ids:
         return {}
-    con = index.catalog.con
-    marks = ", ".join("?" * len(ids))  # an IN list of parameters: 2x faster than unnest(list)
-    if index.read_only and not _has_labels(index):
-        return {i: (p, None) for i, p in _read_only_paths(index, ids).items()}
-    if _has_labels(index):
-        sql = (
-            "SELECT i.id, i.path, (SELECT list(DISTINCT coalesce(c.display_name, l.label_name)) "
-            "  FROM labels l LEFT JOIN classes c USING (label_name) "
-            "  WHERE l.image_id = i.id AND l.confidence > 0) "
-            f"FROM images i WHERE i.id IN ({marks})"
-        )
-        return {r[0]: (r[1], sorted(r[2] or [])) for r in con.execute(sql, ids).fetchall()}
-    rows = con.execute(f"SELECT id, path FROM images WHERE id IN ({marks})", ids).fetchall()
-    return {r[0]: (r[1], None) for r in rows}
+    catalog = index.catalog
+    paths = _read_only_paths(index, ids) if index.read_only else catalog.images.paths_for(ids)
+    if not _has_labels(index):
+        return {i: (p, None) for i, p in paths.items()}
+    names = catalog.labels.names_for(ids)
+    return {i: (p, names.get(i, [])) for i, p in paths.items()}
 
 
 def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
@@ -220,7 +205,7 @@ def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
     lookup then costs microseconds instead of a query (~1.5-5 ms on a busy machine)."""
     table = _PATHS.get(index.catalog)
     if table is None:
-        table = index.catalog.con.sql("SELECT id, path FROM images ORDER BY id").to_arrow_table()
+        table = index.catalog.images.path_table()
         _PATHS[index.catalog] = table
     known = table.column("id").to_numpy()
     if len(known) == 0:
@@ -235,16 +220,11 @@ def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
 def _has_labels(index: Index) -> bool:
     """Whether the index holds any labels (then results show them)."""
     # A read-only catalog cannot change while open, so one look per connection suffices there.
-    known = _LABELS_TABLES.get(index.catalog) if index.read_only else None
+    known = _HAS_LABELS.get(index.catalog) if index.read_only else None
     if known is None:
-        con = index.catalog.con
-        tables = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
-            "AND table_name IN ('labels', 'classes')"
-        ).fetchall()[0][0]
-        known = tables == 2 and bool(con.execute("SELECT 1 FROM labels LIMIT 1").fetchall())
+        known = index.catalog.labels.any()
         if index.read_only:
-            _LABELS_TABLES[index.catalog] = known
+            _HAS_LABELS[index.catalog] = known
     return known
 
 
@@ -285,7 +265,7 @@ def build_neighbor_graph(
     rows = 0
     catalog = index.catalog
     with catalog.transaction():
-        catalog.con.execute("DELETE FROM neighbors")
+        catalog.neighbors.clear()
         for at in range(0, n if k_eff else 0, batch_size):
             report(ProgressEvent("neighbors", at, n))
             batch_ids = ids[at : at + batch_size]
@@ -294,13 +274,9 @@ def build_neighbor_graph(
                 scores, found = exact_neighbors(matrix, ids, queries, k_eff + 1)
             else:
                 scores, found = store.search(queries, k_eff + 1)
-            table = _graph_rows(batch_ids, scores, found, k_eff)
-            catalog.con.register("_idx_neighbors", table)
-            try:
-                catalog.con.execute("INSERT INTO neighbors SELECT * FROM _idx_neighbors")
-            finally:
-                catalog.con.unregister("_idx_neighbors")
-            rows += table.num_rows
+            edges = _graph_rows(batch_ids, scores, found, k_eff)
+            catalog.neighbors.add(edges)
+            rows += edges.num_rows
         result = NeighborGraphReport(
             images=n,
             k=k_eff,
@@ -310,10 +286,7 @@ def build_neighbor_graph(
             seconds=0.0,
         )
         result.seconds = round(time.perf_counter() - start, 3)
-        catalog.set_meta(
-            NEIGHBORS_RUN_KEY,
-            json.dumps(result.as_dict() | {"generation": catalog.generation()}),
-        )
+        catalog.neighbors.record_run(result.as_dict())
     report(ProgressEvent("neighbors", n, n))
     return result
 
@@ -336,8 +309,7 @@ def _graph_rows(qids: np.ndarray, scores: np.ndarray, found: np.ndarray, k: int)
 
 def neighbor_graph_run(index: Index) -> dict[str, Any] | None:
     """What the last `neighbors --all` stored (k, when, index type), or None."""
-    text = index.catalog.get_meta(NEIGHBORS_RUN_KEY)
-    return json.loads(text) if text else None
+    return index.catalog.neighbors.last_run()
 
 
 # -- index type -----------------------------------------------------------------------------

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
+from PIL import Image
 
+from idx.errors import DecodeError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
+#: Decoding releases the GIL in Pillow, so a few threads keep the cores busy.
+THREADS = min(4, (os.cpu_count() or 1) + 1)
+T = TypeVar("T")
 
 
 def decode_thumbnails(
@@ -21,30 +29,59 @@ def decode_thumbnails(
     progress: Progress | None = None,
     phase: str = "decode",
 ) -> list[np.ndarray]:
-    """HxWx3 uint8 arrays no larger than side x side, in the order of ids.
+    """HxWx3 uint8 arrays no larger than side x side, in the order of ids; a file that can no
+    longer be read is a grey tile."""
+    grey = np.full((side, side, 3), 128, dtype=np.uint8)
+    tiles = each_image(
+        index, ids, side, lambda image: np.asarray(shrink(image, side), np.uint8), progress, phase
+    )
+    return [grey if tile is None else tile for _, tile in tiles]
 
-    A file that can no longer be read (moved since `idx add`) becomes a grey tile and a log line,
-    so that one missing file does not lose a run.
+
+def each_image(
+    index: Index,
+    ids: Sequence[int],
+    side: int,
+    convert: Callable[[Image.Image], T],
+    progress: Progress | None = None,
+    phase: str = "decode",
+) -> Iterator[tuple[int, T | None]]:
+    """(id, convert(image)) for each of ids, in order: the RGB image decoded for a side x side
+    picture (large JPEGs at reduced scale, not yet resized), converted on one of a few threads.
+
+    A file that can no longer be read (moved since `idx add`) gives None and a log line, so that
+    one missing file does not lose a run.
     """
     paths = index.catalog.images.paths_for(ids)
-    out: list[np.ndarray] = []
-    grey = np.full((side, side, 3), 128, dtype=np.uint8)
-    for done, image_id in enumerate(ids, 1):
+
+    def one(image_id: int) -> T | None:
         path = paths.get(int(image_id))
         try:
             if path is None:
-                raise OSError("not in the catalog")
-            out.append(thumbnail(path, side))
-        except Exception as exc:  # noqa: BLE001 - DecodeError or OSError: keep going, say why
-            log.warning("image %s (%s) shown as a grey tile: %s", image_id, path, exc)
-            out.append(grey)
-        if progress and (done % 64 == 0 or done == len(ids)):
-            progress(ProgressEvent(phase, done, len(ids)))
-    return out
+                raise DecodeError("not in the catalog")
+            return convert(open_image(path, min_side=side).image)
+        except (DecodeError, OSError) as exc:
+            log.warning("no picture of image %s (%s): %s", image_id, path, exc)
+            return None
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        for done, (image_id, out) in enumerate(zip(ids, pool.map(one, ids)), 1):
+            if progress and (done % 64 == 0 or done == len(ids)):
+                progress(ProgressEvent(phase, done, len(ids)))
+            yield int(image_id), out
 
 
 def thumbnail(path: str, side: int) -> np.ndarray:
     """One image as an HxWx3 uint8 array no larger than side x side (draft-decoded)."""
-    image = open_image(path, min_side=side).image
+    return np.asarray(thumbnail_image(path, side), dtype=np.uint8)
+
+
+def thumbnail_image(path: str, side: int) -> Image.Image:
+    """One image as RGB no larger than side x side (draft-decoded)."""
+    return shrink(open_image(path, min_side=side).image, side)
+
+
+def shrink(image: Image.Image, side: int) -> Image.Image:
+    """`image` made no larger than side x side, in place (aspect ratio kept)."""
     image.thumbnail((side, side))
-    return np.asarray(image, dtype=np.uint8)
+    return image

@@ -14,6 +14,7 @@ from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
 from idx.indexer.catalog.files import Files
 from idx.indexer.catalog.images import Images
 from idx.indexer.catalog.labels import Labels
+from idx.indexer.catalog.neighbors import Neighbors
 from idx.indexer.catalog.runs import Runs
 
 __all__ = ["Catalog", "arrow_to_matrix", "list_column"]
@@ -28,3 +29,4 @@ class Catalog(Database):
         self.files = Files(self)
         self.labels = Labels(self)
         self.runs = Runs(self)
+        self.neighbors = Neighbors(self)

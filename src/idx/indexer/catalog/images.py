@@ -138,6 +138,31 @@ class Images:
         )
         return [r[0] for r in rows]
 
+    def has(self, image_id: int) -> bool:
+        return bool(self.db.rows("SELECT 1 FROM images WHERE id = ?", [int(image_id)]))
+
+    def id_for_path(self, paths: Sequence[str]) -> int | None:
+        """The id of the image at one of `paths` (the lowest if several), None when none."""
+        found = self.db.value(
+            "SELECT min(id) FROM images WHERE path IN (SELECT unnest(?::VARCHAR[]))", [list(paths)]
+        )
+        return None if found is None else int(found)
+
+    def path_table(self) -> pa.Table:
+        """(id, path) of every image, ordered by id, as Arrow: for a caller that looks paths up
+        many times while the catalog cannot change (read-only)."""
+        return self.db.arrow("SELECT id, path FROM images ORDER BY id")
+
+    def skip_reasons(self, limit: int = 20) -> list[dict]:
+        """Why files were skipped: each reason with its count and one example path, most
+        frequent first."""
+        rows = self.db.rows(
+            "SELECT reason, count(*) AS n, min(path) FROM skipped "
+            "GROUP BY reason ORDER BY n DESC, reason LIMIT ?",
+            [limit],
+        )
+        return [{"reason": r, "count": n, "example": path} for r, n, path in rows]
+
 
 def _int_list(ids: Sequence[int] | np.ndarray) -> list[int]:
     return np.asarray(ids, dtype=np.int64).tolist()

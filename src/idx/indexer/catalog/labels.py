@@ -36,3 +36,21 @@ class Labels:
 
     def count_positive(self) -> int:
         return int(self.db.value("SELECT count(*) FROM labels WHERE confidence > 0"))
+
+    def any(self) -> bool:
+        """Whether the index holds any label row (search results then show labels)."""
+        return bool(self.db.rows("SELECT 1 FROM labels LIMIT 1"))
+
+    def names_for(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """id -> the display names of its positive labels, sorted, for those of `ids` that
+        have any."""
+        if not len(ids):
+            return {}
+        marks = ", ".join("?" * len(ids))  # an IN list of parameters: 2x faster than unnest(list)
+        rows = self.db.rows(
+            "SELECT l.image_id, list(DISTINCT coalesce(c.display_name, l.label_name)) "
+            "FROM labels l LEFT JOIN classes c USING (label_name) "
+            f"WHERE l.confidence > 0 AND l.image_id IN ({marks}) GROUP BY 1",
+            [int(i) for i in ids],
+        )
+        return {int(i): sorted(names) for i, names in rows}

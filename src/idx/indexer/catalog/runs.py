@@ -110,6 +110,20 @@ class Runs:
         columns, rows = self.db.query(f"SELECT * FROM {_table(kind)} ORDER BY id DESC")
         return [dict(zip(columns, r)) for r in rows]
 
+    def nearest_to_centres(self, run_id: int, per_cluster: int) -> dict[int, list[int]]:
+        """cluster -> the ids of its `per_cluster` images nearest the centre of a clustering run
+        (ties and missing distances: lowest image id first)."""
+        rows = self.db.rows(
+            "SELECT cluster, image_id FROM (SELECT cluster, image_id, row_number() OVER "
+            "(PARTITION BY cluster ORDER BY distance NULLS LAST, image_id) AS rn FROM clusters "
+            "WHERE run_id = ?) WHERE rn <= ? ORDER BY cluster, rn",
+            [int(run_id), int(per_cluster)],
+        )
+        nearest: dict[int, list[int]] = {}
+        for cluster, image_id in rows:
+            nearest.setdefault(int(cluster), []).append(int(image_id))
+        return nearest
+
 
 def _table(kind: str) -> str:
     return KINDS[kind][0]

@@ -1,8 +1,8 @@
-"""Read what the catalog holds for each report section into plain, JSON-able Python.
+"""Read what the catalog holds for the report's summary, map and clusters into plain, JSON-able
+Python, and the helpers every section shares.
 
-Every section works when its tables are absent or empty (another feature not run yet, or an index
-from an older idx): it then carries `missing`, with the command that produces the data.
-Tables are looked up in information_schema, never assumed.
+A section whose run does not exist yet (another command not run) carries `missing`, with the
+command that produces the data.
 """
 
 from __future__ import annotations
@@ -11,17 +11,23 @@ import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from idx.analysis.report_html import metric_rows
+
+if TYPE_CHECKING:
+    from idx.indexer.catalog import Catalog
+    from idx.indexer.catalog.labels import Labels
 
 SHEET_SIZE = 12
 HEATMAP_MAX_LABELS = 40
 PAIRS_SHOWN = 8
 PAIR_EXAMPLES = 3
 SUSPECTS_SHOWN = 24
+#: Columns of result tables that hold label keys, shown by their display names.
+LABEL_COLUMNS = ("label_name", "nearest_class", "label_a", "label_b", "predicted_label")
 
 COMMANDS = {
     "project": "idx project --method tsne",
@@ -37,40 +43,25 @@ def missing(what: str, command: str, then: str | None = None) -> dict[str, Any]:
     return {"missing": {"what": what, "command": command, "then": then}}
 
 
-class Tables:
-    """Small read helpers over the catalog connection."""
+def latest_run(catalog: Catalog, kind: str) -> dict[str, Any] | None:
+    """The newest run of `kind`, JSON columns decoded; None when there is none."""
+    run_id = catalog.runs.latest(kind)
+    if run_id is None:
+        return None
+    run = catalog.runs.get(kind, run_id) or {}
+    return {k: _decode_json(v) for k, v in run.items()}
 
-    def __init__(self, con: Any):
-        self.con = con
-        rows = con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()
-        self.names = {r[0] for r in rows}
 
-    def has(self, *tables: str) -> bool:
-        return all(t in self.names for t in tables)
-
-    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        cur = self.con.execute(sql, list(params or []))
-        columns = [d[0] for d in cur.description]
-        return [dict(zip(columns, row)) for row in cur.fetchall()]
-
-    def table(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
-        """{"columns": [{name, numeric}], "rows": [dict]} for generic tables in the page."""
-        cur = self.con.execute(sql, list(params or []))
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row)) for row in cur.fetchall()]
-        columns = [
-            {"name": n, "numeric": bool(rows) and all(_numeric(r[n]) for r in rows)} for n in names
-        ]
-        return {"columns": columns, "rows": [{k: _plain(v) for k, v in r.items()} for r in rows]}
-
-    def latest(self, table: str) -> dict[str, Any] | None:
-        """The latest run (max id) of a run table, JSON columns decoded; None when there is none."""
-        if not self.has(table):
-            return None
-        found = self.rows(f'SELECT * FROM "{table}" ORDER BY id DESC LIMIT 1')
-        return {k: _decode_json(v) for k, v in found[0].items()} if found else None
+def result_table(catalog: Catalog, table: str, run_id: int, order_by: str) -> dict[str, Any]:
+    """{"columns": [{name, numeric}], "rows": [dict]}: a run's rows in a result table, every
+    column but run_id, as the page shows them."""
+    found = catalog.runs.rows(table, run_id, "*", order_by=order_by).drop_columns(["run_id"])
+    rows = found.to_pylist()
+    columns = [
+        {"name": n, "numeric": bool(rows) and all(_numeric(r[n]) for r in rows)}
+        for n in found.column_names
+    ]
+    return {"columns": columns, "rows": [{k: _plain(v) for k, v in r.items()} for r in rows]}
 
 
 def _numeric(value: Any) -> bool:
@@ -97,57 +88,26 @@ def run_info(run: dict[str, Any], drop: Sequence[str] = ("metrics",)) -> dict[st
     return {k: v for k, v in run.items() if k not in drop}
 
 
-def summary(tables: Tables, status: dict[str, Any]) -> dict[str, Any]:
-    out = {k: status[k] for k in ("images", "bytes", "formats", "skipped", "health", "problems")}
-    out["model"] = status["model"]
-    out["untrained"] = bool(status["model"] and status["model"]["untrained"])
-    out["vectors"] = status["vectors"]
-    out["skipped_reasons"] = tables.rows(
-        "SELECT reason, count(*) AS count, min(path) AS example FROM skipped "
-        "GROUP BY reason ORDER BY count DESC, reason LIMIT 20"
-    )
-    out["neighbors"] = None
-    if tables.has("neighbors"):
-        edges, k = tables.con.execute("SELECT count(*), max(rank) FROM neighbors").fetchall()[0]
-        if edges:
-            out["neighbors"] = {"edges": int(edges), "k": int(k)}
-    out["labels"] = None
-    if tables.has("labels"):
-        classes, images = tables.con.execute(
-            "SELECT count(DISTINCT label_name), count(DISTINCT image_id) FROM labels "
-            "WHERE confidence > 0"
-        ).fetchall()[0]
-        if classes:
-            out["labels"] = {"classes": int(classes), "labelled_images": int(images)}
-    return out
-
-
 class LabelIndex:
-    """Positive labels: display names ordered by frequency, and each image's label numbers."""
+    """Positive labels: display names ordered by frequency, each image's label numbers and each
+    label's images."""
 
-    def __init__(self, tables: Tables):
-        self.names: list[str] = []
-        self.keys: list[str] = []
-        self.of_image: dict[int, list[int]] = defaultdict(list)
-        if not tables.has("labels"):
-            return
-        join = "LEFT JOIN classes c USING (label_name)" if tables.has("classes") else ""
-        shown = "coalesce(c.display_name, l.label_name)" if join else "l.label_name"
-        rows = tables.con.execute(
-            f"SELECT l.label_name, any_value({shown}), count(DISTINCT l.image_id) AS n "
-            f"FROM labels l {join} WHERE l.confidence > 0 GROUP BY 1 ORDER BY n DESC, 1"
-        ).fetchall()
-        self.keys = [r[0] for r in rows]
-        self.names = [r[1] for r in rows]
-        self.counts = [int(r[2]) for r in rows]
+    def __init__(self, labels: Labels):
+        positives = labels.positives()
+        image_ids = positives.column("image_id").to_pylist()
+        keys = positives.column("label_name").to_pylist()
+        counts = Counter(keys)  # one row per image and label: the number of images
+        shown = labels.display_names()
+        self.keys: list[str] = sorted(counts, key=lambda key: (-counts[key], key))
+        self.names: list[str] = [shown.get(key, key) for key in self.keys]
         number = {key: i for i, key in enumerate(self.keys)}
-        pairs = tables.con.execute(
-            "SELECT DISTINCT image_id, label_name FROM labels WHERE confidence > 0"
-        ).fetchall()
-        for image_id, key in pairs:
+        self.of_image: dict[int, list[int]] = defaultdict(list)
+        self.members: dict[str, list[int]] = defaultdict(list)
+        for image_id, key in zip(image_ids, keys):
             self.of_image[int(image_id)].append(number[key])
-        for labels in self.of_image.values():
-            labels.sort()
+            self.members[key].append(int(image_id))
+        for found in self.of_image.values():
+            found.sort()
 
     def display(self, key: str) -> str:
         try:
@@ -155,10 +115,32 @@ class LabelIndex:
         except ValueError:
             return key
 
+    def display_columns(self, table: dict[str, Any]) -> dict[str, Any]:
+        """The table with label keys (Open Images ids like /m/0k4j) shown by display names."""
+        for row in table["rows"]:
+            for column in LABEL_COLUMNS:
+                if isinstance(row.get(column), str):
+                    row[column] = self.display(row[column])
+        return table
+
     def most_specific(self, image_id: int) -> int:
         """The image's rarest label: colours by "Food" or "Snack" would paint everything alike."""
         labels = self.of_image.get(image_id)
         return max(labels) if labels else -1
+
+
+def summary(catalog: Catalog, status: dict[str, Any], labels: LabelIndex) -> dict[str, Any]:
+    out = {k: status[k] for k in ("images", "bytes", "formats", "skipped", "health", "problems")}
+    out["model"] = status["model"]
+    out["untrained"] = bool(status["model"] and status["model"]["untrained"])
+    out["vectors"] = status["vectors"]
+    out["skipped_reasons"] = catalog.images.skip_reasons(20)
+    edges, k = catalog.neighbors.shape()
+    out["neighbors"] = {"edges": edges, "k": k} if edges else None
+    out["labels"] = None
+    if labels.keys:
+        out["labels"] = {"classes": len(labels.keys), "labelled_images": len(labels.of_image)}
+    return out
 
 
 def split_common_prefix(paths: list[str]) -> tuple[str, list[str]]:
@@ -170,18 +152,26 @@ def split_common_prefix(paths: list[str]) -> tuple[str, list[str]]:
     return prefix, [p[len(prefix) :] for p in paths]
 
 
-def map_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
-    run = tables.latest("projection_runs")
+def cluster_of(catalog: Catalog, run_id: int) -> dict[int, int]:
+    """image id -> its cluster in a clustering run."""
+    rows = catalog.runs.rows("clusters", run_id, "image_id, cluster")
+    return dict(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist()))
+
+
+def map_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
+    run = latest_run(catalog, "projection")
     if run is None:
         return missing("No 2-D map yet.", COMMANDS["project"])
-    points = tables.con.execute(
-        "SELECT p.image_id, p.x, p.y, i.path FROM projections p JOIN images i ON i.id = p.image_id "
-        "WHERE p.run_id = ? ORDER BY p.image_id",
-        [run["id"]],
-    ).fetchall()
+    table = catalog.runs.rows("projections", run["id"], "image_id, x, y")
+    found = catalog.images.paths_for(table.column("image_id").to_numpy())
+    points = [
+        (int(i), x, y, found[i])
+        for i, x, y in zip(*(table.column(c).to_pylist() for c in ("image_id", "x", "y")))
+        if i in found
+    ]
     if not points:
         return missing(f"Projection run {run['id']} holds no points.", COMMANDS["project"])
-    ids = [int(p[0]) for p in points]
+    ids = [p[0] for p in points]
     prefix, paths = split_common_prefix([p[3] for p in points])
     out: dict[str, Any] = {
         "run": run_info(run, drop=()),
@@ -195,13 +185,9 @@ def map_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
         "label": None,
         "labels": None,
     }
-    cluster_run = tables.latest("cluster_runs")
-    if cluster_run is not None and tables.has("clusters"):
-        assigned = dict(
-            tables.con.execute(
-                "SELECT image_id, cluster FROM clusters WHERE run_id = ?", [cluster_run["id"]]
-            ).fetchall()
-        )
+    cluster_run = latest_run(catalog, "cluster")
+    if cluster_run is not None:
+        assigned = cluster_of(catalog, cluster_run["id"])
         out["cluster"] = [int(assigned.get(i, -1)) for i in ids]
         out["cluster_run"] = {"id": cluster_run["id"], "k": cluster_run.get("k")}
     if labels.keys:
@@ -210,75 +196,65 @@ def map_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
     return out
 
 
-def clusters_section(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
-    run = tables.latest("cluster_runs")
-    if run is None or not tables.has("clusters"):
+def clusters_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
+    run = latest_run(catalog, "cluster")
+    if run is None:
         return missing("No clustering run yet.", COMMANDS["cluster"])
     metrics = run.get("metrics")
     out: dict[str, Any] = {
         "run": run_info(run),
         "metrics": metric_rows(metrics if isinstance(metrics, dict) else {}),
-        "sweep": sweep(tables),
+        "sweep": sweep(catalog),
     }
-    sizes = dict(
-        tables.con.execute(
-            "SELECT cluster, count(*) FROM clusters WHERE run_id = ? GROUP BY 1", [run["id"]]
-        ).fetchall()
-    )
-    nearest = tables.con.execute(
-        "SELECT c.cluster, c.image_id, i.path FROM ("
-        "  SELECT *, row_number() OVER (PARTITION BY cluster ORDER BY distance NULLS LAST, "
-        "  image_id) AS rn FROM clusters WHERE run_id = ?) c "
-        "JOIN images i ON i.id = c.image_id WHERE rn <= ? ORDER BY c.cluster, rn",
-        [run["id"], SHEET_SIZE],
-    ).fetchall()
-    members: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for cluster, image_id, path in nearest:
-        members[int(cluster)].append({"id": int(image_id), "path": path})
-    top = top_labels_per_cluster(tables, labels, run["id"])
+    assigned = cluster_of(catalog, run["id"])
+    sizes = Counter(assigned.values())
+    nearest = catalog.runs.nearest_to_centres(run["id"], SHEET_SIZE)
+    paths = catalog.images.paths_for([i for ids in nearest.values() for i in ids])
+    top = top_labels_per_cluster(assigned, labels)
     out["sheets"] = [
-        {"cluster": c, "size": int(sizes[c]), "images": members[c], "top_labels": top.get(c, [])}
+        {
+            "cluster": c,
+            "size": int(sizes[c]),
+            "images": [{"id": i, "path": paths[i]} for i in nearest.get(c, ()) if i in paths],
+            "top_labels": top.get(c, []),
+        }
         for c in sorted(sizes)
     ]
     return out
 
 
-def sweep(tables: Tables) -> dict[str, Any]:
-    run = tables.latest("sweep_runs")
-    if run is None or not tables.has("sweep_results"):
+def sweep(catalog: Catalog) -> dict[str, Any]:
+    run = latest_run(catalog, "sweep")
+    if run is None:
         return missing("No k sweep yet.", COMMANDS["sweep"])
-    table = tables.table(
-        "SELECT * EXCLUDE (run_id) FROM sweep_results WHERE run_id = ? ORDER BY k", [run["id"]]
-    )
-    return {"run": run_info(run), "rows": table["rows"]}
+    return {
+        "run": run_info(run),
+        "rows": result_table(catalog, "sweep_results", run["id"], "k")["rows"],
+    }
 
 
 def top_labels_per_cluster(
-    tables: Tables, labels: LabelIndex, run_id: int, top: int = 5
+    assigned: dict[int, int], labels: LabelIndex, top: int = 5
 ) -> dict[int, list[tuple[str, int]]]:
     if not labels.keys:
         return {}
     counts: dict[int, Counter[str]] = defaultdict(Counter)
-    for cluster, image_id in tables.con.execute(
-        "SELECT cluster, image_id FROM clusters WHERE run_id = ?", [run_id]
-    ).fetchall():
+    for image_id, cluster in assigned.items():
         for label in labels.of_image.get(int(image_id), []):
             counts[int(cluster)][labels.names[label]] += 1
     return {c: counter.most_common(top) for c, counter in counts.items()}
 
 
-def label_cluster_counts(tables: Tables, labels: LabelIndex) -> dict[str, Any]:
-    run = tables.latest("cluster_runs")
-    if run is None or not tables.has("clusters"):
+def label_cluster_counts(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
+    run = latest_run(catalog, "cluster")
+    if run is None:
         return missing("The label × cluster heatmap needs a clustering run.", COMMANDS["cluster"])
-    assigned = tables.con.execute(
-        "SELECT image_id, cluster FROM clusters WHERE run_id = ?", [run["id"]]
-    ).fetchall()
-    clusters = sorted({int(c) for _, c in assigned})
+    assigned = cluster_of(catalog, run["id"])
+    clusters = sorted({int(c) for c in assigned.values()})
     column = {c: j for j, c in enumerate(clusters)}
     shown = labels.keys[:HEATMAP_MAX_LABELS]
     counts = np.zeros((len(shown), len(clusters)), dtype=np.int64)
-    for image_id, cluster in assigned:
+    for image_id, cluster in assigned.items():
         for label in labels.of_image.get(int(image_id), []):
             if label < len(shown):
                 counts[label, column[int(cluster)]] += 1

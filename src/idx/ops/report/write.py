@@ -1,16 +1,14 @@
 """`idx report`: one self-contained HTML page with everything the catalog knows.
 
-Gathers each section's data (idx.ops.report.data / report_insights), embeds small JPEG
-thumbnails as data: URIs, and renders the page (idx.analysis.report_html). The file needs no
-server and fetches nothing when opened.
+Gathers each section's data from the catalog (idx.ops.report.data, .insights, .robustness),
+embeds small JPEG thumbnails as data: URIs, and renders the page (idx.analysis.report_html). The
+file needs no server and fetches nothing when opened.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,16 +18,15 @@ import numpy as np
 
 import idx
 from idx.analysis.report_html import render_html, thumbnail_uri
-from idx.errors import DecodeError, IdxError, UsageError
-from idx.indexer.decode import open_image
-from idx.ops.report.data import LabelIndex, Tables, clusters_section, map_section, summary
-from idx.ops.report.insights import insights_section, robustness_section
-from idx.progress import Progress, ProgressEvent
+from idx.errors import UsageError
+from idx.ops.report.data import LabelIndex, clusters_section, map_section, summary
+from idx.ops.report.insights import insights_section
+from idx.ops.report.robustness import robustness_section
+from idx.ops.thumbnails import each_image
+from idx.progress import Progress
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index
-
-log = logging.getLogger(__name__)
 
 #: Thumbnails embedded at most: ~4 kB each, so the default keeps a report of any size near 10 MB.
 DEFAULT_MAX_THUMBNAILS = 2000
@@ -63,24 +60,22 @@ def report_data(
     if max_thumbnails < 0:
         raise UsageError(f"--max-thumbnails must be 0 or more, not {max_thumbnails}")
     index.require_images("report on")
-    tables = Tables(index.catalog.con)
-    labels = LabelIndex(tables)
+    catalog = index.catalog
+    labels = LabelIndex(catalog.labels)
     data: dict[str, Any] = {
         "title": f"idx report: {index.dir.resolve().name}",
         "index": str(index.dir.resolve()),
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "idx_version": idx.__version__,
-        "summary": summary(tables, index.status()),
+        "summary": summary(catalog, index.status(), labels),
         "labels": {"names": labels.names, "keys": labels.keys},
-        "map": map_section(tables, labels),
-        "clusters": clusters_section(tables, labels),
-        "insights": insights_section(tables, labels),
-        "robustness": robustness_section(tables, labels),
+        "map": map_section(catalog, labels),
+        "clusters": clusters_section(catalog, labels),
+        "insights": insights_section(catalog, labels),
+        "robustness": robustness_section(catalog, labels, thumb_size),
     }
-    if "missing" not in data["robustness"]:
-        data["robustness"]["examples"] = robustness_examples(tables, data["robustness"], thumb_size)
     chosen = choose_thumbnails(data, max_thumbnails, seed)
-    data["thumbs"] = make_thumbnails(tables, chosen, thumb_size, progress)
+    data["thumbs"] = make_thumbnails(index, chosen, thumb_size, progress)
     data["thumbs_note"] = {
         "embedded": len(data["thumbs"]),
         "max": max_thumbnails,
@@ -111,76 +106,13 @@ def choose_thumbnails(data: dict[str, Any], limit: int, seed: int = 0) -> list[i
 
 
 def make_thumbnails(
-    tables: Tables, ids: list[int], size: int, progress: Progress | None = None
+    index: Index, ids: list[int], size: int, progress: Progress | None = None
 ) -> dict[str, str]:
     """{str(id): data URI}; files that are gone or unreadable now are left out (logged)."""
-    if not ids:
-        return {}
-    paths = dict(
-        tables.con.execute(
-            "SELECT id, path FROM images WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids]
-        ).fetchall()
+    uris = each_image(
+        index, ids, size, lambda image: thumbnail_uri(image, size), progress, "thumbnails"
     )
-
-    def one(image_id: int) -> tuple[int, str | None]:
-        try:
-            return image_id, thumbnail_uri(open_image(paths[image_id], size).image, size)
-        except DecodeError as exc:
-            log.warning("no thumbnail for %s: %s", paths[image_id], exc)
-            return image_id, None
-
-    out: dict[str, str] = {}
-    todo = [i for i in ids if i in paths]
-    # Decoding releases the GIL in Pillow, so a few threads keep the cores busy.
-    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
-        for done, (image_id, uri) in enumerate(pool.map(one, todo), start=1):
-            if uri is not None:
-                out[str(image_id)] = uri
-            if progress is not None and (done % 64 == 0 or done == len(todo)):
-                progress(ProgressEvent("thumbnails", done, len(todo)))
-    return out
-
-
-def robustness_examples(
-    tables: Tables, section: dict[str, Any], size: int, side: int = 224
-) -> list[dict[str, Any]]:
-    """One image under each perturbation of the run at each severity, rendered now.
-
-    Uses the robustness feature's perturbation registry (the same seeded functions the run
-    used); without it, or for a perturbation this process does not know, there is no example.
-    """
-    try:
-        from idx.analysis.perturbations import apply
-    except ImportError:
-        return []
-    found = tables.con.execute("SELECT id, path FROM images ORDER BY id LIMIT 1").fetchall()
-    if not found:
-        return []
-    image_id, path = found[0]
-    try:
-        image = open_image(path, side).image
-    except DecodeError as exc:
-        log.warning("no robustness examples: %s: %s", path, exc)
-        return []
-    image.thumbnail((side, side))
-    seed = int(section["run"].get("seed") or 0)
-    clean = {"severity": 0, "uri": thumbnail_uri(image, size)}
-    severities: dict[str, list[int]] = {}
-    for row in section["results"]["rows"]:
-        severities.setdefault(row["perturbation"], []).append(int(row["severity"]))
-    examples = []
-    for name, levels in severities.items():
-        images = [clean]
-        for severity in sorted(set(levels)):
-            try:
-                perturbed = apply(name, image, severity, seed=seed, key=int(image_id))
-            except IdxError as exc:
-                log.info("no example for %s at severity %s: %s", name, severity, exc)
-                continue
-            images.append({"severity": severity, "uri": thumbnail_uri(perturbed, size)})
-        if len(images) > 1:
-            examples.append({"perturbation": name, "images": images})
-    return examples
+    return {str(image_id): uri for image_id, uri in uris if uri is not None}
 
 
 def write_report(
