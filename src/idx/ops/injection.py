@@ -15,14 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from idx import config
 from idx.analysis import perturbations as registry
 from idx.analysis.injection import SYNTHETIC_KINDS, InjectionComparison, synthetic_image
 from idx.analysis.robustness import lookup
 from idx.errors import DecodeError, NotFoundError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
-from idx.ops.robustness.inputs import FILES_SOURCE, has_tables, load_labels, sample_ids
-from idx.ops.robustness.measure import ordered_map
+from idx.ops.labels.positives import load_positives
+from idx.ops.robustness.inputs import sample_ids
+from idx.parallel import ordered_map
 from idx.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -80,28 +82,26 @@ def inject(
     if not 0 < fraction <= 1:
         raise UsageError(f"--fraction {fraction} must be above 0 and at most 1 (0.2 = 20 %)")
     index.require_images("inject corrupted copies of")
-    n_files = index.catalog.con.execute(
-        "SELECT count(*) FROM images WHERE source = ?", [FILES_SOURCE]
-    ).fetchall()[0][0]
+    n_files = index.catalog.images.count(config.FILES_SOURCE)
     ids = sample_ids(index.catalog, max(1, round(fraction * n_files)), seed)
-    con = index.catalog.con
+    runs = index.catalog.runs
     with index.catalog.transaction():
-        inj_id = con.execute(
-            "INSERT INTO injections (kind, severity, fraction, seed, source, n_images, folder) "
-            "VALUES (?, ?, ?, ?, '', 0, '') RETURNING id",
-            [kind, severity, fraction, seed],
-        ).fetchall()[0][0]
+        inj_id = runs.create(
+            "injection",
+            {
+                "kind": kind,
+                "severity": severity,
+                "fraction": fraction,
+                "seed": seed,
+                "source": "",
+                "n_images": 0,
+                "folder": "",
+            },
+        )
         source = f"inject:{inj_id}"
         folder = index.dir / INJECTED_DIR / str(inj_id)
-        con.execute(
-            "UPDATE injections SET source = ?, folder = ? WHERE id = ?",
-            [source, str(folder), inj_id],
-        )
-    paths = dict(
-        con.execute(
-            "SELECT id, path FROM images WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids.tolist()]
-        ).fetchall()
-    )
+        runs.update("injection", inj_id, {"source": source, "folder": str(folder)})
+    paths = index.catalog.images.paths_for(ids)
     try:
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -121,9 +121,9 @@ def inject(
             image.save(folder / name)
             return name
 
-        written = [n for n in ordered_map(write, ids.tolist(), workers) if n]
+        written = [n for n in ordered_map(write, ids.tolist(), workers, "idx-inject") if n]
         report = index.add([folder], source=source, progress=progress, on_skip=on_skip)
-        con.execute("UPDATE injections SET n_images = ? WHERE id = ?", [report.added, inj_id])
+        runs.update("injection", inj_id, {"n_images": report.added})
     except BaseException:
         _remove(index, inj_id, source, folder)
         raise
@@ -131,17 +131,13 @@ def inject(
     return get_injection(index, inj_id)
 
 
-def _row(r: tuple) -> Injection:
-    return Injection(*r)
-
-
-_SELECT = "SELECT id, kind, severity, fraction, seed, source, n_images, folder FROM injections"
-
-
 def list_injections(index: Index) -> list[Injection]:
-    if not has_tables(index.catalog, "injections"):
-        return []
-    return [_row(r) for r in index.catalog.con.execute(f"{_SELECT} ORDER BY id").fetchall()]
+    """Every injection, oldest first."""
+    fields = Injection.__dataclass_fields__
+    return [
+        Injection(**{f: row[f] for f in fields})
+        for row in reversed(index.catalog.runs.all("injection"))
+    ]
 
 
 def get_injection(index: Index, injection_id: int | None = None) -> Injection:
@@ -159,14 +155,8 @@ def get_injection(index: Index, injection_id: int | None = None) -> Injection:
 
 
 def _remove(index: Index, injection_id: int, source: str, folder: Path) -> int:
-    ids = [
-        r[0]
-        for r in index.catalog.con.execute(
-            "SELECT id FROM images WHERE source = ?", [source]
-        ).fetchall()
-    ]
-    removed = index.remove(ids)
-    index.catalog.con.execute("DELETE FROM injections WHERE id = ?", [injection_id])
+    removed = index.remove(index.catalog.images.ids(source))
+    index.catalog.runs.delete("injection", injection_id)
     shutil.rmtree(folder, ignore_errors=True)
     try:
         folder.parent.rmdir()  # the last injection gone: leave no empty `injected/` behind
@@ -192,19 +182,16 @@ def compare(
 ) -> dict[str, Any]:
     """Clustering of the user's images with and without one injection's images, side by side."""
     inj = get_injection(index, injection_id)
-    rows = index.catalog.con.execute(
-        "SELECT id, source FROM images WHERE source IN (?, ?) ORDER BY id",
-        [FILES_SOURCE, inj.source],
-    ).fetchall()
-    ids, vectors = index.embeddings([r[0] for r in rows])
-    source_of = dict(rows)
-    injected = np.array([source_of[i] == inj.source for i in ids.tolist()])
+    injected_ids = index.catalog.images.ids(inj.source)
+    files = index.catalog.images.ids(config.FILES_SOURCE)
+    ids, vectors = index.embeddings(np.concatenate([files, injected_ids]))
+    injected = np.isin(ids, injected_ids)
     if not injected.any():
         raise NotFoundError(
             f"injection {inj.id} has no images left in the index; eject it with "
             f"`idx robustness eject --id {inj.id}`"
         )
-    labels = load_labels(index.catalog)
+    labels = load_positives(index.catalog)
     label_index = lookup(ids, labels.ids, labels.primary) if labels is not None else None
     k = k or _latest_cluster_k(index) or DEFAULT_COMPARE_K
     if k < 2:
@@ -225,9 +212,8 @@ def compare(
 
 
 def _latest_cluster_k(index: Index) -> int | None:
-    if not has_tables(index.catalog, "cluster_runs"):
+    run_id = index.catalog.runs.latest("cluster")
+    if run_id is None:
         return None
-    rows = index.catalog.con.execute(
-        "SELECT k FROM cluster_runs ORDER BY id DESC LIMIT 1"
-    ).fetchall()
-    return int(rows[0][0]) if rows else None
+    k = index.catalog.runs.get("cluster", run_id)["k"]
+    return None if k is None else int(k)

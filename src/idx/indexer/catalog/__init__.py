@@ -13,6 +13,7 @@ from pathlib import Path
 from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
 from idx.indexer.catalog.files import Files
 from idx.indexer.catalog.images import Images
+from idx.indexer.catalog.label_files import LabelFiles
 from idx.indexer.catalog.labels import Labels
 from idx.indexer.catalog.neighbors import Neighbors
 from idx.indexer.catalog.runs import Runs
@@ -28,5 +29,6 @@ class Catalog(Database):
         self.images = Images(self)
         self.files = Files(self)
         self.labels = Labels(self)
+        self.label_files = LabelFiles(self, self.labels)
         self.runs = Runs(self)
         self.neighbors = Neighbors(self)

@@ -163,6 +163,14 @@ class Images:
         )
         return [{"reason": r, "count": n, "example": path} for r, n, path in rows]
 
+    def sample(self, size: int, seed: int, source: str | None = None) -> np.ndarray:
+        """A seeded sample of `size` image ids (of `source`, when given), sorted; every id when
+        there are no more than `size`."""
+        ids = self.ids(source)
+        if len(ids) <= size:
+            return ids
+        return np.sort(np.random.default_rng(seed).choice(ids, size, replace=False))
+
 
 def _int_list(ids: Sequence[int] | np.ndarray) -> list[int]:
     return np.asarray(ids, dtype=np.int64).tolist()

@@ -23,6 +23,7 @@ KINDS = {
     "sweep": ("sweep_runs", "idx sweep"),
     "insight": ("insight_runs", "idx insights"),
     "robustness": ("robustness_runs", "idx robustness"),
+    "injection": ("injections", "idx robustness inject"),
 }
 
 
@@ -123,6 +124,10 @@ class Runs:
         for cluster, image_id in rows:
             nearest.setdefault(int(cluster), []).append(int(image_id))
         return nearest
+
+    def delete(self, kind: str, run_id: int) -> None:
+        """Delete one run's row; rows stored elsewhere under its id are the caller's to delete."""
+        self.db.rows(f"DELETE FROM {_table(kind)} WHERE id = ?", [int(run_id)])
 
 
 def _table(kind: str) -> str:

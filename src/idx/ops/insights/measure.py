@@ -1,9 +1,9 @@
 """`insights`: compare the index's embedding space with its labels and store what was found.
 
-Reads the positive labels (confidence > 0) of indexed images, their vectors, the latest (or a
-given) clustering run when the clustering tables exist, and the text encoder's embeddings of
-"a photo of a {display name}", runs `idx.analysis.insights.LabelInsights`, and writes
-insight_runs, class_insights, confused_pairs and suspect_labels.
+Reads the positive labels of indexed images and their vectors, the latest (or a given) clustering
+run when there is one, and the text encoder's embeddings of each class's prompt
+(`config.prompt`), runs `idx.analysis.insights.LabelInsights`, and writes insight_runs,
+class_insights, confused_pairs and suspect_labels.
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from idx import config
 from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
 from idx.ops.insights.runs import InsightsResult, store_insights
+from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index
 
 log = logging.getLogger(__name__)
-
-PROMPT = "a photo of a {}"
 
 
 @dataclass
@@ -43,94 +41,41 @@ class LabelledSet:
 
 def load_labelled(index: Index, sources: list[str] | None = None) -> LabelledSet:
     """Positive labels of indexed images (optionally only from some sources) and their vectors."""
-    where = "l.confidence > 0"
-    params: list[Any] = []
-    if sources:
-        where += " AND l.source IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(sources))
-    con = index.catalog.con
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _idx_positive AS SELECT DISTINCT l.image_id, l.label_name "
-        f"FROM labels l JOIN images i ON i.id = l.image_id WHERE {where}",
-        params,
-    )
-    try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT label_name FROM _idx_positive ORDER BY 1"
-            ).fetchall()
-        ]
-        # Label columns are numbered in SQL so millions of label rows never become Python tuples.
-        pairs = con.sql(
-            "SELECT image_id, dense_rank() OVER (ORDER BY label_name) - 1 AS col FROM _idx_positive"
-        ).to_arrow_table()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _idx_positive")
-    if not names:
+    positives = load_positives(index.catalog, sources)
+    if positives is None:
         hint = f" from source(s) {', '.join(sources)}" if sources else ""
         raise EmptyIndexError(
             f"index {index.dir} has no positive labels{hint}; import some with "
             "`idx labels import --from-folders` or `idx labels import --labels FILE`"
         )
-    image_ids = pairs.column("image_id").to_numpy()
-    ids, vectors = index.embeddings(np.unique(image_ids).tolist())
-    rows = np.searchsorted(ids, image_ids)
-    embedded = (rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == image_ids)
-    y = np.zeros((len(ids), len(names)), dtype=bool)
-    y[rows[embedded], pairs.column("col").to_numpy()[embedded]] = True
-    display = dict(index.catalog.query("SELECT label_name, display_name FROM classes")[1])
-    paths = dict(
-        index.catalog.query(
-            "SELECT id, path FROM images WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids.tolist()]
-        )[1]
-    )
+    ids, vectors = index.embeddings(positives.ids)
+    paths = index.catalog.images.paths_for(ids)
     return LabelledSet(
         ids=ids,
         paths=[paths[int(i)] for i in ids],
         vectors=vectors,
-        y=y,
-        label_names=names,
-        display_names=[display.get(n) or n for n in names],
+        y=positives.matrix(ids),
+        label_names=positives.names,
+        display_names=positives.display,
     )
 
 
 def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
     """The clustering run to compare with: `run`, else the newest; None when there is none."""
-    con = index.catalog.con
-    tables = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-            "AND table_name IN ('cluster_runs', 'clusters')"
-        ).fetchall()
-    }
-    has_runs = tables == {"cluster_runs", "clusters"} and bool(
-        con.execute("SELECT 1 FROM cluster_runs LIMIT 1").fetchall()
-    )
-    if not has_runs:
-        if run is not None:
-            raise NotFoundError(
-                f"cluster run {run} does not exist: this index has no clustering runs; "
-                "make one with `idx cluster --k K`"
-            )
-        return None
     if run is None:
-        return con.execute("SELECT max(id) FROM cluster_runs").fetchall()[0][0]
-    if not con.execute("SELECT 1 FROM cluster_runs WHERE id = ?", [run]).fetchall():
+        return index.catalog.runs.latest("cluster")
+    if index.catalog.runs.get("cluster", run) is None:
         raise NotFoundError(
             f"cluster run {run} does not exist; list runs with "
-            '`idx sql "SELECT id, k, method, created_at FROM cluster_runs"`'
+            '`idx sql "SELECT id, k, method, created_at FROM cluster_runs"` '
+            "or make one with `idx cluster --k K`"
         )
     return run
 
 
 def cluster_assignments(index: Index, run_id: int, ids: np.ndarray) -> np.ndarray:
     """Cluster of each image in `ids` (sorted) for a clustering run; -1 where the run has none."""
-    table = index.catalog.con.sql(
-        "SELECT image_id, cluster FROM clusters WHERE run_id = ? ORDER BY image_id",
-        params=[run_id],
-    ).to_arrow_table()
+    table = index.catalog.runs.rows("clusters", run_id, "image_id, cluster")
     found = table.column("image_id").to_numpy()
     out = np.full(len(ids), -1, dtype=np.int64)
     if len(found):
@@ -138,14 +83,6 @@ def cluster_assignments(index: Index, run_id: int, ids: np.ndarray) -> np.ndarra
         hit = found[at] == ids
         out[hit] = table.column("cluster").to_numpy()[at[hit]]
     return out
-
-
-def text_embeddings(index: Index, display_names: list[str]) -> np.ndarray:
-    """Unit text vectors of "a photo of a {name}" (folder names: underscores read as spaces)."""
-    prompts = [PROMPT.format(name.replace("_", " ")) for name in display_names]
-    return np.concatenate(
-        [index.encoder.encode_texts(prompts[i : i + 256]) for i in range(0, len(prompts), 256)]
-    )
 
 
 def insights(
@@ -190,7 +127,7 @@ def insights(
     if zero_shot:
         step("encode class prompts")
         try:
-            texts = text_embeddings(index, data.display_names)
+            texts = prompt_vectors(index, data.display_names)
         except ModelLoadError as exc:
             notes.append(f"zero-shot accuracy unavailable: {exc}")
     ident = index.stored_identity()
@@ -207,7 +144,7 @@ def insights(
         "untrained": bool(ident and ident.untrained),
         "sources": sources,
         "cluster_run_id": run_id,
-        "prompt": PROMPT.format("{display_name}") if zero_shot else None,
+        "prompt": config.PROMPT_TEMPLATE.format("{display_name}") if zero_shot else None,
     }
     result = store_insights(index, data, fitted, metrics, run_id)
     result.notes = notes
@@ -215,8 +152,7 @@ def insights(
         step("plots")
         from idx.ops.insights.plots import draw_insights
 
-        out = Path(plots_dir) if plots_dir else index.dir / config.PLOTS_DIR
-        result.plots = draw_insights(data, fitted, result, out)
+        result.plots = draw_insights(data, fitted, result, config.plots_dir(index.dir, plots_dir))
     step("done")
     return result
 

@@ -1,4 +1,4 @@
-"""Draw the insight plots: picks what to show and decodes thumbnails for the contact sheet."""
+"""Draw the insight plots: picks what to show and the thumbnails of the contact sheet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from idx.analysis import plots_labels
 from idx.errors import DecodeError
-from idx.indexer.decode import open_image
+from idx.ops.thumbnails import thumbnail
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
@@ -78,10 +78,7 @@ def _thumbs(data: LabelledSet, fitted: LabelInsights, label: int, other: int) ->
     thumbs = []
     for row in chosen:
         try:
-            image = open_image(data.paths[row]).image
+            thumbs.append(thumbnail(data.paths[row], THUMB_SIDE))
         except DecodeError as exc:
             log.warning("no thumbnail for %s: %s", data.paths[row], exc)
-            continue
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        thumbs.append(np.asarray(image))
     return thumbs

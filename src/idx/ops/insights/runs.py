@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from idx.errors import NotFoundError
-
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
     from idx.indexer.index import Index
@@ -73,43 +71,36 @@ class InsightsResult:
 
 def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
     """A stored insight run (default: the latest) as computed, without recomputing anything."""
-    con = index.catalog.con
-    if run_id is None:
-        run_id = con.execute("SELECT max(id) FROM insight_runs").fetchall()[0][0]
-        if run_id is None:
-            raise NotFoundError(
-                f"index {index.dir} has no insight runs; make one with `idx insights`"
-            )
-    found = con.execute(
-        "SELECT cluster_run_id, metrics FROM insight_runs WHERE id = ?", [run_id]
-    ).fetchall()
-    if not found:
-        raise NotFoundError(
-            f"insight run {run_id} does not exist; list runs with "
-            '`idx sql "SELECT id, cluster_run_id, k_nn, created_at FROM insight_runs"`'
-        )
-    rows = {
-        table: index.catalog.query(f"SELECT {', '.join(columns)} FROM {table} {where}", [run_id])[1]
-        for table, columns, where in (
-            ("class_insights", CLASS_COLUMNS, "WHERE run_id = ? ORDER BY label_name"),
-            (
-                "confused_pairs",
-                PAIR_COLUMNS,
-                "WHERE run_id = ? ORDER BY knn_confusions DESC, centroid_similarity DESC",
-            ),
-            (
-                "suspect_labels s JOIN images i ON i.id = s.image_id",
-                [f"s.{c}" if c != "path" else "i.path" for c in SUSPECT_COLUMNS],
-                "WHERE s.run_id = ? ORDER BY vote_share DESC, own_vote_share, image_id, label_name",
-            ),
-        )
-    }
+    runs = index.catalog.runs
+    run_id = runs.resolve("insight", run_id)
+    run = runs.get("insight", run_id)
+    classes = runs.rows("class_insights", run_id, ", ".join(CLASS_COLUMNS), "label_name")
+    pairs = runs.rows(
+        "confused_pairs",
+        run_id,
+        ", ".join(PAIR_COLUMNS),
+        "knn_confusions DESC, centroid_similarity DESC",
+    )
+    stored = [c for c in SUSPECT_COLUMNS if c != "path"]
+    suspects = runs.rows(
+        "suspect_labels",
+        run_id,
+        ", ".join(stored),
+        "vote_share DESC, own_vote_share, image_id, label_name",
+    ).to_pylist()
+    paths = index.catalog.images.paths_for([s["image_id"] for s in suspects])
     return InsightsResult(
         run_id,
-        found[0][0],
-        json.loads(found[0][1]),
-        *rows.values(),
+        run["cluster_run_id"],
+        json.loads(run["metrics"]),
+        _tuples(classes.to_pylist(), CLASS_COLUMNS),
+        _tuples(pairs.to_pylist(), PAIR_COLUMNS),
+        _tuples([s | {"path": paths[s["image_id"]]} for s in suspects], SUSPECT_COLUMNS),
     )
+
+
+def _tuples(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[tuple]:
+    return [tuple(r[c] for c in columns) for r in rows]
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -163,36 +154,29 @@ def store_insights(
         )
         for s in fitted.suspects_
     ]
-    con = index.catalog.con
+    runs = index.catalog.runs
     with index.catalog.transaction():
-        run_id = con.execute(
-            "INSERT INTO insight_runs (cluster_run_id, k_nn, model, metrics) VALUES (?, ?, ?, ?) "
-            "RETURNING id",
-            [cluster_run_id, fitted.k_, metrics["model"], json.dumps(_jsonable(metrics))],
-        ).fetchall()[0][0]
-        _insert(con, "class_insights", ("run_id", *CLASS_COLUMNS), [(run_id, *r) for r in classes])
-        _insert(con, "confused_pairs", ("run_id", *PAIR_COLUMNS), [(run_id, *p) for p in pairs])
-        _insert(
-            con,
-            "suspect_labels",
-            ("run_id", *(c for c in SUSPECT_COLUMNS if c != "path")),
-            [(run_id, s[0], *s[2:]) for s in suspects],
+        run_id = runs.create(
+            "insight",
+            {
+                "cluster_run_id": cluster_run_id,
+                "k_nn": fitted.k_,
+                "model": metrics["model"],
+                "metrics": json.dumps(_jsonable(metrics)),
+            },
         )
+        for table, columns, rows in (
+            ("class_insights", CLASS_COLUMNS, classes),
+            ("confused_pairs", PAIR_COLUMNS, pairs),
+            ("suspect_labels", SUSPECT_COLUMNS, suspects),
+        ):
+            if rows:
+                runs.add_rows(
+                    table,
+                    run_id,
+                    {c: [r[j] for r in rows] for j, c in enumerate(columns) if c != "path"},
+                )
     return InsightsResult(run_id, cluster_run_id, metrics, classes, pairs, suspects)
-
-
-def _insert(con: Any, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Bulk insert through Arrow (executemany is one round trip per row in DuckDB)."""
-    if not rows:
-        return
-    import pyarrow as pa
-
-    batch = pa.table({c: [r[j] for r in rows] for j, c in enumerate(columns)})
-    con.register("_idx_rows", batch)
-    try:
-        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _idx_rows")
-    finally:
-        con.unregister("_idx_rows")
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,30 +1,22 @@
-"""Reading label files with DuckDB: fixed-column CSV readers, id keys, a progress-reporting runner.
-
-Used by idx.ops.labels.imports; nothing here writes to the catalog.
-"""
+"""What a label file holds, read from its first row: which column is the image, the label, the
+source and the confidence. The catalog reads the rows (`idx.indexer.catalog.label_files`)."""
 
 from __future__ import annotations
 
 import csv
 import gzip
-import threading
 from pathlib import Path
 from typing import Any
 
-import duckdb
+from idx.errors import UsageError
+from idx.indexer.catalog.label_files import ID_FROM, LabelFile
 
-from idx.errors import IdxError, UsageError
-from idx.progress import Progress, ProgressEvent
+__all__ = ["ID_FROM", "class_file_header", "first_row", "label_file"]
 
-#: How an image id in a label file is matched to an indexed file (applied to `images.path`).
-ID_FROM = {
-    "stem": "parse_filename(path, true)",  # Open Images names files <ImageID>.jpg
-    "name": "parse_filename(path)",
-    "path": "path",
-}
 _IMAGE_ID = ("imageid", "image_id", "image")
 _LABEL_NAME = ("labelname", "label_name", "label")
 _CSV_HEADER_WORDS = {"label", "labels", "label_name", "labelname", "class", "category"}
+_CLASS_HEADER_WORDS = {"labelname", "label_name", "label", "name", "mid"}
 
 
 def first_row(file: Path) -> list[str]:
@@ -33,137 +25,54 @@ def first_row(file: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def read_csv_sql(n_columns: int, header: bool) -> str:
-    """DuckDB's reader with fixed VARCHAR columns c0..cN: no sniffing, no type surprises.
-
-    Not strict: real Open Images files mix CRLF and LF line ends, which strict mode rejects.
-    """
-    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_columns))
-    return (
-        f"read_csv(?, header = {str(header).lower()}, auto_detect = false, delim = ',', "
-        f"quote = '\"', escape = '\"', strict_mode = false, columns = {{{columns}}})"
-    )
-
-
-def _column(header: list[str], names: tuple[str, ...], file: Path, expected: str) -> int | None:
-    lowered = [h.strip().lower() for h in header]
-    for name in names:
-        if name in lowered:
-            return lowered.index(name)
-    if expected:
+def class_file_header(file: Path) -> tuple[int, bool]:
+    """(columns, whether the first row is a header) of a `LabelName,DisplayName` class file."""
+    header = first_row(file)
+    if len(header) < 2:
         raise UsageError(
-            f"{file}: header {','.join(header)!r} has no {names[0]!r} column; expected "
-            f"{expected} (for a plain `path_or_id,label` file use --csv)"
+            f"class file {file}: expected two columns `LabelName,DisplayName`, found "
+            f"{len(header)}; pass the Open Images class-descriptions file"
         )
-    return None
+    return len(header), header[0].strip().lower() in _CLASS_HEADER_WORDS
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def rows_sql(file: Path, kind: str, header: list[str], source: str | None) -> str:
-    """SELECT key, label_name, source, confidence (all text) from the file."""
+def label_file(file: Path, kind: str, source: str | None) -> LabelFile:
+    """The layout of a label file of `kind` (labels, boxes, csv); `source` overrides the file's."""
+    header = first_row(file)
     if kind == "csv":
         if len(header) < 2:
             raise UsageError(f"{file}: expected two columns `path_or_id,label`")
         has_header = header[1].strip().lower() in _CSV_HEADER_WORDS
-        folder = _quote(str(file.parent).rstrip("/") + "/")
-        key = (
-            "CASE WHEN NOT contains(c0, '/') THEN c0 WHEN starts_with(c0, '/') THEN c0 "
-            f"ELSE {folder} || regexp_replace(c0, '^(\\./)+', '') END"
-        )
-        return (
-            f"SELECT {key} AS key, c1 AS label_name, {_quote(source or 'csv')} AS source, "
-            f"'1' AS confidence FROM {read_csv_sql(len(header), has_header)}"
+        return LabelFile(
+            file, len(header), has_header, 0, 1, default_source=source or "csv", relative_paths=True
         )
     expected = "ImageID,Source,LabelName,Confidence" + (",XMin,XMax,YMin,YMax" * (kind == "boxes"))
-    image = _column(header, _IMAGE_ID, file, expected)
-    label = _column(header, _LABEL_NAME, file, expected)
-    src = _column(header, ("source",), file, "")
-    conf = _column(header, ("confidence",), file, "")
+    image = _required(header, _IMAGE_ID, file, expected)
+    label = _required(header, _LABEL_NAME, file, expected)
     if source:
-        source_sql = _quote(source)
+        column, default = None, source
     elif kind == "boxes":
-        source_sql = "'bbox'"
+        column, default = None, "bbox"
     else:
-        source_sql = f"coalesce(c{src}, 'labels')" if src is not None else "'labels'"
+        column, default = _optional(header, ("source",)), "labels"
     # A box row implies the object is there, whatever its Confidence column says.
-    conf_sql = f"c{conf}" if conf is not None and kind == "labels" else "'1'"
-    return (
-        f"SELECT c{image} AS key, c{label} AS label_name, {source_sql} AS source, "
-        f"{conf_sql} AS confidence FROM {read_csv_sql(len(header), True)}"
+    confidence = _optional(header, ("confidence",)) if kind == "labels" else None
+    return LabelFile(
+        file, len(header), True, image, label, column, default_source=default, confidence=confidence
     )
 
 
-def build_keys(
-    con: duckdb.DuckDBPyConnection, id_from: str, id_regex: str | None, with_paths: bool
-) -> None:
-    """Temp table _idx_keys(key, image_ids): label-file ids -> the indexed images they name."""
-    if id_regex:
-        try:
-            con.execute("SELECT regexp_extract('', ?, 1)", [id_regex]).fetchall()
-        except duckdb.Error as exc:
-            raise UsageError(
-                f"--id-regex {id_regex!r} is not a valid regular expression ({exc}); "
-                "give one whose first group captures the id, e.g. '([0-9a-f]{16})'"
-            ) from None
-        expr, params = "regexp_extract(path, ?, 1)", [id_regex]
-    elif id_from in ID_FROM:
-        expr, params = ID_FROM[id_from], []
-    else:
-        raise UsageError(f"--id-from {id_from!r} is not one of {', '.join(ID_FROM)}")
-    # Paths start with "/" and ids from a file name never contain one, so they share one column.
-    paths = "UNION SELECT path, id FROM images" if with_paths else ""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _idx_keys AS SELECT row_number() OVER () AS kid, key, "
-        "image_ids FROM (SELECT key, list(DISTINCT id ORDER BY id) AS image_ids FROM ("
-        f"SELECT * FROM (SELECT {expr} AS key, id FROM images) WHERE key <> '' {paths}) "
-        "GROUP BY key)",
-        params,
-    )
+def _optional(header: list[str], names: tuple[str, ...]) -> int | None:
+    """The index of the first of `names` in the header, None when none is there."""
+    lowered = [h.strip().lower() for h in header]
+    return next((lowered.index(n) for n in names if n in lowered), None)
 
 
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple:
-    return con.execute(sql, params or []).fetchall()[0]
-
-
-def execute(
-    con: duckdb.DuckDBPyConnection,
-    sql: str,
-    params: list[Any],
-    progress: Progress | None,
-    phase: str,
-    file: Path,
-) -> None:
-    """Run one long statement in a worker thread, reporting DuckDB's progress; Ctrl-C stops it."""
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            con.execute(sql, params)
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="idx-label-import", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.25)
-            if progress is not None and worker.is_alive():
-                done = con.query_progress()
-                if done >= 0:
-                    progress(ProgressEvent(phase, int(done), 100))
-    except KeyboardInterrupt:
-        con.interrupt()
-        worker.join()
-        raise
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, duckdb.Error):
-            detail = str(exc).split("\n\n")[0].split("Possible fixes")[0].strip()
-            detail = "; ".join(line for line in detail.splitlines() if line.strip())
-            raise UsageError(f"cannot read {file}: {detail}; nothing was imported") from None
-        raise IdxError(f"cannot import {file}: {exc}") from exc
-    if progress is not None:
-        progress(ProgressEvent(phase, 100, 100))
+def _required(header: list[str], names: tuple[str, ...], file: Path, expected: str) -> int:
+    found = _optional(header, names)
+    if found is None:
+        raise UsageError(
+            f"{file}: header {','.join(header)!r} has no {names[0]!r} column; expected "
+            f"{expected} (for a plain `path_or_id,label` file use --csv)"
+        )
+    return found

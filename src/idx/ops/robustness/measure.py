@@ -12,11 +12,8 @@ import json
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +25,14 @@ from idx.analysis import robustness as metrics
 from idx.errors import DecodeError, EmptyIndexError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
+from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.ops.robustness.inputs import (
     load_clusters,
-    load_labels,
     parse_severities,
     resolve_perturbations,
     sample_ids,
 )
+from idx.parallel import ordered_map
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -113,18 +111,6 @@ class _Decoded:
     examples: dict[tuple[str, int], Any] | None = None  # PIL images, for the example sheet
 
 
-def ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> Iterator[Any]:
-    """fn over items in threads, results in input order, a bounded number in flight."""
-    with ThreadPoolExecutor(workers, thread_name_prefix="idx-robustness") as pool:
-        it = iter(items)
-        pending: deque[Future] = deque(pool.submit(fn, x) for x in islice(it, workers + 1))
-        while pending:
-            result = pending.popleft().result()
-            for x in islice(it, 1):
-                pending.append(pool.submit(fn, x))
-            yield result
-
-
 class _Measurement:
     """One run: the perturb+encode pipeline, then the metrics per condition."""
 
@@ -179,7 +165,9 @@ class _Measurement:
                 pending.clear()
 
         self.progress(ProgressEvent("perturb", 0, len(items)))
-        for row, result in enumerate(ordered_map(self._decode, items, self.workers)):
+        for row, result in enumerate(
+            ordered_map(self._decode, items, self.workers, "idx-robustness")
+        ):
             if isinstance(result, _Decoded):
                 ok[row] = True
                 examples = examples or result.examples or {}
@@ -226,18 +214,14 @@ def measure(
     if len(ids) == 0:
         raise EmptyIndexError("the index holds only injected images; add your own with `idx add`")
     start = time.perf_counter()
-    paths = dict(
-        index.catalog.con.execute(
-            "SELECT id, path FROM images WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids.tolist()]
-        ).fetchall()
-    )
+    paths = index.catalog.images.paths_for(ids)
     run = _Measurement(
         index,
         [(n, s) for n in names for s in levels],
         seed,
         save_dir=Path(save_dir) if save_dir else None,
-        batch_size=batch_size or int(config.env("BATCH_SIZE") or config.DEFAULT_BATCH_SIZE),
-        workers=workers or min(4, (os.cpu_count() or 2) + 1),
+        batch_size=config.batch_size(batch_size),
+        workers=config.workers(workers),
         progress=progress or (lambda event: None),
         on_skip=on_skip or (lambda path, reason: None),
     )
@@ -260,7 +244,7 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
     k = min(k, depth - 1)
     _, clean_search = index.vectors.search(clean, k + 1)
     clean_neighbors = metrics.drop_self(clean_search, ids, k)
-    labels = load_labels(index.catalog)
+    labels = load_positives(index.catalog)
     clusters = load_clusters(index.catalog, cluster_run, clean.shape[1])
     ident = index.stored_identity()
     notes = []
@@ -276,8 +260,8 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
         )
     text_vectors = None
     if labels is not None:
-        text_vectors = index.encoder.encode_texts([f"a photo of a {d}" for d in labels.display])
-    truth = labels.truth(ids) if labels is not None else None
+        text_vectors = prompt_vectors(index, labels.display)
+    truth = labels.matrix(ids) if labels is not None else None
     results, classes = [], []
     for name, severity, vectors in [(CLEAN, 0, clean)] + [
         (n, s, perturbed[i * len(levels) + j])
@@ -326,43 +310,35 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
 
 
 def _store(index: Index, report: RobustnessReport) -> None:
-    con = index.catalog.con
+    runs = index.catalog.runs
     with index.catalog.transaction():
-        report.run_id = con.execute(
-            "INSERT INTO robustness_runs (perturbations, severities, sample_size, seed, k, "
-            "cluster_run_id, model, depth, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id",
-            [
-                json.dumps(report.perturbations),
-                json.dumps(report.severities),
-                report.sample_size,
-                report.seed,
-                report.k,
-                report.cluster_run_id,
-                report.model,
-                report.depth,
-                report.seconds,
-            ],
-        ).fetchall()[0][0]
-        con.executemany(
-            f"INSERT INTO robustness_results (run_id, {', '.join(RESULT_COLUMNS)}) "
-            f"VALUES (?{', ?' * len(RESULT_COLUMNS)})",
-            [[report.run_id, *(r[c] for c in RESULT_COLUMNS)] for r in report.results],
+        report.run_id = runs.create(
+            "robustness",
+            {
+                "perturbations": json.dumps(report.perturbations),
+                "severities": json.dumps(report.severities),
+                "sample_size": report.sample_size,
+                "seed": report.seed,
+                "k": report.k,
+                "cluster_run_id": report.cluster_run_id,
+                "model": report.model,
+                "depth": report.depth,
+                "seconds": report.seconds,
+            },
         )
-        if report.classes:
-            con.executemany(
-                f"INSERT INTO robustness_classes (run_id, {', '.join(CLASS_COLUMNS)}) "
-                f"VALUES (?{', ?' * len(CLASS_COLUMNS)})",
-                [[report.run_id, *(r[c] for c in CLASS_COLUMNS)] for r in report.classes],
-            )
+        for table, columns, rows in (
+            ("robustness_results", RESULT_COLUMNS, report.results),
+            ("robustness_classes", CLASS_COLUMNS, report.classes),
+        ):
+            if rows:
+                runs.add_rows(table, report.run_id, {c: [r[c] for r in rows] for c in columns})
 
 
 def _draw(index: Index, report: RobustnessReport, examples: dict) -> dict[str, str]:
     # matplotlib takes a second to import: only runs that draw pay for it
     from idx.analysis.robustness_plots import plot_class_heatmap, plot_curves, plot_examples
 
-    folder = index.dir / config.PLOTS_DIR / f"robustness-{report.run_id}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = config.plots_dir(index.dir, None, f"robustness-{report.run_id}")
     title = f"{report.model}, {report.sample_size} images"
     out = {"curves": str(plot_curves(report.results, folder / "curves.png", title))}
     if examples:
