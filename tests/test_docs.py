@@ -33,12 +33,3 @@ def test_help_has_an_example(path):
 @pytest.mark.parametrize("path", [c[0] for c in COMMANDS], ids=" ".join)
 def test_readme_mentions_command(path):
     assert f"idx {' '.join(path)}" in README, f"README does not mention `idx {' '.join(path)}`"
-
-
-@pytest.mark.parametrize(
-    "path", [c[0] for c in COMMANDS if not isinstance(c[1], click.Group)], ids=" ".join
-)
-def test_machine_readable_output_option(path):
-    cmd = dict(COMMANDS)[path]
-    opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
-    assert opts & {"--json", "--format"}, f"idx {' '.join(path)} has neither --json nor --format"

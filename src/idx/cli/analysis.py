@@ -6,37 +6,30 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from idx.analysis.clustering import METHODS as CLUSTER_METHODS
-from idx.analysis.clustering import SPACES
-from idx.analysis.projection import METHODS as PROJECTION_METHODS
-from idx.cli.common import json_option, open_index, quiet_option
-from idx.cli.output import echo_json, render_rows, warn
+from idx.cli.options import (
+    Lazy,
+    LazyChoice,
+    count_option,
+    open_index,
+    output_options,
+    plots_option,
+    quiet_option,
+    seed_option,
+)
+from idx.cli.output import note_untrained, render_rows, render_summary
 from idx.cli.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from idx.cli.demo import DemoRun
     from idx.ops.maps.clustering import ClusterResult
 
-# The api modules pull in scikit-learn, matplotlib and FAISS (seconds to import): each command
+# The ops modules pull in scikit-learn, matplotlib and FAISS (seconds to import): each command
 # imports them when it runs, so that `idx --help` and other commands start fast.
 
-UNTRAINED_NOTE = (
-    "note: the model has UNTRAINED random weights; clusters and maps reflect no learned similarity"
-)
+UNTRAINED = "clusters and maps reflect no learned similarity"
 
-seed_option = click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same result."
-)
-out_option = click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    metavar="DIR",
-    help="Folder for the plots (default: <index>/plots/).",
-)
 space_option = click.option(
     "--space",
-    type=click.Choice(SPACES),
+    type=LazyChoice(Lazy("idx.analysis.clustering", "SPACES")),
     default="embedding",
     show_default=True,
     help="What K-means runs on: the embeddings, or a 2-D map of them (the newest stored map "
@@ -44,15 +37,10 @@ space_option = click.option(
 )
 
 
-def _note_untrained(untrained: bool) -> None:
-    if untrained:
-        warn(UNTRAINED_NOTE)
-
-
 @click.command()
 @click.option(
     "--method",
-    type=click.Choice(PROJECTION_METHODS),
+    type=LazyChoice(Lazy("idx.analysis.projection", "METHODS")),
     default="tsne",
     show_default=True,
     help="t-SNE (openTSNE, PCA initialisation, cosine), PCA, or UMAP (needs umap-learn).",
@@ -65,11 +53,11 @@ def _note_untrained(untrained: bool) -> None:
     help="t-SNE perplexity (lowered automatically for small sets; the value used is stored).",
 )
 @seed_option
-@out_option
-@json_option
+@plots_option
+@output_options
 @quiet_option
 @click.pass_context
-def project_command(ctx, method, perplexity, seed, out, as_json, quiet):
+def project_command(ctx, method, perplexity, seed, out, fmt, quiet):
     """Compute a 2-D map of the embeddings, store it, and plot it.
 
     The map is stored as a run (projection_runs) with one row per image (projections: run_id,
@@ -85,18 +73,19 @@ def project_command(ctx, method, perplexity, seed, out, as_json, quiet):
 
     with ProgressBar(quiet, unit="it") as bar, open_index(ctx) as index:
         result = project(index, method, perplexity=perplexity, seed=seed, out=out, progress=bar)
-    _note_untrained(result.untrained)
-    if as_json:
-        echo_json(result.as_dict())
-        return
-    used = result.params.get("perplexity")
-    detail = f", perplexity {used:g}" if used is not None else ""
-    click.echo(
-        f"projection run {result.run_id}: {method} of {len(result.ids)} images, seed {seed}"
-        f"{detail}, {result.seconds:.1f}s"
-    )
-    click.echo(f"model: {result.model}")
-    click.echo(f"plot:  {result.plots['map']}")
+    note_untrained(result.untrained, UNTRAINED)
+
+    def table() -> None:
+        used = result.params.get("perplexity")
+        detail = f", perplexity {used:g}" if used is not None else ""
+        click.echo(
+            f"projection run {result.run_id}: {method} of {len(result.ids)} images, seed {seed}"
+            f"{detail}, {result.seconds:.1f}s"
+        )
+        click.echo(f"model: {result.model}")
+        click.echo(f"plot:  {result.plots['map']}")
+
+    render_summary(result.as_dict(), fmt, table)
 
 
 def _metric_rows(results: dict[str, ClusterResult]) -> tuple[list[str], list[list[Any]]]:
@@ -160,10 +149,10 @@ def _print_cluster(results: dict[str, ClusterResult]) -> None:
 
 
 @click.command("cluster")
-@click.option("--k", "k", type=int, required=True, help="Number of clusters (2 <= k < images).")
+@count_option(type=int, required=True, help="Number of clusters (2 <= k < images).")
 @click.option(
     "--method",
-    type=click.Choice(CLUSTER_METHODS),
+    type=LazyChoice(Lazy("idx.analysis.clustering", "METHODS")),
     default="kmeans",
     show_default=True,
     help="Clustering algorithm (K-means, run by FAISS).",
@@ -182,11 +171,11 @@ def _print_cluster(results: dict[str, ClusterResult]) -> None:
     help="Also cluster only the images added from files (source = 'files'), and show both runs' "
     "metrics side by side.",
 )
-@out_option
-@json_option
+@plots_option
+@output_options
 @quiet_option
 @click.pass_context
-def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, as_json, quiet):
+def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, fmt, quiet):
     """Cluster the images with K-means; print and store the quality metrics; draw plots.
 
     Prints the silhouette (cosine, in embedding space), Davies-Bouldin and Calinski-Harabasz
@@ -218,31 +207,30 @@ def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, a
                 out=out,
                 progress=bar,
             )
-    _note_untrained(results["all"].untrained)
-    if as_json:
-        if compare_clean:
-            echo_json({name: r.as_dict() for name, r in results.items()})
-        else:
-            echo_json(results["all"].as_dict())
-        return
-    _print_cluster(results)
+    note_untrained(results["all"].untrained, UNTRAINED)
+    summary = (
+        {name: r.as_dict() for name, r in results.items()}
+        if compare_clean
+        else results["all"].as_dict()
+    )
+    render_summary(summary, fmt, lambda: _print_cluster(results))
 
 
 @click.command("sweep")
-@click.option(
-    "--k",
+@count_option(
     "k_range",
+    type=str,
     required=True,
     metavar="A:B",
     help="Range of k to try, both ends included, e.g. 2:20.",
 )
 @space_option
 @seed_option
-@out_option
-@json_option
+@plots_option
+@output_options
 @quiet_option
 @click.pass_context
-def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
+def sweep_command(ctx, k_range, space, seed, out, fmt, quiet):
     """Run K-means for each k in a range; print and plot the metrics; name the best k.
 
     The best k is the one with the highest silhouette (cosine, embedding space). Results are
@@ -259,55 +247,19 @@ def sweep_command(ctx, k_range, space, seed, out, as_json, quiet):
     ks = parse_k_range(k_range)
     with ProgressBar(quiet, unit="k") as bar, open_index(ctx) as index:
         result = sweep(index, ks, space=space, seed=seed, out=out, progress=bar)
-    _note_untrained(result.untrained)
-    if as_json:
-        echo_json(result.as_dict())
-        return
-    click.echo(
-        f"sweep run {result.run_id}: K-means on {space}, {result.n_images} images, seed {seed}"
-    )
-    click.echo(f"model: {result.model}")
+    note_untrained(result.untrained, UNTRAINED)
     rows = result.rows()
-    render_rows(list(rows[0]), [list(r.values()) for r in rows], "table")
-    click.echo(f"best k by silhouette: {result.best_k}")
-    click.echo(f"plot: {result.plots['metrics']}")
 
+    def table() -> None:
+        click.echo(
+            f"sweep run {result.run_id}: K-means on {space}, {result.n_images} images, seed {seed}"
+        )
+        click.echo(f"model: {result.model}")
+        render_rows(list(rows[0]), [list(r.values()) for r in rows], "table")
+        click.echo(f"best k by silhouette: {result.best_k}")
+        click.echo(f"plot: {result.plots['metrics']}")
 
-def demo_step(run: DemoRun) -> None:
-    """Demo: a t-SNE map, then K-means with k = 8 (the number of generated categories)."""
-    from idx.ops.maps.clustering import cluster
-    from idx.ops.maps.projection import project
-
-    with ProgressBar(run.quiet) as bar, run.index() as index:
-        projection = project(index, "tsne", progress=bar)
-        result = cluster(index, 8, baseline=True, progress=bar)
-    m = result.metrics
-    click.echo(
-        f"demo: cluster run {result.run_id}: k=8, silhouette {m['silhouette']:.3f} "
-        f"(random vectors {m['baselines']['random']['silhouette']:.3f}, colour histograms "
-        f"{m['baselines']['colour_histogram']['silhouette']:.3f})",
-        err=True,
-    )
-    run.summary["cluster"] = {
-        "run_id": result.run_id,
-        "k": result.k,
-        "silhouette": m["silhouette"],
-        "davies_bouldin": m["davies_bouldin"],
-        "calinski_harabasz": m["calinski_harabasz"],
-        "baselines": {name: b.get("silhouette") for name, b in m["baselines"].items()},
-        "sizes": result.sizes,
-    }
-    outputs = run.summary.setdefault("outputs", {})
-    outputs["tsne_map"] = str(projection.plots["map"])
-    outputs["cluster_map"] = str(result.plots["map"])
-    outputs["silhouette_plot"] = str(result.plots["silhouette"])
-    outputs["contact_sheets"] = str(result.plots["contact_sheets"][0].parent)
-    run.next_commands += [
-        f"idx --index {run.index_dir} cluster --k 8 --space tsne --baseline",
-        f"idx --index {run.index_dir} sweep --k 2:16",
-        f'idx --index {run.index_dir} sql "SELECT cluster, count(*) FROM clusters '
-        f'WHERE run_id = {result.run_id} GROUP BY 1 ORDER BY 1"',
-    ]
+    render_summary(result.as_dict(), fmt, table, rows)
 
 
 def register(cli: click.Group) -> None:

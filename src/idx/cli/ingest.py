@@ -2,33 +2,60 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from idx.cli.common import json_option, model_options, open_index, quiet_option
-from idx.cli.output import echo_json, format_option, render_rows
+from idx.cli.options import (
+    Lazy,
+    LazyChoice,
+    batch_options,
+    model_options,
+    open_index,
+    output_options,
+    quiet_option,
+)
+from idx.cli.output import note_untrained, render_rows, render_summary
 from idx.cli.progress import ProgressBar
-from idx.indexer.export import FORMATS as EXPORT_FORMATS
+from idx.errors import UsageError
+
+EXPORT_FORMATS = Lazy("idx.indexer.export", "FORMATS")
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @model_options
+@batch_options
 @click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
+    "--hidden/--no-hidden",
+    "include_hidden",
     default=None,
-    help="Images per model call (env IDX_BATCH_SIZE, default 64).",
+    help="Also index hidden files and folders (names starting with a dot); kept for the folder "
+    "(default: what the folder's last add used, else --no-hidden).",
 )
 @click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Threads that read and decode while the model runs (default: cores + 1, max 4).",
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out paths matching GLOB, relative to the folder (repeatable; replaces the "
+    "folder's stored excludes).",
 )
-@json_option
+@output_options
 @quiet_option
 @click.pass_context
-def add(ctx, paths, model, pretrained, checkpoint, batch_size, workers, as_json, quiet):
+def add(
+    ctx,
+    paths,
+    model,
+    pretrained,
+    checkpoint,
+    batch_size,
+    workers,
+    include_hidden,
+    exclude,
+    fmt,
+    quiet,
+):
     """Add folders of images to the index, incrementally.
 
     New files are embedded; unchanged ones (size, mtime) are skipped without being read; changed
@@ -38,8 +65,9 @@ def add(ctx, paths, model, pretrained, checkpoint, batch_size, workers, as_json,
     \b
     Example:
       idx add ~/photos/openimages
+      idx add ~/photos --exclude "*/thumbnails/*" --hidden
       idx add ~/photos --model ViT-B-32 --pretrained laion2b_s34b_b79k --json
-      idx add imgs --model tiny.json --checkpoint tiny.safetensors   # offline weights
+      idx add imgs --model ViT-B-32 --checkpoint ViT-B-32.safetensors   # local weights
     """
     with (
         ProgressBar(quiet) as bar,
@@ -51,30 +79,33 @@ def add(ctx, paths, model, pretrained, checkpoint, batch_size, workers, as_json,
                 bar.write(f"skipping {path}: {reason}")
 
         report = index.add(
-            paths, batch_size=batch_size, workers=workers, progress=bar, on_skip=on_skip
+            paths,
+            batch_size=batch_size,
+            workers=workers,
+            progress=bar,
+            on_skip=on_skip,
+            include_hidden=include_hidden,
+            exclude=list(exclude) or None,
         )
         bar.close()
         ident = index.stored_identity()
-    if as_json:
-        echo_json(report.as_dict() | {"model": ident.describe() if ident else None})
-        return
-    rate = f" ({report.images_per_s:.1f} images/s)" if report.embedded else ""
-    click.echo(
-        f"added {report.added}, unchanged {report.unchanged}, updated {report.updated}, "
-        f"moved {report.moved}, removed {report.removed}, skipped {report.skipped}; "
-        f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
-    )
-    if ident is not None and ident.untrained:
+
+    def table() -> None:
+        rate = f" ({report.images_per_s:.1f} images/s)" if report.embedded else ""
         click.echo(
-            "note: the model has UNTRAINED random weights; similarities are not meaningful",
-            err=True,
+            f"added {report.added}, unchanged {report.unchanged}, updated {report.updated}, "
+            f"moved {report.moved}, removed {report.removed}, skipped {report.skipped}; "
+            f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
         )
+        note_untrained(ident is not None and ident.untrained)
+
+    render_summary(report.as_dict() | {"model": ident.describe() if ident else None}, fmt, table)
 
 
 @click.command()
-@json_option
+@output_options
 @click.pass_context
-def status(ctx, as_json):
+def status(ctx, fmt):
     """Show what the index holds: images, model, vectors, skipped files, health.
 
     \b
@@ -84,31 +115,34 @@ def status(ctx, as_json):
     """
     with open_index(ctx, read_only=True) as index:
         info = index.status()
-    if as_json:
-        echo_json(info)
-        return
-    model = info["model"]["description"] if info["model"] else "none yet (set on first add)"
-    v = info["vectors"]
-    lines = [
-        f"index:     {info['index']}",
-        f"images:    {info['images']} ({info['bytes'] / 1e6:.1f} MB; "
-        + ", ".join(f"{k} {n}" for k, n in info["formats"].items())
-        + ")",
-        f"model:     {model}",
-        f"vectors:   {v['count']} in FAISS ({v['type']}), "
-        + ("in sync" if v["in_sync"] else "behind the catalog (rebuilt on next use)"),
-        f'skipped:   {info["skipped"]} files (see: idx sql "SELECT * FROM skipped")',
-        f"health:    {info['health']}",
-    ]
-    if "recall_at_10" in v:
-        lines.insert(4, f"recall@10: {v['recall_at_10']:.3f} (approximate index vs exact search)")
-    lines += [f"  - {p}" for p in info["problems"]]
-    click.echo("\n".join(lines))
+
+    def table() -> None:
+        model = info["model"]["description"] if info["model"] else "none yet (set on first add)"
+        v = info["vectors"]
+        lines = [
+            f"index:     {info['index']}",
+            f"images:    {info['images']} ({info['bytes'] / 1e6:.1f} MB; "
+            + ", ".join(f"{k} {n}" for k, n in info["formats"].items())
+            + ")",
+            f"model:     {model}",
+            f"vectors:   {v['count']} in FAISS ({v['type']}), "
+            + ("in sync" if v["in_sync"] else "behind the catalog (rebuilt on next use)"),
+            f'skipped:   {info["skipped"]} files (see: idx sql "SELECT * FROM skipped")',
+            f"health:    {info['health']}",
+        ]
+        if "recall_at_10" in v:
+            lines.insert(
+                4, f"recall@10: {v['recall_at_10']:.3f} (approximate index vs exact search)"
+            )
+        lines += [f"  - {p}" for p in info["problems"]]
+        click.echo("\n".join(lines))
+
+    render_summary(info, fmt, table)
 
 
 @click.command()
 @click.argument("query")
-@format_option
+@output_options(rows=True)
 @click.pass_context
 def sql(ctx, query, fmt):
     """Run a read-only SQL query over the catalog (DuckDB dialect).
@@ -121,53 +155,58 @@ def sql(ctx, query, fmt):
       idx sql "SELECT format, count(*) FROM images GROUP BY 1"
       idx sql "SELECT path, reason FROM skipped" --format csv
     """
-    import duckdb
-
-    from idx.errors import UsageError
-
     with open_index(ctx, read_only=True) as index:
-        try:
-            columns, rows = index.sql(query)
-        except duckdb.InvalidInputException as exc:
-            if "read-only" in str(exc).lower() or "read only" in str(exc).lower():
-                raise UsageError(
-                    "idx sql is read-only: write statements are refused; change the index "
-                    "through idx commands"
-                ) from None
-            raise UsageError(f"SQL error: {exc}") from None
-        except duckdb.Error as exc:
-            raise UsageError(f"SQL error: {exc}") from None
+        columns, rows = index.catalog.user_query(query)
     render_rows(columns, rows, fmt)
+
+
+def export_format(out: str, given: str | None) -> str:
+    """The export format: --format, else read from OUT (x.parquet; a folder, x/ or x.npy)."""
+    if given is not None:
+        return given
+    path = Path(out)
+    if path.suffix.lower() == ".parquet":
+        return "parquet"
+    if path.suffix.lower() == ".npy" or path.is_dir() or out.endswith(("/", "\\")):
+        return "npy"
+    raise UsageError(
+        f"cannot tell the export format from {out!r}: name a .parquet file or a folder "
+        "(ending in /), or give --format parquet or --format npy"
+    )
 
 
 @click.command()
 @click.argument("out", type=click.Path())
 @click.option(
     "--format",
-    "fmt",
-    type=click.Choice(EXPORT_FORMATS),
-    required=True,
+    "file_format",
+    type=LazyChoice(EXPORT_FORMATS),
+    default=None,
     help="parquet: one file (id, path, sha256, embedding); npy: a folder with "
-    "embeddings.npy, ids.npy, paths.json, model.json.",
+    "embeddings.npy, ids.npy, paths.json, model.json. Default: read from OUT "
+    "(x.parquet -> parquet; a folder, x/ or x.npy -> npy).",
 )
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
 @click.pass_context
-def export(ctx, out, fmt, as_json):
+def export(ctx, out, file_format, as_json):
     """Export ids, paths and embeddings (float32, L2-normalised, as stored).
+
+    --format names the file format written (it can be read from OUT); the files written are
+    listed on stdout, or described as one JSON object with --json.
 
     \b
     Example:
-      idx export embeddings.parquet --format parquet
-      idx export emb/ --format npy && python -c "import numpy; print(numpy.load('emb/embeddings.npy').shape)"
+      idx export embeddings.parquet
+      idx export emb/ && python -c "import numpy; print(numpy.load('emb/embeddings.npy').shape)"
     """
+    fmt = export_format(out, file_format)
     with open_index(ctx, read_only=True) as index:
         files = index.export(out, fmt)
         count = index.catalog.images.count()
-    if as_json:
-        echo_json({"files": [str(f) for f in files], "images": count, "format": fmt})
-    else:
-        for f in files:
-            click.echo(str(f))
+    summary = {"files": [str(f) for f in files], "images": count, "format": fmt}
+    render_summary(
+        summary, "json" if as_json else "table", lambda: click.echo("\n".join(summary["files"]))
+    )
 
 
 def register(cli: click.Group) -> None:

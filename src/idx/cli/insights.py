@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from idx.cli.common import open_index, quiet_option
-from idx.cli.output import echo_json, format_option, render_rows, warn
+from idx.cli.options import (
+    cluster_run_option,
+    count_option,
+    no_plots_option,
+    open_index,
+    output_options,
+    plots_option,
+    quiet_option,
+)
+from idx.cli.output import echo_json, render_rows, warn
 from idx.cli.progress import ProgressBar
-from idx.ops.insights import measure as insights_api
-from idx.ops.insights import runs as insight_runs
-
-if TYPE_CHECKING:
-    from idx.cli.demo import DemoRun
 
 
 @click.command()
-@click.option(
-    "--run",
-    "cluster_run",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Clustering run to compare with (default: the latest, if any).",
-)
-@click.option(
-    "--k-nn",
-    type=click.IntRange(min=1),
+@cluster_run_option("to compare with")
+@count_option(
+    "k_nn",
+    extra=("--k-nn",),
     default=10,
-    show_default=True,
     help="Neighbours that vote in the leave-one-out kNN label check.",
 )
 @click.option(
@@ -40,14 +35,8 @@ if TYPE_CHECKING:
     help="Only labels from this source (repeatable; default: all).",
 )
 @click.option("--no-zero-shot", is_flag=True, help="Skip zero-shot classification.")
-@click.option("--no-plots", is_flag=True, help="Do not draw the PNG plots.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder for the plots (default: <index>/plots).",
-)
+@no_plots_option
+@plots_option
 @click.option(
     "--show",
     type=click.Choice(("all", "summary", "classes", "pairs", "suspects")),
@@ -61,12 +50,10 @@ if TYPE_CHECKING:
     show_default=True,
     help="Rows of pairs and suspect labels printed in the table view.",
 )
-@format_option
+@output_options
 @quiet_option
 @click.pass_context
-def insights(
-    ctx, cluster_run, k_nn, sources, no_zero_shot, no_plots, out_dir, show, limit, fmt, quiet
-):
+def insights(ctx, cluster_run, k_nn, sources, no_zero_shot, no_plots, out, show, limit, fmt, quiet):
     """How well the embedding space matches the labels, class by class.
 
     Whole set: purity, NMI, ARI, homogeneity / completeness / V-measure against the latest
@@ -79,18 +66,20 @@ def insights(
     \b
     Example:
       idx insights
-      idx insights --run 2 --k-nn 20 --format json
+      idx insights --run 2 -k 20 --json
       idx insights --show suspects --format csv > suspects.csv
     """
+    from idx.ops.insights.measure import insights as measure_insights
+
     with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
-        result = insights_api.insights(
+        result = measure_insights(
             index,
             cluster_run=cluster_run,
             k_nn=k_nn,
             zero_shot=not no_zero_shot,
             sources=list(sources) or None,
             plots=not no_plots,
-            plots_dir=out_dir,
+            plots_dir=out,
             progress=bar,
         )
     for note in result.notes:
@@ -110,7 +99,9 @@ def insights(
             click.echo(f"plot {name}: {path}")
 
 
-def _tables(result: insight_runs.InsightsResult, limit: int | None) -> dict:
+def _tables(result: Any, limit: int | None) -> dict:
+    from idx.ops.insights import runs as insight_runs
+
     m = result.metrics
     display = {row[0]: row[1] for row in result.classes}
     random_base = m["baselines"]["random_labels"]
@@ -150,33 +141,6 @@ def _tables(result: insight_runs.InsightsResult, limit: int | None) -> dict:
             suspects[:limit],
         ),
     }
-
-
-def step_insights(run: DemoRun) -> None:
-    """Demo: class-level insights against whatever clustering run exists."""
-    with run.index() as index:
-        result = insights_api.insights(index)
-    keys = ("knn_accuracy", "zero_shot_accuracy", "nmi", "purity")
-    run.summary["insights"] = {
-        "run_id": result.run_id,
-        **{k: result.metrics[k] for k in keys if k in result.metrics},
-        "random_labels": result.metrics["baselines"]["random_labels"],
-        "notes": result.notes,
-    }
-    run.summary.setdefault("outputs", {}).update(
-        {f"insights {name.replace('_', ' ')}": path for name, path in result.plots.items()}
-    )
-    m = result.metrics
-    warn(
-        f"demo: insights on {m['n_images']} labelled images in {m['n_classes']} classes: kNN "
-        f"accuracy {m['knn_accuracy']:.2f} (random labels "
-        f"{m['baselines']['random_labels']['knn_accuracy']:.2f})"
-    )
-    run.next_commands += [
-        f"idx --index {run.index_dir} insights --no-plots",
-        f'idx --index {run.index_dir} sql "SELECT display_name, knn_accuracy, nearest_class '
-        'FROM class_insights WHERE run_id = (SELECT max(id) FROM insight_runs) ORDER BY 2"',
-    ]
 
 
 def register(cli: click.Group) -> None:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from idx.cli.common import json_option, open_index, quiet_option
-from idx.cli.output import echo_json, format_option, render_rows, warn
+from idx.cli.options import Lazy, LazyChoice, open_index, output_options, quiet_option
+from idx.cli.output import render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
-from idx.ops.labels import imports as labels_api
-from idx.ops.labels.files import ID_FROM
-
-if TYPE_CHECKING:
-    from idx.cli.demo import DemoRun
 
 _files = click.Path(exists=True, dir_okay=False)
 REPORT_COLUMNS = (
@@ -91,7 +86,7 @@ def labels():
 )
 @click.option(
     "--id-from",
-    type=click.Choice(tuple(ID_FROM)),
+    type=LazyChoice(Lazy("idx.ops.labels.files", "ID_FROM")),
     default="stem",
     show_default=True,
     help="Which part of an indexed file's path a label file's image id is.",
@@ -108,7 +103,7 @@ def labels():
     metavar="NAME",
     help="Store the labels under this source instead of the file's own.",
 )
-@json_option
+@output_options
 @quiet_option
 @click.pass_context
 def import_(
@@ -122,7 +117,7 @@ def import_(
     id_from,
     id_regex,
     source,
-    as_json,
+    fmt,
     quiet,
 ):
     """Import labels for the indexed images; re-importing the same file changes nothing.
@@ -143,6 +138,8 @@ def import_(
         )
     if roots and not from_folders:
         raise UsageError("--root only applies to --from-folders")
+    from idx.ops.labels import imports as labels_api
+
     reports = []
     with ProgressBar(quiet, unit="%") as bar, open_index(ctx) as index:
         reports += [labels_api.import_classes(index, f, bar) for f in class_files]
@@ -163,17 +160,20 @@ def import_(
             reports.append(
                 labels_api.import_folders(index, list(roots) or None, source=source or "folder")
             )
-    if as_json:
-        echo_json({"imports": [r.as_dict() for r in reports]})
-    else:
-        render_rows(
+    imports = [r.as_dict() for r in reports]
+    render_summary(
+        {"imports": imports},
+        fmt,
+        lambda: render_rows(
             REPORT_COLUMNS, [[getattr(r, c) for c in REPORT_COLUMNS] for r in reports], "table"
-        )
+        ),
+        imports,
+    )
     for r in reports:
         _warn_about(r, quiet)
 
 
-def _warn_about(r: labels_api.ImportReport, quiet: bool) -> None:
+def _warn_about(r: Any, quiet: bool) -> None:
     if quiet:
         return
     if r.unknown_image_rows:
@@ -207,7 +207,7 @@ def _warn_about(r: labels_api.ImportReport, quiet: bool) -> None:
     is_flag=True,
     help="Also classes with no labelled image (e.g. the rest of a class file).",
 )
-@format_option
+@output_options(rows=True)
 @click.pass_context
 def list_(ctx, include_empty, fmt):
     """Show each class with how many indexed images carry it.
@@ -219,18 +219,11 @@ def list_(ctx, include_empty, fmt):
       idx labels list
       idx labels list --format csv > classes.csv
     """
+    from idx.ops.labels.imports import list_labels
+
     with open_index(ctx, read_only=True) as index:
-        columns, rows = labels_api.list_labels(index, include_empty=include_empty)
+        columns, rows = list_labels(index, include_empty=include_empty)
     render_rows(columns, rows, fmt)
-
-
-def step_labels(run: DemoRun) -> None:
-    """Demo: the generated images live in one folder per category, so folders are labels."""
-    with run.index() as index:
-        report = labels_api.import_folders(index)
-    run.summary["labels"] = report.as_dict()
-    warn(f"demo: labelled {report.imported} images with their folder names")
-    run.next_commands.append(f"idx --index {run.index_dir} labels list")
 
 
 def register(cli: click.Group) -> None:

@@ -37,7 +37,7 @@ class IdxGroup(click.Group):
     help="Index folder holding the DuckDB catalog and the FAISS file (env IDX_INDEX, default ./.idx).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what the library does (to stderr).")
-@click.version_option(package_name="idx")
+@click.version_option(package_name="idx-clip")
 @click.pass_context
 def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
     """idx: a CLIP embedding index and analysis workbench.

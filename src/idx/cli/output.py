@@ -1,4 +1,4 @@
-"""Printing results: aligned tables for people, csv/json for scripts (stdout only)."""
+"""Printing results on stdout: aligned tables for people, csv/json/jsonl for scripts."""
 
 from __future__ import annotations
 
@@ -6,23 +6,13 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import PurePath
 from typing import Any
 
 import click
-
-FORMATS = ("table", "csv", "json")
-
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format: an aligned table, CSV, or JSON (a list of objects).",
-)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -34,6 +24,8 @@ def to_jsonable(value: Any) -> Any:
         return float(value)
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, PurePath):
+        return str(value)
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -47,6 +39,11 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(to_jsonable(obj), indent=2))
 
 
+def echo_jsonl(objects: Iterable[Any]) -> None:
+    for obj in objects:
+        click.echo(json.dumps(to_jsonable(obj)))
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -58,9 +55,11 @@ def _cell(value: Any) -> str:
 
 
 def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
-    """Print rows as table, csv or json to stdout."""
+    """Print rows as table, csv, json (a list of objects) or jsonl (an object per line)."""
     if fmt == "json":
         echo_json([dict(zip(columns, row)) for row in rows])
+    elif fmt == "jsonl":
+        echo_jsonl(dict(zip(columns, row)) for row in rows)
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
@@ -77,5 +76,52 @@ def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
+def render_dicts(objects: Sequence[dict[str, Any]], fmt: str) -> None:
+    """Rows given as dicts: their scalar fields, columns in first-seen order."""
+    columns: dict[str, None] = {}
+    flat = [_scalars(o) for o in objects]
+    for row in flat:
+        columns.update(dict.fromkeys(row))
+    render_rows(list(columns), [[row.get(c) for c in columns] for row in flat], fmt)
+
+
+def render_summary(
+    summary: Any,
+    fmt: str,
+    table: Callable[[], None],
+    rows: Sequence[dict[str, Any]] | None = None,
+) -> None:
+    """One result object: json prints it whole (jsonl on one line); table calls `table`; csv
+    prints `rows` when the result is a list of rows, else its scalar fields as key,value (nested
+    ones named parent.child)."""
+    if fmt == "json":
+        echo_json(summary)
+    elif fmt == "jsonl":
+        echo_jsonl([summary])
+    elif fmt == "table":
+        table()
+    elif rows is not None or isinstance(summary, list):
+        render_dicts(rows if rows is not None else summary, fmt)
+    else:
+        render_rows(["key", "value"], list(_scalars(summary).items()), fmt)
+
+
+def _scalars(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The scalar fields of `obj`, nested dicts flattened to parent.child; lists left out."""
+    out: dict[str, Any] = {}
+    for key, value in to_jsonable(obj).items():
+        if isinstance(value, dict):
+            out.update(_scalars(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def warn(message: str) -> None:
     click.echo(message, err=True)
+
+
+def note_untrained(untrained: bool, what: str = "similarities are not meaningful") -> None:
+    """The stderr note of every command whose results come from an untrained model."""
+    if untrained:
+        warn(f"note: the model has UNTRAINED random weights; {what}")

@@ -6,8 +6,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tqdm import tqdm
-
 
 class ProgressBar:
     """A callback for the library's progress events: event.phase, event.done, event.total."""
@@ -22,6 +20,8 @@ class ProgressBar:
         if not self.enabled:
             return
         if event.phase != self.phase or self.bar is None:
+            from tqdm import tqdm  # here, so that commands without a bar start faster
+
             self.close()
             self.phase = event.phase
             self.bar = tqdm(

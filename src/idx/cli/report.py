@@ -1,18 +1,12 @@
-"""`idx report`: write the self-contained HTML report; the demo's last step."""
+"""`idx report`: write the self-contained HTML report."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from idx.cli.common import json_option, open_index, quiet_option
-from idx.cli.output import echo_json
+from idx.cli.options import Lazy, open_index, output_options, quiet_option
+from idx.cli.output import render_summary
 from idx.cli.progress import ProgressBar
-from idx.ops.report.write import DEFAULT_MAX_THUMBNAILS, write_report
-
-if TYPE_CHECKING:
-    from idx.cli.demo import DemoRun
 
 
 @click.command()
@@ -26,15 +20,15 @@ if TYPE_CHECKING:
 @click.option(
     "--max-thumbnails",
     type=click.IntRange(min=0),
-    default=DEFAULT_MAX_THUMBNAILS,
+    default=Lazy("idx.ops.report.write", "DEFAULT_MAX_THUMBNAILS"),
     show_default=True,
     help="Thumbnails embedded at most (~4 kB each): contact sheets and examples first, then a "
     "random sample of map points for hovering.",
 )
-@json_option
+@output_options
 @quiet_option
 @click.pass_context
-def report(ctx, out, max_thumbnails, as_json, quiet):
+def report(ctx, out, max_thumbnails, fmt, quiet):
     """Write one self-contained HTML report of the index (opens offline, no server).
 
     Summary and index health, the interactive 2-D map, clusters with their metrics and contact
@@ -46,30 +40,25 @@ def report(ctx, out, max_thumbnails, as_json, quiet):
       idx report --out report.html
       idx --index photos.idx report --max-thumbnails 5000 --json
     """
+    from idx.ops.report.write import write_report
+
     with ProgressBar(quiet, unit="thumb") as bar, open_index(ctx, read_only=True) as index:
         result = write_report(index, out, max_thumbnails=max_thumbnails, progress=bar)
     if result.untrained:
         click.echo("note: the index uses UNTRAINED random weights; the report says so", err=True)
-    if as_json:
-        echo_json(result.as_dict())
-        return
-    present = [name for name, ok in result.sections.items() if ok]
-    click.echo(
-        f"wrote {result.path} ({_size(result.bytes)}, {result.thumbnails} thumbnails; "
-        f"sections: {', '.join(present)})"
-    )
+
+    def table() -> None:
+        present = [name for name, ok in result.sections.items() if ok]
+        click.echo(
+            f"wrote {result.path} ({size(result.bytes)}, {result.thumbnails} thumbnails; "
+            f"sections: {', '.join(present)})"
+        )
+
+    render_summary(result.as_dict(), fmt, table)
 
 
-def step_report(run: DemoRun) -> None:
-    """Demo step: write the report beside the demo's index and print where it is."""
-    with ProgressBar(run.quiet, unit="thumb") as bar, run.index(read_only=True) as index:
-        result = write_report(index, run.out / "report.html", progress=bar)
-    run.summary.setdefault("outputs", {})["report"] = result.path
-    click.echo(f"demo: report written to {result.path} ({_size(result.bytes)})", err=True)
-    run.next_commands.append(f"idx --index {run.index_dir} report --out report.html")
-
-
-def _size(n: int) -> str:
+def size(n: int) -> str:
+    """A file size for people: 432 kB, 1.2 MB."""
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 

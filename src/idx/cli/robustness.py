@@ -6,14 +6,22 @@ from typing import Any
 
 import click
 
-from idx.analysis import perturbations as registry
-from idx.cli.common import json_option, model_options, open_index, quiet_option
-from idx.cli.output import echo_json, format_option, render_rows, warn
+from idx.cli.options import (
+    batch_options,
+    cluster_run_option,
+    count_option,
+    model_options,
+    no_plots_option,
+    open_index,
+    output_options,
+    quiet_option,
+    seed_option,
+)
+from idx.cli.output import note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
-from idx.ops import injection
-from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
-from idx.ops.robustness.measure import RESULT_COLUMNS, measure
+
+# ops.robustness and ops.injection load FAISS, DuckDB and PIL: commands import them when they run.
 
 #: Columns of the table view (csv and json carry every column).
 TABLE_COLUMNS = (
@@ -57,10 +65,8 @@ def _skip_printer(bar: ProgressBar, quiet: bool):
     show_default=True,
     help="Images measured (a seeded sample of the indexed files; injected ones excluded).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample and noise seed.")
-@click.option(
-    "--k", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours compared."
-)
+@seed_option
+@count_option(default=10, help="Neighbours compared.")
 @click.option(
     "--depth",
     type=click.IntRange(min=2),
@@ -68,14 +74,7 @@ def _skip_printer(bar: ProgressBar, quiet: bool):
     show_default=True,
     help="Search depth for the rank of the clean image (ranks beyond count as depth+1).",
 )
-@click.option(
-    "--run",
-    "cluster_run",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Cluster run whose centres measure cluster stability (default: the latest one).",
-)
+@cluster_run_option("whose centres measure cluster stability")
 @click.option(
     "--save",
     "save_dir",
@@ -84,13 +83,10 @@ def _skip_printer(bar: ProgressBar, quiet: bool):
     metavar="DIR",
     help="Also write every perturbed image as DIR/<perturbation>/severity-<s>/<id>.png.",
 )
-@click.option("--no-plots", is_flag=True, help="Do not draw the figures.")
-@click.option(
-    "--batch-size", type=click.IntRange(min=1), default=None, help="Images per model call."
-)
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Perturbing threads.")
+@no_plots_option
+@batch_options
 @model_options
-@format_option
+@output_options
 @quiet_option
 @click.pass_context
 def robustness(
@@ -129,6 +125,9 @@ def robustness(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
+    from idx.ops.robustness.measure import RESULT_COLUMNS, measure
+
     names = resolve_perturbations(perturb.split(","))
     levels = parse_severities(severity)
     with (
@@ -154,16 +153,16 @@ def robustness(
         bar.close()
     for note in report.notes:
         warn(f"note: {note}")
-    if fmt == "json":
-        echo_json(report.as_dict())
-        return
-    columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
-    columns = [
-        c for c in columns if fmt != "table" or any(r[c] is not None for r in report.results)
-    ]
-    render_rows(columns, [[r[c] for c in columns] for r in report.results], fmt)
-    if fmt == "table":
-        _print_summary(report)
+    if fmt == "csv":
+        render_rows(RESULT_COLUMNS, [[r[c] for c in RESULT_COLUMNS] for r in report.results], fmt)
+    else:
+        render_summary(report.as_dict(), fmt, lambda: _print_table(report))
+
+
+def _print_table(report: Any) -> None:
+    columns = [c for c in TABLE_COLUMNS if any(r[c] is not None for r in report.results)]
+    render_rows(columns, [[r[c] for c in columns] for r in report.results], "table")
+    _print_summary(report)
 
 
 def _print_summary(report: Any) -> None:
@@ -194,7 +193,7 @@ def _most_fragile(classes: list[dict[str, Any]], top: int = 5) -> list[list[Any]
 
 
 @robustness.command("list")
-@format_option
+@output_options(rows=True)
 def list_command(fmt):
     """List the registered perturbations and what each severity 1..5 means.
 
@@ -207,6 +206,8 @@ def list_command(fmt):
       idx robustness list
       idx robustness list --format json
     """
+    from idx.analysis import perturbations as registry
+
     columns = ["name", "origin", "s1", "s2", "s3", "s4", "s5", "parameter"]
     rows = []
     for name in registry.perturbation_names():
@@ -237,11 +238,11 @@ def list_command(fmt):
     show_default=True,
     help="Share of the indexed files to add a corrupted copy of (0.2 = 20 %).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Sample and noise seed.")
-@json_option
+@seed_option
+@output_options
 @quiet_option
 @click.pass_context
-def inject_command(ctx, kind, severity, fraction, seed, as_json, quiet):
+def inject_command(ctx, kind, severity, fraction, seed, fmt, quiet):
     """Add corrupted copies (or pure-noise / blank images) of a sample as real image files.
 
     The files go to <index>/injected/<id>/ and are indexed with images.source = 'inject:<id>',
@@ -252,6 +253,8 @@ def inject_command(ctx, kind, severity, fraction, seed, as_json, quiet):
       idx robustness inject --kind gaussian_noise --severity 3 --fraction 0.2
       idx robustness inject --kind pure_noise --fraction 0.05 --json
     """
+    from idx.ops import injection
+
     with ProgressBar(quiet) as bar, open_index(ctx) as index:
         inj = injection.inject(
             index,
@@ -263,26 +266,27 @@ def inject_command(ctx, kind, severity, fraction, seed, as_json, quiet):
             on_skip=_skip_printer(bar, quiet),
         )
         bar.close()
-    if as_json:
-        echo_json(inj.as_dict())
-        return
-    level = f" severity {inj.severity}" if inj.severity else ""
-    click.echo(
-        f"injection {inj.id}: added {inj.n_images} {inj.kind}{level} images "
-        f"(source '{inj.source}') from {inj.folder}"
-    )
-    click.echo(
-        f"compare with: idx robustness compare --id {inj.id}; remove with: "
-        f"idx robustness eject --id {inj.id}"
-    )
+
+    def table() -> None:
+        level = f" severity {inj.severity}" if inj.severity else ""
+        click.echo(
+            f"injection {inj.id}: added {inj.n_images} {inj.kind}{level} images "
+            f"(source '{inj.source}') from {inj.folder}"
+        )
+        click.echo(
+            f"compare with: idx robustness compare --id {inj.id}; remove with: "
+            f"idx robustness eject --id {inj.id}"
+        )
+
+    render_summary(inj.as_dict(), fmt, table)
 
 
 @robustness.command("eject")
 @click.option("--id", "injection_id", type=int, default=None, help="Injection to remove.")
 @click.option("--all", "all_", is_flag=True, help="Remove every injection.")
-@json_option
+@output_options
 @click.pass_context
-def eject_command(ctx, injection_id, all_, as_json):
+def eject_command(ctx, injection_id, all_, fmt):
     """Remove injected images: catalog rows, vectors and files (default: the latest injection).
 
     \b
@@ -292,29 +296,29 @@ def eject_command(ctx, injection_id, all_, as_json):
     """
     if all_ and injection_id is not None:
         raise UsageError("give --id N or --all, not both")
+    from idx.ops import injection
+
     with open_index(ctx) as index:
         removed = injection.eject(index, injection_id, all_=all_)
-    if as_json:
-        echo_json(removed)
-        return
-    if not removed:
-        click.echo("nothing injected; nothing removed")
-    for item in removed:
-        click.echo(f"injection {item['id']}: removed {item['removed']} {item['kind']} images")
+
+    def table() -> None:
+        if not removed:
+            click.echo("nothing injected; nothing removed")
+        for item in removed:
+            click.echo(f"injection {item['id']}: removed {item['removed']} {item['kind']} images")
+
+    render_summary(removed, fmt, table)
 
 
 @robustness.command("compare")
 @click.option("--id", "injection_id", type=int, default=None, help="Injection (default: latest).")
-@click.option(
-    "--k",
-    type=click.IntRange(min=2),
-    default=None,
-    help="Clusters (default: k of the latest cluster run, else 8).",
+@count_option(
+    type=click.IntRange(min=2), help="Clusters (default: k of the latest cluster run, else 8)."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="k-means seed.")
-@json_option
+@seed_option
+@output_options
 @click.pass_context
-def compare_command(ctx, injection_id, k, seed, as_json):
+def compare_command(ctx, injection_id, k, seed, fmt):
     """Cluster with and without an injection's images, side by side.
 
     Reports silhouette (cosine) and, with labels, purity for the clean images alone and with the
@@ -326,11 +330,15 @@ def compare_command(ctx, injection_id, k, seed, as_json):
       idx robustness compare
       idx robustness compare --id 2 --k 20 --json
     """
+    from idx.ops import injection
+
     with open_index(ctx, read_only=True) as index:
         result = injection.compare(index, injection_id, k=k, seed=seed)
-    if as_json:
-        echo_json(result)
-        return
+    render_summary(result, fmt, lambda: _print_comparison(result))
+    note_untrained(result["untrained"], "clusters are not meaningful")
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
     inj, without, with_ = result["injection"], result["without_injected"], result["with_injected"]
     click.echo(
         f"injection {inj['id']} ({inj['n_images']} {inj['kind']} images), k-means k={result['k']}"
@@ -344,37 +352,6 @@ def compare_command(ctx, injection_id, k, seed, as_json):
     click.echo("where the injected images land:")
     rows = [r for r in result["landing"] if r["injected"]]
     render_rows(list(rows[0]), [list(r.values()) for r in rows], "table")
-    if result["untrained"]:
-        warn("note: the model has UNTRAINED random weights; clusters are not meaningful")
-
-
-def step_robustness(run: Any) -> None:
-    """Demo step: a small measurement (3 perturbations, severities 1, 3, 5, 40 images)."""
-    with ProgressBar(run.quiet) as bar, run.index() as index:
-        report = measure(
-            index,
-            ["gaussian_noise", "gaussian_blur", "jpeg"],
-            [1, 3, 5],
-            sample=40,
-            k=5,
-            progress=bar,
-        )
-        bar.close()
-    worst = min(report.results, key=lambda r: r["cos_mean"])
-    warn(
-        f"demo: robustness run {report.run_id}: lowest mean cosine {worst['cos_mean']:.3f} "
-        f"({worst['perturbation']} severity {worst['severity']})"
-    )
-    run.summary["robustness"] = {"run_id": report.run_id, "results": report.results}
-    outputs = run.summary.setdefault("outputs", {})
-    for name, path in report.plots.items():
-        outputs[f"robustness_{name}"] = path
-    run.next_commands += [
-        f"idx --index {run.index_dir} robustness --perturb all --severity 1:5 --sample 48",
-        f"idx --index {run.index_dir} robustness inject --kind gaussian_noise --severity 5 "
-        "--fraction 0.2",
-        f"idx --index {run.index_dir} robustness compare",
-    ]
 
 
 def register(cli: click.Group) -> None:

@@ -1,0 +1,191 @@
+"""Every flag shared by several commands, one decorator each, and opening the index they name.
+
+Values that live in the library (choices, defaults) are read lazily, so that `idx --help` lists
+the commands without importing FAISS, DuckDB or the model code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from idx import config
+
+if TYPE_CHECKING:
+    from idx.indexer.index import Index
+
+#: Output formats of every command; commands that list rows also stream `jsonl`.
+FORMATS = ("table", "csv", "json")
+ROW_FORMATS = (*FORMATS, "jsonl")
+
+
+class Lazy:
+    """`module.attribute`, read when click needs it (a default, a help line, a choice)."""
+
+    def __init__(self, module: str, attribute: str, convert: Callable[[Any], Any] = lambda v: v):
+        self.module, self.attribute, self.convert = module, attribute, convert
+
+    def __call__(self) -> Any:
+        return self.convert(getattr(import_module(self.module), self.attribute))
+
+    def __str__(self) -> str:  # click shows a callable default's str() in --help
+        return str(self())
+
+
+class LazyChoice(click.Choice):
+    """A click.Choice whose values come from a Lazy when first needed."""
+
+    def __init__(self, values: Callable[[], Any]):  # no super().__init__: `choices` is computed
+        self.values = values
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self.values())
+
+
+def output_options(fn: Any = None, *, rows: bool = False) -> Any:
+    """--format table|csv|json (plus jsonl when `rows`: one JSON object per line) and --json,
+    passed to the command as one `fmt` argument."""
+
+    def decorate(command: Any) -> Any:
+        @functools.wraps(command)
+        def wrapper(*args: Any, fmt: str | None, as_json: bool, **kwargs: Any) -> Any:
+            if as_json and fmt not in (None, "json"):
+                raise click.UsageError(f"--json means --format json; drop --json or --format {fmt}")
+            return command(*args, fmt="json" if as_json else (fmt or "table"), **kwargs)
+
+        wrapper = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(
+            wrapper
+        )
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(ROW_FORMATS if rows else FORMATS),
+            default=None,
+            help="Output: an aligned table (default), CSV, JSON"
+            + (", or JSON lines (one object per row)." if rows else "."),
+        )(wrapper)
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def model_options(fn: Any) -> Any:
+    """--model / --pretrained / --checkpoint, with their IDX_* env vars."""
+    for decorator in reversed(
+        (
+            click.option(
+                "--model",
+                metavar="NAME|CONFIG.json",
+                default=None,
+                help="open_clip model name or model config JSON (env IDX_MODEL; default: what "
+                "the index stored, else ViT-B-32 with OpenAI weights).",
+            ),
+            click.option(
+                "--pretrained",
+                metavar="TAG",
+                default=None,
+                help="open_clip pretrained tag, e.g. openai or laion2b_s34b_b79k "
+                "(env IDX_PRETRAINED).",
+            ),
+            click.option(
+                "--checkpoint",
+                metavar="FILE",
+                default=None,
+                help="Local open_clip weights (.safetensors/.pt), loaded without running pickled "
+                "code (env IDX_CHECKPOINT).",
+            ),
+        )
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages."
+)
+
+
+def count_option(
+    name: str = "k",
+    *,
+    extra: tuple[str, ...] = (),
+    help: str,
+    default: Any = None,
+    required: bool = False,
+    type: Any = None,
+    metavar: str | None = None,
+) -> Any:
+    """A count of neighbours or clusters: `-k` and `--k` (and any `extra` spellings)."""
+    return click.option(
+        "-k",
+        "--k",
+        *extra,
+        name,
+        type=type if type is not None else click.IntRange(min=1),
+        default=default,
+        required=required,
+        show_default=default is not None,
+        metavar=metavar,
+        help=help,
+    )
+
+
+def batch_options(fn: Any) -> Any:
+    """--batch-size and --workers (env IDX_BATCH_SIZE, IDX_WORKERS; defaults in config.py)."""
+    fn = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Threads that read, decode or perturb images while the model runs "
+        "(env IDX_WORKERS, default: cores + 1, max 4).",
+    )(fn)
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Images per model call (env IDX_BATCH_SIZE, default {config.DEFAULT_BATCH_SIZE}).",
+    )(fn)
+
+
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same result."
+)
+
+
+no_plots_option = click.option("--no-plots", is_flag=True, help="Do not draw the plots.")
+
+
+def cluster_run_option(purpose: str) -> Any:
+    """--run N: the cluster run a command compares with (`purpose`), by default the latest."""
+    return click.option(
+        "--run",
+        "cluster_run",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"Cluster run {purpose} (default: the latest one, if any).",
+    )
+
+
+def plots_option(fn: Any) -> Any:
+    """--out DIR: the folder for a command's plots."""
+    return click.option(
+        "--out",
+        "out",
+        type=click.Path(file_okay=False),
+        default=None,
+        metavar="DIR",
+        help="Folder for the plots (default: <index>/plots/).",
+    )(fn)
+
+
+def open_index(ctx: click.Context, *, read_only: bool = False, **model: Any) -> Index:
+    """The index named by `idx --index` (or IDX_INDEX, or ./.idx), opened with `model` flags."""
+    from idx.indexer.index import Index
+
+    return Index(ctx.obj.get("index_dir"), read_only=read_only, **model)
