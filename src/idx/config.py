@@ -31,7 +31,13 @@ CATALOG_FILE = "catalog.duckdb"
 VECTORS_FILE = "vectors.faiss"
 VECTORS_META_FILE = "vectors.json"
 LOCK_FILE = "write.lock"
+JOB_FILE = "job.json"
+READERS_DIR = "readers"
 PLOTS_DIR = "plots"
+#: What idx itself keeps in an index folder (besides catalog.duckdb and its .wal).
+INDEX_FILES = frozenset(
+    {VECTORS_FILE, VECTORS_META_FILE, LOCK_FILE, JOB_FILE, READERS_DIR, PLOTS_DIR}
+)
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -68,3 +74,8 @@ def plots_dir(
 def prompt(display_name: str) -> str:
     """The zero-shot text for a class: folder names read their underscores as spaces."""
     return PROMPT_TEMPLATE.format(display_name.replace("_", " "))
+
+
+def lock_wait() -> float:
+    """Seconds a reader waits for a writer to release the catalog: IDX_LOCK_WAIT, default 30."""
+    return float(env("LOCK_WAIT") or 30.0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from idx.indexer.catalog import Catalog
 from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelIdentity, check_compatible, resolve
 from idx.indexer.ingest import AddReport, Ingest
+from idx.indexer.jobs import Job
 from idx.indexer.vectors import REMOVABLE, VectorStore
 from idx.progress import Progress
 
@@ -44,10 +47,14 @@ class Index:
         pretrained: str | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         encoder: Encoder | None = None,
+        wait: float = 0.0,
     ):
         self.dir = config.index_dir(path)
         self.read_only = read_only
-        self.catalog = Catalog(self.dir, read_only=read_only)
+        # A new index that ends up holding nothing is removed again (see add): no half-made index.
+        self._new_dir = not self.dir.exists()
+        self._new = not (self.dir / config.CATALOG_FILE).exists()
+        self.catalog = Catalog(self.dir, read_only=read_only, wait=wait)
         self._asked = (
             model or config.env("MODEL"),
             pretrained or config.env("PRETRAINED"),
@@ -69,6 +76,11 @@ class Index:
 
     def close(self) -> None:
         self.catalog.close()
+
+    def release(self) -> None:
+        """Let go of the catalog file until the next call needs it, so that a writer (or, for a
+        writer, readers) can use it meanwhile; long-lived readers call this between requests."""
+        self.catalog.release()
 
     def __enter__(self) -> Index:
         return self
@@ -98,8 +110,9 @@ class Index:
         if self._encoder is None:
             ident = self.identity()
             self._encoder = Encoder.load(ident)
-            if not self.read_only and self.stored_identity() is None:
-                self.catalog.set_meta("model", ident.to_json())
+            stored = self.stored_identity()
+            if not self.read_only and (stored is None or stored.to_json() != ident.to_json()):
+                self.catalog.set_meta("model", ident.to_json())  # now with what loading learnt
         return self._encoder
 
     # -- vectors ----------------------------------------------------------------------------
@@ -161,44 +174,62 @@ class Index:
         source: str = config.FILES_SOURCE,
         include_hidden: bool | None = None,
         exclude: Sequence[str] | None = None,
+        command: str | None = None,
     ) -> AddReport:
         """Ingest folders incrementally; see idx.indexer.ingest for the rules.
 
         `source` marks the rows (images.source), e.g. 'inject:3' for injected test images.
         `include_hidden` and `exclude` (globs relative to each folder) replace the rules stored
         with the folders; None keeps them (default for a new folder: hidden files left out, no
-        excludes). Files a new rule leaves out are removed like deleted ones.
+        excludes). Files a new rule leaves out are removed like deleted ones. `command` is what
+        `idx status` shows for the running job (default: the equivalent `idx add`).
         """
         self._require_writable("add")
         paths = [os.path.expanduser(os.fspath(p)) for p in paths]
         if not paths:
             raise UsageError("add needs at least one folder")
-        self.identity()  # refuse a mismatched model before any work
-        start_gen = self.catalog.generation()
-        size = config.batch_size(batch_size)
-        if size < 1:
-            raise UsageError(f"--batch-size must be at least 1, not {size}")
-        ingest = Ingest(
-            self.catalog,
-            lambda: self.encoder,
-            batch_size=size,
-            workers=workers,
-            progress=progress,
-            on_skip=on_skip,
-            source=source,
-            exclude=[str(self.dir)],
-            include_hidden=include_hidden,
-            excludes=exclude,
-        )
+        resume = shlex.join(["idx", "--index", str(self.dir), "add", *paths])
         try:
-            report = ingest.run(paths)
-        finally:
-            if ingest.changed_ids or ingest.removed_ids:
-                self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
-        self.catalog.set_meta(
-            "last_add", json.dumps(report.as_dict() | {"skipped_files": len(report.skipped_files)})
-        )
+            with Job(self.dir, command or resume, resume, progress) as job:
+                ident = self.identity()  # refuse a mismatched model before any work
+                if self.stored_identity() is None:
+                    self.catalog.set_meta("model", ident.to_json())  # even if nothing is new
+                ingest = Ingest(
+                    self.catalog,
+                    lambda: self.encoder,
+                    batch_size=config.batch_size(batch_size),
+                    workers=workers,
+                    progress=job,
+                    on_skip=on_skip,
+                    source=source,
+                    exclude=[str(self.dir)],
+                    include_hidden=include_hidden,
+                    excludes=exclude,
+                )
+                start_gen = self.catalog.generation()
+                try:
+                    report = ingest.run(paths)
+                finally:
+                    if ingest.changed_ids or ingest.removed_ids:
+                        self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
+                summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
+                self.catalog.set_meta("last_add", json.dumps(summary))
+        except BaseException:
+            if self._new and self.catalog.images.count() == 0:
+                self._discard()
+            raise
         return report
+
+    def _discard(self) -> None:
+        """Remove an index this object created and that holds no image (a first add that
+        failed), so that the folder reads as no index at all."""
+        self.close()
+        for name in os.listdir(self.dir):
+            if name in config.INDEX_FILES or name.startswith(config.CATALOG_FILE):
+                target = self.dir / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        if self._new_dir and not any(self.dir.iterdir()):
+            self.dir.rmdir()
 
     def remove(self, ids: Sequence[int]) -> int:
         """Delete images (and rows referring to them) from the catalog and the FAISS file."""

@@ -125,6 +125,7 @@ class Ingest:
         self.rules = {root: self._rules(root) for root in roots}
         existing = self.files.rows_under(roots, self.source)
         prev_skips = self.files.skips_under(roots)
+        self.catalog.release()  # readers get the catalog while the tree is walked
         seen: set[str] = set()
         walk_skips: list[scan.Skip] = []
         todo: list[scan.FileEntry] = []
@@ -194,6 +195,7 @@ class Ingest:
         if not todo:
             return
         known = self.files.known_content()
+        self.catalog.release()  # held again only to commit each batch
         # Workers skip decoding only content the catalog had before this run.
         self.reader = Reader(
             self.encoder_factory,
@@ -299,6 +301,7 @@ class Ingest:
                     self.changed_ids.append(changed)
                 self.report.count(op)
             self.catalog.bump_generation()
+        self.catalog.commit_point()
 
     def _root_of(self, path: str) -> str:
         best = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from idx.indexer import jobs
 from idx.indexer.vectors import VectorStore
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def collect_status(index: Index) -> dict[str, Any]:
         "health": "ok" if not problems else "attention",
         "problems": problems,
         "last_add": json.loads(last_add) if last_add else None,
+        "job": jobs.current(index.dir),
         "folders": {
             path: {"include_hidden": rules.include_hidden, "excludes": list(rules.excludes)}
             for path, rules in index.catalog.files.folders().items()

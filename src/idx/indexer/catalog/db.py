@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -37,49 +39,103 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def _busy_message(index_dir: Path, detail: str = "") -> str:
-    pid = ""
-    try:
-        pid = (index_dir / config.LOCK_FILE).read_text().strip()
-    except OSError:
-        pass
+    pid = writer_pid(index_dir)
     who = f" (pid {pid})" if pid else ""
     return (
         f"index is busy: another idx process{who} is using {index_dir}{detail}; wait for it to "
-        "finish, or use another --index"
+        "finish (or pass --wait SECONDS to queue behind it), or use another --index"
     )
 
 
-class Database:
-    """A DuckDB connection to `<index>/catalog.duckdb` with migrations applied."""
+def writer_pid(index_dir: Path) -> int | None:
+    """The pid of the process that holds the index for writing now, None when none does."""
+    lock = Path(index_dir) / config.LOCK_FILE
+    try:
+        fh = open(lock)
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = fh.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
 
-    def __init__(self, index_dir: Path, *, read_only: bool = False):
+
+class Database:
+    """`<index>/catalog.duckdb` with migrations applied, shared between one writer and readers.
+
+    DuckDB lets one process hold a file for writing or several for reading, never both. So that
+    reads work while a long `add` runs, no one holds the file longer than it needs: a connection
+    opens on first use and `release()` closes it. A writer releases between batches
+    (`commit_point`) when a reader is waiting or its batches are slow, without the checkpoint a
+    close would do (readers replay the write-ahead log); it checkpoints once, at `close`. A reader
+    that finds the file held waits, announcing itself in `<index>/readers/`, for up to
+    IDX_LOCK_WAIT seconds. Writers exclude each other with a lock file (`write.lock`) held for
+    the whole run; `wait` seconds queue behind another writer instead of failing at once.
+    """
+
+    #: A writer whose connection has been open this long releases it at the next commit point.
+    HOLD_S = 0.5
+
+    def __init__(self, index_dir: Path, *, read_only: bool = False, wait: float = 0.0):
         self.index_dir = Path(index_dir)
         self.read_only = read_only
         self.path = self.index_dir / config.CATALOG_FILE
         self._lock_fh: Any = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
         if read_only:
             if not self.path.exists():
                 raise EmptyIndexError(
                     f"no index at {self.index_dir}; create one with `idx add FOLDER` "
                     "(or point --index / IDX_INDEX at an existing one)"
                 )
-            if self._pending_migrations_ro():
+            if self._pending_migrations():
                 # An index written by an older idx: upgrade it once under the write lock.
-                Database(self.index_dir).close()
+                self.release()
+                Database(self.index_dir, wait=config.lock_wait()).close()
         else:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-            self._take_lock()
-        self.con = self._connect()
-        if not read_only:
+            self._take_lock(wait)
             self._migrate()
 
-    def _take_lock(self) -> None:
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self._connect()
+            self._opened_at = time.monotonic()
+        return self._con
+
+    def release(self) -> None:
+        """Close the DuckDB connection (it reopens on next use) so that others can open it."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def commit_point(self) -> None:
+        """A writer's moment between batches: release the file if a reader waits or the
+        connection has been held past HOLD_S (so a reader never waits longer than a batch)."""
+        if self._con is None:
+            return
+        if time.monotonic() - self._opened_at > self.HOLD_S or readers_waiting(self.index_dir):
+            self.release()
+
+    def _take_lock(self, wait: float) -> None:
         fh = open(self.index_dir / config.LOCK_FILE, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise IndexBusyError(_busy_message(self.index_dir)) from None
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    detail = f" (waited {wait:g} s)" if wait > 0 else ""
+                    raise IndexBusyError(_busy_message(self.index_dir, detail)) from None
+                time.sleep(0.1)
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -87,23 +143,39 @@ class Database:
         self._lock_fh = fh
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        # A writer may wait behind a reader for long (a reader holds the file for one query);
+        # a reader gives up after IDX_LOCK_WAIT seconds with a clear message.
+        wait = config.lock_wait() if self.read_only else max(config.lock_wait(), 600.0)
+        deadline = time.monotonic() + wait
+        marker: Path | None = None
         try:
-            return duckdb.connect(str(self.path), read_only=self.read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise IndexBusyError(_busy_message(self.index_dir, " for writing")) from None
-            raise IdxError(f"cannot open catalog {self.path}: {exc}") from exc
+            while True:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                    break
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc).lower():
+                        raise IdxError(f"cannot open catalog {self.path}: {exc}") from exc
+                    if time.monotonic() >= deadline:
+                        raise IndexBusyError(
+                            _busy_message(self.index_dir, f" and held the catalog for {wait:g} s")
+                            + "; raise IDX_LOCK_WAIT to wait longer"
+                        ) from None
+                    if marker is None and self.read_only:
+                        marker = _announce_reader(self.index_dir)
+                    time.sleep(0.02)
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+        if not self.read_only:
+            con.execute("PRAGMA disable_checkpoint_on_shutdown")
+        return con
 
-    def _pending_migrations_ro(self) -> bool:
-        con = self._connect()
+    def _pending_migrations(self) -> bool:
         try:
-            applied = {
-                r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()
-            }
+            applied = {r[0] for r in self.rows("SELECT version FROM schema_migrations")}
         except duckdb.CatalogException:
             applied = set()
-        finally:
-            con.close()
         return any(v not in applied for v, _, _ in _migrations())
 
     def _migrate(self) -> None:
@@ -136,9 +208,9 @@ class Database:
         self.con.execute("COMMIT")
 
     def close(self) -> None:
-        if getattr(self, "con", None) is not None:
-            self.con.close()
-            self.con = None  # type: ignore[assignment]
+        if self._con is not None and not self.read_only:
+            self._con.execute("CHECKPOINT")  # fold the write-ahead log into the file, once
+        self.release()
         if self._lock_fh is not None:
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
@@ -223,6 +295,42 @@ class Database:
             raise UsageError(f"SQL error: {exc}") from None
         except duckdb.Error as exc:
             raise UsageError(f"SQL error: {exc}") from None
+
+
+def readers_waiting(index_dir: Path) -> bool:
+    """Whether a reader is waiting for the catalog (a marker of a live process in readers/)."""
+    folder = Path(index_dir) / config.READERS_DIR
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    for entry in entries:
+        pid = entry.name.split("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            return True
+        Path(entry.path).unlink(missing_ok=True)  # left by a reader that died waiting
+    return False
+
+
+def _announce_reader(index_dir: Path) -> Path | None:
+    folder = Path(index_dir) / config.READERS_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+        marker = folder / f"{os.getpid()}-{threading.get_ident()}"
+        marker.touch()
+        return marker
+    except OSError:  # a read-only folder: the writer then releases on its own schedule
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Registered:
