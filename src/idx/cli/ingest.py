@@ -134,10 +134,22 @@ def status(ctx, fmt):
             lines.insert(
                 4, f"recall@10: {v['recall_at_10']:.3f} (approximate index vs exact search)"
             )
+        if info.get("job"):
+            lines.append(f"job:       {_job_line(info['job'])}")
         lines += [f"  - {p}" for p in info["problems"]]
         click.echo("\n".join(lines))
 
     render_summary(info, fmt, table)
+
+
+def _job_line(job: dict) -> str:
+    """The add that is running (phase, progress, speed) or that stopped (and how to resume)."""
+    if job["status"] != "running":
+        error = f": {job['error']}" if job.get("error") else ""
+        return f"{job['status']} `{job['command']}`{error}; resume with `{job['resume']}`"
+    rate = f", {job['images_per_s']:.1f} images/s" if job.get("images_per_s") else ""
+    eta = f", about {job['eta_s']:.0f}s left" if job.get("eta_s") else ""
+    return f"running `{job['command']}`: {job['phase']} {job['done']}/{job['total']}{rate}{eta}"
 
 
 @click.command()
