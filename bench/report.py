@@ -24,14 +24,12 @@ import pyarrow as pa
 from PIL import Image
 
 from idx.analysis.report_html import thumbnail_uri
-from idx.ops.maps import clustering
-from idx.ops.insights import measure as insights
-from idx.ops.labels import imports as labels
-from idx.ops.maps import projection
-from idx.ops.maps import sweep
-from idx.ops.report.write import write_report
 from idx.indexer import synthetic
 from idx.indexer.index import Index
+from idx.ops.insights import measure as insights
+from idx.ops.labels import imports as labels
+from idx.ops.maps import clustering, projection, sweep
+from idx.ops.report.write import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 

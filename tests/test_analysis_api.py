@@ -9,11 +9,11 @@ import pytest
 
 from idx.analysis.clustering import nearest_centres
 from idx.analysis.metrics import silhouette
+from idx.errors import EmptyIndexError, NotFoundError, UsageError
+from idx.indexer.index import Index
 from idx.ops.maps.clustering import cluster, load_clusters
 from idx.ops.maps.projection import load_projection, project
 from idx.ops.maps.sweep import parse_k_range, sweep
-from idx.errors import EmptyIndexError, NotFoundError, UsageError
-from idx.indexer.index import Index
 
 
 def _count(index: Index, sql: str) -> int:

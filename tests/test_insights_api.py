@@ -14,12 +14,12 @@ from sklearn import metrics as skm
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from idx.ops.insights import runs as insight_runs
-from idx.ops.insights import measure as insights_api
-from idx.ops.labels import imports as labels_api
 from idx.cli.main import cli
 from idx.errors import EmptyIndexError, NotFoundError
 from idx.indexer.index import Index
+from idx.ops.insights import measure as insights_api
+from idx.ops.insights import runs as insight_runs
+from idx.ops.labels import imports as labels_api
 
 # The clustering feature's tables, exactly as its contract states them.
 CLUSTER_TABLES = """

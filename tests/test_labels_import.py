@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from idx.ops.labels import imports as labels_api
 from idx.cli.main import cli
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.index import Index
+from idx.ops.labels import imports as labels_api
 
 
 def _write(path: Path, lines: list[str], newline: str = "\n") -> Path:

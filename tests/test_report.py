@@ -21,18 +21,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.analysis.report_html import json_for_script, metric_rows
-from idx.ops.maps import clustering
-from idx.ops.insights import measure as insights
-from idx.ops.labels import imports as labels
-from idx.ops.maps import projection
-from idx.ops.robustness import measure as robustness
-from idx.ops.maps import sweep
-from idx.ops.report.write import write_report
-from idx.ops.report.data import COMMANDS, split_common_prefix
-from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
-from idx.ops.maps.sweep import parse_k_range
 from idx.cli.main import cli
 from idx.indexer.index import Index
+from idx.ops.insights import measure as insights
+from idx.ops.labels import imports as labels
+from idx.ops.maps import clustering, projection, sweep
+from idx.ops.maps.sweep import parse_k_range
+from idx.ops.report.data import COMMANDS, split_common_prefix
+from idx.ops.report.write import write_report
+from idx.ops.robustness import measure as robustness
+from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,12 +11,12 @@ from PIL import Image
 from sklearn.cluster import KMeans
 
 from idx.analysis import perturbations
-from idx.ops.injection import compare, eject, inject, list_injections
-from idx.ops.robustness.measure import measure
-from idx.ops.robustness.inputs import sample_ids
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
+from idx.ops.injection import compare, eject, inject, list_injections
+from idx.ops.robustness.inputs import sample_ids
+from idx.ops.robustness.measure import measure
 
 # The contracts of the labels (0004) and clustering (0003) features, which this branch lacks.
 CONTRACT_TABLES = (
