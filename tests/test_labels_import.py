@@ -168,7 +168,10 @@ def test_from_folders_labels_every_image_and_is_idempotent(indexed_copy, tmp_pat
         one_class = Path(index.sql("SELECT min(path) FROM images")[1][0][0]).parent
         part = labels_api.import_folders(index, [one_class])
         assert (part.rows, part.imported, part.unlabelled_images) == (6, 0, 6)
-        assert index.sql("SELECT count(*) FROM labels")[1] == [(len(stems) - 6,)]
+        # Imports are independent: the first import's labels stay until it is removed.
+        assert index.sql("SELECT count(*) FROM labels")[1] == [(len(stems),)]
+        labels_api.remove_import(index, first.name)
+        assert index.sql("SELECT count(*) FROM labels")[1] == [(0,)]
 
 
 def test_bad_files_are_refused_and_nothing_is_stored(indexed_copy, tmp_path):
@@ -176,7 +179,7 @@ def test_bad_files_are_refused_and_nothing_is_stored(indexed_copy, tmp_path):
         tmp_path / "bad.csv",
         ["ImageID,Source,LabelName,Confidence", "sunsets_000,v,/m/a,1", "sunsets_001,v,/m/a,high"],
     )
-    no_id = _write(tmp_path / "noid.csv", ["Image,Where", "a,b"])
+    no_id = _write(tmp_path / "noid.csv", ["ImageID,Where", "a,b"])
     ragged = _write(tmp_path / "ragged.csv", ["ImageID,LabelName", "sunsets_000", "sunsets_1,/m/a"])
     with Index(indexed_copy) as index:
         with pytest.raises(UsageError, match="'high'"):

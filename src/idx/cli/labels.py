@@ -1,4 +1,5 @@
-"""`idx labels import|list`: dataset labels (Open Images files, plain CSV, folder names)."""
+"""`idx labels import|list|remove`: dataset labels (Open Images files, plain CSV, folder names),
+each import recorded and undoable."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from idx.errors import UsageError
 
 _files = click.Path(exists=True, dir_okay=False)
 REPORT_COLUMNS = (
+    "name",
     "kind",
     "file",
     "rows",
@@ -101,7 +103,11 @@ def labels():
     "--source",
     default=None,
     metavar="NAME",
-    help="Store the labels under this source instead of the file's own.",
+    help="Name the import NAME (default: the file's name) and store its labels under this "
+    "source instead of the file's own; one file per --source.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check the files and print the counts; write nothing."
 )
 @output_options
 @quiet_option
@@ -117,13 +123,16 @@ def import_(
     id_from,
     id_regex,
     source,
+    dry_run,
     fmt,
     quiet,
 ):
     """Import labels for the indexed images; re-importing the same file changes nothing.
 
     Only rows for indexed images are kept: rows for other images are counted and reported.
-    Millions of rows are read by DuckDB in one streaming pass.
+    Millions of rows are read by DuckDB in one streaming pass. Each file is one import, checked
+    before anything is written and recorded under its name (the file's, or --source): `idx
+    labels list --imports` lists them, `idx labels remove --source NAME` undoes one exactly.
 
     \b
     Example:
@@ -131,6 +140,7 @@ def import_(
       idx labels import --boxes bbox-annotations.csv --json
       idx labels import --from-folders
       idx labels import --csv labels.csv --id-from name
+      idx labels import --labels image-labels.csv --dry-run
     """
     if not (class_files or label_files or box_files or csv_files or from_folders):
         raise UsageError(
@@ -138,11 +148,20 @@ def import_(
         )
     if roots and not from_folders:
         raise UsageError("--root only applies to --from-folders")
+    n_imports = len(class_files + label_files + box_files + csv_files) + bool(from_folders)
+    if source and n_imports > 1:
+        raise UsageError(
+            f"--source {source} names one import, but {n_imports} were given; import the files "
+            "one by one, each with its own --source (or none: each is named after its file)"
+        )
     from idx.ops.labels import imports as labels_api
 
     reports = []
     with ProgressBar(quiet, unit="%") as bar, open_index(ctx) as index:
-        reports += [labels_api.import_classes(index, f, bar) for f in class_files]
+        reports += [
+            labels_api.import_classes(index, f, bar, name=source, dry_run=dry_run)
+            for f in class_files
+        ]
         for kind, files in (("labels", label_files), ("boxes", box_files), ("csv", csv_files)):
             reports += [
                 labels_api.import_labels(
@@ -153,12 +172,19 @@ def import_(
                     id_regex=id_regex,
                     source=source,
                     progress=bar,
+                    dry_run=dry_run,
                 )
                 for f in files
             ]
         if from_folders:
             reports.append(
-                labels_api.import_folders(index, list(roots) or None, source=source or "folder")
+                labels_api.import_folders(
+                    index,
+                    list(roots) or None,
+                    source=source or "folder",
+                    name=source,
+                    dry_run=dry_run,
+                )
             )
     imports = [r.as_dict() for r in reports]
     render_summary(
@@ -174,6 +200,10 @@ def import_(
 
 
 def _warn_about(r: Any, quiet: bool) -> None:
+    for line in r.warnings:  # shown even with --quiet: the import may be the wrong file
+        warn(f"warning: {line}")
+    if r.dry_run:
+        warn(f"{r.file}: dry run, nothing was written")
     if quiet:
         return
     if r.unknown_image_rows:
@@ -207,10 +237,13 @@ def _warn_about(r: Any, quiet: bool) -> None:
     is_flag=True,
     help="Also classes with no labelled image (e.g. the rest of a class file).",
 )
+@click.option(
+    "--imports", is_flag=True, help="List the imports instead: name, kind, file, rows, time."
+)
 @output_options(rows=True)
 @click.pass_context
-def list_(ctx, include_empty, fmt):
-    """Show each class with how many indexed images carry it.
+def list_(ctx, include_empty, imports, fmt):
+    """Show each class with how many indexed images carry it, or (--imports) each import.
 
     images = positives (confidence > 0); verified_absent = Confidence 0 rows.
 
@@ -218,12 +251,51 @@ def list_(ctx, include_empty, fmt):
     Example:
       idx labels list
       idx labels list --format csv > classes.csv
+      idx labels list --imports
     """
-    from idx.ops.labels.imports import list_labels
+    from idx.ops.labels.imports import list_imports, list_labels
 
     with open_index(ctx, read_only=True) as index:
-        columns, rows = list_labels(index, include_empty=include_empty)
+        if imports:
+            columns, rows = list_imports(index)
+        else:
+            columns, rows = list_labels(index, include_empty=include_empty)
     render_rows(columns, rows, fmt)
+
+
+@labels.command("remove")
+@click.option(
+    "--source",
+    "name",
+    required=True,
+    metavar="NAME",
+    help="The import to undo, as `idx labels list --imports` names it.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; write nothing.")
+@output_options
+@click.pass_context
+def remove(ctx, name, dry_run, fmt):
+    """Undo one label import exactly: its labels and classes go, and where an earlier import
+    had written the same label, that one is back.
+
+    \b
+    Example:
+      idx labels list --imports
+      idx labels remove --source image-labels.csv
+    """
+    from idx.ops.labels.imports import remove_import
+
+    with open_index(ctx) as index:
+        removed = remove_import(index, name, dry_run=dry_run)
+    render_summary(
+        removed,
+        fmt,
+        lambda: click.echo(
+            f"{'would remove' if dry_run else 'removed'} import {removed['name']} "
+            f"({removed['kind']}, {removed['file'] or '-'}): {removed['label_rows']} label rows, "
+            f"{removed['class_rows']} class rows"
+        ),
+    )
 
 
 def register(cli: click.Group) -> None:

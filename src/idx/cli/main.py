@@ -36,10 +36,19 @@ class IdxGroup(click.Group):
     metavar="DIR",
     help="Index folder holding the DuckDB catalog and the FAISS file (env IDX_INDEX, default ./.idx).",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    envvar="IDX_WAIT",
+    default=0.0,
+    metavar="SECONDS",
+    help="A command that writes queues this long behind another writer of the index instead of "
+    "failing at once (env IDX_WAIT; default 0). Reading commands never need it.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what the library does (to stderr).")
 @click.version_option(package_name="idx-clip")
 @click.pass_context
-def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, index_dir: str | None, wait: float, verbose: bool) -> None:
     """idx: a CLIP embedding index and analysis workbench.
 
     Does CLIP group similar images together, and how well? Index folders of images with
@@ -58,6 +67,7 @@ def cli(ctx: click.Context, index_dir: str | None, verbose: bool) -> None:
     )
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
+    ctx.obj["wait"] = wait
 
 
 def _register() -> None:

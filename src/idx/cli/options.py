@@ -185,7 +185,9 @@ def plots_option(fn: Any) -> Any:
 
 
 def open_index(ctx: click.Context, *, read_only: bool = False, **model: Any) -> Index:
-    """The index named by `idx --index` (or IDX_INDEX, or ./.idx), opened with `model` flags."""
+    """The index named by `idx --index` (or IDX_INDEX, or ./.idx), opened with `model` flags;
+    a writer queues `idx --wait` seconds behind another one."""
     from idx.indexer.index import Index
 
-    return Index(ctx.obj.get("index_dir"), read_only=read_only, **model)
+    wait = 0.0 if read_only else float(ctx.obj.get("wait") or 0.0)
+    return Index(ctx.obj.get("index_dir"), read_only=read_only, wait=wait, **model)

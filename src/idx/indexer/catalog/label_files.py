@@ -54,11 +54,18 @@ class LabelFiles:
         self.labels = labels
 
     def import_classes(
-        self, path: Path, n_columns: int, header: bool, progress: Progress | None = None
+        self,
+        path: Path,
+        n_columns: int,
+        header: bool,
+        progress: Progress | None = None,
+        *,
+        name: str,
+        dry_run: bool = False,
     ) -> dict[str, int]:
-        """`LabelName,DisplayName` rows into `classes` (a repeated name keeps one display name);
-        counts: rows, imported, duplicate_rows, new."""
-        con = self.db.con
+        """`LabelName,DisplayName` rows into `classes` as the import `name` (a repeated name
+        keeps one display name); counts: rows, imported, duplicate_rows, new. A file whose keys
+        are mostly ids of indexed images (a label file given as classes) is refused."""
         self._run(
             "CREATE OR REPLACE TEMP TABLE _idx_classes AS SELECT c0 AS label_name, "
             "any_value(c1) AS display_name, count(*) AS n "
@@ -67,41 +74,60 @@ class LabelFiles:
             progress,
             path,
         )
-        with self.db.transaction():
+        try:
             rows, imported = self.db.rows("SELECT coalesce(sum(n), 0), count(*) FROM _idx_classes")[
                 0
             ]
-            new = self.db.value(
-                "SELECT count(*) FROM _idx_classes WHERE label_name NOT IN "
-                "(SELECT label_name FROM classes)"
+            image_keys = self.db.value(
+                f"SELECT count(*) FROM _idx_classes WHERE label_name IN (SELECT {ID_FROM['stem']} "
+                "FROM images)"
             )
-            con.execute(
-                "INSERT INTO classes SELECT label_name, display_name FROM _idx_classes "
-                "ON CONFLICT (label_name) DO UPDATE SET display_name = excluded.display_name"
-            )
-            self.labels.sync_display_names()
-            con.execute("DROP TABLE _idx_classes")
-        return {
-            "rows": int(rows),
-            "imported": int(imported),
-            "duplicate_rows": int(rows - imported),
-            "new": int(new),
-        }
+            if imported and image_keys * 2 > imported:
+                raise UsageError(
+                    f"class file {path}: {image_keys} of its {imported} keys are ids of indexed "
+                    "images, not label names, so it is a label file; pass it with --labels FILE "
+                    "and the class descriptions (LabelName,DisplayName) with --classes; nothing "
+                    "was imported"
+                )
+
+            def write(import_id: int) -> dict[str, Any]:
+                new = self.db.value(
+                    "SELECT count(*) FROM _idx_classes WHERE label_name NOT IN "
+                    "(SELECT label_name FROM classes)"
+                )
+                self.db.rows(
+                    "INSERT INTO class_rows SELECT ?, label_name, display_name FROM _idx_classes",
+                    [import_id],
+                )
+                return {
+                    "rows": int(rows),
+                    "imported": int(imported),
+                    "duplicate_rows": int(rows - imported),
+                    "new": int(new),
+                }
+
+            return self.labels.record_import(name, "classes", str(path), write, dry_run=dry_run)
+        finally:
+            self.db.rows("DROP TABLE IF EXISTS _idx_classes")
 
     def import_labels(
         self,
         file: LabelFile,
         *,
+        name: str,
+        kind: str,
         id_from: str = "stem",
         id_regex: str | None = None,
         plain_classes: bool = False,
         progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> dict[str, int]:
-        """Rows of `file` into `labels` (an existing (image, label, source) row takes the new
-        confidence); `plain_classes` makes each new label name its own class. Counts under the
+        """Rows of `file` into `labels` as the import `name` (the latest import of a key wins);
+        `plain_classes` makes each new label name its own class. Refused, with nothing written,
+        when a Confidence is not a number or no row names an indexed image. Counts under the
         names of ImportReport: rows, blank_rows, unknown_image_rows, unknown_images,
-        duplicate_rows, ambiguous_ids, imported, positives, negatives, new, unknown_classes."""
-        con = self.db.con
+        duplicate_rows, ambiguous_ids, matched_images, imported, positives, negatives, new,
+        unknown_classes."""
         # One pass over the file. Rows of indexed images are grouped per (image, label, source);
         # rows of other images collapse to one group per unknown id, so they are counted exactly
         # without being kept.
@@ -130,13 +156,28 @@ class LabelFiles:
                     f"{file.path}: {bad} rows have a Confidence that is not a number (e.g. "
                     f"{bad_value!r}); fix those rows, nothing was imported"
                 )
-            return self._store(plain_classes)
+            counts = self._count_rows()
+            if counts["rows"] > counts["blank_rows"] and not counts["matched_images"]:
+                how = f"--id-regex {id_regex!r}" if id_regex else f"--id-from {id_from}"
+                raise UsageError(
+                    f"{file.path}: none of its {counts['unknown_images']} image ids names an "
+                    f"indexed image (matched with {how}); check that the file is for these "
+                    "images, or match ids another way (--id-from path|name|stem, --id-regex); "
+                    "nothing was imported"
+                )
+            return self.labels.record_import(
+                name,
+                kind,
+                str(file.path),
+                lambda import_id: counts | self._store(import_id, plain_classes),
+                dry_run=dry_run,
+            )
         finally:
-            con.execute("DROP TABLE IF EXISTS _idx_import")
-            con.execute("DROP TABLE IF EXISTS _idx_keys")
+            self.db.rows("DROP TABLE IF EXISTS _idx_import")
+            self.db.rows("DROP TABLE IF EXISTS _idx_keys")
+            self.db.rows("DROP TABLE IF EXISTS _idx_new")
 
-    def _store(self, plain_classes: bool) -> dict[str, int]:
-        con = self.db.con
+    def _count_rows(self) -> dict[str, int]:
         names = (
             "rows",
             "blank_rows",
@@ -144,45 +185,50 @@ class LabelFiles:
             "unknown_images",
             "duplicate_rows",
             "ambiguous_ids",
+            "matched_images",
         )
         found = self.db.rows(
             "SELECT coalesce(sum(n_rows), 0), coalesce(sum(n_rows) FILTER (WHERE blank), 0), "
             "coalesce(sum(n_rows) FILTER (WHERE NOT blank AND kid IS NULL), 0), "
             "count(DISTINCT unknown_id) FILTER (WHERE NOT blank), "
             "coalesce(sum(n_rows - 1) FILTER (WHERE NOT blank AND kid IS NOT NULL), 0), "
-            "count(DISTINCT i.kid) FILTER (WHERE NOT blank AND len(k.image_ids) > 1) "
+            "count(DISTINCT i.kid) FILTER (WHERE NOT blank AND len(k.image_ids) > 1), "
+            "(SELECT count(DISTINCT image_id) FROM (SELECT unnest(k2.image_ids) AS image_id "
+            "FROM _idx_import i2 JOIN _idx_keys k2 USING (kid) WHERE NOT i2.blank)) "
             "FROM _idx_import i LEFT JOIN _idx_keys k USING (kid)"
         )[0]
-        counts = dict(zip(names, map(int, found)))
-        with self.db.transaction():
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _idx_new AS SELECT unnest(k.image_ids) AS image_id, "
-                "i.label_name, i.source, coalesce(i.confidence, 1.0) AS confidence "
-                "FROM _idx_import i JOIN _idx_keys k USING (kid) WHERE NOT i.blank"
+        return dict(zip(names, map(int, found)))
+
+    def _store(self, import_id: int, plain_classes: bool) -> dict[str, int]:
+        """This import's rows into label_rows (inside record_import's transaction)."""
+        self.db.rows(
+            "CREATE OR REPLACE TEMP TABLE _idx_new AS SELECT image_id, label_name, source, "
+            "max(confidence) AS confidence FROM (SELECT unnest(k.image_ids) AS image_id, "
+            "i.label_name, i.source, coalesce(i.confidence, 1.0) AS confidence "
+            "FROM _idx_import i JOIN _idx_keys k USING (kid) WHERE NOT i.blank) GROUP BY ALL"
+        )
+        found = self.db.rows(
+            "SELECT count(*), count(*) FILTER (WHERE confidence > 0), "
+            "count(*) FILTER (WHERE confidence <= 0), count(*) FILTER (WHERE NOT EXISTS ("
+            "SELECT 1 FROM labels l WHERE l.image_id = n.image_id AND l.label_name = "
+            "n.label_name AND l.source = n.source)) FROM _idx_new n"
+        )[0]
+        counts = dict(zip(("imported", "positives", "negatives", "new"), map(int, found)))
+        self.db.rows(
+            "INSERT INTO label_rows SELECT ?, image_id, label_name, source, confidence "
+            "FROM _idx_new",
+            [import_id],
+        )
+        if plain_classes:
+            self.labels.add_plain_classes(import_id, "SELECT label_name FROM _idx_new")
+        counts["unknown_classes"] = int(
+            self.db.value(
+                "SELECT count(DISTINCT label_name) FROM _idx_new WHERE label_name NOT IN "
+                "(SELECT label_name FROM classes UNION SELECT label_name FROM class_rows "
+                "WHERE import_id = ?)",
+                [import_id],
             )
-            found = self.db.rows(
-                "SELECT count(*), count(*) FILTER (WHERE confidence > 0), "
-                "count(*) FILTER (WHERE confidence <= 0), count(*) FILTER (WHERE NOT EXISTS ("
-                "SELECT 1 FROM labels l WHERE l.image_id = n.image_id AND l.label_name = "
-                "n.label_name AND l.source = n.source)) FROM _idx_new n"
-            )[0]
-            counts |= dict(zip(("imported", "positives", "negatives", "new"), map(int, found)))
-            con.execute(
-                "INSERT INTO labels (image_id, label_name, source, confidence) "
-                "SELECT image_id, label_name, source, confidence FROM _idx_new "
-                "ON CONFLICT (image_id, label_name, source) DO UPDATE SET "
-                "confidence = excluded.confidence, imported_at = now()::TIMESTAMP"
-            )
-            if plain_classes:
-                self.labels.add_plain_classes("SELECT label_name FROM _idx_new")
-            self.labels.sync_display_names()
-            counts["unknown_classes"] = int(
-                self.db.value(
-                    "SELECT count(DISTINCT label_name) FROM _idx_new WHERE label_name NOT IN "
-                    "(SELECT label_name FROM classes)"
-                )
-            )
-            con.execute("DROP TABLE _idx_new")
+        )
         return counts
 
     def _build_keys(self, id_from: str, id_regex: str | None, with_paths: bool) -> None:

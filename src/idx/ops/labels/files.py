@@ -13,8 +13,9 @@ from idx.indexer.catalog.label_files import ID_FROM, LabelFile
 
 __all__ = ["ID_FROM", "class_file_header", "first_row", "label_file"]
 
-_IMAGE_ID = ("imageid", "image_id", "image")
-_LABEL_NAME = ("labelname", "label_name", "label")
+# Open Images' own column names: a plain `image,label` file is a --csv file, not --labels.
+_IMAGE_ID = ("imageid", "image_id")
+_LABEL_NAME = ("labelname", "label_name")
 _CSV_HEADER_WORDS = {"label", "labels", "label_name", "labelname", "class", "category"}
 _CLASS_HEADER_WORDS = {"labelname", "label_name", "label", "name", "mid"}
 
@@ -28,12 +29,19 @@ def first_row(file: Path) -> list[str]:
 def class_file_header(file: Path) -> tuple[int, bool]:
     """(columns, whether the first row is a header) of a `LabelName,DisplayName` class file."""
     header = first_row(file)
-    if len(header) < 2:
+    lowered = [h.strip().lower() for h in header]
+    if _optional(header, _IMAGE_ID) is not None or "confidence" in lowered:
+        raise UsageError(
+            f"class file {file}: its header {','.join(header)!r} is a label file's; pass it with "
+            "--labels FILE and the class descriptions (LabelName,DisplayName) with --classes; "
+            "nothing was imported"
+        )
+    if len(header) != 2:
         raise UsageError(
             f"class file {file}: expected two columns `LabelName,DisplayName`, found "
-            f"{len(header)}; pass the Open Images class-descriptions file"
+            f"{len(header)}; pass the Open Images class-descriptions file; nothing was imported"
         )
-    return len(header), header[0].strip().lower() in _CLASS_HEADER_WORDS
+    return len(header), lowered[0] in _CLASS_HEADER_WORDS
 
 
 def label_file(file: Path, kind: str, source: str | None) -> LabelFile:
@@ -41,7 +49,9 @@ def label_file(file: Path, kind: str, source: str | None) -> LabelFile:
     header = first_row(file)
     if kind == "csv":
         if len(header) < 2:
-            raise UsageError(f"{file}: expected two columns `path_or_id,label`")
+            raise UsageError(
+                f"{file}: expected two columns `path_or_id,label`; nothing was imported"
+            )
         has_header = header[1].strip().lower() in _CSV_HEADER_WORDS
         return LabelFile(
             file, len(header), has_header, 0, 1, default_source=source or "csv", relative_paths=True
@@ -73,6 +83,6 @@ def _required(header: list[str], names: tuple[str, ...], file: Path, expected: s
     if found is None:
         raise UsageError(
             f"{file}: header {','.join(header)!r} has no {names[0]!r} column; expected "
-            f"{expected} (for a plain `path_or_id,label` file use --csv)"
+            f"{expected} (for a plain `path_or_id,label` file use --csv); nothing was imported"
         )
     return found

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Below this share of the indexed images named by a label file, the import warns with figures.
+MATCHED_SHARE_WARNING = 0.10
+
 
 @dataclass
 class ImportReport:
@@ -29,6 +32,8 @@ class ImportReport:
 
     file: str
     kind: str  # classes | labels | boxes | csv | folders
+    name: str = ""  # the import's source name (`idx labels remove --source NAME` undoes it)
+    dry_run: bool = False  # counted only: nothing was written
     rows: int = 0
     imported: int = 0  # distinct (image, label, source) rows written, or classes written
     new: int = 0  # of those, not in the catalog before
@@ -41,21 +46,49 @@ class ImportReport:
     ambiguous_ids: int = 0  # ids that match more than one indexed file (each gets the label)
     blank_rows: int = 0
     unlabelled_images: int = 0  # folders: images directly in the dataset folder, not a class one
+    matched_images: int = 0  # indexed images that a row of the file names
+    indexed_images: int = 0  # indexed images when the file was imported
     seconds: float = 0.0
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should look at: few indexed images matched."""
+        out = []
+        if self.kind in ("labels", "boxes", "csv") and self.indexed_images:
+            share = self.matched_images / self.indexed_images
+            if share < MATCHED_SHARE_WARNING:
+                out.append(
+                    f"{self.file}: only {self.matched_images} of the {self.indexed_images} "
+                    f"indexed images ({share:.1%}) have a row in it; if that is not expected, "
+                    f"check --id-from/--id-regex, then `idx labels remove --source {self.name}`"
+                )
+        return out
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"seconds": round(self.seconds, 3)}
+        return asdict(self) | {"seconds": round(self.seconds, 3), "warnings": self.warnings}
 
 
 def import_classes(
-    index: Index, path: str | os.PathLike[str], progress: Progress | None = None
+    index: Index,
+    path: str | os.PathLike[str],
+    progress: Progress | None = None,
+    *,
+    name: str | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Class descriptions `LabelName,DisplayName`, with or without a header (Open Images v4-v7)."""
+    """Class descriptions `LabelName,DisplayName`, with or without a header (Open Images v4-v7),
+    as the import `name` (default: the file's name; an earlier import of that name is replaced).
+    """
     start = time.perf_counter()
     file = _existing(path)
     n_columns, header = class_file_header(file)
-    counts = index.catalog.label_files.import_classes(file, n_columns, header, progress)
-    return ImportReport(str(file), "classes", **counts, seconds=time.perf_counter() - start)
+    name = name or file.name
+    counts = index.catalog.label_files.import_classes(
+        file, n_columns, header, progress, name=name, dry_run=dry_run
+    )
+    return ImportReport(
+        str(file), "classes", name, dry_run, **counts, seconds=time.perf_counter() - start
+    )
 
 
 def import_labels(
@@ -67,8 +100,10 @@ def import_labels(
     id_regex: str | None = None,
     source: str | None = None,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Import one label file for the indexed images.
+    """Import one label file for the indexed images, as one undoable import named `source`
+    (default: the file's name; an earlier import of that name is replaced).
 
     kind "labels": Open Images image-level labels `ImageID,Source,LabelName,Confidence` (header
     required; Confidence 0 rows are kept as verified negatives). kind "boxes": a box file
@@ -80,30 +115,49 @@ def import_labels(
         raise UsageError(f"unknown label file kind {kind!r}; use labels, boxes or csv")
     start = time.perf_counter()
     file = _existing(path)
-    index.require_images("label")
+    indexed = index.require_images("label")
+    name = source or file.name
     counts = index.catalog.label_files.import_labels(
         label_file(file, kind, source),
+        name=name,
+        kind=kind,
         id_from=id_from,
         id_regex=id_regex,
         plain_classes=kind == "csv",
         progress=progress,
+        dry_run=dry_run,
     )
-    return ImportReport(str(file), kind, **counts, seconds=time.perf_counter() - start)
+    return ImportReport(
+        str(file),
+        kind,
+        name,
+        dry_run,
+        **counts,
+        indexed_images=indexed,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def import_folders(
-    index: Index, roots: list[str | os.PathLike[str]] | None = None, *, source: str = "folder"
+    index: Index,
+    roots: list[str | os.PathLike[str]] | None = None,
+    *,
+    source: str = "folder",
+    name: str | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Label every indexed image with the name of its parent folder (ImageFolder layout).
 
     `roots`: only images under these folders (default: every indexed folder). Images directly in
     such a folder get no label (the dataset folder's own name is not a class). Re-importing
-    replaces this source's labels, so a file moved to another folder changes label.
+    replaces the earlier import of the same name (default: "folders", or "folders:" and the
+    roots), so a file moved to another folder changes label.
     """
     start = time.perf_counter()
     index.require_images("label")
     folders = [os.path.abspath(os.fspath(r)).rstrip("/") for r in roots or []]
-    counts = index.catalog.labels.import_folders(folders, source)
+    name = name or ":".join(["folders", *folders])
+    counts = index.catalog.labels.import_folders(folders, source, name, dry_run=dry_run)
     if folders and not counts["rows"]:
         raise NotFoundError(
             f"no indexed images under {', '.join(folders)}; indexed folders: "
@@ -112,9 +166,22 @@ def import_folders(
     return ImportReport(
         ",".join(folders) or "(all indexed folders)",
         "folders",
+        name,
+        dry_run,
         **counts,
         seconds=time.perf_counter() - start,
     )
+
+
+def remove_import(index: Index, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Undo the import `name` exactly (the label tables return to what they were without it);
+    what it held: name, kind, file, label_rows, class_rows."""
+    return index.catalog.labels.remove_import(name, dry_run=dry_run) | {"dry_run": dry_run}
+
+
+def list_imports(index: Index) -> tuple[list[str], list[tuple]]:
+    """Every recorded import, oldest first, with the rows it holds."""
+    return index.catalog.labels.imports()
 
 
 def list_labels(index: Index, *, include_empty: bool = False) -> tuple[list[str], list[tuple]]:
