@@ -20,6 +20,7 @@ from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelIdentity, check_compatible, resolve
 from idx.indexer.ingest import AddReport, Ingest
 from idx.indexer.jobs import Job
+from idx.indexer.live_vectors import catch_up
 from idx.indexer.vectors import REMOVABLE, VectorStore
 from idx.progress import Progress
 
@@ -71,6 +72,7 @@ class Index:
             if stored is None and not read_only:
                 self.catalog.set_meta("model", encoder.identity.to_json())
         self._vectors: VectorStore | None = None
+        self._contents: tuple[np.ndarray, np.ndarray] | None = None  # what _vectors holds
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -109,10 +111,8 @@ class Index:
         """The loaded model (loaded on first use; stored in the index on first add)."""
         if self._encoder is None:
             ident = self.identity()
+            # Loading may run in a decode worker: the catalog is written by `add`, not here.
             self._encoder = Encoder.load(ident)
-            stored = self.stored_identity()
-            if not self.read_only and (stored is None or stored.to_json() != ident.to_json()):
-                self.catalog.set_meta("model", ident.to_json())  # now with what loading learnt
         return self._encoder
 
     # -- vectors ----------------------------------------------------------------------------
@@ -127,6 +127,33 @@ class Index:
             )
             self._vectors = store
         return self._vectors
+
+    def refresh(self) -> bool:
+        """Catch the loaded vectors up with a writer (a running `idx add`): when the catalog's
+        generation moved, load the FAISS file if the writer saved it for that generation, else
+        apply the changes in memory (new, changed and removed vectors). Long-lived readers call
+        this between requests; True when the vectors changed."""
+        if self._vectors is None:
+            return False
+        images = self.catalog.images
+        gen = self.catalog.generation()
+        if self._vectors.meta.get("generation") == gen:
+            if self._contents is None:
+                self._contents = images.content_keys()  # what later changes are compared with
+            return False
+        now = images.content_keys()
+        saved = VectorStore(self.dir)
+        if saved.read_meta().get("generation") == gen:
+            saved.load(gen, images.vectors, writable=False)
+            if saved.ntotal != len(now[0]):  # the writer saved a later generation meanwhile
+                saved.rebuild(gen, *images.vectors(), writable=False)
+            self._vectors = saved
+        elif self._contents is None:
+            self._vectors.rebuild(gen, *images.vectors(), writable=False)
+        else:
+            catch_up(self._vectors, gen, self._contents, now, images.vectors)
+        self._contents = now
+        return True
 
     def _sync_vectors(
         self, start_generation: int, changed: Sequence[int], removed: Sequence[int]
@@ -214,6 +241,8 @@ class Index:
                         self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
                 summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
                 self.catalog.set_meta("last_add", json.dumps(summary))
+                if self._encoder is not None:  # what loading learnt (embed_dim, image_size)
+                    self.catalog.set_meta("model", self._encoder.identity.to_json())
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()

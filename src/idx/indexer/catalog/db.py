@@ -77,7 +77,7 @@ class Database:
     the whole run; `wait` seconds queue behind another writer instead of failing at once.
     """
 
-    #: A writer whose connection has been open this long releases it at the next commit point.
+    #: A writer whose batches take longer than this releases the file after each commit.
     HOLD_S = 0.5
 
     def __init__(self, index_dir: Path, *, read_only: bool = False, wait: float = 0.0):
@@ -86,7 +86,11 @@ class Database:
         self.path = self.index_dir / config.CATALOG_FILE
         self._lock_fh: Any = None
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._opened_at = 0.0
+        self._last_commit_point = time.monotonic()
+        #: Connections opened so far: what a caller cached from one connection of a read-only
+        #: catalog holds while this number stays the same (a writer may commit between two).
+        self.connections = 0
+        self._config: dict[str, Any] = {}
         if read_only:
             if not self.path.exists():
                 raise EmptyIndexError(
@@ -106,7 +110,7 @@ class Database:
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = self._connect()
-            self._opened_at = time.monotonic()
+            self.connections += 1
         return self._con
 
     def release(self) -> None:
@@ -116,12 +120,21 @@ class Database:
             self._con = None
 
     def commit_point(self) -> None:
-        """A writer's moment between batches: release the file if a reader waits or the
-        connection has been held past HOLD_S (so a reader never waits longer than a batch)."""
-        if self._con is None:
-            return
-        if time.monotonic() - self._opened_at > self.HOLD_S or readers_waiting(self.index_dir):
+        """A writer's moment between batches: release the file if a reader waits, or if batches
+        take longer than HOLD_S (holding it through the next one would keep readers waiting
+        that long); fast batches keep it, as reopening would cost more than it gives."""
+        now = time.monotonic()
+        slow = now - self._last_commit_point > self.HOLD_S
+        self._last_commit_point = now
+        if self._con is not None and (slow or readers_waiting(self.index_dir)):
             self.release()
+
+    def forbid_file_access(self) -> None:
+        """From the next connection on, SQL reads and writes no file but the catalog (DuckDB's
+        enable_external_access = false: no read_csv, COPY, ATTACH or extension installs), for
+        SQL written by people other than the index's owner (`idx serve`)."""
+        self._config["enable_external_access"] = False
+        self.release()
 
     def _take_lock(self, wait: float) -> None:
         fh = open(self.index_dir / config.LOCK_FILE, "a+")
@@ -151,7 +164,9 @@ class Database:
         try:
             while True:
                 try:
-                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                    con = duckdb.connect(
+                        str(self.path), read_only=self.read_only, config=dict(self._config)
+                    )
                     break
                 except duckdb.IOException as exc:
                     if "lock" not in str(exc).lower():
