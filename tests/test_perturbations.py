@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import idx
 from idx.analysis import perturbations
 from idx.errors import UsageError
 from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
@@ -42,7 +43,8 @@ def _distance(a: Image.Image, b: Image.Image) -> float:
 
 
 def test_builtin_registry_has_the_required_corruptions():
-    required = {
+    assert len(perturbations.IMAGENET_C) == 15
+    required = set(perturbations.IMAGENET_C) | {
         "gaussian_noise",
         "shot_noise",
         "salt_and_pepper",
@@ -62,27 +64,55 @@ def test_builtin_registry_has_the_required_corruptions():
         assert len(perturbations.get_perturbation(name).levels) == 5
 
 
+def mean_change(name: str, images: list[Image.Image], severity: int) -> float:
+    """Mean pixel change over the images, each under two draws (frost's texture, the angle of
+    a streak... differ between draws; a level's strength is its mean over them)."""
+    return float(
+        np.mean(
+            [
+                _distance(image, perturbations.apply(name, image, severity, seed=1, key=key))
+                for i, image in enumerate(images)
+                for key in (i, i + 10)
+            ]
+        )
+    )
+
+
 def test_every_perturbation_is_deterministic_keeps_size_and_mode_and_grows(user_registry):
     images = [natural_image(seed) for seed in range(3)]
     for name in user_registry:
-        for image in images:
-            for severity in perturbations.SEVERITIES:
-                a = perturbations.apply(name, image, severity, seed=7, key=3)
-                b = perturbations.apply(name, image, severity, seed=7, key=3)
-                assert a.size == image.size and a.mode == "RGB", name
-                assert np.array_equal(np.asarray(a), np.asarray(b)), f"{name} not deterministic"
-        distances = [
-            np.mean(
-                [_distance(image, perturbations.apply(name, image, s, seed=1)) for image in images]
-            )
-            for s in perturbations.SEVERITIES
-        ]
-        assert all(hi > lo for lo, hi in zip(distances, distances[1:])), (name, distances)
+        for severity in perturbations.SEVERITIES:
+            a = perturbations.apply(name, images[0], severity, seed=7, key=3)
+            b = perturbations.apply(name, images[0], severity, seed=7, key=3)
+            assert a.size == images[0].size and a.mode == "RGB", name
+            assert np.array_equal(np.asarray(a), np.asarray(b)), f"{name} not deterministic"
+        distances = [mean_change(name, images, s) for s in perturbations.SEVERITIES]
+        assert_grows(name, distances)
         assert distances[0] > 0, f"{name} severity 1 changes nothing"
 
 
+def assert_grows(name: str, distances: list[float]) -> None:
+    """Each level changes the picture more than the one before, except ImageNet-C's own steps
+    down (perturbations.STEPS_DOWN, which the reference test shows the reference takes too)."""
+    for severity, (lo, hi) in enumerate(zip(distances, distances[1:]), start=2):
+        if severity not in perturbations.STEPS_DOWN.get(name, ()):
+            assert hi > lo, (name, severity, distances)
+
+
 @pytest.mark.parametrize(
-    "name", ["gaussian_noise", "shot_noise", "occlusion", "crop_zoom", "motion_blur"]
+    "name",
+    [
+        "gaussian_noise",
+        "shot_noise",
+        "occlusion",
+        "crop_zoom",
+        "motion_blur",
+        "glass_blur",
+        "snow",
+        "frost",
+        "fog",
+        "elastic_transform",
+    ],
 )
 def test_random_perturbations_depend_on_seed_and_image_key(name):
     image = natural_image(0)
@@ -107,7 +137,7 @@ def test_user_perturbation_used_by_name_and_validated(user_registry):
 
 def test_unknown_name_and_bad_severity_name_the_valid_values():
     with pytest.raises(UsageError, match="valid ones: gaussian_noise, .*rotation"):
-        perturbations.get_perturbation("fog")
+        perturbations.get_perturbation("hail")
     with pytest.raises(UsageError, match="1 to 5"):
         perturbations.apply("jpeg", natural_image(0), 6)
 
@@ -140,12 +170,61 @@ def test_brightness_keeps_hue_and_saturation_like_hsv():
 
 
 def test_severity_is_monotone_on_real_photos(shared_data):
+    # at 224 x 224, the size robustness perturbs at (the model's input)
     photos = [
-        Image.open(p).convert("RGB") for p in sorted((shared_data / "images").glob("*.jpg"))[:3]
+        Image.open(p).convert("RGB").resize((224, 224))
+        for p in sorted((shared_data / "images").glob("*.jpg"))[:3]
     ]
     for name in perturbations.perturbation_names():
-        distances = [
-            np.mean([_distance(im, perturbations.apply(name, im, s, seed=0)) for im in photos])
-            for s in perturbations.SEVERITIES
-        ]
-        assert all(hi > lo for lo, hi in zip(distances, distances[1:])), (name, distances)
+        distances = [mean_change(name, photos, s) for s in perturbations.SEVERITIES]
+        assert_grows(name, distances)
+
+
+def test_noise_is_nested_across_severities():
+    """A stronger level corrupts the same pixels as a lighter one, more: the random field is
+    drawn once, whatever the level."""
+    image = natural_image(3)
+    clean = np.asarray(image, np.int16)
+    hit = [
+        np.asarray(perturbations.apply("salt_and_pepper", image, s, seed=4), np.int16) != clean
+        for s in perturbations.SEVERITIES
+    ]
+    for lighter, stronger in zip(hit, hit[1:]):
+        assert not (lighter & ~stronger).any()
+    mid = (clean > 60) & (clean < 195)  # away from clipping, noise keeps its sign
+    signs = [
+        np.sign(
+            np.asarray(perturbations.apply("gaussian_noise", image, s, seed=4), np.int16) - clean
+        )
+        for s in (1, 5)
+    ]
+    strong = mid & (
+        np.abs(
+            np.asarray(perturbations.apply("gaussian_noise", image, 1, seed=4), np.int16) - clean
+        )
+        > 2
+    )
+    assert (signs[0][strong] == signs[1][strong]).mean() > 0.99
+
+
+def test_perturb_takes_pil_images_and_arrays():
+    image = natural_image(4)
+    out = idx.perturb(image, "fog", 3, seed=2)
+    assert isinstance(out, Image.Image) and out.size == image.size
+    array = idx.perturb(np.asarray(image), "fog", 3, seed=2)
+    assert isinstance(array, np.ndarray) and array.dtype == np.uint8
+    assert np.array_equal(array, np.asarray(out))
+    grey = idx.perturb(np.asarray(image.convert("L")), "jpeg_compression", 2)
+    assert grey.shape == (image.size[1], image.size[0], 3)
+    with pytest.raises(UsageError, match="uint8"):
+        idx.perturb(np.zeros((8, 8, 3), np.float32), "fog", 1)
+    with pytest.raises(UsageError, match="PIL image"):
+        idx.perturb("cat.jpg", "fog", 1)
+
+
+def test_imagenet_c_suite_by_name():
+    assert resolve_perturbations(["imagenet-c"]) == list(perturbations.IMAGENET_C)
+    assert resolve_perturbations(["jpeg_compression", "impulse_noise"]) == [
+        "jpeg",
+        "salt_and_pepper",
+    ]

@@ -216,7 +216,7 @@ def test_inject_then_eject_restores_images_and_vectors_exactly(indexed_copy, tin
 def test_inject_refuses_bad_arguments_without_storing(indexed_copy, tiny_model):
     with Index(indexed_copy, **tiny_model) as index:
         with pytest.raises(UsageError, match="pure_noise"):
-            inject(index, "fog")
+            inject(index, "hail")
         with pytest.raises(UsageError, match="fraction"):
             inject(index, "jpeg", fraction=0)
         with pytest.raises(UsageError, match="1 to 5"):

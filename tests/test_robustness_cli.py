@@ -22,9 +22,9 @@ def run(*args: str):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--perturb", "fog"], "valid ones: gaussian_noise"),
+        (["--perturb", "hail"], "valid ones: gaussian_noise"),
         (["--severity", "0:3"], "each from 1 to 5"),
-        (["inject", "--kind", "fog"], "valid kinds: gaussian_noise"),
+        (["inject", "--kind", "hail"], "valid kinds: gaussian_noise"),
         (["inject", "--kind", "jpeg", "--fraction", "1.5"], "at most 1"),
         (["eject", "--id", "1", "--all"], "not both"),
     ],

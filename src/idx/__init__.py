@@ -33,6 +33,7 @@ _LAZY = {
     "eject": ("idx.ops.injection", "eject"),
     "compare_injection": ("idx.ops.injection", "compare"),
     "register_perturbation": ("idx.analysis.perturbations", "register_perturbation"),
+    "perturb": ("idx.analysis.perturbations", "perturb"),
     "write_report": ("idx.ops.report.write", "write_report"),
     "search": ("idx.ops.search", "search"),
     "neighbors": ("idx.ops.search", "neighbors"),

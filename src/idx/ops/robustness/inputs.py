@@ -37,15 +37,17 @@ def parse_severities(text: str) -> list[int]:
 
 
 def resolve_perturbations(names: Iterable[str]) -> list[str]:
-    """Canonical registry names ('all' = every registered one), unknown names refused."""
+    """Canonical registry names ('all' = every registered one, 'imagenet-c' = ImageNet-C's 15
+    in its tables' order), unknown names refused."""
     out: list[str] = []
     for name in names:
         name = name.strip()
-        chosen = (
-            registry.perturbation_names()
-            if name == "all"
-            else [registry.get_perturbation(name).name]
-        )
+        if name == "all":
+            chosen = registry.perturbation_names()
+        elif name == registry.IMAGENET_C_SUITE:
+            chosen = list(registry.IMAGENET_C)
+        else:
+            chosen = [registry.get_perturbation(name).name]
         out += [n for n in chosen if n not in out]
     if not out:
         raise UsageError("--perturb needs at least one name; see `idx robustness list`")
