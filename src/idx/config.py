@@ -30,6 +30,11 @@ HUB_TIMEOUT_S = 4.0
 CATALOG_FILE = "catalog.duckdb"
 VECTORS_FILE = "vectors.faiss"
 VECTORS_META_FILE = "vectors.json"
+#: Beside an ivfpq index: its exact vectors (float32 rows, re-ranking reads them mapped), the id
+#: of each row, and the on-disk inverted lists of one too large for IDX_IVF_RAM_MB.
+VECTORS_FLOATS_FILE = "vectors.f32"
+VECTORS_IDS_FILE = "vectors.ids"
+VECTORS_IVFDATA_FILE = "vectors.ivfdata"
 LOCK_FILE = "write.lock"
 JOB_FILE = "job.json"
 READERS_DIR = "readers"
@@ -37,6 +42,7 @@ PLOTS_DIR = "plots"
 #: What idx itself keeps in an index folder (besides catalog.duckdb and its .wal).
 INDEX_FILES = frozenset(
     {VECTORS_FILE, VECTORS_META_FILE, LOCK_FILE, JOB_FILE, READERS_DIR, PLOTS_DIR}
+    | {VECTORS_FLOATS_FILE, VECTORS_IDS_FILE, VECTORS_IVFDATA_FILE}
 )
 
 
@@ -51,14 +57,44 @@ def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
     return Path(flag or env("INDEX") or DEFAULT_INDEX_DIR)
 
 
-def batch_size(flag: int | None = None) -> int:
-    """Images per model call: flag > IDX_BATCH_SIZE > DEFAULT_BATCH_SIZE."""
-    return int(flag or env("BATCH_SIZE") or DEFAULT_BATCH_SIZE)
+#: Images per model call by device kind, when neither --batch-size nor IDX_BATCH_SIZE says:
+#: a GPU needs large batches to be busy; a CPU gains nothing past ~64.
+BATCH_SIZES = {"cpu": DEFAULT_BATCH_SIZE, "cuda": 256, "mps": 128}
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+PRECISIONS = ("fp32", "int8")
+#: int8 is trusted on an index only when its vectors agree with fp32 this well (mean cosine)
+#: on a sample of the index's own images.
+INT8_MIN_AGREEMENT = 0.99
+INT8_CHECK_SAMPLE = 32
 
 
-def workers(flag: int | None = None) -> int:
-    """Decode threads: flag > IDX_WORKERS > cores + 1, at most 4 (decoding outruns a CPU model)."""
-    return int(flag or env("WORKERS") or min(4, (os.cpu_count() or 2) + 1))
+def batch_size(flag: int | None = None, device: str = "cpu") -> int:
+    """Images per model call: flag > IDX_BATCH_SIZE > the device kind's default."""
+    return int(flag or env("BATCH_SIZE") or BATCH_SIZES.get(device.split(":")[0], 64))
+
+
+def workers(flag: int | None = None, device: str = "cpu") -> int:
+    """Decode threads: flag > IDX_WORKERS > cores + 1, at most 4 on a CPU (decoding outruns a CPU
+    model); every core on a GPU, which embeds faster than one core decodes."""
+    cores = os.cpu_count() or 2
+    default = min(4, cores + 1) if device == "cpu" else cores
+    return int(flag or env("WORKERS") or default)
+
+
+def device(flag: str | None = None) -> str:
+    """The device asked for: flag > IDX_DEVICE > auto (CUDA, then Apple MPS, then the CPU)."""
+    return flag or env("DEVICE") or "auto"
+
+
+def precision(flag: str | None = None) -> str:
+    """fp32, or int8 (the image tower quantised, CPU only): flag > IDX_PRECISION > fp32."""
+    return flag or env("PRECISION") or "fp32"
+
+
+def cache_dir() -> Path:
+    """Derived model files (the int8 image tower): IDX_CACHE > $XDG_CACHE_HOME/idx > ~/.cache/idx."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(env("CACHE") or os.path.join(base, "idx"))
 
 
 def plots_dir(
@@ -74,6 +110,42 @@ def plots_dir(
 def prompt(display_name: str) -> str:
     """The zero-shot text for a class: folder names read their underscores as spaces."""
     return PROMPT_TEMPLATE.format(display_name.replace("_", " "))
+
+
+#: `idx serve`: where it listens unless told otherwise (loopback: only this machine can connect).
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8765
+#: `idx serve`: the largest query image accepted (IDX_MAX_UPLOAD, bytes), the most results one
+#: request may ask for, the rows /api/sql returns at most (IDX_SQL_MAX_ROWS), and the seconds
+#: people's SQL (/api/sql, where=) may run (IDX_SQL_TIMEOUT).
+SERVE_MAX_UPLOAD = 20_000_000
+SERVE_MAX_K = 1000
+SQL_MAX_ROWS = 1000
+SQL_TIMEOUT_S = 5.0
+
+
+def max_upload() -> int:
+    return int(env("MAX_UPLOAD") or SERVE_MAX_UPLOAD)
+
+
+def sql_max_rows() -> int:
+    return int(env("SQL_MAX_ROWS") or SQL_MAX_ROWS)
+
+
+def sql_timeout() -> float:
+    return float(env("SQL_TIMEOUT") or SQL_TIMEOUT_S)
+
+
+def index_workers() -> int:
+    """Processes that fill IVF-PQ shards in a large build: IDX_INDEX_WORKERS > cores."""
+    return int(env("INDEX_WORKERS") or os.cpu_count() or 1)
+
+
+def ivf_ram_limit() -> float | None:
+    """MiB of IVF-PQ codes kept in RAM (IDX_IVF_RAM_MB); a larger index is merged into on-disk
+    inverted lists (memory-mapped). Unset: always in RAM."""
+    value = env("IVF_RAM_MB")
+    return float(value) if value else None
 
 
 def lock_wait() -> float:

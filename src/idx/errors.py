@@ -37,3 +37,7 @@ class EmptyIndexError(IdxError):
 
 class DecodeError(IdxError):
     """A file could not be decoded as an image."""
+
+
+class PrecisionError(IdxError):
+    """A lower precision (int8) disagrees with fp32 on the index's own images."""

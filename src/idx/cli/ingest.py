@@ -13,6 +13,7 @@ from idx.cli.options import (
     model_options,
     open_index,
     output_options,
+    precision_option,
     quiet_option,
 )
 from idx.cli.output import note_untrained, render_rows, render_summary
@@ -25,6 +26,7 @@ EXPORT_FORMATS = Lazy("idx.indexer.export", "FORMATS")
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @model_options
+@precision_option
 @batch_options
 @click.option(
     "--hidden/--no-hidden",
@@ -134,12 +136,29 @@ def status(ctx, fmt):
             lines.insert(
                 4, f"recall@10: {v['recall_at_10']:.3f} (approximate index vs exact search)"
             )
+        if info.get("precision"):
+            lines.insert(4, f"precision: {_precision_line(info['precision'])}")
+        for folder, rules in (info.get("folders") or {}).items():
+            excludes = "".join(f", --exclude {g}" for g in rules["excludes"])
+            hidden = "hidden taken" if rules["include_hidden"] else "hidden left out"
+            lines.append(f"folder:    {folder} ({hidden}{excludes})")
         if info.get("job"):
             lines.append(f"job:       {_job_line(info['job'])}")
         lines += [f"  - {p}" for p in info["problems"]]
         click.echo("\n".join(lines))
 
     render_summary(info, fmt, table)
+
+
+def _precision_line(precision: dict) -> str:
+    """The precisions the vectors were made in, and int8's measured agreement with fp32."""
+    text = " + ".join(precision["used"]) or "none yet"
+    if "int8_agreement" in precision:
+        text += (
+            f" (int8 agrees with fp32: mean cosine {precision['int8_agreement']:.4f} on "
+            f"{precision['int8_sample']} of the index's images)"
+        )
+    return text
 
 
 def _job_line(job: dict) -> str:
@@ -159,16 +178,23 @@ def _job_line(job: dict) -> str:
 def sql(ctx, query, fmt):
     """Run a read-only SQL query over the catalog (DuckDB dialect).
 
-    Tables: images, embeddings, skipped, meta, and those of the analysis commands. Write
-    statements are refused.
+    Tables: images, embeddings, skipped, meta, and those of the analysis commands; the view
+    image_info (one row per image: path, folder, size, labels, cluster, ...). Vectors: the view
+    image_vectors(id, vector FLOAT[d]), image_embedding(id) and text_embedding('words') (the
+    index's model, loaded when used), for array_cosine_similarity. Write statements are refused.
 
     \b
     Example:
       idx sql "SELECT format, count(*) FROM images GROUP BY 1"
       idx sql "SELECT path, reason FROM skipped" --format csv
+      idx sql "SELECT i.path, array_cosine_similarity(v.vector, text_embedding('a red apple'))
+               AS score FROM image_info i JOIN image_vectors v USING (id)
+               WHERE list_contains(i.labels, 'Banana') ORDER BY score DESC LIMIT 5"
     """
+    from idx.ops.sql import run_sql
+
     with open_index(ctx, read_only=True) as index:
-        columns, rows = index.catalog.user_query(query)
+        columns, rows, _ = run_sql(index, query)
     render_rows(columns, rows, fmt)
 
 

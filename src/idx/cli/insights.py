@@ -9,6 +9,7 @@ import click
 from idx.cli.options import (
     cluster_run_option,
     count_option,
+    device_option,
     no_plots_option,
     open_index,
     output_options,
@@ -20,6 +21,7 @@ from idx.cli.progress import ProgressBar
 
 
 @click.command()
+@device_option
 @cluster_run_option("to compare with")
 @count_option(
     "k_nn",
@@ -35,6 +37,19 @@ from idx.cli.progress import ProgressBar
     help="Only labels from this source (repeatable; default: all).",
 )
 @click.option("--no-zero-shot", is_flag=True, help="Skip zero-shot classification.")
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Folds of the linear probe's stratified cross-validation.",
+)
+@click.option(
+    "--no-probe",
+    is_flag=True,
+    help="Skip the linear probe and its baselines (random vectors, colour histograms: these "
+    "decode every labelled image).",
+)
 @no_plots_option
 @plots_option
 @click.option(
@@ -53,21 +68,39 @@ from idx.cli.progress import ProgressBar
 @output_options
 @quiet_option
 @click.pass_context
-def insights(ctx, cluster_run, k_nn, sources, no_zero_shot, no_plots, out, show, limit, fmt, quiet):
+def insights(
+    ctx,
+    cluster_run,
+    k_nn,
+    sources,
+    no_zero_shot,
+    folds,
+    no_probe,
+    no_plots,
+    out,
+    show,
+    limit,
+    fmt,
+    quiet,
+):
     """How well the embedding space matches the labels, class by class.
 
     Whole set: purity, NMI, ARI, homogeneity / completeness / V-measure against the latest
-    clustering run; leave-one-out kNN accuracy; zero-shot accuracy ("a photo of a {label}").
-    Each with its random-label baseline. Per class: size, cluster spread, cohesion, nearest
-    class and margin, silhouette, kNN and zero-shot accuracy. Also the most confused pairs
-    and images whose label disagrees with a strong kNN vote. Stored in insight_runs,
-    class_insights, confused_pairs, suspect_labels; plots go to <index>/plots.
+    clustering run; leave-one-out kNN accuracy; zero-shot accuracy ("a photo of a {label}");
+    the linear probe (logistic regression, stratified k-fold cross-validation, accuracy with a
+    95% interval). Each beside its baselines: random labels, the majority class, and the same
+    kNN and probe on random vectors and on colour histograms. Per class: size, cluster spread,
+    cohesion, nearest class and margin, silhouette, kNN, zero-shot and probe accuracy. Also the
+    most confused pairs and images whose label disagrees with a strong kNN vote. Stored in
+    insight_runs, class_insights, confused_pairs, suspect_labels, linear_probes; plots go to
+    <index>/plots.
 
     \b
     Example:
       idx insights
       idx insights --run 2 -k 20 --json
       idx insights --show suspects --format csv > suspects.csv
+      idx insights --folds 10 --show summary
     """
     from idx.ops.insights.measure import insights as measure_insights
 
@@ -77,6 +110,8 @@ def insights(ctx, cluster_run, k_nn, sources, no_zero_shot, no_plots, out, show,
             cluster_run=cluster_run,
             k_nn=k_nn,
             zero_shot=not no_zero_shot,
+            probe=not no_probe,
+            folds=folds,
             sources=list(sources) or None,
             plots=not no_plots,
             plots_dir=out,
@@ -104,8 +139,8 @@ def _tables(result: Any, limit: int | None) -> dict:
 
     m = result.metrics
     display = {row[0]: row[1] for row in result.classes}
-    random_base = m["baselines"]["random_labels"]
-    majority = m["baselines"]["majority_class"]
+    bases = ("random_labels", "majority_class", "random_vectors", "colour_histogram")
+    shown = [b for b in bases if b in m["baselines"]]
     names = (
         "purity",
         "nmi",
@@ -115,14 +150,22 @@ def _tables(result: Any, limit: int | None) -> dict:
         "v_measure",
         "knn_accuracy",
         "zero_shot_accuracy",
+        "linear_probe_accuracy",
     )
-    summary = [(n, m.get(n), random_base.get(n), majority.get(n)) for n in names if n in m]
+    summary = [(n, m.get(n), *(m["baselines"][b].get(n) for b in shown)) for n in names if n in m]
     cluster = result.cluster_run_id if result.cluster_run_id is not None else "none"
     head = (
         f"insight run {result.run_id}: {m['n_images']} labelled images "
         f"({m['n_multi_label']} multi-label), {m['n_classes']} classes, k={m['k_nn']}, "
         f"cluster run {cluster}, model {m['model']}"
     )
+    probe = m.get("linear_probe")
+    if probe:
+        low, high = probe["ci95"]
+        head += (
+            f"\nlinear probe: {m['linear_probe_accuracy']:.3f} (95% CI {low:.3f} to {high:.3f}), "
+            f"{probe['folds']}-fold stratified CV, fold sd {probe['fold_sd']:.3f}"
+        )
     pairs = [(display.get(a, a), display.get(b, b), n, s) for a, b, n, s in result.pairs]
     suspects = [
         (i, p, display.get(lab, lab), display.get(pred, pred), share, own)
@@ -132,7 +175,7 @@ def _tables(result: Any, limit: int | None) -> dict:
     ranked = sorted(result.classes, key=lambda r: (-(r[10] if r[10] is not None else -1), r[1]))
     classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in ranked]
     return {
-        "summary": (head, ("metric", "value", "random_labels", "majority_class"), summary),
+        "summary": (head, ("metric", "value", *shown), summary),
         "classes": ("per class:", ("class", *insight_runs.CLASS_COLUMNS[2:]), classes),
         "pairs": (f"most confused pairs ({len(pairs)}):", insight_runs.PAIR_COLUMNS, pairs[:limit]),
         "suspects": (

@@ -5,12 +5,15 @@ torch and open_clip are imported lazily so that commands with nothing to embed s
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import os
 import pickle
 import socket
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +22,8 @@ import numpy as np
 
 from idx import config
 from idx.errors import ModelLoadError, UsageError
+from idx.indexer import devices, int8
+from idx.indexer.devices import Device
 from idx.indexer.identity import UNTRAINED_KEY, ModelIdentity
 
 log = logging.getLogger(__name__)
@@ -79,22 +84,59 @@ def weights_available(identity: ModelIdentity) -> bool:
 
 
 class Encoder:
-    """A loaded open_clip model with its preprocessing and tokenizer."""
+    """A loaded open_clip model with its preprocessing and tokenizer, on a device.
 
-    def __init__(self, identity: ModelIdentity, model: Any, preprocess: Any, tokenizer: Any):
+    Vectors come out as L2-normalised float32 on the CPU whatever the device: fp16 autocast on
+    CUDA (bf16 where the GPU has no fast fp16) and MPS, fp32 on the CPU, or the image tower in
+    int8 through ONNX Runtime (`precision="int8"`, CPU only). `cuda` on a machine with several
+    GPUs runs one replica per GPU and splits each batch between them.
+    """
+
+    def __init__(
+        self,
+        identity: ModelIdentity,
+        model: Any,
+        preprocess: Any,
+        tokenizer: Any,
+        device: Device | None = None,
+        precision: str = "fp32",
+    ):
         self.identity = identity
         self.model = model
         self.preprocess = preprocess
         self.tokenizer = tokenizer
+        self.device = device or Device("cpu", ("cpu",), "cpu")
+        self.precision = precision
+        self.replicas: list[Any] = [model]
+        self.int8: Any = None
 
     @property
     def image_size(self) -> int:
         return int(self.identity.image_size or 224)
 
     @classmethod
-    def load(cls, identity: ModelIdentity) -> Encoder:
+    def load(
+        cls, identity: ModelIdentity, device: str | Device = "cpu", precision: str = "fp32"
+    ) -> Encoder:
+        """The model of `identity` on `device` (auto|cpu|cuda|cuda:N|mps) in `precision`; loaded
+        once per process and reused (a second Index or command in the same process gets the
+        same object)."""
+        resolved = device if isinstance(device, Device) else devices.resolve(device)
+        if precision not in config.PRECISIONS:
+            raise UsageError(f"--precision {precision!r} is unknown; use fp32 or int8")
+        if precision == "int8" and resolved.kind != "cpu":
+            raise UsageError(
+                f"--precision int8 runs on the CPU only, not on {resolved.name}; on a GPU fp16 is "
+                "used already (drop --precision, or add --device cpu)"
+            )
+        key = (identity.key(), resolved.names, precision)
+        if key not in _LOADED:
+            _LOADED[key] = cls._create(identity, resolved, precision)
+        return _LOADED[key]
+
+    @classmethod
+    def _create(cls, identity: ModelIdentity, device: Device, precision: str) -> Encoder:
         import open_clip
-        import torch
 
         name = identity.name
         if identity.model_config is not None:
@@ -146,19 +188,59 @@ class Encoder:
             raise ModelLoadError(f"could not load model {identity.describe()}: {exc}") from exc
         model.eval()
         tokenizer = open_clip.get_tokenizer(name)
-        with torch.inference_mode():
-            identity.embed_dim = int(model.encode_text(tokenizer(["x"])).shape[-1])
+        identity.embed_dim = _embed_dim(model)
         identity.image_size = _model_image_size(model)
-        return cls(identity, model, preprocess, tokenizer)
+        encoder = cls(identity, model, preprocess, tokenizer, device, precision)
+        if device.kind != "cpu":
+            others = [copy.deepcopy(model).to(gpu) for gpu in device.names[1:]]
+            encoder.replicas = [model.to(device.names[0]), *others]
+            encoder.model = encoder.replicas[0]
+        if precision == "int8":
+            encoder.int8 = int8.load(identity, model.visual, encoder.image_size)
+        return encoder
 
     def encode_images(self, batch: Any) -> np.ndarray:
         """Encode a preprocessed image tensor batch (N, 3, H, W) to unit vectors."""
+        if self.int8 is not None:
+            return self.int8(batch.numpy())
+        if len(self.replicas) == 1:
+            return self._encode_on(self.model, batch)
         import torch
 
-        with torch.inference_mode():
-            feats = self.model.encode_image(batch)
+        chunks = torch.chunk(batch, len(self.replicas))
+        with ThreadPoolExecutor(len(chunks)) as pool:  # each GPU works while the others do
+            parts = list(pool.map(self._encode_on, self.replicas, chunks))
+        return np.concatenate(parts)
+
+    def _encode_on(self, model: Any, batch: Any) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), self._autocast(model):
+            if self.device.kind == "cuda":
+                batch = batch.pin_memory().to(_device_of(model), non_blocking=True)
+            elif self.device.kind != "cpu":
+                batch = batch.to(_device_of(model))
+            feats = model.encode_image(batch)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return feats.numpy().astype(np.float32, copy=False)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+    def _autocast(self, model: Any) -> Any:
+        import torch
+
+        if self.device.kind == "cpu":
+            return contextlib.nullcontext()
+        dtype = torch.float16
+        if self.device.kind == "cuda" and not _fast_fp16(_device_of(model)):
+            dtype = torch.bfloat16
+        return torch.autocast(self.device.kind, dtype=dtype)
+
+    def agreement(self, batch: Any) -> float:
+        """Mean cosine between this encoder's vectors and fp32 ones for the same images (1.0
+        for fp32 itself): the check an index runs before it trusts int8."""
+        if self.int8 is None:
+            return 1.0
+        reference = self._encode_on(self.model, batch)
+        return float(np.mean(np.sum(reference * self.int8(batch.numpy()), axis=1)))
 
     def resize_for_model(self, image: Any) -> Any:
         """The preprocessing's resize step alone (PIL in, PIL out): the picture at the size the
@@ -180,10 +262,38 @@ class Encoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
-            feats = self.model.encode_text(self.tokenizer(list(texts)))
+        tokens = self.tokenizer(list(texts))
+        with torch.inference_mode(), self._autocast(self.model):
+            if self.device.kind != "cpu":
+                tokens = tokens.to(_device_of(self.model))
+            feats = self.model.encode_text(tokens)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return feats.numpy().astype(np.float32, copy=False)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+
+#: Encoders loaded in this process, by (identity, devices, precision).
+_LOADED: dict[tuple, Encoder] = {}
+
+
+def _embed_dim(model: Any) -> int:
+    """The embedding width, read off the model (no forward pass needed)."""
+    projection = getattr(model, "text_projection", None)
+    if projection is not None and hasattr(projection, "shape"):
+        return int(projection.shape[-1])
+    if projection is not None and hasattr(projection, "out_features"):
+        return int(projection.out_features)
+    return int(model.visual.output_dim)
+
+
+def _device_of(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+def _fast_fp16(device: Any) -> bool:
+    import torch
+
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 7  # tensor cores: Volta and newer
 
 
 def _register_config(name: str, model_config: dict[str, Any]) -> None:

@@ -70,6 +70,12 @@ class ModelIdentity:
     def from_json(cls, text: str) -> ModelIdentity:
         return cls(**json.loads(text))
 
+    def key(self) -> str:
+        """What makes two identities the same model (for caching a loaded one)."""
+        return json.dumps(
+            [self.name, self.pretrained, self.checkpoint_sha256, self.model_config], sort_keys=True
+        )
+
     def same_model(self, other: ModelIdentity) -> bool:
         if self.name != other.name or (self.model_config or None) != (other.model_config or None):
             return False

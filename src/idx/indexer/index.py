@@ -15,6 +15,7 @@ import numpy as np
 
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
+from idx.indexer import precision as precisions
 from idx.indexer.catalog import Catalog
 from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelIdentity, check_compatible, resolve
@@ -49,8 +50,13 @@ class Index:
         checkpoint: str | os.PathLike[str] | None = None,
         encoder: Encoder | None = None,
         wait: float = 0.0,
+        device: str | None = None,
+        precision: str | None = None,
     ):
         self.dir = config.index_dir(path)
+        # Where and how the model runs (flag > IDX_DEVICE / IDX_PRECISION > auto, fp32).
+        self.device = config.device(device)
+        self.precision = config.precision(precision)
         self.read_only = read_only
         # A new index that ends up holding nothing is removed again (see add): no half-made index.
         self._new_dir = not self.dir.exists()
@@ -112,8 +118,13 @@ class Index:
         if self._encoder is None:
             ident = self.identity()
             # Loading may run in a decode worker: the catalog is written by `add`, not here.
-            self._encoder = Encoder.load(ident)
+            self._encoder = Encoder.load(ident, self.device, self.precision)
         return self._encoder
+
+    @property
+    def device_used(self) -> str | None:
+        """Where the model ran for this index object (e.g. "cuda:0 (auto)"), None if it did not."""
+        return None if self._encoder is None else self._encoder.device.describe()
 
     # -- vectors ----------------------------------------------------------------------------
 
@@ -224,8 +235,10 @@ class Index:
                 ingest = Ingest(
                     self.catalog,
                     lambda: self.encoder,
-                    batch_size=config.batch_size(batch_size),
+                    batch_size=batch_size,
                     workers=workers,
+                    device=self.device,
+                    check_batch=self._check_precision,
                     progress=job,
                     on_skip=on_skip,
                     source=source,
@@ -243,11 +256,19 @@ class Index:
                 self.catalog.set_meta("last_add", json.dumps(summary))
                 if self._encoder is not None:  # what loading learnt (embed_dim, image_size)
                     self.catalog.set_meta("model", self._encoder.identity.to_json())
+                    if report.embedded:
+                        precisions.note_use(self.catalog, self._encoder)
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()
             raise
         return report
+
+    def _check_precision(self, encoder: Encoder, pixels: object) -> None:
+        """Before an index stores its first vectors of a lower precision: compare with fp32 on
+        these images of its own (indexer.precision); refuses with the figure."""
+        if not precisions.trusted(self.catalog, encoder):
+            precisions.check(self.catalog, encoder, pixels)
 
     def _discard(self) -> None:
         """Remove an index this object created and that holds no image (a first add that

@@ -20,7 +20,7 @@ from typing import Any
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer import scan
+from idx.indexer import devices, scan
 from idx.indexer.catalog import Catalog
 from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
 from idx.indexer.reader import Prepared, Reader
@@ -43,6 +43,8 @@ class AddReport:
     seconds: float = 0.0
     roots: list[str] = field(default_factory=list)
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    device: str | None = None  # where new content was embedded (None: nothing was)
+    precision: str | None = None
 
     def count(self, op: Operation) -> None:
         """Count one applied operation in the summary."""
@@ -77,6 +79,8 @@ class AddReport:
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 2),
             "roots": self.roots,
+            "device": self.device,
+            "precision": self.precision,
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
         }
 
@@ -89,8 +93,10 @@ class Ingest:
         catalog: Catalog,
         encoder_factory: Callable[[], Any],
         *,
-        batch_size: int,
+        batch_size: int | None = None,
         workers: int | None = None,
+        device: str = "cpu",
+        check_batch: Callable[[Any, Any], None] | None = None,
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
         source: str = config.FILES_SOURCE,
@@ -102,8 +108,9 @@ class Ingest:
         self.files = catalog.files
         self.encoder_factory = encoder_factory
         self.reader: Reader | None = None
-        self.batch_size = max(1, batch_size)
-        self.workers = config.workers(workers)
+        self._batch_flag, self._workers_flag, self.device = batch_size, workers, device
+        self.batch_size = config.batch_size(batch_size)  # sized for the device once it is known
+        self.check_batch = check_batch  # called with the encoder and the first batch to embed
         self.progress = progress or (lambda event: None)
         self.on_skip = on_skip or (lambda path, reason: None)
         self.source = source
@@ -196,11 +203,13 @@ class Ingest:
             return
         known = self.files.known_content()
         self.catalog.release()  # held again only to commit each batch
+        kind = devices.kind(self.device)
+        self.batch_size = max(1, config.batch_size(self._batch_flag, kind))
         # Workers skip decoding only content the catalog had before this run.
         self.reader = Reader(
             self.encoder_factory,
             frozenset(known),
-            workers=self.workers,
+            workers=config.workers(self._workers_flag, kind),
             lookahead=2 * self.batch_size,
         )
         vanished_by_sha: dict[str, list[Row]] = {}
@@ -279,9 +288,14 @@ class Ingest:
             import torch
 
             assert self.reader is not None
-            vectors = self.reader.get_encoder().encode_images(
-                torch.stack([p.tensor for p in batch])
-            )
+            encoder = self.reader.get_encoder()
+            pixels = torch.stack([p.tensor for p in batch])
+            if self.check_batch is not None:  # before anything of this precision is stored
+                self.check_batch(encoder, pixels)
+                self.check_batch = None
+            vectors = encoder.encode_images(pixels)
+            self.report.device = encoder.device.describe()
+            self.report.precision = encoder.precision
             for p in batch:
                 p.tensor = None
         planned: list[Operation] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from idx.indexer import jobs
+from idx.indexer import jobs, precision
 from idx.indexer.vectors import VectorStore
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ def collect_status(index: Index) -> dict[str, Any]:
         "problems": problems,
         "last_add": json.loads(last_add) if last_add else None,
         "job": jobs.current(index.dir),
+        "precision": precision.describe(index.catalog),
         "folders": {
             path: {"include_hidden": rules.include_hidden, "excludes": list(rules.excludes)}
             for path, rules in index.catalog.files.folders().items()
