@@ -65,11 +65,13 @@ class DemoRun:
     progress: Progress | None
     say: Message
     on_skip: Callable[[str, str], None] | None
+    device: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     next_commands: list[str] = field(default_factory=list)
 
     def index(self, read_only: bool = False) -> Index:
-        return Index(self.index_dir, read_only=read_only, **({} if read_only else self.model))
+        model = {} if read_only else self.model
+        return Index(self.index_dir, read_only=read_only, device=self.device, **model)
 
     def outputs(self) -> dict[str, Any]:
         return self.summary.setdefault("outputs", {})
@@ -87,9 +89,11 @@ def run_demo(
     progress: Progress | None = None,
     on_message: Message | None = None,
     on_skip: Callable[[str, str], None] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Generate `per_category` images in each of 8 categories under `out` (kept between runs
-    unless `fresh`), then add, label, map, cluster, measure, search and report on them."""
+    unless `fresh`), then add, label, map, cluster, measure, search and report on them; the
+    model runs on `device` (auto|cpu|cuda|cuda:N|mps, default IDX_DEVICE or auto)."""
     out = Path(out)
     say = on_message or (lambda message: None)
     if fresh and out.exists():
@@ -106,6 +110,7 @@ def run_demo(
         progress=progress,
         say=say,
         on_skip=on_skip,
+        device=device,
     )
     run.summary.update(
         out=str(out.resolve()), images_dir=str(images.resolve()), index=str(run.index_dir.resolve())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from idx.cli.options import output_options, quiet_option
+from idx.cli.options import device_option, output_options, quiet_option
 from idx.cli.output import render_summary
 from idx.cli.progress import ProgressBar
 
@@ -29,9 +29,11 @@ from idx.cli.progress import ProgressBar
     "--tiny", is_flag=True, help="Use the tiny random model even if real weights are available."
 )
 @click.option("--fresh", is_flag=True, help="Delete an earlier demo folder first.")
+@device_option
 @output_options
 @quiet_option
-def demo(out_dir, per_category, tiny, fresh, fmt, quiet):
+@click.pass_context
+def demo(ctx, out_dir, per_category, tiny, fresh, fmt, quiet):
     """Generate a labelled demo image set and run the idx pipeline on it.
 
     Writes procedural images in 8 distinct categories (JPEG and PNG, one folder per category),
@@ -53,6 +55,7 @@ def demo(out_dir, per_category, tiny, fresh, fmt, quiet):
             fresh=fresh,
             progress=bar,
             on_message=bar.write,
+            device=(ctx.obj or {}).get("device"),
             on_skip=None if quiet else lambda path, reason: bar.write(f"skipping {path}: {reason}"),
         )
 

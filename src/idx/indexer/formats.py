@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 
-from PIL import Image
-
 #: Pillow formats idx never takes: stubs that need a handler registered by the application
 #: (BUFR, GRIB, HDF5, WMF/EMF), vector or video containers that Pillow identifies but cannot
 #: render without an outside program (EPS needs Ghostscript, MPEG has no decoder), and
@@ -28,6 +26,8 @@ HEIF_EXTRA = "pip install 'idx-clip[heif]' (the pillow-heif plugin)"
 @functools.cache
 def _pillow() -> tuple[dict[str, str], tuple]:
     """(extension -> format, accept functions) of the raster formats Pillow opens here."""
+    from PIL import Image  # here, not at import: `idx status` and `idx sql` need no Pillow
+
     register_heif()
     Image.init()
     extensions = {
@@ -84,3 +84,21 @@ def register_heif() -> bool:
         return False
     register_heif_opener()
     return True
+
+
+if __name__ == "__main__":
+    # `python -m idx.indexer.formats` prints the README's generated list (paste it over the block
+    # between the <!-- formats --> markers; tests/test_formats.py checks it against this Pillow).
+    import textwrap
+
+    from PIL import __version__ as pillow_version
+
+    listed = formats()
+    listed["HEIF"] = sorted(set(listed.get("HEIF", [])) | HEIF_EXTENSIONS)
+    glue = "\0"  # holds a format's name and extensions together when the line is wrapped
+    items = [glue.join([fmt, *(f"`{e}`" for e in exts)]) for fmt, exts in listed.items()]
+    text = textwrap.fill("; ".join(items) + ".", 100, break_long_words=False)
+    print("<!-- formats -->")
+    print(f"Read by Pillow {pillow_version} (HEIF with the `heif` extra):")
+    print(text.replace(glue, " "))
+    print("<!-- /formats -->")
