@@ -223,3 +223,36 @@ def test_inject_refuses_bad_arguments_without_storing(indexed_copy, tiny_model):
             inject(index, "jpeg", severity=7)
         assert list_injections(index) == []
         assert json.loads(json.dumps(index.sql("SELECT count(*) FROM images")[1])) == [[48]]
+
+
+def test_per_corruption_summary_equals_a_direct_computation_on_the_stored_rows(
+    indexed_copy, tiny_model
+):
+    """ImageNet-C's summary: mean over the severities and drop from clean, recomputed from
+    robustness_results with a plain loop; the suite mean averages the ImageNet-C rows; classes
+    carry display names."""
+    with Index(indexed_copy, **tiny_model) as index:
+        add_labels_and_clusters(index)
+        report = measure(
+            index, ["gaussian_noise", "rotation"], [1, 3, 5], sample=8, seed=1, k=3, plots=False
+        )
+        cols, rows = index.sql("SELECT * FROM robustness_results")
+    stored = [dict(zip(cols, r)) for r in rows]
+    clean = next(r for r in stored if r["severity"] == 0)
+    summary = {r["perturbation"]: r for r in report.by_corruption}
+    assert list(summary) == ["gaussian_noise", "rotation", "imagenet-c mean"]
+    for name in ("gaussian_noise", "rotation"):
+        mine = [r for r in stored if r["perturbation"] == name]
+        assert summary[name]["severities"] == len(mine) == 3
+        for metric in ("knn_accuracy", "zero_shot_accuracy", "cos_mean", "topk_overlap"):
+            mean = sum(r[metric] for r in mine) / len(mine)
+            assert summary[name][metric] == pytest.approx(mean)
+            assert summary[name][f"{metric}_drop"] == pytest.approx(clean[metric] - mean)
+    # only gaussian_noise is one of ImageNet-C's 15: the suite mean is its row
+    suite = summary["imagenet-c mean"]
+    assert suite["severities"] == 1
+    assert suite["knn_accuracy"] == pytest.approx(summary["gaussian_noise"]["knn_accuracy"])
+    assert {r["display_name"] for r in report.classes} <= {
+        r["label_name"].replace("_", " ") for r in report.classes
+    }
+    assert report.as_dict()["by_corruption"] == report.by_corruption

@@ -182,7 +182,10 @@ def summarize(values: dict[str, np.ndarray]) -> dict[str, float | int | None]:
 
 
 def per_class(
-    values: dict[str, np.ndarray], truth: np.ndarray, label_names: list[str]
+    values: dict[str, np.ndarray],
+    truth: np.ndarray,
+    label_names: list[str],
+    display_names: list[str] | None = None,
 ) -> list[dict[str, float | int | str | None]]:
     """Per label: how many sampled images carry it, their mean cosine and kNN accuracy."""
     rows = []
@@ -193,9 +196,58 @@ def per_class(
         rows.append(
             {
                 "label_name": name,
+                "display_name": display_names[j] if display_names else name,
                 "n": int(mask.sum()),
                 "cos_mean": float(values["cos"][mask].mean()),
                 "knn_accuracy": nanmean(values["knn_correct"][mask]),
             }
         )
+    return rows
+
+
+#: Metrics summarised per corruption; higher is better for each, so clean - mean is a drop.
+SUMMARY_METRICS = (
+    "cos_mean",
+    "topk_overlap",
+    "self_found_at_1",
+    "knn_accuracy",
+    "zero_shot_accuracy",
+)
+
+
+def per_corruption(
+    results: list[dict], suite: tuple[str, ...] = (), suite_name: str = ""
+) -> list[dict[str, float | int | str | None]]:
+    """ImageNet-C's summary: per perturbation, each metric's mean over the severities measured
+    and its drop from the clean row (severity 0): `<metric>` and `<metric>_drop`. When any of
+    `suite` was measured, a last row `suite_name` averages those perturbations' rows (as
+    ImageNet-C's mean over its corruptions)."""
+    clean = next((r for r in results if r["severity"] == 0), {})
+    names = list(dict.fromkeys(r["perturbation"] for r in results if r["severity"] > 0))
+    rows: list[dict[str, float | int | str | None]] = []
+    for name in names:
+        mine = [r for r in results if r["perturbation"] == name and r["severity"] > 0]
+        row: dict[str, float | int | str | None] = {"perturbation": name, "severities": len(mine)}
+        for metric in SUMMARY_METRICS:
+            row[metric] = nanmean(
+                np.array([np.nan if r[metric] is None else r[metric] for r in mine], dtype=float)
+            )
+        rows.append(row)
+    in_suite = [r for r in rows if r["perturbation"] in suite]
+    if in_suite:
+        mean: dict[str, float | int | str | None] = {
+            "perturbation": suite_name,
+            "severities": len(in_suite),
+        }
+        for metric in SUMMARY_METRICS:
+            mean[metric] = nanmean(
+                np.array(
+                    [np.nan if r[metric] is None else r[metric] for r in in_suite], dtype=float
+                )
+            )
+        rows.append(mean)
+    for row in rows:
+        for metric in SUMMARY_METRICS:
+            base, value = clean.get(metric), row[metric]
+            row[f"{metric}_drop"] = None if base is None or value is None else base - value
     return rows

@@ -54,8 +54,10 @@ def plot_curves(rows: Sequence[dict[str, Any]], out: Path, title: str) -> Path:
 
 
 def plot_class_heatmap(rows: Sequence[dict[str, Any]], out: Path, title: str) -> Path:
-    """Mean cosine per class and perturbation (over the severities run); low = fragile."""
-    classes = sorted({r["label_name"] for r in rows})
+    """Mean cosine per class and perturbation (over the severities run); low = fragile. Classes
+    are shown by their display names (a row's `display_name`, else its label_name)."""
+    shown = {r["label_name"]: r.get("display_name") or r["label_name"] for r in rows}
+    classes = sorted(shown, key=lambda c: (shown[c], c))
     names = list(dict.fromkeys(r["perturbation"] for r in rows if r["severity"] > 0))
     grid = np.full((len(classes), len(names)), np.nan)
     for i, c in enumerate(classes):
@@ -74,7 +76,7 @@ def plot_class_heatmap(rows: Sequence[dict[str, Any]], out: Path, title: str) ->
     )
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_yticks(range(len(classes)), [shown[c] for c in classes], fontsize=8)
     fig.colorbar(im, ax=ax, label="mean cosine clean vs perturbed")
     ax.set_title(f"Class fragility (most fragile on top)\n{title}", fontsize=9)
     return _save(fig, out)

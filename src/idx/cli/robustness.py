@@ -49,7 +49,8 @@ def _skip_printer(bar: ProgressBar, quiet: bool):
     default="all",
     show_default=True,
     metavar="NAMES",
-    help="Comma-separated perturbations (see `idx robustness list`), or all.",
+    help="Comma-separated perturbations (see `idx robustness list`), imagenet-c (its 15 "
+    "corruptions) or all.",
 )
 @click.option(
     "--severity",
@@ -114,13 +115,15 @@ def robustness(
     and re-embedded; the run reports cosine drift (mean, quantiles), top-k neighbour overlap, the
     rank of the clean image, the share of images changing cluster (needs `idx cluster`), kNN and
     zero-shot accuracy and the most fragile classes (need labels). Severity 0 is the clean
-    baseline. Rows go to the tables robustness_runs / _results / _classes; figures to
+    baseline; per perturbation, each metric's mean over the severities and its drop from clean
+    (ImageNet-C's summary), with the mean over ImageNet-C's corruptions measured. Rows go to the tables robustness_runs / _results / _classes; figures to
     <index>/plots/robustness-<run>/.
 
     \b
     Example:
       idx robustness --perturb gaussian_noise,blur,jpeg,brightness --severity 1:5 --sample 500
       idx robustness --perturb all --severity 1,3,5 --sample 50 --format csv
+      idx robustness --perturb imagenet-c --sample 200 --json
       idx robustness list
     """
     if ctx.invoked_subcommand is not None:
@@ -165,11 +168,36 @@ def _print_table(report: Any) -> None:
     _print_summary(report)
 
 
+#: (column, heading) of the per-corruption table: mean over the severities, drop from clean.
+CORRUPTION_COLUMNS = (
+    ("perturbation", "perturbation"),
+    ("severities", "levels"),
+    ("knn_accuracy", "knn_acc"),
+    ("knn_accuracy_drop", "knn_drop"),
+    ("zero_shot_accuracy", "zero_shot"),
+    ("zero_shot_accuracy_drop", "zero_shot_drop"),
+    ("cos_mean", "cos_mean"),
+    ("topk_overlap", "topk_overlap"),
+    ("self_found_at_1", "found_at_1"),
+    ("self_found_at_1_drop", "found_at_1_drop"),
+)
+
+
+def _print_by_corruption(report: Any) -> None:
+    rows = report.by_corruption
+    shown = [(c, h) for c, h in CORRUPTION_COLUMNS if any(r.get(c) is not None for r in rows)]
+    click.echo(
+        "\nper perturbation: mean over the severities measured; drop = clean minus that mean"
+    )
+    render_rows([h for _, h in shown], [[r.get(c) for c, _ in shown] for r in rows], "table")
+
+
 def _print_summary(report: Any) -> None:
+    _print_by_corruption(report)
     fragile = _most_fragile(report.classes)
     if fragile:
         click.echo("\nmost fragile classes (mean cosine over the perturbed conditions):")
-        render_rows(["label_name", "n", "cos_mean", "knn_accuracy"], fragile, "table")
+        render_rows(["class", "n", "cos_mean", "knn_accuracy"], fragile, "table")
     click.echo(
         f"\nrun {report.run_id}: {report.sample_size} images x {len(report.perturbations)} "
         f"perturbations x {len(report.severities)} severities with {report.model}; "
@@ -183,7 +211,7 @@ def _most_fragile(classes: list[dict[str, Any]], top: int = 5) -> list[list[Any]
     by_label: dict[str, list[dict[str, Any]]] = {}
     for row in classes:
         if row["severity"] > 0:
-            by_label.setdefault(row["label_name"], []).append(row)
+            by_label.setdefault(row.get("display_name") or row["label_name"], []).append(row)
     summary = []
     for label, rows in by_label.items():
         cos = sum(r["cos_mean"] for r in rows) / len(rows)

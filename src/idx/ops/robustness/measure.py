@@ -22,6 +22,7 @@ import numpy as np
 from idx import config
 from idx.analysis import perturbations as registry
 from idx.analysis import robustness as metrics
+from idx.analysis.perturbations.weather import reference_frost_photos
 from idx.errors import DecodeError, EmptyIndexError, UsageError
 from idx.indexer.decode import open_image
 from idx.indexer.index import Index
@@ -77,6 +78,14 @@ class RobustnessReport:
     seconds: float = 0.0
 
     @property
+    def by_corruption(self) -> list[dict[str, Any]]:
+        """Per perturbation, each metric's mean over the severities and its drop from clean; a
+        last row averages ImageNet-C's corruptions when any was measured."""
+        return metrics.per_corruption(
+            self.results, registry.IMAGENET_C, f"{registry.IMAGENET_C_SUITE} mean"
+        )
+
+    @property
     def images_per_s(self) -> float:
         """Perturbed images decoded, perturbed and encoded per second."""
         return self.encoded / self.seconds if self.seconds > 0 else 0.0
@@ -97,6 +106,7 @@ class RobustnessReport:
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 2),
             "results": self.results,
+            "by_corruption": self.by_corruption,
             "classes": self.classes,
             "notes": self.notes,
             "plots": self.plots,
@@ -287,11 +297,16 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
         if labels is not None and truth is not None:
             classes += [
                 {"perturbation": name, "severity": severity, **row}
-                for row in metrics.per_class(values, truth, labels.names)
+                for row in metrics.per_class(values, truth, labels.names, labels.display)
             ]
     if ident is not None and ident.untrained:
         notes.append(
             "the model has UNTRAINED random weights: these numbers describe noise, not CLIP"
+        )
+    if "frost" in names and reference_frost_photos() is None:
+        notes.append(
+            "frost used idx's synthetic frost (ImageNet-C's frost photographs come with the "
+            "optional extra: pip install 'idx-clip[imagenet-c]')"
         )
     return RobustnessReport(
         run_id=0,
