@@ -37,6 +37,7 @@ class LabelledSet:
     y: np.ndarray  # bool [n, C]
     label_names: list[str]
     display_names: list[str]
+    primary: np.ndarray  # [n] each image's best label (highest confidence): what a probe learns
 
 
 def load_labelled(index: Index, sources: list[str] | None = None) -> LabelledSet:
@@ -57,6 +58,7 @@ def load_labelled(index: Index, sources: list[str] | None = None) -> LabelledSet
         y=positives.matrix(ids),
         label_names=positives.names,
         display_names=positives.display,
+        primary=positives.primary[np.searchsorted(positives.ids, ids)],
     )
 
 
@@ -96,11 +98,19 @@ def insights(
     plots_dir: str | os.PathLike[str] | None = None,
     plots: bool = True,
     random_state: int = 0,
+    probe: bool = True,
+    folds: int = 5,
     progress: Progress | None = None,
 ) -> InsightsResult:
-    """Measure how well the embedding space matches the labels; store and return the results."""
+    """Measure how well the embedding space matches the labels; store and return the results.
+
+    With `probe`, also the linear probe (logistic regression, stratified `folds`-fold
+    cross-validation) on the embeddings and on the baselines (random vectors, colour histograms),
+    with kNN accuracy on the baselines too."""
     if k_nn < 1:
         raise UsageError(f"--k-nn must be at least 1, not {k_nn}")
+    if folds < 2:
+        raise UsageError(f"--folds must be at least 2, not {folds}")
     if not 0 < suspect_vote_share <= 1:
         raise UsageError(f"suspect vote share must be in (0, 1], not {suspect_vote_share}")
     index.require_images("analyse")
@@ -146,7 +156,10 @@ def insights(
         "cluster_run_id": run_id,
         "prompt": config.PROMPT_TEMPLATE.format("{display_name}") if zero_shot else None,
     }
-    result = store_insights(index, data, fitted, metrics, run_id)
+    probes = None
+    if probe:
+        probes = _probe(index, data, folds, fitted.k_, random_state, metrics, notes, step, progress)
+    result = store_insights(index, data, fitted, metrics, run_id, probes)
     result.notes = notes
     if plots:
         step("plots")
@@ -157,8 +170,42 @@ def insights(
     return result
 
 
+def _probe(index, data, folds, k_nn, seed, metrics, notes, step, progress) -> dict | None:
+    """The linear probes, their figures added to `metrics` beside the other baselines."""
+    if len(np.unique(data.primary)) < 2 or len(data.ids) < 4:
+        notes.append("linear probe unavailable: it needs at least 2 classes and 4 labelled images")
+        return None
+    step("linear probe")
+    from idx.ops.insights.probe import probe_all
+
+    probes = probe_all(index, data, folds=folds, k_nn=k_nn, seed=seed, progress=progress)
+    clip = probes["clip"]
+    metrics["linear_probe_accuracy"] = clip["accuracy"]
+    metrics["linear_probe"] = {k: v for k, v in clip.items() if k not in ("accuracy", "per_class")}
+    base = metrics["baselines"]
+    base["majority_class"]["linear_probe_accuracy"] = base["majority_class"]["knn_accuracy"]
+    for name in ("random_vectors", "colour_histogram"):
+        base[name] = {
+            "knn_accuracy": probes[name]["knn_accuracy"],
+            "linear_probe_accuracy": probes[name]["accuracy"],
+        }
+    if clip["folds"] < folds:
+        notes.append(
+            f"linear probe: {clip['folds']} folds, not {folds}: the largest class has "
+            f"{clip['folds']} images"
+        )
+    return probes
+
+
 def _stepper(progress: Progress | None):
-    phases = ("load labels", "encode class prompts", "neighbours and metrics", "plots", "done")
+    phases = (
+        "load labels",
+        "encode class prompts",
+        "neighbours and metrics",
+        "linear probe",
+        "plots",
+        "done",
+    )
 
     def step(phase: str) -> None:
         log.info("insights: %s", phase)

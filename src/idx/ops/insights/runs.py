@@ -1,6 +1,7 @@
 """Insight runs in the catalog: writing one run's results and reading a stored run back.
 
-Tables: insight_runs, class_insights, confused_pairs, suspect_labels (migration 0004).
+Tables: insight_runs, class_insights, confused_pairs, suspect_labels (migration 0004),
+linear_probes (0010).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from idx.ops.insights.probe import FEATURES
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
@@ -29,6 +32,20 @@ CLASS_COLUMNS = (
     "silhouette",
     "knn_accuracy",
     "zero_shot_accuracy",
+    "linear_probe_accuracy",
+)
+
+PROBE_COLUMNS = (
+    "features",
+    "n_images",
+    "folds",
+    "c",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "fold_accuracies",
+    "fold_sd",
+    "knn_accuracy",
 )
 
 
@@ -55,6 +72,7 @@ class InsightsResult:
     suspects: list[tuple]  # rows in SUSPECT_COLUMNS order
     plots: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    probes: list[tuple] = field(default_factory=list)  # rows in PROBE_COLUMNS order
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +82,7 @@ class InsightsResult:
             "classes": [dict(zip(CLASS_COLUMNS, r)) for r in self.classes],
             "confused_pairs": [dict(zip(PAIR_COLUMNS, r)) for r in self.pairs],
             "suspect_labels": [dict(zip(SUSPECT_COLUMNS, r)) for r in self.suspects],
+            "linear_probes": [dict(zip(PROBE_COLUMNS, r)) for r in self.probes],
             "plots": self.plots,
             "notes": self.notes,
         }
@@ -89,6 +108,8 @@ def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
         "vote_share DESC, own_vote_share, image_id, label_name",
     ).to_pylist()
     paths = index.catalog.images.paths_for([s["image_id"] for s in suspects])
+    probes = runs.rows("linear_probes", run_id, ", ".join(PROBE_COLUMNS), "features")
+    order = {name: i for i, name in enumerate(FEATURES)}
     return InsightsResult(
         run_id,
         run["cluster_run_id"],
@@ -96,6 +117,9 @@ def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
         _tuples(classes.to_pylist(), CLASS_COLUMNS),
         _tuples(pairs.to_pylist(), PAIR_COLUMNS),
         _tuples([s | {"path": paths[s["image_id"]]} for s in suspects], SUSPECT_COLUMNS),
+        probes=sorted(
+            _tuples(probes.to_pylist(), PROBE_COLUMNS), key=lambda r: order.get(r[0], len(order))
+        ),
     )
 
 
@@ -117,10 +141,13 @@ def store_insights(
     fitted: LabelInsights,
     metrics: dict[str, Any],
     cluster_run_id: int | None,
+    probes: dict[str, dict[str, Any]] | None = None,
 ) -> InsightsResult:
-    """Write one run (insight_runs + its per-class, pair and suspect rows) in one transaction."""
+    """Write one run (insight_runs + its per-class, pair, suspect and linear probe rows) in one
+    transaction."""
     names = data.label_names
     per = fitted.classes_
+    probe_per_class = (probes or {}).get("clip", {}).get("per_class") or [None] * len(names)
     present = np.nonzero(per["size"] > 0)[0]
     classes = [
         tuple(
@@ -138,9 +165,25 @@ def store_insights(
                 per["silhouette"][c],
                 per["knn_accuracy"][c],
                 per["zero_shot_accuracy"][c],
+                probe_per_class[c],
             )
         )
         for c in present
+    ]
+    probe_rows = [
+        (
+            name,
+            p["n_images"],
+            p["folds"],
+            p["C"],
+            p["accuracy"],
+            p["ci95"][0],
+            p["ci95"][1],
+            p["fold_accuracies"],
+            _nan_to_none(p["fold_sd"]),
+            p.get("knn_accuracy"),
+        )
+        for name, p in (probes or {}).items()
     ]
     pairs = [(names[a], names[b], n, _nan_to_none(sim)) for a, b, n, sim in fitted.pairs_]
     suspects = [
@@ -169,6 +212,7 @@ def store_insights(
             ("class_insights", CLASS_COLUMNS, classes),
             ("confused_pairs", PAIR_COLUMNS, pairs),
             ("suspect_labels", SUSPECT_COLUMNS, suspects),
+            ("linear_probes", PROBE_COLUMNS, probe_rows),
         ):
             if rows:
                 runs.add_rows(
@@ -176,7 +220,9 @@ def store_insights(
                     run_id,
                     {c: [r[j] for r in rows] for j, c in enumerate(columns) if c != "path"},
                 )
-    return InsightsResult(run_id, cluster_run_id, metrics, classes, pairs, suspects)
+    return InsightsResult(
+        run_id, cluster_run_id, metrics, classes, pairs, suspects, probes=probe_rows
+    )
 
 
 def _jsonable(value: Any) -> Any:
