@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from pathlib import PurePath
 from typing import Any
 
 import click
 
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return to_jsonable(value.tolist())
-    return value
+from idx.jsonable import to_jsonable
 
 
 def echo_json(obj: Any) -> None:

@@ -10,12 +10,13 @@ from idx.cli.options import (
     Lazy,
     LazyChoice,
     count_option,
+    filter_options,
     model_options,
     open_index,
     output_options,
     quiet_option,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary
+from idx.cli.output import note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 
 # ops.search and ops.duplicates load FAISS and DuckDB: each command imports them when it runs.
@@ -28,7 +29,9 @@ def _untrained_note(index: Any) -> None:
     note_untrained(ident is not None and ident.untrained)
 
 
-def _print_hits(hits: list[Any], fmt: str) -> None:
+def _print_hits(hits: list[Any], fmt: str, filtered: bool = False) -> None:
+    if filtered and not hits:
+        warn("no image passes the filter (--where, --label, --cluster)")
     with_labels = any(h.labels is not None for h in hits)
     columns = ["rank", "score", "id", "path"] + (["labels"] if with_labels else [])
     rows = []
@@ -50,29 +53,37 @@ def _print_hits(hits: list[Any], fmt: str) -> None:
 )
 @click.option("--id", "image_id", type=int, metavar="N", help="Query with indexed image N.")
 @k_option
+@filter_options
 @output_options(rows=True)
 @model_options
 @click.pass_context
-def search(ctx, text, image, image_id, k, fmt, model, pretrained, checkpoint):
+def search(
+    ctx, text, image, image_id, k, where, label, cluster, fmt, model, pretrained, checkpoint
+):
     """Find the images nearest to a text, an image file or an indexed image.
 
     Prints rank, score (cosine similarity), id, path, and the image's labels once labels exist.
     Text and images are encoded with the index's own model; a query image is decoded like the
     ingested ones. With --id the image itself comes first (score 1); `idx neighbors` leaves it out.
+    --where, --label and --cluster keep only the images the filter passes (all must hold); the
+    results are then those of an exact search among them.
 
     \b
     Example:
       idx search --text "a red apple on a table" -k 10
       idx search --image query.jpg -k 5 --format json
       idx search --id 42 --format csv
+      idx search --text "a red apple" --label Banana       # bananas that look like apples
+      idx search --text "a dog" --where "folder LIKE '%/2024/%' AND width >= 1000"
     """
     from idx.ops import search as api
 
     model_args = {"model": model, "pretrained": pretrained, "checkpoint": checkpoint}
+    filters = {"where": where, "label": label, "cluster": cluster}
     with open_index(ctx, read_only=True, **model_args) as index:
-        hits = api.search(index, text=text, image=image, id=image_id, k=k)
+        hits = api.search(index, text=text, image=image, id=image_id, k=k, **filters)
         _untrained_note(index)
-    _print_hits(hits, fmt)
+    _print_hits(hits, fmt, filtered=any(v is not None for v in filters.values()))
 
 
 @click.command()
@@ -84,33 +95,40 @@ def search(ctx, text, image, image_id, k, fmt, model, pretrained, checkpoint):
     help="Store every image's k nearest neighbours in the `neighbors` table (replaces it).",
 )
 @k_option
+@filter_options
 @output_options(rows=True)
 @quiet_option
 @click.pass_context
-def neighbors(ctx, image, all_images, k, fmt, quiet):
+def neighbors(ctx, image, all_images, k, where, label, cluster, fmt, quiet):
     """Show the nearest neighbours of an indexed image, or store them for every image.
 
     With an id or a path, prints the k nearest other images. With --all, writes the k nearest
     others of every image into the table neighbors(image_id, neighbor_id, rank, score) (rank 1 =
     nearest, the image itself excluded), replacing an earlier run; query it with `idx sql`.
+    --where, --label and --cluster keep only the neighbours the filter passes.
 
     \b
     Example:
       idx neighbors 42 -k 10
       idx neighbors photos/cat.jpg --format json
+      idx neighbors 42 --cluster 3 --where "format = 'PNG'"
       idx neighbors --all -k 10
       idx sql "SELECT a.path, b.path, n.score FROM neighbors n JOIN images a ON a.id = n.image_id
                JOIN images b ON b.id = n.neighbor_id WHERE n.score > 0.95"
     """
     from idx.ops import search as api
 
+    filters = {"where": where, "label": label, "cluster": cluster}
+    filtered = any(v is not None for v in filters.values())
     if all_images == (image is not None):
         raise click.UsageError("give an image id or path, or --all (not both)")
+    if all_images and filtered:
+        raise click.UsageError("--all stores every image's neighbours; it takes no filter")
     if not all_images:
         with open_index(ctx, read_only=True) as index:
-            hits = api.neighbors(index, image, k=k)
+            hits = api.neighbors(index, image, k=k, **filters)
             _untrained_note(index)
-        _print_hits(hits, fmt)
+        _print_hits(hits, fmt, filtered)
         return
     with ProgressBar(quiet) as bar, open_index(ctx) as index:
         report = api.build_neighbor_graph(index, k=k, progress=bar)

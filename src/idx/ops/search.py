@@ -2,8 +2,11 @@
 graph, and rebuilding the FAISS index as another type.
 
 >>> with Index(read_only=True) as index:             # doctest: +SKIP
-...     for hit in search(index, text="a red apple", k=5):
+...     for hit in search(index, text="a red apple", k=5, label="Banana"):
 ...         print(hit.rank, f"{hit.score:.3f}", hit.path)
+
+A filter (`where`: SQL over the image_info view; `label`, `cluster`, `folder`: shortcuts) restricts
+results to the images it keeps; results then equal an exact search over those images.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import pyarrow as pa
 
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
 from idx.indexer.catalog import Catalog
-from idx.indexer.decode import open_image
+from idx.indexer.decode import Decoded, decode, open_image
 from idx.indexer.index import Index
 from idx.indexer.vectors import VectorStore, check_type, exact_neighbors
+from idx.ops.filters import matching_ids, search_among
 from idx.progress import Progress, ProgressEvent
 
-_HAS_LABELS: weakref.WeakKeyDictionary[Catalog, bool] = weakref.WeakKeyDictionary()
-_PATHS: weakref.WeakKeyDictionary[Catalog, pa.Table] = weakref.WeakKeyDictionary()
+# What a read-only catalog said, with the connection (labels) or generation (paths) it held for.
+_HAS_LABELS: weakref.WeakKeyDictionary[Catalog, tuple[int, bool]] = weakref.WeakKeyDictionary()
+_PATHS: weakref.WeakKeyDictionary[Catalog, tuple[Any, pa.Table]] = weakref.WeakKeyDictionary()
 DEFAULT_K = 10
 #: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
 #: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
@@ -86,10 +91,16 @@ def search(
     id: int | None = None,
     vector: np.ndarray | None = None,
     k: int = DEFAULT_K,
+    image_data: bytes | None = None,
+    where: str | None = None,
+    label: str | None = None,
+    cluster: int | None = None,
+    folder: str | None = None,
 ) -> list[Hit]:
-    """The k images nearest to a text, an image file, an indexed image (which is then its own
-    rank-1 hit) or a vector of the index's dimension, by cosine similarity."""
-    given = [v for v in (text, image, id, vector) if v is not None]
+    """The k images nearest to a text, an image file (or its bytes), an indexed image (which is
+    then its own rank-1 hit) or a vector of the index's dimension, by cosine similarity; among
+    the images the filter keeps when one is given (see the module)."""
+    given = [v for v in (text, image, image_data, id, vector) if v is not None]
     if len(given) != 1:
         raise UsageError("give exactly one query: --text TEXT, --image FILE or --id N")
     _check_k(k)
@@ -99,6 +110,8 @@ def search(
         query = text_vector(index, text)
     elif image is not None:
         query = image_vector(index, image)
+    elif image_data is not None:
+        query = image_data_vector(index, image_data)
     elif id is not None:
         query = _stored_vector(index, int(id))
     else:
@@ -107,15 +120,27 @@ def search(
             raise UsageError(f"vector must be one query of shape (d,), not {query.shape}")
         _check_dim(index, query, "query")
         query = query / np.linalg.norm(query, axis=1, keepdims=True)
-    return _nearest(index, query, k)
+    allowed = matching_ids(index, where=where, label=label, cluster=cluster, folder=folder)
+    return _nearest(index, query, k, allowed=allowed)
 
 
-def neighbors(index: Index, image: int | str, k: int = DEFAULT_K) -> list[Hit]:
-    """The k images nearest to an indexed image (given by id or path), itself excluded."""
+def neighbors(
+    index: Index,
+    image: int | str,
+    k: int = DEFAULT_K,
+    *,
+    where: str | None = None,
+    label: str | None = None,
+    cluster: int | None = None,
+    folder: str | None = None,
+) -> list[Hit]:
+    """The k images nearest to an indexed image (given by id or path), itself excluded; among
+    the images the filter keeps when one is given (see the module)."""
     _check_k(k)
     index.require_images("search")
     image_id = resolve_image(index, image)
-    return _nearest(index, _stored_vector(index, image_id), k, exclude=image_id)
+    allowed = matching_ids(index, where=where, label=label, cluster=cluster, folder=folder)
+    return _nearest(index, _stored_vector(index, image_id), k, exclude=image_id, allowed=allowed)
 
 
 def text_vector(index: Index, text: str) -> np.ndarray:
@@ -131,12 +156,22 @@ def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
     """An image file decoded and preprocessed exactly like ingested images, then encoded."""
     if not os.path.exists(path):
         raise NotFoundError(f"query image {os.fspath(path)} does not exist; check the path")
+    return _encoded(index, lambda side: open_image(path, side), os.fspath(path))
+
+
+def image_data_vector(index: Index, data: bytes, name: str = "the uploaded image") -> np.ndarray:
+    """An image file's bytes decoded with the same guards as `idx add` (decompression bombs:
+    IDX_MAX_PIXELS) and the same preprocessing, then encoded."""
+    return _encoded(index, lambda side: decode(data, side), name)
+
+
+def _encoded(index: Index, load: Any, name: str) -> np.ndarray:
     encoder = index.encoder
     try:
-        decoded = open_image(path, encoder.image_size)
+        decoded: Decoded = load(encoder.image_size)
     except DecodeError as exc:
         raise DecodeError(
-            f"cannot search with {os.fspath(path)}: {exc}; give a JPEG/PNG/WebP/... image file"
+            f"cannot search with {name}: {exc}; give a JPEG/PNG/WebP/... image file"
         ) from None
     vector = encoder.encode_images(encoder.preprocess(decoded.image)[None])
     _check_dim(index, vector, "image")
@@ -176,9 +211,18 @@ def _stored_vector(index: Index, image_id: int) -> np.ndarray:
     return matrix
 
 
-def _nearest(index: Index, query: np.ndarray, k: int, exclude: int | None = None) -> list[Hit]:
+def _nearest(
+    index: Index,
+    query: np.ndarray,
+    k: int,
+    exclude: int | None = None,
+    allowed: np.ndarray | None = None,
+) -> list[Hit]:
     extra = 0 if exclude is None else 1
-    scores, ids = index.vectors.search(query, k + extra)
+    if allowed is None:
+        scores, ids = index.vectors.search(query, k + extra)
+    else:
+        scores, ids = search_among(index.vectors, query, k + extra, allowed)
     pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude]
     pairs = pairs[:k]
     info = _image_info(index, [i for _, i in pairs])
@@ -200,13 +244,15 @@ def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] 
 
 
 def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
-    """Paths from an in-memory copy of (id, path), made on first use. Only for a read-only
-    index: its catalog cannot change while open (DuckDB admits no writer meanwhile), and a
-    lookup then costs microseconds instead of a query (~1.5-5 ms on a busy machine)."""
-    table = _PATHS.get(index.catalog)
-    if table is None:
-        table = index.catalog.images.path_table()
-        _PATHS[index.catalog] = table
+    """Paths from an in-memory copy of (id, path), made on first use and again when a writer
+    moved the generation (a path changes only in a commit that moves it). Only for a read-only
+    index; a lookup then costs microseconds instead of a query (~1.5-5 ms on a busy machine)."""
+    generation = index.vectors.meta.get("generation")
+    cached = _PATHS.get(index.catalog)
+    if cached is None or cached[0] != generation:  # a writer committed since (idx serve)
+        cached = (generation, index.catalog.images.path_table())
+        _PATHS[index.catalog] = cached
+    table = cached[1]
     known = table.column("id").to_numpy()
     if len(known) == 0:
         return {}
@@ -220,11 +266,14 @@ def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
 def _has_labels(index: Index) -> bool:
     """Whether the index holds any labels (then results show them)."""
     # A read-only catalog cannot change while open, so one look per connection suffices there.
-    known = _HAS_LABELS.get(index.catalog) if index.read_only else None
-    if known is None:
-        known = index.catalog.labels.any()
-        if index.read_only:
-            _HAS_LABELS[index.catalog] = known
+    catalog = index.catalog
+    if index.read_only:
+        cached = _HAS_LABELS.get(catalog)
+        if cached is not None and cached[0] == catalog.connections:
+            return cached[1]
+    known = catalog.labels.any()
+    if index.read_only:
+        _HAS_LABELS[catalog] = (catalog.connections, known)
     return known
 
 

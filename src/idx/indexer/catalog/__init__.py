@@ -12,11 +12,13 @@ from pathlib import Path
 
 from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
 from idx.indexer.catalog.files import Files
+from idx.indexer.catalog.image_info import ImageInfo
 from idx.indexer.catalog.images import Images
 from idx.indexer.catalog.label_files import LabelFiles
 from idx.indexer.catalog.labels import Labels
 from idx.indexer.catalog.neighbors import Neighbors
 from idx.indexer.catalog.runs import Runs
+from idx.indexer.catalog.user_sql import UserSQL
 
 __all__ = ["Catalog", "arrow_to_matrix", "list_column"]
 
@@ -32,3 +34,5 @@ class Catalog(Database):
         self.label_files = LabelFiles(self, self.labels)
         self.runs = Runs(self)
         self.neighbors = Neighbors(self)
+        self.image_info = ImageInfo(self)
+        self.user_sql = UserSQL(self)

@@ -148,6 +148,19 @@ class Images:
         )
         return None if found is None else int(found)
 
+    def content_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64, content keys uint64) of the images that have a vector, ordered by id: a
+        key changes when the image's content (so its vector) does. A reader that keeps the FAISS
+        index in memory compares two of these to catch up with a writer."""
+        table = self.db.arrow(
+            "SELECT i.id, hash(i.sha256) FROM images i JOIN embeddings e USING (sha256) "
+            "ORDER BY i.id"
+        )
+        return (
+            table.column(0).to_numpy().astype(np.int64, copy=False),
+            table.column(1).to_numpy().astype(np.uint64, copy=False),
+        )
+
     def path_table(self) -> pa.Table:
         """(id, path) of every image, ordered by id, as Arrow: for a caller that looks paths up
         many times while the catalog cannot change (read-only)."""

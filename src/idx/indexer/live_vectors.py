@@ -1,0 +1,85 @@
+"""The FAISS index held in memory by a long-lived reader (`idx serve`, a notebook): search among
+a selection of ids, the stored vectors of some ids, and catching up with a writer.
+
+A reader never writes the FAISS file: it applies a writer's committed batches to its own copy
+(see `Index.refresh`) and loads the file again once the writer has saved it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import faiss
+import numpy as np
+
+from idx.indexer.ivfpq import ReRankedIVF
+from idx.indexer.vectors import VectorStore, single_thread
+
+Contents = tuple[np.ndarray, np.ndarray]
+
+
+def search_selected(
+    store: VectorStore, queries: np.ndarray, k: int, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like `store.search`, among `ids` only (an id selector inside FAISS): exact for flat, as
+    approximate as the index for the other types (a narrow selection can leave slots at -1)."""
+    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if store.index is None or len(ids) == 0:
+        return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+    k = min(k, len(ids))
+    wanted = np.ascontiguousarray(ids, dtype=np.int64)
+    with single_thread():
+        if isinstance(store.index, ReRankedIVF):  # its lists hold the ids themselves
+            return store.index.search(q, k, among=wanted)
+        selector = faiss.IDSelectorBatch(wanted)
+        return store.index.search(q, k, params=faiss.SearchParameters(sel=selector))
+
+
+def vectors_of(store: VectorStore, ids: np.ndarray) -> np.ndarray:
+    """The stored vectors of `ids` (each must be in the index), float32 [len(ids), d], read from
+    FAISS's own copy (far faster than from the catalog)."""
+    wanted = np.ascontiguousarray(ids, dtype=np.int64)
+    if store.index is None or len(wanted) == 0:
+        return np.zeros((0, store.index.d if store.index is not None else 0), np.float32)
+    return store.index.reconstruct_batch(wanted)
+
+
+def stored_ids(store: VectorStore) -> np.ndarray:
+    """The ids the index holds."""
+    return store.ids()
+
+
+def content_changes(before: Contents, after: Contents) -> tuple[np.ndarray, np.ndarray]:
+    """(ids whose vector is new or different, ids gone) between two (ids, content keys) pairs,
+    each ordered by id (see Images.content_keys)."""
+    (b_ids, b_keys), (a_ids, a_keys) = before, after
+    common, at_b, at_a = np.intersect1d(b_ids, a_ids, assume_unique=True, return_indices=True)
+    different = common[b_keys[at_b] != a_keys[at_a]]
+    new = np.setdiff1d(a_ids, b_ids, assume_unique=True)
+    removed = np.setdiff1d(b_ids, a_ids, assume_unique=True)
+    return np.union1d(different, new).astype(np.int64), removed.astype(np.int64)
+
+
+def catch_up(
+    store: VectorStore,
+    generation: int,
+    before: Contents,
+    after: Contents,
+    fetch: Callable[..., tuple[np.ndarray, np.ndarray]],
+) -> str:
+    """Bring the index in memory from catalog contents `before` to `after` without writing the
+    file: new and changed vectors added, removed ones dropped; rebuilt from fetch() (every
+    vector) when its type cannot drop ids. `fetch(ids)` returns (ids, vectors). Returns
+    "applied" or "rebuilt"."""
+    changed, removed = content_changes(before, after)
+    replaced = changed[np.isin(changed, before[0])]
+    in_place = store.can_apply(changed, removed, len(after[0]))
+    if store.index is None or not in_place:
+        store.rebuild(generation, *fetch(), writable=False)
+        return "rebuilt"
+    if len(removed) or len(replaced):
+        store.remove(np.concatenate([replaced, removed]))
+    if len(changed):
+        store.add(*fetch(changed))
+    store.meta = {**store.meta, "generation": generation, "count": store.ntotal}
+    return "applied"

@@ -1,0 +1,54 @@
+"""People's SQL over the catalog (`idx sql`, `/api/sql`), with functions that know the index's
+vectors: text_embedding('a red apple'), image_embedding(id) and the image_vectors view (see
+idx.indexer.catalog.user_sql).
+
+>>> with Index(read_only=True) as index:                 # doctest: +SKIP
+...     columns, rows, cut = run_sql(index, "SELECT path, array_cosine_similarity(v.vector, "
+...         "text_embedding('a red apple')) AS score FROM image_info JOIN image_vectors v "
+...         "USING (id) ORDER BY score DESC LIMIT 5")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from idx.errors import IdxError
+from idx.indexer.encoder import Encoder
+from idx.indexer.identity import ModelIdentity
+from idx.indexer.index import Index
+
+
+def enable_vector_sql(index: Index, encoder: Encoder | None = None) -> None:
+    """Make the vector functions exist on the index's connections. The model (`encoder`, else
+    the index's own) loads on the first text_embedding call, not before."""
+    ident = index.stored_identity()
+    if ident is None or not ident.embed_dim:
+        return  # nothing indexed yet: no model and no vectors to compare with
+    loaded: dict[str, Encoder] = {} if encoder is None else {"model": encoder}
+    try:
+        identity: ModelIdentity | IdxError = index.identity()
+    except IdxError as exc:  # e.g. IDX_MODEL names another model: only text_embedding fails
+        identity = exc
+
+    def text_fn(text: str) -> np.ndarray:
+        # Runs inside a DuckDB query: it must not use the catalog's connection, so the model is
+        # loaded from the identity resolved above, not through `index.encoder`.
+        if "model" not in loaded:
+            if isinstance(identity, IdxError):
+                raise identity
+            loaded["model"] = Encoder.load(identity)
+        return loaded["model"].encode_texts([text])[0]
+
+    index.catalog.user_sql.register_vector_functions(text_fn, int(ident.embed_dim))
+
+
+def run_sql(
+    index: Index, query: str, *, max_rows: int | None = None, timeout: float | None = None
+) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+    """(column names, rows, whether rows beyond `max_rows` were left out) of one statement, run
+    read-only when the index was opened so; errors are UsageError with DuckDB's reason."""
+    if not index.catalog.user_sql.has_vector_functions:
+        enable_vector_sql(index)
+    return index.catalog.user_sql.rows(query, max_rows=max_rows, timeout=timeout)
