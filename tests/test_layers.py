@@ -25,6 +25,8 @@ FORBIDDEN = {
     },
     "indexer": {"click", "tqdm", "idx.analysis", "idx.ops", "idx.cli", "idx.serve", "idx.demo"},
     "ops": {"click", "tqdm", "duckdb", "idx.cli", "idx.serve", "idx.demo"},
+    # serve answers through ops: no SQL and no catalog of its own
+    "serve": {"click", "tqdm", "duckdb", "idx.indexer.catalog", "idx.cli", "idx.demo"},
     "demo.py": {"click", "tqdm", "duckdb", "idx.cli", "idx.serve"},
     "errors.py": {"idx", "click", "tqdm"},
     "progress.py": {"idx", "click", "tqdm"},

@@ -72,9 +72,19 @@ def cli(ctx: click.Context, index_dir: str | None, wait: float, verbose: bool) -
 
 def _register() -> None:
     # One line per command family; each module defines `register(cli)`.
-    from idx.cli import analysis, demo, ingest, insights, labels, report, robustness, search
+    from idx.cli import (
+        analysis,
+        demo,
+        ingest,
+        insights,
+        labels,
+        report,
+        robustness,
+        search,
+        serve,
+    )
 
-    for module in (ingest, search, analysis, labels, insights, robustness, report, demo):
+    for module in (ingest, search, analysis, labels, insights, robustness, report, serve, demo):
         module.register(cli)
 
 

@@ -1,0 +1,76 @@
+"""`idx serve`: search the index over HTTP and in a browser."""
+
+from __future__ import annotations
+
+import click
+
+from idx import config
+from idx.cli.options import model_options, output_options
+from idx.cli.output import render_summary, warn
+
+
+@click.command()
+@click.option(
+    "--host",
+    default=config.SERVE_HOST,
+    show_default=True,
+    help="Address to listen on. Anything but loopback lets other machines read the images.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=config.SERVE_PORT,
+    show_default=True,
+    help="Port to listen on (0: any free port, printed at start).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Do not log each request (on stderr).")
+@output_options
+@model_options
+@click.pass_context
+def serve(ctx, host, port, quiet, fmt, model, pretrained, checkpoint):
+    """Serve the index: a JSON API and a web app to search, browse and filter images.
+
+    Loads the model and the vectors once, then answers until Ctrl-C: text and image queries,
+    neighbours, thumbnails, the latest map, filters (label, cluster, folder, SQL) and read-only
+    SQL. It follows a running `idx add` (new images appear without a restart) and never changes
+    the index. Prints where it listens (with --json: one JSON object) when ready.
+
+    \b
+    Example:
+      idx serve                          # then open http://127.0.0.1:8765/
+      idx serve --port 9000 --json
+      curl 'http://127.0.0.1:8765/api/search?text=a+red+apple&k=5&label=Apple'
+    """
+    from idx.serve.server import is_loopback
+    from idx.serve.server import serve as run_server
+    from idx.serve.session import Session
+
+    if not is_loopback(host):
+        warn(
+            f"warning: listening on {host}: anyone who can reach port {port} there can see every "
+            "indexed image and run read-only SQL on the catalog"
+        )
+    session = Session.open(
+        ctx.obj.get("index_dir"), model=model, pretrained=pretrained, checkpoint=checkpoint
+    )
+
+    def ready(info: dict) -> None:
+        def table() -> None:
+            click.echo(
+                f"serving {info['images']} images of {info['index']} at {info['url']} "
+                "(Ctrl-C stops)"
+            )
+
+        render_summary(info, fmt, table)
+        click.get_text_stream("stdout").flush()
+
+    try:
+        run_server(session, host, port, access_log=not quiet, on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C is how a server stops: not an interrupted job
+        warn("stopped")
+    finally:
+        session.close()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)

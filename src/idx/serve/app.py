@@ -1,0 +1,245 @@
+"""The HTTP API and the web app over one Session (Starlette).
+
+Read-only: every route reads. Errors are JSON `{"error": message}` with a 4xx status for what
+the request got wrong and 5xx for what failed here. Only indexed files are served, by id.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from idx import config
+from idx.errors import (
+    DecodeError,
+    EmptyIndexError,
+    IdxError,
+    IndexBusyError,
+    NotFoundError,
+    UsageError,
+)
+from idx.jsonable import to_jsonable
+from idx.ops import browse, search
+from idx.ops.sql import run_sql
+from idx.serve.limits import BodyLimit, BodyTooLarge, SecurityHeaders
+from idx.serve.session import Session
+
+log = logging.getLogger(__name__)
+STATIC = resources.files("idx.serve") / "static"
+#: The largest image id (DuckDB BIGINT): anything above is no image.
+MAX_ID = 2**63 - 1
+FILTERS = ("where", "label", "cluster", "folder")
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(json.dumps(to_jsonable(value)), status, media_type="application/json")
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+def _status_of(exc: IdxError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, EmptyIndexError):
+        return 409
+    if isinstance(exc, (UsageError, DecodeError)):
+        return 400
+    if isinstance(exc, IndexBusyError):
+        return 503
+    return 500
+
+
+async def _idx_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdxError)
+    return error_response(_status_of(exc), str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return error_response(exc.status_code, message)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return error_response(413, str(exc))
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path)
+    return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+def _int(params: Any, name: str, default: int | None, low: int, high: int) -> int | None:
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise UsageError(f"{name} must be a whole number from {low} to {high}, not {text!r}")
+    return value
+
+
+def _k(params: Any) -> int:
+    k = _int(params, "k", search.DEFAULT_K, 1, config.SERVE_MAX_K)
+    assert k is not None
+    return k
+
+
+def _filters(params: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {name: params.get(name) or None for name in FILTERS}
+    found["cluster"] = _int(params, "cluster", None, 0, 2**31 - 1)
+    return found
+
+
+def _image_id(request: Request) -> int:
+    image_id = int(request.path_params["id"])
+    if image_id > MAX_ID:
+        raise NotFoundError(f"no image with id {image_id}")
+    return image_id
+
+
+def _hits(hits: list[search.Hit]) -> Response:
+    return json_response([h.as_dict() for h in hits])
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def create_app(session: Session) -> Starlette:
+    def status(request: Request) -> Response:
+        return json_response(session.run(lambda index: index.status()))
+
+    def search_get(request: Request) -> Response:
+        params = request.query_params
+        k, filters = _k(params), _filters(params)
+        text, image_id = params.get("text"), _int(params, "id", None, 0, MAX_ID)
+        if (text is None) == (image_id is None):
+            raise UsageError(
+                "give text=WORDS or id=N (or POST an image file in the multipart field `image`)"
+            )
+        query = {"text": text} if text is not None else {"id": image_id}
+        return _hits(session.run(lambda index: search.search(index, k=k, **query, **filters)))
+
+    async def search_post(request: Request) -> Response:
+        form = await request.form(max_files=1, max_fields=20)
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise UsageError("POST /api/search takes an image file in the multipart field `image`")
+        params = {**request.query_params, **{k: v for k, v in form.items() if isinstance(v, str)}}
+        k, filters = _k(params), _filters(params)
+        data = await upload.read()
+        name = f"the uploaded image {upload.filename!r}" if upload.filename else "the upload"
+
+        def work(index: Any) -> list[search.Hit]:
+            vector = search.image_data_vector(index, data, name)
+            return search.search(index, vector=vector[0], k=k, **filters)
+
+        return _hits(await run_in_threadpool(session.run, work))
+
+    def neighbors(request: Request) -> Response:
+        image_id, k, filters = (
+            _image_id(request),
+            _k(request.query_params),
+            _filters(request.query_params),
+        )
+        return _hits(session.run(lambda index: search.neighbors(index, image_id, k, **filters)))
+
+    def image(request: Request) -> Response:
+        return FileResponse(session.image_file(_image_id(request)))
+
+    def thumb(request: Request) -> Response:
+        side = _int(request.query_params, "size", 256, 16, 1024)
+        assert side is not None
+        data = session.thumbnail(_image_id(request), side)
+        headers = {"Cache-Control": "private, max-age=60"}
+        return Response(data, media_type="image/jpeg", headers=headers)
+
+    def details(request: Request) -> Response:
+        image_id = _image_id(request)
+        return json_response(session.run(lambda index: browse.image_details(index, image_id)))
+
+    def facets(request: Request) -> Response:
+        return json_response(session.run(browse.facets))
+
+    def map_points(request: Request) -> Response:
+        body = session.map_json_gz()
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            return Response(body, media_type="application/json", headers=headers)
+        return Response(gzip.decompress(body), media_type="application/json")
+
+    def sql(request: Request) -> Response:
+        query = request.query_params.get("q")
+        if query is None:
+            raise UsageError("give the SQL in q, e.g. /api/sql?q=SELECT count(*) FROM images")
+        max_rows = config.sql_max_rows()
+        columns, rows, cut = session.run(lambda index: run_sql(index, query, max_rows=max_rows))
+        return json_response(
+            {
+                "columns": columns,
+                "rows": [dict(zip(columns, row)) for row in rows],
+                "truncated": cut,
+                "max_rows": max_rows,
+            }
+        )
+
+    def shared_script(request: Request) -> Response:
+        text = browse.shared_script(request.path_params["name"])
+        return Response(text, media_type="text/javascript")
+
+    def page(request: Request) -> Response:
+        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+
+    def unknown(request: Request) -> Response:
+        return error_response(404, f"no such API path: {request.url.path}")
+
+    routes = [
+        Route("/", page),
+        Route("/api/status", status),
+        Route("/api/search", search_get, methods=["GET"]),
+        Route("/api/search", search_post, methods=["POST"]),
+        Route("/api/neighbors/{id:int}", neighbors),
+        Route("/api/images/{id:int}", image),
+        Route("/api/thumbs/{id:int}", thumb),
+        Route("/api/details/{id:int}", details),
+        Route("/api/facets", facets),
+        Route("/api/map", map_points),
+        Route("/api/sql", sql),
+        Route("/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/static/lib/{name}", shared_script),
+        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            IdxError: _idx_error,
+            HTTPException: _http_error,
+            BodyTooLarge: _too_large,
+            Exception: _internal,
+        },
+    )
+    app.add_middleware(BodyLimit, max_bytes=config.max_upload())
+    app.add_middleware(SecurityHeaders)
+    return app

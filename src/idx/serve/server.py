@@ -1,0 +1,89 @@
+"""Listen on a socket and answer with the app, through uvicorn, until interrupted (Ctrl-C)."""
+
+from __future__ import annotations
+
+import copy
+import errno
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from idx.errors import IdxError, UsageError
+from idx.serve.app import create_app
+from idx.serve.session import Session
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine only."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: any free port)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UsageError(
+            f"cannot listen on host {host!r}: {exc.strerror}; give an address such as 127.0.0.1"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise IdxError(
+                f"port {port} on {host} is in use (another idx serve?); choose another with "
+                "--port, or --port 0 for any free one"
+            ) from None
+        raise IdxError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _logging() -> dict[str, Any]:
+    """uvicorn's logging with every line on stderr (stdout carries only what idx prints)."""
+    settings = copy.deepcopy(LOGGING_CONFIG)
+    for handler in settings["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+    return settings
+
+
+def serve(
+    session: Session,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = True,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Answer on host:port until interrupted. `on_ready(info)` is called once the socket
+    listens, with the url, host, port, and the session's summary."""
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    info = {"url": f"http://{shown}:{actual}/", "host": host, "port": actual}
+    info |= session.summary() | {"loopback_only": is_loopback(host)}
+    config = uvicorn.Config(
+        create_app(session),
+        log_config=_logging(),
+        log_level="info",
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    if on_ready is not None:
+        on_ready(info)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,138 @@
+"""The index a server answers from: opened once, read-only, with the model and the vectors
+loaded; used by one request at a time and let go of after each.
+
+Between requests the catalog file is released, so a running `idx add` can commit its batches;
+at the start of each request the vectors catch up with what it committed (`Index.refresh`). The
+requests take turns: DuckDB's connection is not shared between threads, and on a few cores the
+model and FAISS already use every one of them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from idx import config
+from idx.errors import DecodeError, NotFoundError
+from idx.indexer.index import Index
+from idx.jsonable import to_jsonable
+from idx.ops import browse, thumbnails
+from idx.ops.sql import enable_vector_sql
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Thumbnails kept in memory (a few kB each).
+THUMBS_KEPT = 4096
+THUMB_SIDES = (64, 128, 256, 512)
+
+
+class Session:
+    def __init__(self, index: Index):
+        self.index = index
+        self._lock = threading.Lock()
+        self._thumbs: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._thumbs_lock = threading.Lock()
+        self._map: tuple[tuple[Any, ...], bytes] | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, **model: Any) -> Session:
+        """Open the index read-only and load what queries need: the model (when the index has
+        stored one), the vectors, and SQL's vector functions. SQL may read no other file."""
+        index = Index(path, read_only=True, **model)
+        try:
+            index.catalog.forbid_file_access()
+            index.catalog.user_sql.timeout = config.sql_timeout()
+            if index.stored_identity() is not None:
+                enable_vector_sql(index, index.encoder)
+            index.vectors  # noqa: B018 - loaded (or rebuilt in memory) now, not on the first query
+            index.refresh()
+        except BaseException:
+            index.close()
+            raise
+        finally:
+            index.release()
+        return cls(index)
+
+    def close(self) -> None:
+        self.index.close()
+
+    @contextmanager
+    def use(self) -> Iterator[Index]:
+        """The index for one request: caught up with any writer first, released after."""
+        with self._lock:
+            try:
+                self.index.refresh()
+                yield self.index
+            finally:
+                self.index.release()
+
+    def run(self, work: Callable[[Index], T]) -> T:
+        with self.use() as index:
+            return work(index)
+
+    def summary(self) -> dict[str, Any]:
+        """What `idx serve` prints when it starts."""
+        with self.use() as index:
+            model, untrained = index.describe_model()
+            return {
+                "index": str(index.dir.resolve()),
+                "images": index.catalog.images.count(),
+                "model": model,
+                "untrained": untrained,
+            }
+
+    # -- pictures ---------------------------------------------------------------------------
+
+    def image_file(self, image_id: int) -> str:
+        """The indexed file of an image; NotFoundError when the id or the file is gone."""
+        path = self.run(lambda index: browse.image_path(index, image_id))
+        if not os.path.isfile(path):
+            raise NotFoundError(
+                f"the file of image {image_id} ({path}) is gone; run `idx add` on its folder again"
+            )
+        return path
+
+    def thumbnail(self, image_id: int, side: int) -> bytes:
+        """A JPEG of the image no larger than side x side (side rounded up to THUMB_SIDES)."""
+        side = next((s for s in THUMB_SIDES if s >= side), THUMB_SIDES[-1])
+        path = self.image_file(image_id)
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size, side)
+        with self._thumbs_lock:
+            if key in self._thumbs:
+                self._thumbs.move_to_end(key)
+                return self._thumbs[key]
+        try:
+            picture = thumbnails.thumbnail_image(path, side)
+        except DecodeError as exc:
+            raise NotFoundError(f"cannot show image {image_id} ({path}): {exc}") from None
+        out = io.BytesIO()
+        picture.save(out, "JPEG", quality=82)
+        data = out.getvalue()
+        with self._thumbs_lock:
+            self._thumbs[key] = data
+            while len(self._thumbs) > THUMBS_KEPT:
+                self._thumbs.popitem(last=False)
+        return data
+
+    # -- the map ----------------------------------------------------------------------------
+
+    def map_json_gz(self) -> bytes:
+        """The latest map (browse.latest_map) as gzipped JSON, made again only when it changed:
+        at 100,000 points it is several megabytes and takes a second to gather."""
+        with self.use() as index:
+            fingerprint = browse.map_fingerprint(index)
+            if self._map is not None and self._map[0] == fingerprint:
+                return self._map[1]
+            payload = browse.latest_map(index)
+        body = gzip.compress(json.dumps(to_jsonable(payload)).encode(), compresslevel=5)
+        self._map = (fingerprint, body)
+        return body

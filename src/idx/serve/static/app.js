@@ -1,0 +1,261 @@
+// The idx web app: search by text or by a dropped image, filter, open an image and its
+// neighbours, and look at the latest 2-D map. Talks only to this server's /api/ (see app.py);
+// h(), fmt() and colourOf() come from the report's charts.js, Scatter from its scatter.js.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const NEIGHBOURS_SHOWN = 10;
+const state = {map: null, scatter: null, position: new Map(), lastImages: null, query: null};
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) throw new Error((body && body.error) || `HTTP ${response.status}`);
+  return body;
+}
+
+function basename(path) { return path.slice(path.lastIndexOf("/") + 1); }
+
+function filterParams() {
+  const params = new URLSearchParams();
+  const add = (name, value) => { value = value.trim(); if (value) params.set(name, value); };
+  add("label", $("f-label").value);
+  add("cluster", $("f-cluster").value);
+  add("folder", $("f-folder").value);
+  add("where", $("f-where").value);
+  return params;
+}
+
+function showMessage(text, error = false) {
+  const box = $("message");
+  box.textContent = text;
+  box.classList.toggle("error", error);
+}
+
+function card(hit) {
+  const caption = [h("span", {class: "score", text: `${hit.rank}. ${hit.score.toFixed(3)}`}),
+    h("span", {class: "name", text: basename(hit.path)})];
+  if (hit.labels) caption.push(h("span", {class: "labels", text: hit.labels.join(", ") || "–"}));
+  return h("figure", {class: "card", "data-id": hit.id, title: hit.path, onclick: () => openImage(hit.id)},
+    h("img", {src: `/api/thumbs/${hit.id}?size=256`, loading: "lazy", alt: basename(hit.path)}),
+    h("figcaption", {}, caption));
+}
+
+function showResults(hits, title, preview = null) {
+  const heading = $("results-title");
+  heading.replaceChildren(title);
+  if (preview) heading.appendChild(h("img", {class: "query-preview", src: preview, alt: "query image"}));
+  $("results").replaceChildren(...hits.map(card));
+  showMessage(hits.length ? "" : "No image passes the filters.");
+}
+
+async function run(task) {
+  showMessage("Searching…");
+  try { await task(); } catch (error) { showMessage(error.message, true); }
+}
+
+function searchText(text) {
+  state.query = {text};
+  const params = filterParams();
+  params.set("text", text);
+  params.set("k", $("k").value);
+  return run(async () => showResults(await api(`/api/search?${params}`), `Results for “${text}”`));
+}
+
+function searchImage(file) {
+  state.query = {file};
+  const params = filterParams();
+  params.set("k", $("k").value);
+  const form = new FormData();
+  form.append("image", file, file.name || "image");
+  const preview = URL.createObjectURL(file);
+  return run(async () => {
+    const hits = await api(`/api/search?${params}`, {method: "POST", body: form});
+    showResults(hits, `Results for the image ${file.name || ""}`, preview);
+  });
+}
+
+function repeatQuery() {
+  if (!state.query) return;
+  if (state.query.text !== undefined) searchText(state.query.text);
+  else searchImage(state.query.file);
+}
+
+async function openImage(id) {
+  document.querySelectorAll(".card.selected").forEach((el) => el.classList.remove("selected"));
+  document.querySelectorAll(`.card[data-id="${id}"]`).forEach((el) => el.classList.add("selected"));
+  const pane = $("details");
+  pane.hidden = false;
+  $("d-id").textContent = `#${id}`;
+  $("d-img").src = `/api/thumbs/${id}?size=512`;
+  $("d-link").href = `/api/images/${id}`;
+  const params = filterParams();
+  params.set("k", NEIGHBOURS_SHOWN);
+  try {
+    const [info, near] = await Promise.all([api(`/api/details/${id}`), api(`/api/neighbors/${id}?${params}`)]);
+    const rows = [["path", info.path], ["size", fmtBytes(info.size)], ["pixels", `${info.width} × ${info.height}`],
+      ["format", info.format], ["labels", info.labels.join(", ") || "–"],
+      ["cluster", info.cluster === null ? "–" : `${info.cluster} (run ${info.cluster_run})`]];
+    $("d-info").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {text: k}), h("dd", {text: v})]));
+    $("neighbors").replaceChildren(...near.map(card));
+    if (!near.length) $("neighbors").replaceChildren(h("p", {text: "No neighbour passes the filters."}));
+  } catch (error) {
+    $("d-info").replaceChildren(h("p", {class: "error", text: error.message}));
+  }
+  markOnMap(id);
+}
+
+// -- filters and status --------------------------------------------------------------------
+
+async function loadFacets() {
+  const facets = await api("/api/facets");
+  $("labels-list").replaceChildren(...facets.labels.map((l) => h("option", {value: l.name, text: `${l.images} images`})));
+  $("folders-list").replaceChildren(...facets.folders.map((f) => h("option", {value: f.folder, text: `${f.images} images`})));
+  const select = $("f-cluster");
+  const chosen = select.value;
+  const sizes = facets.clusters ? facets.clusters.sizes : [];
+  select.replaceChildren(h("option", {value: "", text: "any"}),
+    ...sizes.map(([c, n]) => h("option", {value: String(c), text: `${c} (${n})`})));
+  select.value = chosen;
+}
+
+async function loadStatus() {
+  const status = await api("/api/status");
+  const model = status.model ? status.model.description : "no model yet";
+  const job = status.job && status.job.status === "running" ? " · an idx add is running" : "";
+  $("status").textContent = `${fmt(status.images)} images · ${model}${job}`;
+  if (state.lastImages !== null && state.lastImages !== status.images) loadFacets().catch(() => {});
+  state.lastImages = status.images;
+}
+
+// -- the map -------------------------------------------------------------------------------
+
+async function loadMap() {
+  const data = await api("/api/map");
+  if (data.missing) {
+    $("map").hidden = true;
+    $("map-note").textContent = `${data.missing.what} Make one with: ${data.missing.command}`;
+    return;
+  }
+  state.map = data;
+  data.ids.forEach((id, i) => state.position.set(id, i));
+  const canvas = $("map");
+  state.scatter = new Scatter(canvas, data.x, data.y, showTooltip);
+  let down = null;
+  canvas.addEventListener("mousedown", (ev) => { down = [ev.clientX, ev.clientY]; });
+  canvas.addEventListener("click", (ev) => {
+    const moved = down && Math.hypot(ev.clientX - down[0], ev.clientY - down[1]) > 4;
+    const i = state.scatter.hovered;
+    if (!moved && i >= 0) openImage(data.ids[i]);
+  });
+  $("map-note").textContent = `${fmt(data.ids.length)} images, ${data.run.method} map (run ${data.run.id}); ` +
+    "wheel to zoom, drag to pan, double-click to reset, click a point to open it";
+  colourMap();
+}
+
+function categories() {
+  const by = $("colour-by").value;
+  if (by === "label" && state.map.label) return {values: state.map.label, names: state.map.label_names};
+  if (state.map.cluster) return {values: state.map.cluster, names: null};
+  return {values: state.map.ids.map(() => -1), names: null};
+}
+
+function colourMap() {
+  if (!state.scatter) return;
+  const {values, names} = categories();
+  state.scatter.setColours(values);
+  const counts = new Map();
+  values.forEach((v) => { if (v >= 0) counts.set(v, (counts.get(v) || 0) + 1); });
+  const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 24);
+  $("legend").replaceChildren(...top.map(([v, n]) => h("span", {
+    "data-value": v,
+    onclick: () => { state.scatter.focus = state.scatter.focus === v ? null : v; state.scatter.draw(); dimLegend(); },
+  }, h("span", {class: "sw", style: {background: colourOf(v)}}), `${names ? names[v] : `cluster ${v}`} (${n})`)));
+  focusFromFilters();
+}
+
+function dimLegend() {
+  const focus = state.scatter.focus;
+  document.querySelectorAll("#legend > span").forEach((el) => {
+    el.classList.toggle("dim", focus !== null && Number(el.dataset.value) !== focus);
+  });
+}
+
+// A cluster or label filter also focuses the map on it when the map is coloured that way.
+function focusFromFilters() {
+  if (!state.scatter) return;
+  const by = $("colour-by").value;
+  let focus = null;
+  if (by === "cluster" && $("f-cluster").value !== "") focus = Number($("f-cluster").value);
+  const label = $("f-label").value.trim().toLowerCase();
+  if (by === "label" && label && state.map.label_names) {
+    const at = state.map.label_names.findIndex((n) => n.toLowerCase() === label);
+    if (at >= 0) focus = at;
+  }
+  state.scatter.focus = focus;
+  state.scatter.draw();
+  dimLegend();
+}
+
+function markOnMap(id) {
+  if (!state.scatter || !state.position.has(id)) return;
+  state.scatter.hovered = state.position.get(id);
+  state.scatter.draw();
+}
+
+function showTooltip(i, x, y) {
+  const tip = $("tooltip");
+  if (i < 0) { tip.hidden = true; return; }
+  const map = state.map;
+  const parts = [`#${map.ids[i]}`];
+  if (map.cluster) parts.push(`cluster ${map.cluster[i]}`);
+  if (map.label && map.label[i] >= 0) parts.push(map.label_names[map.label[i]]);
+  tip.textContent = parts.join(" · ");
+  tip.style.left = `${x + 12}px`;
+  tip.style.top = `${y + 12}px`;
+  tip.hidden = false;
+}
+
+// -- wiring --------------------------------------------------------------------------------
+
+function isImage(file) { return file && (!file.type || file.type.startsWith("image/")); }
+
+function wire() {
+  $("search-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("query").value.trim();
+    if (text) searchText(text);
+  });
+  $("file").addEventListener("change", () => { if ($("file").files[0]) searchImage($("file").files[0]); });
+  for (const id of ["f-label", "f-cluster", "f-folder", "f-where"]) {
+    $(id).addEventListener("change", () => { focusFromFilters(); repeatQuery(); });
+  }
+  $("f-clear").addEventListener("click", () => {
+    for (const id of ["f-label", "f-cluster", "f-folder", "f-where"]) $(id).value = "";
+    focusFromFilters();
+    repeatQuery();
+  });
+  $("k").addEventListener("change", repeatQuery);
+  $("colour-by").addEventListener("change", colourMap);
+  $("d-close").addEventListener("click", () => { $("details").hidden = true; });
+  const overlay = $("drop-overlay");
+  let depth = 0;
+  document.addEventListener("dragenter", (ev) => { ev.preventDefault(); depth++; overlay.hidden = false; });
+  document.addEventListener("dragleave", () => { depth = Math.max(0, depth - 1); if (!depth) overlay.hidden = true; });
+  document.addEventListener("dragover", (ev) => ev.preventDefault());
+  document.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    const file = ev.dataTransfer && ev.dataTransfer.files[0];
+    if (isImage(file)) searchImage(file);
+    else showMessage("Drop an image file (JPEG, PNG, WebP, …) to search by it.", true);
+  });
+}
+
+wire();
+loadStatus().catch((error) => { $("status").textContent = error.message; });
+loadFacets().catch(() => {});
+loadMap().catch((error) => { $("map-note").textContent = error.message; });
+setInterval(() => loadStatus().catch(() => {}), 5000);
