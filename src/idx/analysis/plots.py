@@ -40,23 +40,47 @@ def plot_map(
     path: Path,
     *,
     labels: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+    legend: str = "cluster",
     title: str = "",
     untrained: bool = False,
 ) -> Path:
-    """Scatter of a 2-D map, coloured by cluster when labels are given."""
-    fig = Figure(figsize=(7, 6))
+    """Scatter of a 2-D map, coloured by cluster (or class) when labels are given: group
+    labels[i] of point i, named names[labels[i]] when names are given; -1 (unlabelled) is grey."""
+    fig = Figure(figsize=(7, 6) if names is None else (9, 6))
     ax = fig.add_subplot()
     size = float(np.clip(4000 / max(len(xy), 1), 1, 30))
     if labels is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.8, linewidths=0)
     else:
-        k = int(labels.max()) + 1
-        points = ax.scatter(
-            xy[:, 0], xy[:, 1], c=labels, cmap=_cmap(k), s=size, alpha=0.85, linewidths=0
-        )
-        if k <= 20:
-            handles, names = points.legend_elements(num=list(range(k)))
-            ax.legend(handles, names, title="cluster", fontsize="small", loc="best")
+        k = max(int(labels.max()) + 1, len(names or ()))
+        none = labels < 0
+        if none.any():
+            ax.scatter(*xy[none].T, s=size, color="#c4c9cf", alpha=0.6, linewidths=0)
+        cmap = colormaps[_cmap(k)]  # tab10 / tab20: group i gets the palette's i-th colour
+        for group in range(k) if k <= 20 else ():
+            mine = labels == group
+            if mine.any():
+                ax.scatter(
+                    *xy[mine].T,
+                    s=size,
+                    color=cmap(group),
+                    alpha=0.85,
+                    linewidths=0,
+                    label=names[group] if names is not None else str(group),
+                )
+        if k > 20:  # too many to name: one colour map, no legend
+            ax.scatter(*xy[~none].T, c=labels[~none], cmap=_cmap(k), s=size, linewidths=0)
+        else:
+            if none.any():
+                ax.scatter([], [], color="#c4c9cf", label="unlabelled")
+            ax.legend(
+                title=legend,
+                fontsize="small",
+                loc="center left" if names is not None else "best",
+                bbox_to_anchor=(1.0, 0.5) if names is not None else None,
+                markerscale=max(1.0, 20 / size) ** 0.5,
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(_title(title, untrained))
@@ -132,17 +156,23 @@ def plot_sweep(
     path: Path,
     *,
     best_k: int | None = None,
+    best_by: Mapping[str, int] | None = None,
     title: str = "",
     untrained: bool = False,
 ) -> Path:
-    """One panel per metric against k, the best k marked."""
-    fig = Figure(figsize=(4 * len(curves), 3.6))
+    """One panel per metric against k (four to a row), the best k marked: `best_by[metric]` in
+    that metric's panel, else `best_k` in every panel."""
+    cols = min(4, len(curves))
+    rows = -(-len(curves) // cols)
+    fig = Figure(figsize=(4 * cols, 3.4 * rows + 0.4))
     for i, (name, values) in enumerate(curves.items()):
-        ax = fig.add_subplot(1, len(curves), i + 1)
+        ax = fig.add_subplot(rows, cols, i + 1)
         ax.plot(list(ks), list(values), marker="o")
-        if best_k is not None:
-            ax.axvline(best_k, color="gray", linestyle=":")
+        mark = (best_by or {}).get(name, best_k if not best_by else None)
+        if mark is not None:
+            ax.axvline(mark, color="gray", linestyle=":")
         ax.set_xlabel("k")
-        ax.set_title(name.replace("_", " "))
+        ax.set_title(name.replace("_", " ") + (f" (best k={mark})" if best_by and mark else ""))
     fig.suptitle(_title(title, untrained))
+    fig.tight_layout()
     return _save(fig, path)

@@ -94,6 +94,12 @@ def _metric_rows(results: dict[str, ClusterResult]) -> tuple[list[str], list[lis
         ("silhouette", "silhouette (cosine, higher is better)"),
         ("davies_bouldin", "davies-bouldin (lower is better)"),
         ("calinski_harabasz", "calinski-harabasz (higher is better)"),
+        ("nmi", "NMI vs labels (0..1, higher is better)"),
+        ("ari", "ARI vs labels (0 = chance, higher is better)"),
+        ("purity", "purity vs labels (grows with k)"),
+    ]
+    names = [
+        (key, label) for key, label in names if any(key in r.metrics for r in results.values())
     ]
     first = next(iter(results.values()))
     base = first.metrics.get("baselines", {})
@@ -132,6 +138,8 @@ def _print_cluster(results: dict[str, ClusterResult]) -> None:
     render_rows(columns, rows, "table")
     for name, r in results.items():
         click.echo(f"silhouette [{name}]: {_silhouette_note(r.metrics, 'embedding space')}")
+        if "labels_scored" in r.metrics:
+            click.echo(f"against the labels [{name}]: {r.metrics['labels_scored']}")
         if "map" in r.metrics:
             m = r.metrics["map"]
             click.echo(
@@ -179,7 +187,8 @@ def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, f
     """Cluster the images with K-means; print and store the quality metrics; draw plots.
 
     Prints the silhouette (cosine, in embedding space), Davies-Bouldin and Calinski-Harabasz
-    indices and the cluster sizes; writes a 2-D map coloured by cluster, a silhouette plot and one
+    indices, with labels also NMI, ARI and purity against them (images with one label), and
+    the cluster sizes; writes a 2-D map coloured by cluster, a silhouette plot and one
     contact sheet per cluster (images nearest to and farthest from its centre). The run is stored
     in cluster_runs, clusters (run_id, image_id, cluster, distance) and cluster_centers.
 
@@ -220,9 +229,10 @@ def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, f
 @count_option(
     "k_range",
     type=str,
-    required=True,
+    default=None,
     metavar="A:B",
-    help="Range of k to try, both ends included, e.g. 2:20.",
+    help="Range of k to try, both ends included, e.g. 2:30 (default: 2:20, capped below the "
+    "number of images).",
 )
 @space_option
 @seed_option
@@ -233,30 +243,44 @@ def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, f
 def sweep_command(ctx, k_range, space, seed, out, fmt, quiet):
     """Run K-means for each k in a range; print and plot the metrics; name the best k.
 
-    The best k is the one with the highest silhouette (cosine, embedding space). Results are
-    stored in sweep_runs and sweep_results (run_id, k, silhouette, davies_bouldin,
-    calinski_harabasz, inertia).
+    The best k is the one with the highest silhouette (cosine, embedding space). Where the index
+    has labels, each k is also scored against them (NMI, ARI, purity over the images with one
+    label) and the best k by each is named: with labelled classes, NMI and ARI say which k
+    matches the classes, where silhouette only says which k separates the points best.
+    Results are stored in sweep_runs (best_k, best_k_by) and sweep_results (run_id, k,
+    silhouette, davies_bouldin, calinski_harabasz, nmi, ari, purity).
 
     \b
     Example:
-      idx sweep --k 2:20
+      idx sweep
+      idx sweep --k 2:40
       idx sweep --k 2:12 --space tsne --json
     """
     from idx.ops.maps.sweep import parse_k_range, sweep
 
-    ks = parse_k_range(k_range)
+    ks = parse_k_range(k_range) if k_range is not None else None
     with ProgressBar(quiet, unit="k") as bar, open_index(ctx) as index:
         result = sweep(index, ks, space=space, seed=seed, out=out, progress=bar)
     note_untrained(result.untrained, UNTRAINED)
     rows = result.rows()
 
     def table() -> None:
+        span = f"k {result.ks[0]}:{result.ks[-1]}" + (" (default)" if result.default_range else "")
         click.echo(
-            f"sweep run {result.run_id}: K-means on {space}, {result.n_images} images, seed {seed}"
+            f"sweep run {result.run_id}: K-means on {space}, {result.n_images} images, {span}, "
+            f"seed {seed}"
         )
         click.echo(f"model: {result.model}")
         render_rows(list(rows[0]), [list(r.values()) for r in rows], "table")
         click.echo(f"best k by silhouette: {result.best_k}")
+        if result.labels:
+            by = result.best_by
+            click.echo(
+                f"best k against the labels ({result.labels}): by NMI {by['nmi']}, "
+                f"by ARI {by['ari']}, by purity {by['purity']} (purity grows with k)"
+            )
+        else:
+            click.echo("no labels: import some (`idx labels import`) to score each k against them")
         click.echo(f"plot: {result.plots['metrics']}")
 
     render_summary(result.as_dict(), fmt, table, rows)

@@ -1,4 +1,5 @@
-"""`cluster`: K-means over the index's embeddings (or a 2-D map of them), evaluated, stored, drawn."""
+"""`cluster`: K-means over the index's embeddings (or a 2-D map of them), evaluated (against the
+labels too, where the index has them), stored, drawn."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from idx.analysis.projection import Projector
 from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.kmeans import faiss_engine
+from idx.ops.maps.label_scores import label_scores, label_truth
 from idx.ops.maps.projection import latest_covering, load_projection, map_of, project
 from idx.ops.thumbnails import decode_thumbnails
 from idx.progress import Progress, ProgressEvent
@@ -152,6 +154,10 @@ def cluster(
     if projection_run is not None:
         map_quality = cluster_metrics(points, km.labels_, metric="euclidean", random_state=seed)
         metrics["map"] = map_quality.as_dict()
+    truth = label_truth(index, ids)
+    scores = label_scores(truth, km.labels_) if truth is not None else None
+    if truth is not None and scores is not None:
+        metrics |= scores | {"labels_scored": truth.describe()}
     if baseline:
         metrics["baselines"] = baseline_metrics(index, ids, vectors, k, seed, n_iter, progress)
     result = ClusterResult(

@@ -103,14 +103,26 @@ def project(
         seconds,
     )
     if plot:
-        folder = config.plots_dir(index.dir, out, f"projection-{run_id}")
-        result.plots["map"] = plots.plot_map(
-            result.xy,
-            folder / "map.png",
-            title=f"{_label(method)} of {len(ids)} images (run {run_id})",
-            untrained=untrained,
-        )
+        result.plots["map"] = _draw(index, result, out)
     return result
+
+
+def _draw(index: Index, result: ProjectionResult, out: str | os.PathLike[str] | None) -> Path:
+    """The map, coloured by each image's label where the index has labels."""
+    from idx.ops.maps.label_scores import label_truth
+
+    folder = config.plots_dir(index.dir, out, f"projection-{result.run_id}")
+    truth = label_truth(index, result.ids)
+    title = f"{_label(result.method)} of {len(result.ids)} images (run {result.run_id})"
+    return plots.plot_map(
+        result.xy,
+        folder / "map.png",
+        labels=truth.primary if truth is not None else None,
+        names=truth.names if truth is not None else None,
+        legend="class",
+        title=title + (", coloured by label" if truth is not None else ""),
+        untrained=result.untrained,
+    )
 
 
 def _label(method: str) -> str:

@@ -1,4 +1,5 @@
-"""`sweep`: K-means for each k of a range, the three metrics per k, and the best k by silhouette."""
+"""`sweep`: K-means for each k of a range, the three metrics per k, and the best k by silhouette;
+where the index has labels, also NMI, ARI and purity against them per k and the best k by each."""
 
 from __future__ import annotations
 
@@ -19,11 +20,20 @@ from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.kmeans import faiss_engine
 from idx.ops.maps.clustering import N_ITER, points_in_space
+from idx.ops.maps.label_scores import SCORES, label_scores, label_truth
 from idx.progress import Progress, ProgressEvent
 
 CURVES = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia")
 #: One column each in sweep_results; inertia goes to sweep_runs.inertia (JSON by k).
-STORED_CURVES = CURVES[:3]
+STORED_CURVES = (*CURVES[:3], *SCORES)
+#: The range swept when none is given: 2 to 20 clusters (fewer when the index is small).
+DEFAULT_K_RANGE = (2, 20)
+
+
+def default_k_range(n_images: int) -> list[int]:
+    """DEFAULT_K_RANGE, its top lowered below the number of images."""
+    low, high = DEFAULT_K_RANGE
+    return list(range(low, max(low, min(high, n_images - 1)) + 1))
 
 
 def parse_k_range(text: str) -> list[int]:
@@ -52,6 +62,11 @@ class SweepResult:
     best_k: int
     projection_run_id: int | None = None
     plots: dict[str, Path] = field(default_factory=dict)
+    #: metric -> the best k by it: silhouette always; nmi, ari, purity when there are labels
+    best_by: dict[str, int] = field(default_factory=dict)
+    #: what the label scores were computed on ("412 single-label images in 20 classes")
+    labels: str | None = None
+    default_range: bool = False
 
     def rows(self) -> list[dict[str, Any]]:
         return [
@@ -71,6 +86,9 @@ class SweepResult:
             "projection_run_id": self.projection_run_id,
             "best_k": self.best_k,
             "best_by": "silhouette",
+            "best_k_by": self.best_by,
+            "labels": self.labels,
+            "default_range": self.default_range,
             "results": self.rows(),
             "plots": {k: str(v) for k, v in self.plots.items()},
         }
@@ -78,7 +96,7 @@ class SweepResult:
 
 def sweep(
     index: Index,
-    ks: Sequence[int],
+    ks: Sequence[int] | None = None,
     *,
     space: str = "embedding",
     seed: int = 0,
@@ -88,18 +106,22 @@ def sweep(
     plot: bool = True,
     progress: Progress | None = None,
 ) -> SweepResult:
-    """Cluster for every k in ks; store each k's metrics; the best k has the highest silhouette."""
-    ks = sorted(set(int(k) for k in ks))
+    """Cluster for every k in ks (default: 2 to 20); store each k's metrics; the best k has the
+    highest silhouette, and, with labels, the highest NMI, ARI and purity."""
+    ids, vectors = index.analysis_vectors(subset)
+    default_range = ks is None
+    ks = default_k_range(len(ids)) if ks is None else sorted(set(int(k) for k in ks))
     if not ks:
         raise UsageError("a sweep needs at least one k, for example --k 2:20")
-    ids, vectors = index.analysis_vectors(subset)
     check_k(ks[0], len(ids))
     check_k(ks[-1], len(ids))
     model, untrained = index.describe_model()
     points, projection_run = points_in_space(
         index, ids, vectors, space, seed=seed, subset=subset, out=out, progress=progress
     )
-    curves: dict[str, list[float]] = {name: [] for name in CURVES}
+    truth = label_truth(index, ids)
+    scored = truth is not None and truth.n_scored >= 2
+    curves: dict[str, list[float]] = {name: [] for name in (*CURVES, *(SCORES if scored else ()))}
     for done, k in enumerate(ks, 1):
         km = KMeans(k, n_iter=n_iter, random_state=seed, engine=faiss_engine).fit(points)
         m = cluster_metrics(vectors, km.labels_, random_state=seed)
@@ -107,9 +129,15 @@ def sweep(
         curves["davies_bouldin"].append(m.davies_bouldin)
         curves["calinski_harabasz"].append(m.calinski_harabasz)
         curves["inertia"].append(km.inertia_)
+        if scored:
+            for name, value in (label_scores(truth, km.labels_) or {}).items():
+                curves[name].append(value)
         if progress:
             progress(ProgressEvent("sweep", done, len(ks)))
-    best_k = ks[int(np.argmax(curves["silhouette"]))]
+    best_by = {
+        name: ks[int(np.argmax(curves[name]))] for name in ("silhouette", *SCORES) if name in curves
+    }
+    best_k = best_by["silhouette"]
     with index.catalog.transaction():
         run_id = index.catalog.runs.create(
             "sweep",
@@ -122,25 +150,30 @@ def sweep(
                 "projection_run_id": projection_run,
                 "subset": subset,
                 "inertia": json.dumps(dict(zip(map(str, ks), curves["inertia"]))),
+                "best_k_by": json.dumps(best_by),
             },
         )
         index.catalog.runs.add_rows(
             "sweep_results",
             run_id,
-            {"k": ks} | {name: curves[name] for name in STORED_CURVES},
+            {"k": ks} | {name: curves[name] for name in STORED_CURVES if name in curves},
         )
     result = SweepResult(
         run_id, space, seed, subset, model, untrained, len(ids), ks, curves, best_k, projection_run
     )
+    result.best_by = best_by
+    result.labels = truth.describe() if scored and truth is not None else None
+    result.default_range = default_range
     if plot:
         folder = config.plots_dir(index.dir, out, f"sweep-{run_id}")
+        by_labels = ", ".join(f"{n.upper()} {best_by[n]}" for n in SCORES if n in best_by)
         result.plots["metrics"] = plots.plot_sweep(
             ks,
-            {name: curves[name] for name in CURVES},
+            curves,
             folder / "metrics.png",
-            best_k=best_k,
-            title=f"K-means on {space}, {len(ids)} images: best k={best_k} by silhouette "
-            f"(run {run_id})",
+            best_by=best_by,
+            title=f"K-means on {space}, {len(ids)} images (run {run_id}): best k by silhouette "
+            f"{best_k}" + (f"; against the labels: {by_labels}" if by_labels else ""),
             untrained=untrained,
         )
     return result

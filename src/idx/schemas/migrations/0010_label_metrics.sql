@@ -1,3 +1,5 @@
+-- Measures that use the labels an index has.
+--
 -- The linear probe of an insight run (logistic regression, stratified k-fold cross-validation):
 -- one row per feature set: the CLIP embeddings ('clip') and the baselines ('random_vectors',
 -- 'colour_histogram'), with the accuracy of the out-of-fold predictions and its Wilson 95 % CI.
@@ -18,3 +20,10 @@ CREATE TABLE linear_probes (
 );
 
 ALTER TABLE class_insights ADD COLUMN linear_probe_accuracy DOUBLE;
+
+-- A k sweep against the labels (images with one positive label): NMI, ARI and purity per k, and
+-- the best k by each beside the best by silhouette (JSON {metric: k}; NULL columns: no labels).
+ALTER TABLE sweep_results ADD COLUMN nmi DOUBLE;
+ALTER TABLE sweep_results ADD COLUMN ari DOUBLE;
+ALTER TABLE sweep_results ADD COLUMN purity DOUBLE;
+ALTER TABLE sweep_runs ADD COLUMN best_k_by VARCHAR;
