@@ -18,6 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 START_TIMEOUT_S = 180
 
@@ -180,7 +182,6 @@ def prepare_index(indexed: Path, dest: Path, tiny_model: dict[str, str]) -> Path
 
 def exported(index_dir: Path, out: Path) -> tuple[Any, Any, list[str]]:
     """(ids, vectors, paths) as `idx export` writes them: the brute-force reference."""
-    import numpy as np
     from click.testing import CliRunner
 
     from idx.cli.main import cli
@@ -193,9 +194,35 @@ def exported(index_dir: Path, out: Path) -> tuple[Any, Any, list[str]]:
 
 def brute_force(ids: Any, matrix: Any, query: Any, k: int, keep: Any = None) -> tuple[list, list]:
     """The exact top k (ids, scores) among `keep` (a boolean mask over ids; all by default)."""
-    import numpy as np
-
     mask = np.ones(len(ids), bool) if keep is None else np.asarray(keep, bool)
     scores = matrix[mask] @ np.asarray(query, np.float32).ravel()
     order = np.argsort(-scores, kind="stable")[:k]
     return [int(i) for i in ids[mask][order]], [float(s) for s in scores[order]]
+
+
+def insert_vectors(index_dir: Path, start: int, matrix: np.ndarray) -> list[int]:
+    """What a running add does between batches: images with these vectors committed (paths
+    /live/img<start + i>.jpg), the generation moved, the FAISS file not written; their ids."""
+    from idx.indexer.index import Index
+
+    n = len(matrix)
+    shas = [f"{start + i:064x}" for i in range(n)]
+    with Index(index_dir) as writer:
+        cat = writer.catalog
+        with cat.transaction():
+            cat.images.insert_embeddings(shas, matrix)
+            cat.insert_rows(
+                "images",
+                {
+                    "path": [f"/live/img{start + i}.jpg" for i in range(n)],
+                    "root": ["/live"] * n,
+                    "sha256": shas,
+                    "bytes": np.full(n, 10),
+                    "mtime_ns": np.zeros(n, np.int64),
+                    "width": np.full(n, 8),
+                    "height": np.full(n, 8),
+                    "format": ["JPEG"] * n,
+                },
+            )
+            cat.bump_generation()
+        return [int(i) for i in cat.images.ids()[-n:]]

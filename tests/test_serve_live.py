@@ -17,38 +17,12 @@ import pytest
 from idx.indexer import synthetic
 from idx.indexer.index import Index
 from idx.ops import search as api
-from tests.serving import SRC, Server, brute_force, exported
+from tests.serving import SRC, Server, brute_force, exported, insert_vectors
 
 
 def _unit(n: int, d: int, seed: int) -> np.ndarray:
     x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _commit_without_saving_vectors(index_dir: Path, start: int, matrix: np.ndarray) -> list[int]:
-    """What a running add does between batches: new images and vectors committed, generation
-    moved, the FAISS file not written yet."""
-    n = len(matrix)
-    shas = [f"{start + i:064x}" for i in range(n)]
-    with Index(index_dir) as writer:
-        cat = writer.catalog
-        with cat.transaction():
-            cat.images.insert_embeddings(shas, matrix)
-            cat.insert_rows(
-                "images",
-                {
-                    "path": [f"/live/img{start + i}.jpg" for i in range(n)],
-                    "root": ["/live"] * n,
-                    "sha256": shas,
-                    "bytes": np.full(n, 10),
-                    "mtime_ns": np.zeros(n, np.int64),
-                    "width": np.full(n, 8),
-                    "height": np.full(n, 8),
-                    "format": ["JPEG"] * n,
-                },
-            )
-            cat.bump_generation()
-        return [int(i) for i in cat.images.ids()[-n:]]
 
 
 def _same_as_brute_force(reader: Index, query: np.ndarray, k: int = 10) -> None:
@@ -67,7 +41,7 @@ def test_refresh_catches_up_in_memory_with_added_changed_and_removed_vectors(ind
         reader.release()
         saved = (indexed_copy / "vectors.json").read_text()
 
-        new_ids = _commit_without_saving_vectors(indexed_copy, 1000, _unit(30, d, 1))
+        new_ids = insert_vectors(indexed_copy, 1000, _unit(30, d, 1))
         assert reader.refresh() is True
         assert reader.vectors.ntotal == 48 + 30
         q = _unit(1, d, 2)

@@ -1,0 +1,212 @@
+"""The web app of `idx serve` in Debian's Chromium (Playwright): type a query and see results,
+open a result's neighbours, drop an image, filter by label, click a point of the map; no console
+error, and no request leaves loopback."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.serving import Server, prepare_index
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
+    )
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, indexed, tiny_model):
+    index_dir = prepare_index(indexed, tmp_path_factory.mktemp("web") / "index", tiny_model)
+    running = Server(index_dir).start()
+    yield running
+    assert running.stop() == 0, running.stderr()
+
+
+@pytest.fixture
+def page(browser, server):
+    """The app loaded, with console errors, page errors and requests off loopback recorded
+    (those are also refused)."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    problems: list[str] = []
+
+    def guard(route):
+        if urlparse(route.request.url).hostname not in ("127.0.0.1", None):
+            problems.append(f"request off loopback: {route.request.url}")
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"exception: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.goto(server.base + "/")
+    until(page, "document.querySelector('#status').textContent.includes('images')")
+    yield page
+    context.close()
+    assert problems == []
+
+
+def until(page, expression: str, timeout: float = 30.0) -> None:
+    """Wait until a JavaScript expression is true. (Playwright's wait_for_function evaluates
+    strings with eval, which the page's Content-Security-Policy rightly refuses.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
+def _result_ids(page, where: str = "#results") -> list[int]:
+    return [
+        int(x)
+        for x in page.eval_on_selector_all(f"{where} .card", "els => els.map(e => e.dataset.id)")
+    ]
+
+
+def _thumbs_loaded(page, where: str) -> None:
+    until(
+        page,
+        f"[...document.querySelectorAll('{where} .card img')].every(i => i.complete && i.naturalWidth > 0)",
+    )
+
+
+def test_type_a_query_then_open_a_result_and_its_neighbours(page, server):
+    assert "48 images" in page.text_content("#status")
+    page.fill("#query", "red circles")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#results .card")
+    ids = _result_ids(page)
+    assert len(ids) == 20 and len(set(ids)) == 20  # k defaults to 20 in the page
+    _, api = server.json("/api/search?text=red+circles&k=20")
+    assert ids == [h["id"] for h in api]
+    _thumbs_loaded(page, "#results")
+    assert "Results for “red circles”" in page.text_content("#results-title")
+
+    page.click(f'#results .card[data-id="{ids[2]}"]')
+    page.wait_for_selector("#neighbors .card")
+    near = _result_ids(page, "#neighbors")
+    _, api = server.json(f"/api/neighbors/{ids[2]}?k=10")
+    assert near == [h["id"] for h in api] and ids[2] not in near
+    _thumbs_loaded(page, "#neighbors")
+    info = page.text_content("#d-info")
+    _, details = server.json(f"/api/details/{ids[2]}")
+    assert details["path"] in info and details["labels"][0] in info
+
+    page.click(f'#neighbors .card[data-id="{near[0]}"]')  # walk on through a neighbour
+    until(page, f"document.querySelector('#d-id').textContent === '#{near[0]}'")
+
+
+def test_drop_an_image_to_search_by_it(page, server):
+    _, details = server.json("/api/details/7")
+    data = base64.b64encode(Path(details["path"]).read_bytes()).decode()
+    page.evaluate(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const file = new File([bytes], name, {type: "image/jpeg"});
+            const drop = new DataTransfer();
+            drop.items.add(file);
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                document.body.dispatchEvent(new DragEvent(type, {dataTransfer: drop, bubbles: true}));
+            }
+        }""",
+        [data, Path(details["path"]).name],
+    )
+    page.wait_for_selector("#results .card")
+    assert _result_ids(page)[0] == 7
+    assert page.text_content("#results .card .score").startswith("1. 1.000")
+    assert page.is_hidden("#drop-overlay") and page.is_visible(".query-preview")
+
+
+def test_filter_by_label_then_clear(page):
+    page.fill("#query", "a bright sunset")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#results .card")
+    page.fill("#f-label", "checkerboards")
+    page.dispatch_event("#f-label", "change")
+    until(
+        page,
+        "[...document.querySelectorAll('#results .card .labels')].length === 6 && "
+        "[...document.querySelectorAll('#results .card .labels')].every(e => e.textContent === 'checkerboards')",
+    )
+    page.select_option("#f-cluster", index=1)  # with a cluster too: both must hold
+    page.wait_for_load_state("networkidle")
+    labels = page.eval_on_selector_all(
+        "#results .card .labels", "els => els.map(e => e.textContent)"
+    )
+    assert set(labels) <= {"checkerboards"}
+    page.click("#f-clear")
+    until(page, "document.querySelectorAll('#results .card').length === 20")
+
+
+def test_the_map_draws_every_point_and_opens_one(page, server):
+    until(page, "document.querySelector('#map').dataset.drawn === '48'")
+    assert "pca map" in page.text_content("#map-note")
+    assert len(page.query_selector_all("#legend > span")) == 4  # the 4 clusters
+    page.select_option("#colour-by", "label")
+    until(page, "document.querySelectorAll('#legend > span').length === 8")
+    # the screen position of the first point, from the scatter itself
+    x, y = page.evaluate(
+        "() => { const r = document.querySelector('#map').getBoundingClientRect();"
+        " const [px, py] = state.scatter.toScreen(0); return [r.left + px, r.top + py]; }"
+    )
+    page.mouse.move(x, y)
+    page.wait_for_selector("#tooltip:not([hidden])")
+    page.mouse.click(x, y)
+    first = page.evaluate("state.map.ids[0]")
+    until(page, f"document.querySelector('#d-id').textContent === '#{first}'")
+    page.wait_for_selector("#neighbors .card")
+
+
+def test_the_page_says_what_is_missing_without_a_map(browser, indexed, tmp_path):
+    index_dir = tmp_path / "plain"
+    shutil.copytree(indexed, index_dir)
+    plain = Server(index_dir).start()
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(plain.base + "/")
+        until(page, "document.querySelector('#map-note').textContent.includes('idx project')")
+        page.fill("#query", "stripes")
+        page.press("#query", "Enter")
+        page.wait_for_selector("#results .card")
+        assert page.eval_on_selector_all("#results .card .labels", "els => els.length") == 0
+        page.fill("#f-label", "nope")
+        page.dispatch_event("#f-label", "change")
+        page.wait_for_selector("#message.error")
+        assert "no labels yet" in page.text_content("#message")
+        page.close()
+        assert errors and all("404" in e for e in errors)  # the refused filter, nothing else
+    finally:
+        assert plain.stop() == 0
