@@ -156,7 +156,7 @@ def test_missing_section_commands_parse_with_the_real_cli(name):
     if name == "robustness":
         resolve_perturbations(params["perturb"].split(","))
         parse_severities(params["severity"])
-    if name == "sweep":
+    if name == "sweep" and params["k_range"] is not None:  # none: the default range
         assert parse_k_range(params["k_range"])
 
 
@@ -214,6 +214,49 @@ def test_report_data_matches_the_catalog(filled):
     measured = {(r["perturbation"], r["severity"]): r["cos_mean"] for r in report.results}
     shown = {(r["perturbation"], r["severity"]): r["cos_mean"] for r in page_results}
     assert shown == pytest.approx(measured)
+
+
+def test_label_measures_reach_the_page(filled):
+    """The linear probe (with its interval and baselines), the sweep against the labels and
+    ImageNet-C's per-corruption summary are on the page as stored."""
+    data = page_data(filled["html"])
+    insights_run = filled["insights"]
+    probes = {r["features"]: r for r in data["insights"]["probes"]["rows"]}
+    assert set(probes) == {"clip", "random_vectors", "colour_histogram"}
+    assert probes["clip"]["accuracy"] == pytest.approx(
+        insights_run.metrics["linear_probe_accuracy"]
+    )
+    shown = {m["name"]: m for m in data["insights"]["metrics"]}
+    probe = shown["linear_probe_accuracy"]
+    assert probe["notes"]["95% CI"] == pytest.approx(insights_run.metrics["linear_probe"]["ci95"])
+    assert probe["baselines"]["colour_histogram"] == pytest.approx(
+        probes["colour_histogram"]["accuracy"]
+    )
+    rows = data["clusters"]["sweep"]["rows"]
+    assert [r["nmi"] for r in rows] == pytest.approx(filled["sweep"].curves["nmi"])
+    assert data["clusters"]["sweep"]["run"]["best_k_by"] == filled["sweep"].best_by
+    by = {r["perturbation"]: r for r in data["robustness"]["by_corruption"]}
+    mine = [r for r in filled["robustness"].results if r["perturbation"] == "gaussian_noise"]
+    assert by["gaussian_noise"]["cos_mean"] == pytest.approx(np.mean([r["cos_mean"] for r in mine]))
+
+
+def test_confused_pairs_show_the_images_most_like_the_other_class(filled):
+    """Each pair shows, for each side, the images that look most like the other side (by kNN
+    vote, then by cosine to the other class's centroid): not the same pictures for every pair."""
+    data = page_data(filled["html"])
+    vectors = dict(zip(filled["ids"].tolist(), filled["vectors"]))
+    names = filled["names"]
+    of_label = {display_name(n): filled["ids"][names == n].tolist() for n in set(names)}
+    voted = {s["image_id"] for s in data["insights"]["suspects"]}
+    for pair in data["insights"]["pairs"]:
+        for side, other in (("a", "b"), ("b", "a")):
+            label, target = pair[f"label_{side}"], pair[f"label_{other}"]
+            centroid = np.mean([vectors[i] for i in of_label[target]], axis=0)
+            centroid /= np.linalg.norm(centroid)
+            by_likeness = sorted(of_label[label], key=lambda i: (-(vectors[i] @ centroid), i))
+            shown = [im["id"] for im in pair[f"examples_{side}"]]
+            unvoted = [i for i in shown if i not in voted]
+            assert unvoted == [i for i in by_likeness if i not in voted][: len(unvoted)]
 
 
 def test_contact_sheets_show_the_images_nearest_each_centre(filled):
@@ -411,9 +454,9 @@ def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
     assert page.evaluate("window.idxReport.pointCount()") == n
 
     # The per-class table sorts by the clicked header.
-    header = page.locator("#class-table th", has_text="knn_accuracy")
+    header = page.locator("#class-table th", has_text="knn accuracy")
     header.click()
-    column = page.locator("#class-table th").all_inner_texts().index("knn_accuracy")
+    column = page.locator("#class-table th").all_inner_texts().index("knn accuracy")
     cells = page.locator(f"#class-table tbody tr td:nth-child({column + 1})").all_inner_texts()
     values = [float(c) for c in cells]
     assert values == sorted(values, reverse=True)
@@ -421,13 +464,41 @@ def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
     cells = page.locator(f"#class-table tbody tr td:nth-child({column + 1})").all_inner_texts()
     assert [float(c) for c in cells] == sorted(values)
 
-    assert page.locator("#sweep-charts svg").count() == 3
+    # silhouette, Davies-Bouldin, Calinski-Harabasz; NMI, ARI, purity against the labels
+    assert page.locator("#sweep-charts svg").count() == 6
+    assert "Against the labels, best k by NMI" in page.locator("#sweep-best").inner_text()
+    assert page.locator("#probe-table tbody tr").count() == 3
     assert page.locator("#robustness-charts svg").count() >= 4
     assert page.locator(".cluster-sheet").count() == len(set(filled["assign"].tolist()))
     assert page.locator(".cluster-sheet img").count() == sum(
         min(12, c) for c in np.bincount(filled["assign"])
     )
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_page_fits_its_width_reads_its_numbers_and_shows_whole_captions(browser, filled):
+    page, problems = open_page(browser, filled["html"])
+    page.set_viewport_size({"width": 1400, "height": 900})
+    # nothing wider than the page: wide tables scroll inside their own box
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    main = page.evaluate("document.querySelector('main').getBoundingClientRect().right")
+    for table in ("#class-table", "#probe-table", "#corruption-table"):
+        assert (
+            page.evaluate(f"document.querySelector('{table}').getBoundingClientRect().right")
+            <= main
+        )
+    # run lines: rounded numbers and durations, parameters spelled out, no raw JSON
+    lines = page.locator("p.run").all_inner_texts()
+    assert lines and not any(re.search(r"\d\.\d{5,}|[{}\"]|\[[\d\"]", line) for line in lines), lines
+    # each likely-mislabelled caption is shown whole, predicted label included
+    captions = page.locator("#suspects figcaption")
+    assert captions.count() > 0
+    for i in range(captions.count()):
+        caption = captions.nth(i)
+        assert "→" in caption.inner_text()
+        assert caption.evaluate("el => el.scrollWidth <= el.clientWidth")
     assert problems == []
     page.close()
 

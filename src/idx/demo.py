@@ -148,13 +148,24 @@ def _labels(run: DemoRun) -> None:
 
 
 def _maps(run: DemoRun) -> None:
-    """A t-SNE map, then K-means with k = the number of generated categories."""
+    """A t-SNE map, a k sweep (2 to 20, scored against the labels too), then K-means with
+    k = the number of generated categories."""
     from idx.ops.maps.clustering import cluster
     from idx.ops.maps.projection import project
+    from idx.ops.maps.sweep import sweep
 
     with run.index() as index:
         projection = project(index, "tsne", progress=run.progress)
+        swept = sweep(index, progress=run.progress)
         result = cluster(index, K, baseline=True, progress=run.progress)
+    by = swept.best_by
+    run.say(
+        f"demo: sweep run {swept.run_id}: k {swept.ks[0]} to {swept.ks[-1]}, best k by "
+        f"silhouette {by['silhouette']}"
+        + (f", by NMI against the labels {by['nmi']}" if "nmi" in by else "")
+        + f" ({K} categories were generated)"
+    )
+    run.summary["sweep"] = {"run_id": swept.run_id, "ks": swept.ks, "best_k_by": by}
     m = result.metrics
     run.say(
         f"demo: cluster run {result.run_id}: k={K}, silhouette {m['silhouette']:.3f} "
@@ -175,10 +186,11 @@ def _maps(run: DemoRun) -> None:
         cluster_map=str(result.plots["map"]),
         silhouette_plot=str(result.plots["silhouette"]),
         contact_sheets=str(result.plots["contact_sheets"][0].parent),
+        sweep_plot=str(swept.plots["metrics"]),
     )
     run.suggest(
         f"cluster --k {K} --space tsne --baseline",
-        "sweep --k 2:16",
+        "sweep --k 2:30 --space tsne",
         f'sql "SELECT cluster, count(*) FROM clusters WHERE run_id = {result.run_id} '
         'GROUP BY 1 ORDER BY 1"',
     )
@@ -191,11 +203,12 @@ def _insights(run: DemoRun) -> None:
     with run.index() as index:
         result = measure_insights(index)
     m = result.metrics
-    keys = ("knn_accuracy", "zero_shot_accuracy", "nmi", "purity")
+    keys = ("knn_accuracy", "zero_shot_accuracy", "linear_probe_accuracy", "nmi", "purity")
     run.summary["insights"] = {
         "run_id": result.run_id,
         **{k: m[k] for k in keys if k in m},
         "random_labels": m["baselines"]["random_labels"],
+        "baselines": m["baselines"],
         "notes": result.notes,
     }
     run.outputs().update(
@@ -206,6 +219,14 @@ def _insights(run: DemoRun) -> None:
         f"accuracy {m['knn_accuracy']:.2f} (random labels "
         f"{m['baselines']['random_labels']['knn_accuracy']:.2f})"
     )
+    if "linear_probe_accuracy" in m:
+        low, high = m["linear_probe"]["ci95"]
+        run.say(
+            f"demo: linear probe accuracy {m['linear_probe_accuracy']:.2f} (95% CI {low:.2f} to "
+            f"{high:.2f}; random vectors "
+            f"{m['baselines']['random_vectors']['linear_probe_accuracy']:.2f}, colour histograms "
+            f"{m['baselines']['colour_histogram']['linear_probe_accuracy']:.2f})"
+        )
     run.suggest(
         "insights --no-plots",
         'sql "SELECT display_name, knn_accuracy, nearest_class FROM class_insights '

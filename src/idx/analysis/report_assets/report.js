@@ -17,6 +17,7 @@ const METRIC_HELP = {
   ari: "adjusted Rand index of clusters vs labels; 0 = chance",
   knn_accuracy: "how often an image's nearest neighbours vote for its own label",
   zero_shot_accuracy: "the text encoder's \"a photo of a {label}\" guess matches the label",
+  linear_probe_accuracy: "logistic regression on the embeddings, scored on held-out folds",
 };
 
 function thumb(id, caption, title) {
@@ -42,11 +43,34 @@ function missingNote(info) {
     info.then ? h("span", {text: " " + info.then}) : null);
 }
 
+function fmtSeconds(s) {
+  if (s < 1) return `${(s * 1000).toPrecision(2)} ms`;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+// A run's column (or a parameter inside a JSON column) for reading: numbers rounded, seconds
+// as durations, lists and objects spelled out.
+function fmtValue(key, v) {
+  if (typeof v === "number") return /(^|_)seconds$|_s$/.test(key) ? fmtSeconds(v) : fmt(v);
+  if (Array.isArray(v)) return v.map((x) => fmtValue(key, x)).join(", ");
+  if (v && typeof v === "object") {
+    return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, " ")} ${fmtValue(k, x)}`).join(", ");
+  }
+  return String(v);
+}
+
 function runLine(run, name) {
   if (!run) return null;
   const bits = Object.entries(run).filter(([, v]) => v !== null && v !== "")
-    .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : v}`);
-  return h("p", {class: "muted", text: `${name}: ${bits.join(" · ")}`});
+    .map(([k, v]) => `${k.replace(/_/g, " ")} ${fmtValue(k, v)}`);
+  return h("p", {class: "muted run", text: `${name}: ${bits.join(" · ")}`});
+}
+
+// A table too wide for the page scrolls sideways inside its own box; headers wrap at spaces.
+function wideTable(id, columns, rows, options) {
+  const cols = columns.map((c) => ({...c, label: (c.label || c.key).replace(/_/g, " ")}));
+  return h("div", {class: "wide", id}, sortableTable(cols, rows, options));
 }
 
 function metricsTable(rows) {
@@ -57,8 +81,9 @@ function metricsTable(rows) {
       render: (b) => Object.keys(b || {}).length
         ? Object.entries(b).map(([k, v]) => `${k}: ${fmt(v)}`).join(" · ") : "–"},
     {key: "help", label: "how to read it"},
-  ], rows.map((r) => ({...r, help: METRIC_HELP[r.name] || Object.entries(r.notes || {})
-    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.map(fmt).join("–") : fmt(v)}`).join(" · ")})));
+  ], rows.map((r) => ({...r, help: [METRIC_HELP[r.name], ...Object.entries(r.notes || {})
+    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${Array.isArray(v) ? v.map(fmt).join("–") : fmt(v)}`)]
+    .filter(Boolean).join(" · ")})));
 }
 
 function renderHeader() {
@@ -198,8 +223,12 @@ function renderClusters() {
     const ks = rows.map((r) => r.k);
     const keys = Object.keys(rows[0] || {}).filter((k) => k !== "k" && rows.some((r) => typeof r[k] === "number"));
     const best = rows.reduce((a, r) => (r.silhouette ?? -Infinity) > (a.silhouette ?? -Infinity) ? r : a, rows[0]);
-    sec.appendChild(h("p", {class: "muted", text: best && best.silhouette !== undefined
-      ? `Best k by silhouette: ${best.k} (dashed line).` : "Metrics per k."}));
+    const by = cl.sweep.run.best_k_by || {};
+    const byLabels = ["nmi", "ari", "purity"].filter((m) => by[m] !== undefined)
+      .map((m) => `${m.toUpperCase()} ${by[m]}`).join(", ");
+    sec.appendChild(h("p", {class: "muted", id: "sweep-best", text: (best && best.silhouette !== undefined
+      ? `Best k by silhouette: ${best.k} (dashed line).` : "Metrics per k.") +
+      (byLabels ? ` Against the labels, best k by ${byLabels} (purity grows with k).` : "")}));
     sec.appendChild(h("div", {class: "charts", id: "sweep-charts"}, keys.map((key, i) => lineChart({
       title: key, xLabel: "k", series: [{name: key, xs: ks, ys: rows.map((r) => r[key]), colour: colourOf(i)}],
       mark: best ? best.k : null}))));
@@ -233,9 +262,21 @@ function renderInsights() {
   sec.appendChild(runLine(ins.run, "insight run"));
   sec.appendChild(h("h3", {text: "Whole-set metrics beside their baselines"}));
   sec.appendChild(metricsTable(ins.metrics));
+  if (ins.probes && ins.probes.rows.length) {
+    sec.appendChild(h("h3", {text: "Linear probe beside its baselines"}));
+    sec.appendChild(h("p", {class: "muted", text: "Logistic regression on each set of features, " +
+      "stratified k-fold cross-validation: every image predicted by a model trained without it; " +
+      "the interval is Wilson's 95% over the images."}));
+    sec.appendChild(wideTable("probe-table", [
+      {key: "features"}, {key: "accuracy", numeric: true},
+      {key: "ci", label: "95% CI", render: (v, r) => `${fmt(r.ci_low)}–${fmt(r.ci_high)}`},
+      {key: "folds", numeric: true}, {key: "fold_sd", label: "sd over folds", numeric: true},
+      {key: "knn_accuracy", label: "kNN accuracy (same features)", numeric: true},
+      {key: "n_images", label: "images", numeric: true}], ins.probes.rows));
+  }
   sec.appendChild(h("h3", {text: "Per class (click a header to sort)"}));
-  const cols = ins.classes.columns.map((c) => ({key: c.name, label: c.name, numeric: c.numeric}));
-  sec.appendChild(h("div", {id: "class-table"}, sortableTable(cols, ins.classes.rows, {initial: "size"})));
+  const cols = ins.classes.columns.map((c) => ({key: c.name, numeric: c.numeric}));
+  sec.appendChild(wideTable("class-table", cols, ins.classes.rows, {initial: "size"}));
   sec.appendChild(h("h3", {text: "Most confused pairs"}));
   if (!ins.pairs.length) sec.appendChild(h("p", {class: "muted", text: "No confused pairs stored."}));
   for (const p of ins.pairs) {
@@ -247,7 +288,7 @@ function renderInsights() {
   }
   sec.appendChild(h("h3", {text: "Likely mislabelled or ambiguous images"}));
   if (!ins.suspects.length) sec.appendChild(h("p", {class: "muted", text: "None stored."}));
-  sec.appendChild(h("div", {class: "sheet", id: "suspects"}, ins.suspects.map((sp) =>
+  sec.appendChild(h("div", {class: "sheet captioned", id: "suspects"}, ins.suspects.map((sp) =>
     thumb(sp.image_id, `${sp.label} → ${sp.predicted}`,
       `${sp.path}\nlabelled ${sp.label}, neighbours say ${sp.predicted} (${fmt(sp.vote_share)})`))));
 }
@@ -268,6 +309,15 @@ function renderRobustness() {
       const mine = rows.filter((r) => r.perturbation === p).sort((a, b) => a.severity - b.severity);
       return {name: p, xs: mine.map((r) => r.severity), ys: mine.map((r) => r[key])};
     })}))));
+  if (rb.by_corruption && rb.by_corruption.length) {
+    sec.appendChild(h("h3", {text: "Per perturbation: mean over the severities, drop from clean"}));
+    const keys = ["knn_accuracy", "zero_shot_accuracy", "cos_mean", "topk_overlap", "self_found_at_1"]
+      .filter((k) => rb.by_corruption.some((r) => r[k] !== null && r[k] !== undefined));
+    sec.appendChild(wideTable("corruption-table", [{key: "perturbation"},
+      {key: "severities", label: "levels", numeric: true},
+      ...keys.flatMap((k) => [{key: k, numeric: true}, {key: `${k}_drop`, label: `${k} drop`, numeric: true}])],
+      rb.by_corruption));
+  }
   sec.appendChild(h("h3", {text: "Classes × perturbations"}));
   const cr = rb.classes.rows;
   if (!cr.length) sec.appendChild(missingNote({what: "No per-class results (they need labels).",

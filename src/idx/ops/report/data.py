@@ -32,10 +32,10 @@ LABEL_COLUMNS = ("label_name", "nearest_class", "label_a", "label_b", "predicted
 COMMANDS = {
     "project": "idx project --method tsne",
     "cluster": "idx cluster --k 8",
-    "sweep": "idx sweep --k 2:20",
+    "sweep": "idx sweep",
     "labels": "idx labels import --from-folders",
     "insights": "idx insights",
-    "robustness": "idx robustness --perturb gaussian_noise,blur,jpeg,brightness --severity 1:5 --sample 500",
+    "robustness": "idx robustness --perturb imagenet-c --severity 1:5 --sample 200",
 }
 
 

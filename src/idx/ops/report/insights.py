@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from idx.analysis.report_html import metric_rows
 from idx.ops.report.data import (
     COMMANDS,
@@ -37,6 +39,11 @@ def insights_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     metrics = run.get("metrics")
     out["run"] = run_info(run)
     out["metrics"] = metric_rows(metrics if isinstance(metrics, dict) else {})
+    probe = metrics.get("linear_probe") if isinstance(metrics, dict) else None
+    for row in out["metrics"]:
+        if row["name"] == "linear_probe_accuracy" and isinstance(probe, dict):
+            row["notes"] = {"95% CI": probe.get("ci95"), "folds": probe.get("folds")}
+    out["probes"] = result_table(catalog, "linear_probes", run["id"], "accuracy DESC")
     out["classes"] = labels.display_columns(
         result_table(catalog, "class_insights", run["id"], "size DESC NULLS LAST")
     )
@@ -60,6 +67,7 @@ def _pairs(catalog: Catalog, labels: LabelIndex, run_id: int, votes: Votes) -> l
     pairs = []
     for row in rows:
         a, b = row["label_a"], row["label_b"]
+        near = _nearest_to_the_other(catalog, labels, a, b)
         pairs.append(
             {
                 "label_a": labels.display(a),
@@ -69,21 +77,49 @@ def _pairs(catalog: Catalog, labels: LabelIndex, run_id: int, votes: Votes) -> l
                     for k, v in row.items()
                     if k not in ("label_a", "label_b") and isinstance(v, (int, float))
                 },
-                "examples_a": _examples(catalog, labels, votes, a, b),
-                "examples_b": _examples(catalog, labels, votes, b, a),
+                "examples_a": _examples(catalog, labels, votes, a, b, near),
+                "examples_b": _examples(catalog, labels, votes, b, a, near),
             }
         )
     return pairs
 
 
-def _examples(
-    catalog: Catalog, labels: LabelIndex, votes: Votes, label: str, other: str
-) -> list[dict[str, Any]]:
-    """Images of `label`, those whose neighbours vote for `other` first: the confusion itself."""
+def _nearest_to_the_other(
+    catalog: Catalog, labels: LabelIndex, a: str, b: str
+) -> dict[tuple[int, str], float]:
+    """(image of a or b, its label) -> cosine similarity to the other class's centroid: the
+    images of each class that look most like the other one, different for every pair."""
+    members = {a: labels.members.get(a, []), b: labels.members.get(b, [])}
+    vectors = {}
+    for label, ids in members.items():
+        found, matrix = catalog.images.vectors(ids)
+        vectors[label] = (found, matrix)
+    out: dict[tuple[int, str], float] = {}
+    for label, other in ((a, b), (b, a)):
+        ids, matrix = vectors[label]
+        others = vectors[other][1]
+        if len(ids) == 0 or len(others) == 0:
+            continue
+        centroid = others.mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        out.update({(int(i), label): float(s) for i, s in zip(ids, matrix @ centroid)})
+    return out
 
-    def rank(image_id: int) -> tuple[bool, float, int]:
+
+def _examples(
+    catalog: Catalog,
+    labels: LabelIndex,
+    votes: Votes,
+    label: str,
+    other: str,
+    near: dict[tuple[int, str], float],
+) -> list[dict[str, Any]]:
+    """Images of `label`, those whose neighbours vote for `other` first (the confusion itself),
+    then those most similar to `other`'s centroid."""
+
+    def rank(image_id: int) -> tuple[bool, float, float, int]:
         vote = votes.get((image_id, label, other))
-        return vote is None, -(vote or 0.0), image_id
+        return vote is None, -(vote or 0.0), -near.get((image_id, label), -1.0), image_id
 
     chosen = sorted(labels.members.get(label, ()), key=rank)[:PAIR_EXAMPLES]
     paths = catalog.images.paths_for(chosen)

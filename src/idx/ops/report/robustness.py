@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from idx.analysis.perturbations import apply
+from idx.analysis.perturbations import IMAGENET_C, IMAGENET_C_SUITE, apply
 from idx.analysis.report_html import thumbnail_uri
+from idx.analysis.robustness import per_corruption
 from idx.errors import DecodeError, IdxError
 from idx.ops.report.data import (
     COMMANDS,
@@ -36,7 +37,12 @@ def robustness_section(catalog: Catalog, labels: LabelIndex, thumb_size: int) ->
     classes = labels.display_columns(
         result_table(catalog, "robustness_classes", run["id"], "label_name, perturbation, severity")
     )
-    section = {"run": run_info(run), "results": results, "classes": classes}
+    section = {
+        "run": run_info(run),
+        "results": results,
+        "by_corruption": per_corruption(results["rows"], IMAGENET_C, f"{IMAGENET_C_SUITE} mean"),
+        "classes": classes,
+    }
     section["examples"] = examples(catalog, section, thumb_size)
     return section
 
