@@ -9,7 +9,8 @@ import is one transaction that can be tried (dry run), replaced (same name) or r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -44,32 +45,24 @@ class Labels:
         counts, then `labels` and `classes` are brought up to date for every key either import
         touched. An exception from `write`, or `dry_run`, leaves the catalog as it was."""
         result: dict[str, Any] = {}
-        try:
-            with self.db.transaction():
-                old = self.db.value("SELECT id FROM label_imports WHERE name = ?", [name])
-                self._touched(old, fresh=True)
-                if old is not None:
-                    self._drop(old)
-                import_id = int(self.db.value("SELECT coalesce(max(id), 0) + 1 FROM label_imports"))
-                self.db.rows(
-                    "INSERT INTO label_imports (id, name, kind, file, counts) "
-                    "VALUES (?, ?, ?, ?, '{}')",
-                    [import_id, name, kind, file],
-                )
-                result = write(import_id)
-                self._touched(import_id)
-                self._resolve()
-                self.db.rows(
-                    "UPDATE label_imports SET counts = ? WHERE id = ?",
-                    [json.dumps(result), import_id],
-                )
-                if dry_run:
-                    raise _DryRun
-        except _DryRun:
-            pass
-        finally:
-            self.db.rows("DROP TABLE IF EXISTS _idx_touched_labels")
-            self.db.rows("DROP TABLE IF EXISTS _idx_touched_classes")
+        with self._changing(dry_run):
+            old = self.db.value("SELECT id FROM label_imports WHERE name = ?", [name])
+            self._touched(old, fresh=True)
+            if old is not None:
+                self._drop(old)
+            import_id = int(self.db.value("SELECT coalesce(max(id), 0) + 1 FROM label_imports"))
+            self.db.rows(
+                "INSERT INTO label_imports (id, name, kind, file, counts) "
+                "VALUES (?, ?, ?, ?, '{}')",
+                [import_id, name, kind, file],
+            )
+            result = write(import_id)
+            self._touched(import_id)
+            self._resolve()
+            self.db.rows(
+                "UPDATE label_imports SET counts = ? WHERE id = ?",
+                [json.dumps(result), import_id],
+            )
         return result
 
     def remove_import(self, name: str, *, dry_run: bool = False) -> dict[str, Any]:
@@ -94,11 +87,18 @@ class Labels:
                 self.db.value("SELECT count(*) FROM class_rows WHERE import_id = ?", [import_id])
             ),
         }
+        with self._changing(dry_run):
+            self._touched(import_id, fresh=True)
+            self._drop(import_id)
+            self._resolve()
+        return counts
+
+    @contextmanager
+    def _changing(self, dry_run: bool) -> Iterator[None]:
+        """One transaction over the label tables, rolled back when `dry_run`."""
         try:
             with self.db.transaction():
-                self._touched(import_id, fresh=True)
-                self._drop(import_id)
-                self._resolve()
+                yield
                 if dry_run:
                     raise _DryRun
         except _DryRun:
@@ -106,7 +106,6 @@ class Labels:
         finally:
             self.db.rows("DROP TABLE IF EXISTS _idx_touched_labels")
             self.db.rows("DROP TABLE IF EXISTS _idx_touched_classes")
-        return counts
 
     def imports(self) -> tuple[list[str], list[tuple]]:
         """Every recorded import, oldest first: id, name, kind, file, label and class rows it
