@@ -18,6 +18,7 @@ from idx.cli.options import (
 )
 from idx.cli.output import echo_json, render_rows, warn
 from idx.cli.progress import ProgressBar
+from idx.errors import UsageError
 
 
 @click.command()
@@ -50,6 +51,20 @@ from idx.cli.progress import ProgressBar
     help="Skip the linear probe and its baselines (random vectors, colour histograms: these "
     "decode every labelled image).",
 )
+@click.option(
+    "--level",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Report at the classes N is-a steps below the hierarchy's root (needs `idx labels "
+    "import --hierarchy FILE`; Open Images: 1 = Food, Drink..., 2 = Fruit, Dessert...).",
+)
+@click.option(
+    "--rollup",
+    metavar="NAMES",
+    default=None,
+    help="Report at these parent classes (comma-separated display or label names, e.g. "
+    "Fruit,Dessert,Snack): an image counts for each one above any of its labels.",
+)
 @no_plots_option
 @plots_option
 @click.option(
@@ -76,6 +91,8 @@ def insights(
     no_zero_shot,
     folds,
     no_probe,
+    level,
+    rollup,
     no_plots,
     out,
     show,
@@ -91,7 +108,8 @@ def insights(
     95% interval). Each beside its baselines: random labels, the majority class, and the same
     kNN and probe on random vectors and on colour histograms. Per class: size, cluster spread,
     cohesion, nearest class and margin, silhouette, kNN, zero-shot and probe accuracy. Also the
-    most confused pairs and images whose label disagrees with a strong kNN vote. Stored in
+    most confused pairs and images whose label disagrees with a strong kNN vote. With --level
+    or --rollup, all of it at parent classes of the imported class hierarchy. Stored in
     insight_runs, class_insights, confused_pairs, suspect_labels, linear_probes; plots go to
     <index>/plots.
 
@@ -101,8 +119,20 @@ def insights(
       idx insights --run 2 -k 20 --json
       idx insights --show suspects --format csv > suspects.csv
       idx insights --folds 10 --show summary
+      idx insights --level 2
+      idx insights --rollup Fruit,Dessert,Snack --json
     """
     from idx.ops.insights.measure import insights as measure_insights
+    from idx.ops.labels.hierarchy import Rollup
+
+    if level is not None and rollup:
+        raise UsageError("give --level N or --rollup NAMES, not both")
+    parents = None
+    if level is not None or rollup:
+        names = [n.strip() for n in (rollup or "").split(",") if n.strip()]
+        if rollup is not None and not names:
+            raise UsageError("--rollup needs class names, e.g. --rollup Fruit,Dessert")
+        parents = Rollup(level=level, names=names)
 
     with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
         result = measure_insights(
@@ -112,6 +142,7 @@ def insights(
             zero_shot=not no_zero_shot,
             probe=not no_probe,
             folds=folds,
+            rollup=parents,
             sources=list(sources) or None,
             plots=not no_plots,
             plots_dir=out,

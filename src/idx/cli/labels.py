@@ -107,6 +107,14 @@ def labels():
     "source instead of the file's own; one file per --source.",
 )
 @click.option(
+    "--hierarchy",
+    "hierarchy_file",
+    type=_files,
+    metavar="FILE",
+    help="A class hierarchy (Open Images' bbox_labels_600_hierarchy.json): stored so "
+    "`idx insights --level N / --rollup NAMES` roll labels up to parent classes.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Check the files and print the counts; write nothing."
 )
 @output_options
@@ -126,6 +134,7 @@ def import_(
     dry_run,
     fmt,
     quiet,
+    hierarchy_file=None,
 ):
     """Import labels for the indexed images; re-importing the same file changes nothing.
 
@@ -141,7 +150,12 @@ def import_(
       idx labels import --from-folders
       idx labels import --csv labels.csv --id-from name
       idx labels import --labels image-labels.csv --dry-run
+      idx labels import --hierarchy bbox_labels_600_hierarchy.json
     """
+    if hierarchy_file:
+        _import_hierarchy(ctx, hierarchy_file, dry_run, fmt)
+        if not (class_files or label_files or box_files or csv_files or from_folders):
+            return
     if not (class_files or label_files or box_files or csv_files or from_folders):
         raise UsageError(
             "nothing to import: give --classes, --labels, --boxes, --csv FILE or --from-folders"
@@ -296,6 +310,36 @@ def remove(ctx, name, dry_run, fmt):
             f"{removed['class_rows']} class rows"
         ),
     )
+
+
+def _import_hierarchy(ctx: Any, path: str, dry_run: bool, fmt: str) -> None:
+    from idx.ops.labels.hierarchy import import_hierarchy
+
+    with open_index(ctx) as index:
+        report = import_hierarchy(index, path, dry_run=dry_run)
+    summary = report.as_dict()
+
+    def table() -> None:
+        click.echo(
+            f"hierarchy {report.file}: {report.classes} classes, {report.is_a_edges} is-a and "
+            f"{report.part_of_edges} part-of edges, {report.classes_with_several_parents} "
+            f"classes under several parents"
+            + (
+                f", {report.roots} root(s), {report.deepest_level + 1} levels"
+                if not dry_run
+                else ""
+            )
+        )
+
+    render_summary(summary, fmt, table)
+    if dry_run:
+        warn(f"{path}: dry run, nothing was written")
+    elif report.labelled_outside:
+        shown = ", ".join(report.labelled_outside[:10])
+        warn(
+            f"{path}: {len(report.labelled_outside)} labelled classes are not in the hierarchy "
+            f"and never roll up ({shown}{', ...' if len(report.labelled_outside) > 10 else ''})"
+        )
 
 
 def register(cli: click.Group) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
 from idx.indexer.catalog.files import Files
+from idx.indexer.catalog.hierarchy import Hierarchy
 from idx.indexer.catalog.image_info import ImageInfo
 from idx.indexer.catalog.images import Images
 from idx.indexer.catalog.label_files import LabelFiles
@@ -31,6 +32,7 @@ class Catalog(Database):
         self.images = Images(self)
         self.files = Files(self)
         self.labels = Labels(self)
+        self.hierarchy = Hierarchy(self)
         self.label_files = LabelFiles(self, self.labels)
         self.runs = Runs(self)
         self.neighbors = Neighbors(self)

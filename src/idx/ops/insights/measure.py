@@ -18,6 +18,7 @@ import numpy as np
 from idx import config
 from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
 from idx.ops.insights.runs import InsightsResult, store_insights
+from idx.ops.labels.hierarchy import Rollup, rolled_positives
 from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.progress import Progress, ProgressEvent
 
@@ -40,9 +41,20 @@ class LabelledSet:
     primary: np.ndarray  # [n] each image's best label (highest confidence): what a probe learns
 
 
-def load_labelled(index: Index, sources: list[str] | None = None) -> LabelledSet:
-    """Positive labels of indexed images (optionally only from some sources) and their vectors."""
-    positives = load_positives(index.catalog, sources)
+def load_labelled(
+    index: Index, sources: list[str] | None = None, rollup: Rollup | None = None
+) -> LabelledSet:
+    """Positive labels of indexed images (optionally only from some sources; rolled up a class
+    hierarchy with `rollup`) and their vectors."""
+    if rollup is not None:
+        positives = rolled_positives(index.catalog, rollup, sources)
+        if positives is None:
+            raise EmptyIndexError(
+                f"no labelled image has a class at {rollup.describe()} of the hierarchy; "
+                "pick another --level or --rollup"
+            )
+    else:
+        positives = load_positives(index.catalog, sources)
     if positives is None:
         hint = f" from source(s) {', '.join(sources)}" if sources else ""
         raise EmptyIndexError(
@@ -100,13 +112,15 @@ def insights(
     random_state: int = 0,
     probe: bool = True,
     folds: int = 5,
+    rollup: Rollup | None = None,
     progress: Progress | None = None,
 ) -> InsightsResult:
     """Measure how well the embedding space matches the labels; store and return the results.
 
     With `probe`, also the linear probe (logistic regression, stratified `folds`-fold
     cross-validation) on the embeddings and on the baselines (random vectors, colour histograms),
-    with kNN accuracy on the baselines too."""
+    with kNN accuracy on the baselines too. With `rollup`, every insight is at parent classes of
+    the stored hierarchy: an image counts for each is-a ancestor of its labels there."""
     if k_nn < 1:
         raise UsageError(f"--k-nn must be at least 1, not {k_nn}")
     if folds < 2:
@@ -116,8 +130,18 @@ def insights(
     index.require_images("analyse")
     step = _stepper(progress)
     step("load labels")
-    data = load_labelled(index, sources)
+    data = load_labelled(index, sources, rollup)
     notes: list[str] = []
+    if rollup is not None:
+        left_out = len(load_positives(index.catalog, sources).ids) - len(data.ids)
+        notes.append(
+            f"labels rolled up to {rollup.describe()}: {len(data.label_names)} classes"
+            + (
+                f"; {left_out} labelled images have no class there and are left out"
+                if left_out
+                else ""
+            )
+        )
     if len(data.ids) < 2:
         raise EmptyIndexError("insights need at least 2 labelled images; import more labels")
     if k_nn >= len(data.ids):
@@ -155,6 +179,9 @@ def insights(
         "sources": sources,
         "cluster_run_id": run_id,
         "prompt": config.PROMPT_TEMPLATE.format("{display_name}") if zero_shot else None,
+        "rollup": None
+        if rollup is None
+        else {"level": rollup.level, "classes": list(rollup.names) or None},
     }
     probes = None
     if probe:

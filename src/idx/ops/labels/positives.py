@@ -58,7 +58,12 @@ class Positives:
 def load_positives(catalog: Catalog, sources: Sequence[str] | None = None) -> Positives | None:
     """The positive labels of indexed images (optionally only from `sources`); None when there
     are none."""
-    table = catalog.labels.positives(sources)
+    return positives_from(catalog, catalog.labels.positives(sources))
+
+
+def positives_from(catalog: Catalog, table: pa.Table) -> Positives | None:
+    """Positives from (image_id, label_name, confidence) rows ordered as `Labels.positives`
+    orders them (e.g. labels rolled up a class hierarchy); None when there are none."""
     if table.num_rows == 0:
         return None
     labels = table.column("label_name")
