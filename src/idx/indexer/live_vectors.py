@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from idx.indexer.ivfpq import ReRankedIVF
-from idx.indexer.vectors import VectorStore, single_thread
+from idx.indexer.vectors import REMOVABLE, VectorStore, single_thread
 
 Contents = tuple[np.ndarray, np.ndarray]
 
@@ -73,7 +73,13 @@ def catch_up(
     "applied" or "rebuilt"."""
     changed, removed = content_changes(before, after)
     replaced = changed[np.isin(changed, before[0])]
-    in_place = store.can_apply(changed, removed, len(after[0]))
+    # Unlike a writer's `can_apply`, a reader keeps its index type while the collection grows
+    # past `auto`'s threshold (the writer's saved file brings the new type once the add ends):
+    # rebuilding an approximate index on every request of a long add would stall the server.
+    removable = store.kind in REMOVABLE and not getattr(store.index, "on_disk", False)
+    in_place = removable or not (len(removed) or len(replaced))
+    if getattr(store.index, "on_disk", False):  # lists on disk are the writer's, never changed
+        in_place = False
     if store.index is None or not in_place:
         store.rebuild(generation, *fetch(), writable=False)
         return "rebuilt"
