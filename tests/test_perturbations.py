@@ -180,6 +180,17 @@ def test_severity_is_monotone_on_real_photos(shared_data):
         assert_grows(name, distances)
 
 
+@pytest.mark.parametrize("size", [(64, 86), (33, 32)])
+def test_every_perturbation_keeps_the_size_of_small_images(size):
+    """A small model's input (the tiny test model sees 64 px) scales pixel sizes far below
+    ImageNet-C's 224 px; every corruption still returns the picture it was given."""
+    image = natural_image(5, *size)
+    for name in perturbations.perturbation_names():
+        for severity in (1, 5):
+            out = perturbations.apply(name, image, severity, seed=2, key=1)
+            assert out.size == image.size and out.mode == "RGB", (name, severity)
+
+
 def test_noise_is_nested_across_severities():
     """A stronger level corrupts the same pixels as a lighter one, more: the random field is
     drawn once, whatever the level."""

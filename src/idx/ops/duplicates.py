@@ -100,8 +100,9 @@ def crowding_warning(
         found = connected_groups(n, left[keep], right[keep])
         largest = len(found[0]) if found else 0
         if t > threshold and largest <= CROWDED_SHARE * n:
+            digits = next(d for d in (3, 4, 5, 6) if np.ceil(t * 10**d) < 10**d or d == 6)
             return message + (
-                f"; raise it, e.g. --threshold {np.ceil(t * 1000) / 1000:.3f} "
+                f"; raise it, e.g. --threshold {np.ceil(t * 10**digits) / 10**digits:.{digits}f} "
                 f"(largest group then {largest} images)"
             )
     return message + "; raise --threshold towards 1"

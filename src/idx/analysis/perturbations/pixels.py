@@ -48,7 +48,10 @@ def gaussian(x: np.ndarray, sigma: float | Sequence[float], mode: str = "nearest
 
 
 def clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
-    """The centre 1/factor of an [h, w, c] array enlarged (bilinear) back to at least h x w."""
+    """The centre 1/factor of an [h, w, c] array enlarged (bilinear) back to at least h x w
+    (factor >= 1)."""
+    if factor < 1:
+        raise ValueError(f"clipped_zoom enlarges: factor {factor} must be at least 1")
     h, w = x.shape[:2]
     ch, cw = math.ceil(h / factor), math.ceil(w / factor)
     top, left = (h - ch) // 2, (w - cw) // 2

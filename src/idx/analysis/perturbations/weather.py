@@ -62,7 +62,8 @@ def snow(image: Image.Image, severity: int, rng: np.random.Generator) -> Image.I
     h, w = x.shape[:2]
     flakes = mean + sd * rng.standard_normal((h, w))  # one draw, shifted and scaled per level
     angle = rng.uniform(-135, -45)
-    flakes = clipped_zoom(flakes[..., None], zoom * s)
+    # flakes of at least one pixel: on an image much smaller than 224 px the zoom stays 1
+    flakes = clipped_zoom(flakes[..., None], max(1.0, zoom * s))
     flakes[flakes < threshold] = 0
     flakes = np.clip(flakes.squeeze(-1), 0, 1)
     flakes = motion_streak(flakes, radius * s, sigma * s, angle)
