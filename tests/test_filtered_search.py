@@ -22,6 +22,13 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def found(index_dir, *args) -> list[dict]:
+    """`idx search ARGS --json`'s hits."""
+    out = run("--index", index_dir, "search", *args, "--json")
+    assert out.exit_code == 0, out.output
+    return json.loads(out.stdout)
+
+
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory, indexed, tiny_model):
     return prepare_index(indexed, tmp_path_factory.mktemp("filtered") / "index", tiny_model)
@@ -112,20 +119,7 @@ def test_approximate_indexes_answer_small_filters_exactly_and_large_ones_well(tm
 
 
 def test_cli_filters_match_the_library_and_say_when_nothing_passes(labelled, reference):
-    out = run(
-        "--index",
-        labelled,
-        "search",
-        "--text",
-        "red circles",
-        "-k",
-        "4",
-        "--label",
-        "Red_Circles",
-        "--json",
-    )
-    assert out.exit_code == 0, out.output
-    hits = json.loads(out.stdout)
+    hits = found(labelled, "--text", "red circles", "-k", "4", "--label", "Red_Circles")
     assert len(hits) == 4 and all(h["labels"] == ["red_circles"] for h in hits)
     first = int(reference["ids"][0])
     out = run(
@@ -185,20 +179,7 @@ def test_sql_knows_vectors(labelled, reference):
     out = run("--index", labelled, "sql", query, "--json")
     assert out.exit_code == 0, out.output
     rows = json.loads(out.stdout)
-    hits = json.loads(
-        run(
-            "--index",
-            labelled,
-            "search",
-            "--text",
-            "red circles",
-            "-k",
-            "3",
-            "--label",
-            "red_circles",
-            "--json",
-        ).stdout
-    )
+    hits = found(labelled, "--text", "red circles", "-k", "3", "--label", "red_circles")
     assert [r["id"] for r in rows] == [h["id"] for h in hits]
     np.testing.assert_allclose([r["score"] for r in rows], [h["score"] for h in hits], atol=1e-5)
     first = int(reference["ids"][0])

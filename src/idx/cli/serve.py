@@ -51,7 +51,11 @@ def serve(ctx, host, port, quiet, fmt, model, pretrained, checkpoint):
             "indexed image and run read-only SQL on the catalog"
         )
     session = Session.open(
-        ctx.obj.get("index_dir"), model=model, pretrained=pretrained, checkpoint=checkpoint
+        ctx.obj.get("index_dir"),
+        model=model,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        device=ctx.obj.get("device"),
     )
 
     def ready(info: dict) -> None:
