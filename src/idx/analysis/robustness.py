@@ -220,8 +220,8 @@ def per_corruption(
 ) -> list[dict[str, float | int | str | None]]:
     """ImageNet-C's summary: per perturbation, each metric's mean over the severities measured
     and its drop from the clean row (severity 0): `<metric>` and `<metric>_drop`. When any of
-    `suite` was measured, a last row `suite_name` averages those perturbations' rows (as
-    ImageNet-C's mean over its corruptions)."""
+    `suite` was measured, a last row "`suite_name` (m of n)" averages those perturbations' rows
+    (as ImageNet-C's mean over its corruptions)."""
     clean = next((r for r in results if r["severity"] == 0), {})
     names = list(dict.fromkeys(r["perturbation"] for r in results if r["severity"] > 0))
     rows: list[dict[str, float | int | str | None]] = []
@@ -236,8 +236,8 @@ def per_corruption(
     in_suite = [r for r in rows if r["perturbation"] in suite]
     if in_suite:
         mean: dict[str, float | int | str | None] = {
-            "perturbation": suite_name,
-            "severities": len(in_suite),
+            "perturbation": f"{suite_name} ({len(in_suite)} of {len(suite)})",
+            "severities": None,
         }
         for metric in SUMMARY_METRICS:
             mean[metric] = nanmean(
@@ -249,5 +249,7 @@ def per_corruption(
     for row in rows:
         for metric in SUMMARY_METRICS:
             base, value = clean.get(metric), row[metric]
-            row[f"{metric}_drop"] = None if base is None or value is None else base - value
+            # rounded: a drop of nothing reads 0, not the -1e-17 of a float mean
+            drop = None if base is None or value is None else round(base - value, 12) + 0.0
+            row[f"{metric}_drop"] = drop
     return rows
