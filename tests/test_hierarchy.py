@@ -263,3 +263,17 @@ def test_real_open_images_hierarchy_rolls_the_snack_classes_up_as_written(
 
         with Index(tmp_path / "index", **tiny_model) as index:
             rollup_targets(index.catalog, Rollup(names=["Spaceship"]))
+
+
+def test_report_shows_parent_classes_by_their_display_names(labelled_index, tree_file, tiny_model):
+    from idx.ops.report.write import report_data
+
+    classes = tree_file.parent / "classes.csv"
+    classes.write_text("Shapes,Geometric shapes\nPatterns,Textures\nScenes,Landscapes\n")
+    with Index(labelled_index, **tiny_model) as index:
+        labels_api.import_classes(index, classes)
+        import_hierarchy(index, tree_file)
+        insights_api.insights(index, k_nn=5, rollup=Rollup(level=1), plots=False, probe=False)
+        data = report_data(index, max_thumbnails=0)
+    shown = {r["label_name"] for r in data["insights"]["classes"]["rows"]}
+    assert shown == {"Geometric shapes", "Textures", "Landscapes"}

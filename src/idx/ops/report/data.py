@@ -98,6 +98,7 @@ class LabelIndex:
         keys = positives.column("label_name").to_pylist()
         counts = Counter(keys)  # one row per image and label: the number of images
         shown = labels.display_names()
+        self.shown = shown  # every class's display name, for parent classes of a roll-up too
         self.keys: list[str] = sorted(counts, key=lambda key: (-counts[key], key))
         self.names: list[str] = [shown.get(key, key) for key in self.keys]
         number = {key: i for i, key in enumerate(self.keys)}
@@ -110,10 +111,7 @@ class LabelIndex:
             found.sort()
 
     def display(self, key: str) -> str:
-        try:
-            return self.names[self.keys.index(key)]
-        except ValueError:
-            return key
+        return self.shown.get(key, key)
 
     def display_columns(self, table: dict[str, Any]) -> dict[str, Any]:
         """The table with label keys (Open Images ids like /m/0k4j) shown by display names."""
