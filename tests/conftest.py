@@ -88,3 +88,19 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "images").is_dir():
         pytest.skip("../shared/data is not present (it is only beside the workplace checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for the whole test session, stopped at the end; its address (for
+    drivers in child processes). 4 logical CPUs on this 2-core machine, so that decode tasks
+    still get CPUs beside an embedding actor (with 2, a job can wait forever)."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'idx-clip[ray]'")
+    pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'ray[data]'")
+    import logging
+
+    ray.init(num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

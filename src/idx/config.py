@@ -151,3 +151,25 @@ def ivf_ram_limit() -> float | None:
 def lock_wait() -> float:
     """Seconds a reader waits for a writer to release the catalog: IDX_LOCK_WAIT, default 30."""
     return float(env("LOCK_WAIT") or 30.0)
+
+
+#: `add --engine`: who reads, decodes and embeds (indexer.engines). The Ray engine needs the ray
+#: extra; without an address it starts a Ray instance on this machine for the run.
+ENGINES = ("local", "ray")
+
+
+def engine(flag: str | None = None) -> str:
+    """local or ray: flag > IDX_ENGINE > local."""
+    return flag or env("ENGINE") or "local"
+
+
+def ray_address(flag: str | None = None) -> str | None:
+    """The Ray cluster to use: flag > RAY_ADDRESS (Ray's own variable) > None (a local one)."""
+    return flag or os.environ.get("RAY_ADDRESS") or None
+
+
+def ray_actors() -> int | None:
+    """Embedding actors of the Ray engine (IDX_RAY_ACTORS); unset: one per GPU of the cluster,
+    else one per node."""
+    value = env("RAY_ACTORS")
+    return int(value) if value else None

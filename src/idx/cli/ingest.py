@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from idx import config
 from idx.cli.options import (
     Lazy,
     LazyChoice,
@@ -23,8 +24,22 @@ from idx.errors import UsageError
 EXPORT_FORMATS = Lazy("idx.indexer.export", "FORMATS")
 
 
+class FolderOrURL(click.Path):
+    """A folder that exists, or an object storage URL (s3://bucket/prefix) passed on as it is."""
+
+    name = "folder or URL"
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, file_okay=False)
+
+    def convert(self, value, param, ctx):
+        if "://" in str(value):
+            return str(value)
+        return super().convert(value, param, ctx)
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=FolderOrURL())
 @model_options
 @precision_option
 @batch_options
@@ -42,6 +57,20 @@ EXPORT_FORMATS = Lazy("idx.indexer.export", "FORMATS")
     help="Leave out paths matching GLOB, relative to the folder (repeatable; replaces the "
     "folder's stored excludes).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(config.ENGINES),
+    default=None,
+    help="Who reads, decodes and embeds: local (threads here) or ray (Ray tasks and an actor "
+    "pool, GPUs where the cluster has them; needs idx-clip[ray]). Env IDX_ENGINE, default local.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="The Ray cluster for --engine ray (env RAY_ADDRESS); default: start Ray on this "
+    "machine for the run.",
+)
 @output_options
 @quiet_option
 @click.pass_context
@@ -55,14 +84,18 @@ def add(
     workers,
     include_hidden,
     exclude,
+    engine,
+    ray_address,
     fmt,
     quiet,
 ):
-    """Add folders of images to the index, incrementally.
+    """Add folders of images (or s3://bucket/prefix) to the index, incrementally.
 
     New files are embedded; unchanged ones (size, mtime) are skipped without being read; changed
     ones are re-embedded; moved or renamed ones keep their vector (found by content hash); files
     gone from a given folder are removed. Bad files are skipped with a reason, never fatal.
+    Objects on S3 are compared by size and ETag (AWS_* settings; AWS_ENDPOINT_URL for MinIO and
+    other S3-compatible servers).
 
     \b
     Example:
@@ -70,6 +103,7 @@ def add(
       idx add ~/photos --exclude "*/thumbnails/*" --hidden
       idx add ~/photos --model ViT-B-32 --pretrained laion2b_s34b_b79k --json
       idx add imgs --model ViT-B-32 --checkpoint ViT-B-32.safetensors   # local weights
+      idx add s3://my-bucket/photos --engine ray --ray-address ray://head:10001
     """
     with (
         ProgressBar(quiet) as bar,
@@ -88,6 +122,8 @@ def add(
             on_skip=on_skip,
             include_hidden=include_hidden,
             exclude=list(exclude) or None,
+            engine=engine,
+            ray_address=ray_address,
         )
         bar.close()
         ident = index.stored_identity()

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from idx import config
 from idx.errors import DecodeError
-from idx.indexer import formats
+from idx.indexer import formats, storage
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}
@@ -105,15 +105,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_file(path: str | os.PathLike[str]) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
 def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Decoded:
-    """Read and decode one file; errors carry a reason fit for `skipping <path>: <reason>`."""
+    """Read and decode one file (a local path or an s3:// URL, indexer.storage); errors carry a
+    reason fit for `skipping <path>: <reason>`."""
     try:
-        data = read_file(path)
+        data = storage.read_bytes(path)
     except FileNotFoundError as exc:
         raise DecodeError("file vanished before it could be read") from exc
     except PermissionError as exc:

@@ -19,6 +19,7 @@ from idx.indexer import precision as precisions
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
 from idx.indexer.encoder import Encoder
+from idx.indexer.engines import Embedding
 from idx.indexer.identity import ModelIdentity, check_compatible, resolve
 from idx.indexer.ingest import AddReport, Ingest
 from idx.indexer.jobs import Job
@@ -218,38 +219,54 @@ class Index:
         include_hidden: bool | None = None,
         exclude: Sequence[str] | None = None,
         command: str | None = None,
+        engine: str | None = None,
+        ray_address: str | None = None,
     ) -> AddReport:
-        """Ingest folders incrementally; see idx.indexer.ingest for the rules.
+        """Ingest folders (or s3://bucket/prefix URLs) incrementally; see idx.indexer.ingest for
+        the rules.
 
         `source` marks the rows (images.source), e.g. 'inject:3' for injected test images.
         `include_hidden` and `exclude` (globs relative to each folder) replace the rules stored
         with the folders; None keeps them (default for a new folder: hidden files left out, no
         excludes). Files a new rule leaves out are removed like deleted ones. `command` is what
-        `idx status` shows for the running job (default: the equivalent `idx add`).
+        `idx status` shows for the running job (default: the equivalent `idx add`). `engine`
+        runs the reading and embedding: "local" (threads here, the default) or "ray" (Ray tasks
+        and actors, on the cluster at `ray_address` / RAY_ADDRESS, else a local Ray instance).
         """
         self._require_writable("add")
         paths = [os.path.expanduser(os.fspath(p)) for p in paths]
         if not paths:
             raise UsageError("add needs at least one folder")
-        resume = shlex.join(["idx", "--index", str(self.dir), "add", *paths])
+        engine = config.engine(engine)
+        ray_address = config.ray_address(ray_address)
+        flags = [] if engine == "local" else ["--engine", engine]
+        flags += ["--ray-address", ray_address] if ray_address and engine == "ray" else []
+        resume = shlex.join(["idx", "--index", str(self.dir), "add", *paths, *flags])
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
                 if self.stored_identity() is None:
                     self.catalog.set_meta("model", ident.to_json())  # even if nothing is new
+                local = engine == "local"
+                trusted = precisions.trusted_model(self.catalog, self.precision, ident.key())
                 ingest = Ingest(
                     self.catalog,
-                    lambda: self.encoder,
+                    # Ray's actors load the model where they run; here only its preprocessing
+                    (lambda: self.encoder) if local else (lambda: Encoder.load(ident, "cpu")),
                     batch_size=batch_size,
                     workers=workers,
                     device=self.device,
-                    check_batch=self._check_precision,
+                    check_batch=None if trusted else self._check_precision,
                     progress=job,
                     on_skip=on_skip,
                     source=source,
                     exclude=[str(self.dir)],
                     include_hidden=include_hidden,
                     excludes=exclude,
+                    engine=engine,
+                    ray_address=ray_address,
+                    identity=ident,
+                    precision=self.precision,
                 )
                 start_gen = self.catalog.generation()
                 try:
@@ -259,21 +276,27 @@ class Index:
                         self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
                 summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
                 self.catalog.set_meta("last_add", json.dumps(summary))
-                if self._encoder is not None:  # what loading learnt (embed_dim, image_size)
-                    self.catalog.set_meta("model", self._encoder.identity.to_json())
-                    if report.embedded:
-                        precisions.note_use(self.catalog, self._encoder)
+                loaded = ingest.engine.identity if ingest.engine is not None else None
+                if self._encoder is not None or loaded is not None:
+                    # what loading learnt (embed_dim, image_size)
+                    learnt = self._encoder.identity if self._encoder is not None else loaded
+                    self.catalog.set_meta("model", learnt.to_json())
+                if report.embedded and report.precision:
+                    precisions.note_precision(self.catalog, report.precision)
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()
             raise
         return report
 
-    def _check_precision(self, encoder: Encoder, pixels: object) -> None:
-        """Before an index stores its first vectors of a lower precision: compare with fp32 on
-        these images of its own (indexer.precision); refuses with the figure."""
-        if not precisions.trusted(self.catalog, encoder):
-            precisions.check(self.catalog, encoder, pixels)
+    def _check_precision(self, embedding: Embedding) -> None:
+        """Before an index stores its first vectors of a lower precision: their agreement with
+        fp32 on these images of its own, measured where they were embedded (indexer.precision);
+        refuses with the figure."""
+        if embedding.precision != "fp32" and embedding.agreement is not None:
+            precisions.judge(
+                self.catalog, self.identity().key(), embedding.agreement, embedding.sample
+            )
 
     def _discard(self) -> None:
         """Remove an index this object created and that holds no image (a first add that

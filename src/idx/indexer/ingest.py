@@ -1,9 +1,10 @@
 """`add`: incremental ingestion of folders into the catalog.
 
-Stages: walk (stat only) -> plan (compare with the catalog) -> read+hash+decode (threads, in
-order, bounded look-ahead) -> embed in batches -> commit each batch in one transaction.
+Stages: walk (stat only) -> plan (compare with the catalog) -> read+hash+decode -> embed in
+batches (both run by an engine, indexer.engines: threads here, or Ray tasks and actors) -> commit
+each batch in one transaction, here, whatever the engine.
 
-Rules: an unchanged file (size, mtime) is not read; a file whose content hash is already known
+Rules: an unchanged file (size, mtime; size, ETag for an object) is not read; a file whose content hash is already known
 keeps that vector (a moved file keeps its id, a copy gets a new id without a new embedding);
 changed content is re-embedded under the same id; catalog rows under a walked folder whose file
 is gone are removed at the end.
@@ -18,12 +19,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from idx import config
-from idx.errors import UsageError
-from idx.indexer import devices, scan
+from idx.indexer import devices, engines, scan, storage
 from idx.indexer.catalog import Catalog
+from idx.indexer.engines import Embedding
 from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
-from idx.indexer.reader import Prepared, Reader
+from idx.indexer.reader import Prepared
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class AddReport:
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     device: str | None = None  # where new content was embedded (None: nothing was)
     precision: str | None = None
+    engine: str = "local"
+    nodes: set[str] = field(default_factory=set)  # Ray nodes that embedded
 
     def count(self, op: Operation) -> None:
         """Count one applied operation in the summary."""
@@ -81,12 +86,19 @@ class AddReport:
             "roots": self.roots,
             "device": self.device,
             "precision": self.precision,
+            "engine": self.engine,
+            "nodes": len(self.nodes),
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
         }
 
 
 class Ingest:
-    """One `add` run. Needs the catalog; gets the encoder lazily (only if something is new)."""
+    """One `add` run. Needs the catalog; gets the encoder lazily (only if something is new).
+
+    `check_batch` is called with the first batch's engines.Embedding before anything is stored
+    (the int8 check); `engine` names who reads and embeds (engines.NAMES); `identity` and
+    `precision` tell an engine's remote workers which model to load.
+    """
 
     def __init__(
         self,
@@ -96,21 +108,27 @@ class Ingest:
         batch_size: int | None = None,
         workers: int | None = None,
         device: str = "cpu",
-        check_batch: Callable[[Any, Any], None] | None = None,
+        check_batch: Callable[[Embedding], None] | None = None,
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
         source: str = config.FILES_SOURCE,
         exclude: Iterable[str] = (),
         include_hidden: bool | None = None,
         excludes: Sequence[str] | None = None,
+        engine: str = "local",
+        ray_address: str | None = None,
+        identity: Any = None,
+        precision: str = "fp32",
     ):
         self.catalog = catalog
         self.files = catalog.files
         self.encoder_factory = encoder_factory
-        self.reader: Reader | None = None
+        self.engine: engines.Engine | None = None
+        self.engine_name, self.ray_address = engine, ray_address
+        self.identity, self.precision = identity, precision
         self._batch_flag, self._workers_flag, self.device = batch_size, workers, device
         self.batch_size = config.batch_size(batch_size)  # sized for the device once it is known
-        self.check_batch = check_batch  # called with the encoder and the first batch to embed
+        self.check_batch = check_batch
         self.progress = progress or (lambda event: None)
         self.on_skip = on_skip or (lambda path, reason: None)
         self.source = source
@@ -118,7 +136,7 @@ class Ingest:
         self.include_hidden = include_hidden
         self.excludes = None if excludes is None else tuple(excludes)
         self.rules: dict[str, scan.Rules] = {}
-        self.report = AddReport()
+        self.report = AddReport(engine=engine)
         self.changed_ids: list[int] = []  # ids whose vector is new or different
         self.removed_ids: list[int] = []
         self._moved_ids: set[int] = set()  # rows already given a new path in this run
@@ -127,7 +145,7 @@ class Ingest:
 
     def run(self, paths: Iterable[str | os.PathLike[str]]) -> AddReport:
         start = time.perf_counter()
-        roots = [_folder(p) for p in paths]
+        roots = [storage.folder(p) for p in paths]
         self.report.roots = roots
         self.rules = {root: self._rules(root) for root in roots}
         existing = self.files.rows_under(roots, self.source)
@@ -140,7 +158,7 @@ class Ingest:
         next_report = 2000
         # One pass over the walk: this loop is the whole cost of re-adding an unchanged tree.
         for root in roots:
-            for files, skips in scan.walk(root, self.exclude, self.rules[root]):
+            for files, skips in storage.walk(root, self.exclude, self.rules[root]):
                 walk_skips += skips
                 for item in files:
                     path = item.path
@@ -148,11 +166,16 @@ class Ingest:
                         continue
                     seen.add(path)
                     row = existing.get(path)
-                    if row is not None and row[3] == item.bytes and row[4] == item.mtime_ns:
+                    if row is not None and item.same_as(row[3], row[4], row[5]):
                         self.report.unchanged += 1
                         continue
                     prev = prev_skips.get(path)
-                    if row is None and prev is not None and prev[1:] == item[1:]:
+                    if (
+                        row is None
+                        and prev is not None
+                        and item.same_as(prev[1], prev[2], prev[4])
+                        and (item.etag is not None or prev[3] == item.ctime_ns)
+                    ):
                         still_skipped.append((path, prev[0]))
                         continue
                     todo.append(item)
@@ -205,12 +228,16 @@ class Ingest:
         self.catalog.release()  # held again only to commit each batch
         kind = devices.kind(self.device)
         self.batch_size = max(1, config.batch_size(self._batch_flag, kind))
-        # Workers skip decoding only content the catalog had before this run.
-        self.reader = Reader(
+        self.engine = engines.create(
+            self.engine_name,
             self.encoder_factory,
-            frozenset(known),
+            identity=self.identity,
+            device=self.device,
+            precision=self.precision,
+            batch_size=self.batch_size,
             workers=config.workers(self._workers_flag, kind),
-            lookahead=2 * self.batch_size,
+            check=self.check_batch is not None,
+            ray_address=self.ray_address,
         )
         vanished_by_sha: dict[str, list[Row]] = {}
         for row in vanished.values():
@@ -221,7 +248,8 @@ class Ingest:
         done = 0
         total = len(todo)
         self.progress(ProgressEvent("embed", 0, total))
-        for result in self.reader.stream(todo):
+        # Workers skip decoding only content the catalog had before this run.
+        for result in self.engine.stream(todo, frozenset(known)):
             done += 1
             if isinstance(result, scan.Skip):
                 self._skip(result.path, result.reason)
@@ -262,7 +290,7 @@ class Ingest:
             return Move(p, row, self._root_of(p.entry.path))
         # Moved in from a folder that is not being walked now: its old file is gone.
         for row in self.files.rows_with_content(p.sha256, self.source):
-            if row.id not in self._moved_ids and not os.path.exists(row.path):
+            if row.id not in self._moved_ids and not storage.exists(row.path):
                 vanished.pop(row.path, None)
                 self._moved_ids.add(row.id)
                 return Move(p, row, self._root_of(p.entry.path))
@@ -284,20 +312,19 @@ class Ingest:
         if not batch and not waiting and not ops:
             return
         vectors = None
-        if batch:
-            import torch
-
-            assert self.reader is not None
-            encoder = self.reader.get_encoder()
-            pixels = torch.stack([p.tensor for p in batch])
+        if batch:  # embedded by the engine; stored now
             if self.check_batch is not None:  # before anything of this precision is stored
-                self.check_batch(encoder, pixels)
+                self.check_batch(_measured(batch))
                 self.check_batch = None
-            vectors = encoder.encode_images(pixels)
-            self.report.device = encoder.device.describe()
-            self.report.precision = encoder.precision
+            vectors = np.stack([p.vector for p in batch])
             for p in batch:
-                p.tensor = None
+                self.report.device, self.report.precision = (
+                    p.embedding.device,
+                    p.embedding.precision,
+                )
+                if p.embedding.node:
+                    self.report.nodes.add(p.embedding.node)
+                p.vector = None
         planned: list[Operation] = []
         for p in batch:
             known.setdefault(p.sha256, (0, p.entry.path, p.width, p.height, p.format))
@@ -337,15 +364,13 @@ class Ingest:
             else:  # content changed in place: the old vectors are unused now
                 self.catalog.images.delete_unused_embeddings()
         self.report.removed += len(ids)
-        self.report.excluded += sum(os.path.exists(r.path) for r in vanished.values())
+        self.report.excluded += sum(storage.exists(r.path) for r in vanished.values())
         self.removed_ids.extend(ids)
 
 
-def _folder(path: str | os.PathLike[str]) -> str:
-    root = os.path.abspath(os.fspath(path))
-    if not os.path.isdir(root):
-        what = (
-            "is a file; give the folder that holds it" if os.path.exists(root) else "does not exist"
-        )
-        raise UsageError(f"cannot add {os.fspath(path)}: {what}")
-    return root
+def _measured(batch: list[Prepared]) -> Embedding:
+    """The int8 check's figure from a batch: every engine worker measures its first batch."""
+    for p in batch:
+        if p.embedding.agreement is not None:
+            return p.embedding
+    raise RuntimeError("the first embedded batch came without the precision check's figure")

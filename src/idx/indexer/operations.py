@@ -22,6 +22,7 @@ class Row(NamedTuple):
     sha256: str
     bytes: int
     mtime_ns: int
+    etag: str | None  # objects on object storage (indexer.storage); None for local files
 
 
 @dataclass(frozen=True)

@@ -30,21 +30,31 @@ def recorded(catalog: Catalog) -> dict[str, Any]:
 
 def trusted(catalog: Catalog, encoder: Encoder) -> bool:
     """Whether this encoder's precision may write into the index without a check."""
-    if encoder.precision == "fp32":
+    return trusted_model(catalog, encoder.precision, encoder.identity.key())
+
+
+def trusted_model(catalog: Catalog, precision: str, model_key: str) -> bool:
+    """`trusted` before any model is loaded (an engine whose workers load it elsewhere)."""
+    if precision == "fp32":
         return True
     state = recorded(catalog)
-    return state.get("int8_model") == encoder.identity.key() and state.get("int8_passed", False)
+    return state.get("int8_model") == model_key and state.get("int8_passed", False)
 
 
 def check(catalog: Catalog, encoder: Encoder, batch: Any) -> float:
     """Embed `batch` (a sample of the index's own images) both ways; record and return the
     agreement, or raise PrecisionError naming it when it is below the threshold."""
     sample = batch[: config.INT8_CHECK_SAMPLE]
-    agreement = encoder.agreement(sample)
+    return judge(catalog, encoder.identity.key(), encoder.agreement(sample), len(sample))
+
+
+def judge(catalog: Catalog, model_key: str, agreement: float, sample: int) -> float:
+    """Record an agreement measured wherever the model ran (Encoder.agreement on `sample` of the
+    index's images), or raise PrecisionError naming it when it is below the threshold."""
     if agreement < config.INT8_MIN_AGREEMENT:
         raise PrecisionError(
             f"--precision int8 disagrees with fp32 on this index's images: mean cosine "
-            f"{agreement:.4f} on {len(sample)} images, below {config.INT8_MIN_AGREEMENT}; "
+            f"{agreement:.4f} on {sample} images, below {config.INT8_MIN_AGREEMENT}; "
             "this model's weights do not quantise well, so add with --precision fp32 (nothing "
             "was stored)"
         )
@@ -53,10 +63,10 @@ def check(catalog: Catalog, encoder: Encoder, batch: Any) -> float:
         json.dumps(
             recorded(catalog)
             | {
-                "int8_model": encoder.identity.key(),
+                "int8_model": model_key,
                 "int8_passed": True,
                 "int8_agreement": round(agreement, 5),
-                "int8_sample": len(sample),
+                "int8_sample": sample,
                 "int8_checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
         ),
@@ -66,10 +76,15 @@ def check(catalog: Catalog, encoder: Encoder, batch: Any) -> float:
 
 def note_use(catalog: Catalog, encoder: Encoder) -> None:
     """Record that vectors of this precision are in the index (call in a write transaction)."""
+    note_precision(catalog, encoder.precision)
+
+
+def note_precision(catalog: Catalog, precision: str) -> None:
+    """`note_use` by the precision's name (the model ran in another process)."""
     state = recorded(catalog)
     used = state.get("used", [])
-    if encoder.precision not in used:
-        catalog.set_meta(META_KEY, json.dumps(state | {"used": [*used, encoder.precision]}))
+    if precision not in used:
+        catalog.set_meta(META_KEY, json.dumps(state | {"used": [*used, precision]}))
 
 
 def describe(catalog: Catalog) -> dict[str, Any] | None:

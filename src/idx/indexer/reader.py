@@ -1,26 +1,28 @@
-"""The read stage of `add`: read, hash and (for new content only) decode and preprocess files.
+"""The per-file work of `add`: read, hash and (for new content only) decode and preprocess.
 
-Runs in threads ahead of the model, in input order, with a bounded look-ahead so that memory
-stays flat however many files there are.
+Engine-agnostic: `prepare` runs wherever an engine puts it (a thread of this process for the
+local engine, a Ray task on any node for the Ray engine). It never raises for a bad file: what
+cannot be used becomes a `scan.Skip` with its reason, so one corrupt file cannot fail a job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+import logging
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
 from idx.errors import DecodeError
-from idx.indexer import decode, scan
+from idx.indexer import decode, scan, storage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Prepared:
-    """A file read and hashed; `tensor` is set when its content needs embedding."""
+    """A file read and hashed. `tensor` is set while its content waits to be embedded, `vector`
+    once it has been (engines.embed_rows)."""
 
     entry: scan.FileEntry
     sha256: str
@@ -28,72 +30,56 @@ class Prepared:
     height: int = 0
     format: str = ""
     tensor: Any = None
+    vector: Any = None
+    embedding: Any = None  # engines.Embedding: how `vector` was made
 
 
-class Reader:
-    """Reads files for one run; content whose hash is in `known` is hashed but not decoded."""
+@dataclass(frozen=True)
+class Preprocessing:
+    """What turns a decoded picture into the model's input, without the model: picklable, so a
+    worker on another machine can run it."""
 
-    def __init__(
-        self,
-        encoder_factory: Callable[[], Any],
-        known: frozenset[str],
-        *,
-        workers: int,
-        lookahead: int,
-    ):
-        self.encoder_factory = encoder_factory
-        self.known = known
-        self.workers = workers
-        self.lookahead = lookahead
-        self.encoder: Any = None
-        self._encoder_lock = threading.Lock()
+    image_size: int
+    transform: Any
 
-    def prepare(self, entry: scan.FileEntry) -> Prepared | scan.Skip:
-        def skip(reason: str) -> scan.Skip:
-            return scan.Skip(entry.path, reason, entry.bytes, entry.mtime_ns, entry.ctime_ns)
+    @classmethod
+    def of(cls, encoder: Any) -> Preprocessing:
+        return cls(encoder.image_size, encoder.preprocess)
 
-        try:
-            data = decode.read_file(entry.path)
-        except FileNotFoundError:
-            return scan.Skip(entry.path, "file vanished before it could be read")
-        except PermissionError:
-            return skip("permission denied; make the file readable (chmod +r) and run add again")
-        except OSError as exc:
-            return skip(f"cannot read file ({exc.strerror})")
-        prepared = Prepared(entry, hashlib.sha256(data).hexdigest())
-        if prepared.sha256 in self.known:
-            return prepared
-        try:
-            encoder = self.get_encoder()
-            decoded = decode.decode(data, encoder.image_size)
-            prepared.tensor = encoder.preprocess(decoded.image)
-        except DecodeError as exc:
-            return skip(str(exc))
-        prepared.width, prepared.height = decoded.width, decoded.height
-        prepared.format = decoded.format
+
+def prepare(
+    entry: scan.FileEntry,
+    known: Container[str],
+    preprocessing: Callable[[], Preprocessing],
+) -> Prepared | scan.Skip:
+    """Read and hash one file; decode and preprocess it unless its content is in `known`.
+    `preprocessing` is called only for new content (a run of moves never loads the model)."""
+
+    def skip(reason: str) -> scan.Skip:
+        return scan.Skip(
+            entry.path, reason, entry.bytes, entry.mtime_ns, entry.ctime_ns, entry.etag
+        )
+
+    try:
+        data = storage.read_bytes(entry.path)
+    except FileNotFoundError:
+        return scan.Skip(entry.path, "file vanished before it could be read")
+    except PermissionError:
+        return skip("permission denied; make the file readable (chmod +r) and run add again")
+    except OSError as exc:
+        return skip(f"cannot read file ({exc.strerror or exc})")
+    prepared = Prepared(entry, hashlib.sha256(data).hexdigest())
+    if prepared.sha256 in known:
         return prepared
-
-    def get_encoder(self) -> Any:
-        # Loaded by the first worker that meets new content: a run of moves never loads torch.
-        with self._encoder_lock:
-            if self.encoder is None:
-                self.encoder = self.encoder_factory()
-        return self.encoder
-
-    def stream(self, todo: list[scan.FileEntry]) -> Iterator[Prepared | scan.Skip]:
-        """Results in input order, with at most `lookahead` files read ahead."""
-        if not todo:
-            return
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="idx-decode") as pool:
-            pending: deque[Future] = deque()
-            it = iter(todo)
-            for entry in it:
-                pending.append(pool.submit(self.prepare, entry))
-                if len(pending) >= self.lookahead:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(self.prepare, nxt))
-                yield result
+    steps = preprocessing()  # a model that cannot load fails the run, not each file
+    try:
+        decoded = decode.decode(data, steps.image_size)
+        prepared.tensor = steps.transform(decoded.image)
+    except DecodeError as exc:
+        return skip(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a file no decoder anticipated: a skip, not a crash
+        log.warning("unexpected error preparing %s", entry.path, exc_info=True)
+        return skip(f"cannot prepare image ({type(exc).__name__}: {exc})")
+    prepared.width, prepared.height = decoded.width, decoded.height
+    prepared.format = decoded.format
+    return prepared

@@ -21,12 +21,20 @@ IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "@eaDir", "__MACOSX", ".Trash",
 
 
 class FileEntry(NamedTuple):
-    """A candidate file and its stat (a tuple: one is made per file on every walk)."""
+    """A candidate file and its stat (a tuple: one is made per file on every walk). `etag` is set
+    for an object on object storage (indexer.storage), whose change key is size + ETag."""
 
     path: str
     bytes: int
     mtime_ns: int
     ctime_ns: int
+    etag: str | None = None
+
+    def same_as(self, bytes_: int | None, mtime_ns: int | None, etag: str | None) -> bool:
+        """Whether a stored (size, mtime, ETag) says the file is unchanged since it was read."""
+        if self.etag is not None:
+            return bytes_ == self.bytes and etag == self.etag
+        return bytes_ == self.bytes and mtime_ns == self.mtime_ns
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Skip:
     bytes: int | None = None
     mtime_ns: int | None = None
     ctime_ns: int | None = None
+    etag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from idx.indexer.scan import Rules
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
 
-_ROW = "SELECT id, path, sha256, bytes, mtime_ns FROM images"
+_ROW = "SELECT id, path, sha256, bytes, mtime_ns, etag FROM images"
 
 
 class Files:
@@ -50,11 +50,11 @@ class Files:
         return out
 
     def skips_under(self, roots: Sequence[str]) -> dict[str, tuple]:
-        """path -> (reason, bytes, mtime_ns, ctime_ns) of the files skipped under `roots`."""
+        """path -> (reason, bytes, mtime_ns, ctime_ns, etag) of the files skipped under `roots`."""
         out: dict[str, tuple] = {}
         for root in roots:
             for r in self.db.rows(
-                "SELECT path, reason, bytes, mtime_ns, ctime_ns FROM skipped "
+                "SELECT path, reason, bytes, mtime_ns, ctime_ns, etag FROM skipped "
                 "WHERE starts_with(path, ?)",
                 [_prefix(root)],
             ):
@@ -90,42 +90,43 @@ class Files:
         if isinstance(op, SkipFile):
             s = op.skip
             self.db.rows(
-                "INSERT OR REPLACE INTO skipped (path, root, reason, bytes, mtime_ns, ctime_ns) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [s.path, op.root, s.reason, s.bytes, s.mtime_ns, s.ctime_ns],
+                "INSERT OR REPLACE INTO skipped (path, root, reason, bytes, mtime_ns, ctime_ns, "
+                "etag) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [s.path, op.root, s.reason, s.bytes, s.mtime_ns, s.ctime_ns, s.etag],
             )
             return None
         p, e = op.file, op.file.entry
         changed: int | None = None
         if isinstance(op, Touch):
             self.db.rows(
-                "UPDATE images SET bytes = ?, mtime_ns = ? WHERE id = ?",
-                [e.bytes, e.mtime_ns, op.row.id],
+                "UPDATE images SET bytes = ?, mtime_ns = ?, etag = ? WHERE id = ?",
+                [e.bytes, e.mtime_ns, e.etag, op.row.id],
             )
         elif isinstance(op, Move):
             self.db.rows(
-                "UPDATE images SET path = ?, root = ?, bytes = ?, mtime_ns = ?, "
+                "UPDATE images SET path = ?, root = ?, bytes = ?, mtime_ns = ?, etag = ?, "
                 "updated_at = current_timestamp WHERE id = ?",
-                [e.path, op.root, e.bytes, e.mtime_ns, op.row.id],
+                [e.path, op.root, e.bytes, e.mtime_ns, e.etag, op.row.id],
             )
         elif isinstance(op, Update):
             self.db.rows(
-                "UPDATE images SET sha256 = ?, bytes = ?, mtime_ns = ?, width = ?, height = ?, "
-                "format = ?, updated_at = current_timestamp WHERE id = ?",
-                [p.sha256, e.bytes, e.mtime_ns, p.width, p.height, p.format, op.row.id],
+                "UPDATE images SET sha256 = ?, bytes = ?, mtime_ns = ?, etag = ?, width = ?, "
+                "height = ?, format = ?, updated_at = current_timestamp WHERE id = ?",
+                [p.sha256, e.bytes, e.mtime_ns, e.etag, p.width, p.height, p.format, op.row.id],
             )
             changed = op.row.id
         elif isinstance(op, Add):
             changed = int(
                 self.db.value(
-                    "INSERT INTO images (path, root, sha256, bytes, mtime_ns, width, height, "
-                    "format, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO images (path, root, sha256, bytes, mtime_ns, etag, width, "
+                    "height, format, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     [
                         e.path,
                         op.root,
                         p.sha256,
                         e.bytes,
                         e.mtime_ns,
+                        e.etag,
                         p.width,
                         p.height,
                         p.format,
@@ -138,4 +139,5 @@ class Files:
 
 
 def _prefix(root: str) -> str:
-    return root.rstrip(os.sep) + os.sep
+    sep = "/" if "://" in root else os.sep  # object storage keys are '/'-separated
+    return root.rstrip(sep) + sep

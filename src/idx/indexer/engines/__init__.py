@@ -1,0 +1,101 @@
+"""Engines run `add`'s work: the per-file work (reader.prepare: read, hash, decode, preprocess)
+and the per-batch embedding (`embed_rows`), both engine-agnostic functions.
+
+`local` runs them in threads of this process; `ray` as Ray tasks (decoding, on CPUs) and an actor
+pool (embedding, the model loaded once per actor, on GPUs where the cluster has them). Either way
+`stream` yields one result per file, in the order given: a scan.Skip, or a reader.Prepared whose
+`vector` is set when its content was new. The driver (indexer.ingest) plans before and commits
+after, one transaction per batch, whatever the engine: an engine's retries may deliver work twice,
+the catalog's keys (path, content hash) store it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from idx import config
+from idx.errors import UsageError
+from idx.indexer import scan
+from idx.indexer.reader import Prepared
+
+NAMES = ("local", "ray")
+
+
+@dataclass
+class Embedding:
+    """How one batch was embedded: where, in which precision, and, when asked, the model's
+    agreement with fp32 on the batch's first images (the int8 check, indexer.precision)."""
+
+    device: str
+    precision: str
+    agreement: float | None = None
+    sample: int = 0
+    node: str | None = None  # the Ray node that ran the model (None: this process)
+
+
+def embed_rows(encoder: Any, rows: list[Prepared], check: bool = False) -> Embedding:
+    """Embed the rows' tensors in one model call (content repeated within the batch once), set
+    each row's `vector`, drop its tensor; with `check`, measure a lower precision against fp32."""
+    import torch
+
+    slot: dict[str, int] = {}
+    tensors = []
+    for row in rows:
+        if row.sha256 not in slot:
+            slot[row.sha256] = len(tensors)
+            tensors.append(row.tensor)
+    pixels = torch.stack(tensors)
+    done = Embedding(encoder.device.describe(), encoder.precision)
+    if check and encoder.precision != "fp32":
+        sample = pixels[: config.INT8_CHECK_SAMPLE]
+        done.agreement, done.sample = encoder.agreement(sample), len(sample)
+    vectors = encoder.encode_images(pixels)
+    for row in rows:
+        row.vector, row.tensor = vectors[slot[row.sha256]], None
+        row.embedding = done
+    return done
+
+
+class Engine(Protocol):
+    name: str
+    #: the model identity as loading learnt it (embedding width, image size); None until loaded
+    identity: Any
+
+    def stream(
+        self, todo: list[scan.FileEntry], known: frozenset[str]
+    ) -> Iterator[Prepared | scan.Skip]: ...
+
+
+def create(
+    name: str,
+    encoder_factory: Callable[[], Any],
+    *,
+    identity: Any,
+    device: str,
+    precision: str,
+    batch_size: int,
+    workers: int,
+    check: bool,
+    ray_address: str | None = None,
+) -> Engine:
+    """The engine called `name`; `encoder_factory` loads the model in this process (the local
+    engine embeds with it; the Ray engine only takes its preprocessing)."""
+    if name == "local":
+        from idx.indexer.engines.local import LocalEngine
+
+        return LocalEngine(encoder_factory, batch_size=batch_size, workers=workers, check=check)
+    if name == "ray":
+        from idx.indexer.engines.ray import RayEngine
+
+        return RayEngine(
+            encoder_factory,
+            identity=identity,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            check=check,
+            address=ray_address,
+        )
+    raise UsageError(f"--engine {name!r} is unknown; use {' or '.join(NAMES)}")

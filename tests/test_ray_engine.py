@@ -1,0 +1,173 @@
+"""`add --engine ray` on a local Ray cluster: the same result as the local engine, nothing lost or
+doubled when a worker or the driver dies, embedding actors on every node of a cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idx.indexer import precision as precisions
+from idx.indexer.index import Index
+
+from .test_incremental import check_invariants
+
+pytest.importorskip("ray", reason="Ray is not installed: pip install 'idx-clip[ray]'")
+
+ROWS = "SELECT id, path, sha256, bytes, mtime_ns, width, height, format FROM images ORDER BY id"
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def _state(index: Index) -> tuple[list, list, np.ndarray, np.ndarray]:
+    """(rows, skipped rows, vectors by id, each image's top-10 neighbours by the FAISS index)."""
+    con = index.catalog.con
+    rows = con.execute(ROWS).fetchall()
+    skipped = con.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
+    _, vectors = index.embeddings()
+    _, neighbours = index.vectors.search(vectors, 10)
+    return rows, skipped, vectors, neighbours
+
+
+def _same(a: Index, b: Index) -> None:
+    rows_a, skipped_a, vectors_a, top_a = _state(a)
+    rows_b, skipped_b, vectors_b, top_b = _state(b)
+    assert rows_a == rows_b
+    assert skipped_a == skipped_b
+    np.testing.assert_allclose(vectors_a, vectors_b, atol=1e-5)
+    np.testing.assert_array_equal(top_a, top_b)
+
+
+def test_ray_engine_gives_the_local_engines_rows_vectors_and_neighbours(
+    ray_cluster, images, tiny_model, tmp_path
+):
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    first = sorted(images.rglob("*.jpg"))[0]
+    shutil.copy(first, images / "copy-of-first.jpg")  # the same content twice in one run
+    reports, events = {}, []
+    for engine in ("local", "ray"):
+        with Index(tmp_path / engine, **tiny_model) as index:
+            progress = events.append if engine == "ray" else None
+            reports[engine] = index.add([images], engine=engine, progress=progress)
+    with Index(tmp_path / "local") as local, Index(tmp_path / "ray") as ray_index:
+        _same(local, ray_index)
+    ignore = {"seconds", "images_per_s", "engine", "nodes", "device"}
+    local_report, ray_report = (
+        {k: v for k, v in reports[e].as_dict().items() if k not in ignore} for e in reports
+    )
+    assert ray_report == local_report
+    assert (reports["ray"].added, reports["ray"].skipped, reports["ray"].reused) == (49, 1, 1)
+    assert reports["ray"].as_dict()["nodes"] == 1
+    embed = [e for e in events if e.phase == "embed"]
+    assert embed[-1].done == embed[-1].total == 50  # the job's progress, as with the local engine
+
+
+def test_workers_killed_mid_batch_lose_and_double_nothing(
+    ray_cluster, synthetic_set, indexed, tiny_model, tmp_path, monkeypatch
+):
+    """A decode task and an embedding actor each exit once mid-batch (os._exit): Ray retries the
+    task and restarts the actor, and the index ends up as a clean local add makes it."""
+    markers = [tmp_path / "decode.crashed", tmp_path / "embed.crashed"]
+    monkeypatch.setenv("IDX_RAY_FAULT", f"decode:{markers[0]},embed:{markers[1]}")
+    with Index(tmp_path / "index", **tiny_model) as index:
+        report = index.add([synthetic_set], engine="ray", batch_size=8)
+        assert all(m.exists() for m in markers), "the injected crashes did not happen"
+        assert (report.added, report.embedded) == (48, 48)
+        check_invariants(index, synthetic_set)
+        with Index(indexed, read_only=True) as reference:
+            _same(reference, index)
+
+
+# A driver that slows down once 20 files are through, so that the kill lands mid-run however
+# busy the machine is.
+DRIVER = """
+import sys, time
+from idx import Index
+index_dir, images, model, checkpoint, address = sys.argv[1:6]
+def progress(event):
+    print(event.phase, event.done, flush=True)
+    if event.phase == "embed" and event.done >= 20:
+        time.sleep(0.5)
+with Index(index_dir, model=model, checkpoint=checkpoint) as index:
+    index.add([images], batch_size=4, engine="ray", ray_address=address, progress=progress)
+"""
+
+
+def test_driver_killed_then_rerun_submits_only_what_was_not_committed(
+    ray_cluster, images, tiny_model, tmp_path
+):
+    index_dir = tmp_path / "index"
+    args = [str(index_dir), str(images), tiny_model["model"], tiny_model["checkpoint"]]
+    child = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *args, ray_cluster],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in child.stdout:
+        phase, done = line.split()
+        if phase == "embed" and int(done) >= 20:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with Index(index_dir) as index:
+        committed = index.catalog.images.count()
+    assert 0 < committed < 48, f"the kill did not land mid-run ({committed} committed)"
+    events = []
+    with Index(index_dir) as index:
+        report = index.add([images], engine="ray", progress=events.append)
+        submitted = max(e.total for e in events if e.phase == "embed")
+        assert submitted == 48 - committed
+        assert (report.unchanged, report.added, report.embedded) == (committed,) + (submitted,) * 2
+        check_invariants(index, images)
+
+
+TWO_NODES = """
+import json, sys
+import ray
+from ray.cluster_utils import Cluster
+from idx import Index
+index_dir, images, model, checkpoint = sys.argv[1:5]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+cluster.add_node(num_cpus=2)
+cluster.wait_for_nodes()
+try:
+    with Index(index_dir, model=model, checkpoint=checkpoint) as index:
+        report = index.add([images], engine="ray", ray_address=cluster.address, batch_size=8)
+    print(json.dumps(report.as_dict()))
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+def test_a_two_node_cluster_embeds_on_both_nodes(ray_cluster, synthetic_set, tiny_model, tmp_path):
+    """Its own two-node cluster, in a child process (this one is attached to the session's)."""
+    args = [str(tmp_path / "index"), str(synthetic_set), tiny_model["model"]]
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_NODES, *args, tiny_model["checkpoint"]],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["added"], report["nodes"]) == (48, 2), report
+
+
+def test_int8_is_checked_against_fp32_on_ray_workers(ray_cluster, images, tiny_model, tmp_path):
+    pytest.importorskip("onnxruntime", reason="pip install 'idx-clip[int8]'")
+    with Index(tmp_path / "index", precision="int8", **tiny_model) as index:
+        report = index.add([images], engine="ray")
+        assert report.precision == "int8"
+        state = precisions.recorded(index.catalog)
+    assert state["int8_passed"] and state["int8_agreement"] >= 0.99
+    assert state["used"] == ["int8"]
