@@ -491,7 +491,9 @@ def test_page_fits_its_width_reads_its_numbers_and_shows_whole_captions(browser,
         )
     # run lines: rounded numbers and durations, parameters spelled out, no raw JSON
     lines = page.locator("p.run").all_inner_texts()
-    assert lines and not any(re.search(r"\d\.\d{5,}|[{}\"]|\[[\d\"]", line) for line in lines), lines
+    assert lines and not any(re.search(r"\d\.\d{5,}|[{}\"]|\[[\d\"]", line) for line in lines), (
+        lines
+    )
     # each likely-mislabelled caption is shown whole, predicted label included
     captions = page.locator("#suspects figcaption")
     assert captions.count() > 0
