@@ -110,5 +110,6 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(images, tiny_args):
     result = run("add", images, *tiny_args)
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [
-        "note: the model has UNTRAINED random weights; similarities are not meaningful"
+        "note: the model has UNTRAINED random weights; similarities are not meaningful",
+        "device: cpu (auto)",  # auto names the device it chose (issue 12)
     ]
