@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,8 @@ import numpy as np
 
 from idx import config
 from idx.errors import UsageError
+from idx.indexer import ivfpq
+from idx.indexer.ivfpq import ReRankedIVF
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,12 @@ RECALL_QUERIES = 200
 RECALL_K = 10
 #: Below this many vectors an ivfpq request is served by exact search.
 IVFPQ_MIN = 16
-#: Types whose FAISS index can drop ids in place; the others are rebuilt when ids go away.
-REMOVABLE = frozenset({"flat"})
+#: Types whose FAISS index can drop ids in place; the others are rebuilt when ids go away
+#: (ivfpq: while its lists are in RAM; on disk they are shared with readers, see can_apply).
+REMOVABLE = frozenset({"flat", "ivfpq"})
+#: An ivfpq index trained for n vectors is rebuilt once the collection reaches this many times
+#: n: its sqrt(n) lists would have grown long enough to slow every query.
+REBUILD_GROWTH = 4
 
 
 def build_flat(dim: int) -> Any:
@@ -71,29 +76,13 @@ def choose_type(requested: str, n: int) -> str:
     return requested
 
 
-def build_index(kind: str, dim: int, n: int) -> tuple[Any, dict[str, Any]]:
-    """An empty (maybe untrained) FAISS index of `kind` sized for n vectors, and its parameters."""
+def build_index(kind: str, dim: int) -> tuple[Any, dict[str, Any]]:
+    """An empty FAISS index of `kind` (flat or hnsw; ivfpq is built by `ivfpq.build`)."""
     if kind == "flat":
         return build_flat(dim), {}
-    if kind == "hnsw":
-        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = 80
-        return faiss.IndexIDMap2(hnsw), {"M": 32, "efConstruction": 80}
-    # IVF-PQ scans compact codes of a few lists, then re-ranks the best candidates with the exact
-    # vectors (RFlat), so the scores it returns are exact cosine similarities.
-    nlist = max(1, min(round(math.sqrt(n)), n // 8))
-    nbits = int(min(8, max(1, math.floor(math.log2(max(n, 2))) - 1)))
-    m = max(s for s in range(1, max(1, dim // 8) + 1) if dim % s == 0)
-    ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
-    # k-means on a sample is enough for the coarse lists and much faster at 1M vectors; small
-    # sets are allowed (fewer points per centroid than faiss recommends) rather than refused.
-    ivf.cp.max_points_per_centroid = 64
-    ivf.cp.min_points_per_centroid = 1
-    ivf.pq.cp.max_points_per_centroid = 64
-    ivf.pq.cp.min_points_per_centroid = 1
-    ivf.pq.cp.niter = 15
-    refine = faiss.IndexRefineFlat(ivf)
-    return faiss.IndexIDMap2(refine), {"nlist": nlist, "pq_m": m, "pq_bits": nbits}
+    hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 80
+    return faiss.IndexIDMap2(hnsw), {"M": 32, "efConstruction": 80}
 
 
 def _knob_schedule(kind: str, index: Any) -> Iterator[dict[str, int]]:
@@ -107,7 +96,7 @@ def _knob_schedule(kind: str, index: Any) -> Iterator[dict[str, int]]:
         for ef in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
             yield {"efSearch": ef}
         return
-    nlist = faiss.extract_index_ivf(index).nlist
+    nlist = index.nlist
     nprobe, k_factor = min(4, nlist), 16
     for step in itertools.count():
         yield {"nprobe": nprobe, "k_factor_rf": k_factor}
@@ -165,8 +154,10 @@ def tune(index: Any, kind: str, ids: np.ndarray, matrix: np.ndarray) -> tuple[di
     settings: dict[str, int] = {}
     recall = 0.0
     for settings in _knob_schedule(kind, index):
-        for name, value in settings.items():
-            space.set_index_parameter(index, name, value)
+        if isinstance(index, ReRankedIVF):
+            index.nprobe, index.k_factor = settings["nprobe"], settings["k_factor_rf"]
+        else:
+            space.set_index_parameter(index, "efSearch", settings["efSearch"])
         recall = measure_recall(index, *sample)
         log.info("%s %s: recall@10 %.3f", kind, settings, recall)
         if recall >= RECALL_TUNE_TO:
@@ -258,10 +249,13 @@ class VectorStore:
         meta = self.read_meta()
         if meta.get("generation") == generation and self.file.exists():
             try:
-                self.index = faiss.read_index(str(self.file))
+                if meta.get("type") == "ivfpq":
+                    self.index = ReRankedIVF.load(self.file, meta)
+                else:
+                    self.index = faiss.read_index(str(self.file))
                 self.meta = meta
                 return "loaded"
-            except RuntimeError as exc:
+            except (RuntimeError, ValueError) as exc:
                 log.warning(
                     "FAISS file %s unreadable (%s); rebuilding from the catalog", self.file, exc
                 )
@@ -292,15 +286,22 @@ class VectorStore:
         kind = choose_type(requested, len(ids))
         log.info("building a %s FAISS index from the catalog (%d vectors)", kind, len(ids))
         start = time.perf_counter()
-        self.index, params = build_index(kind, matrix.shape[1], len(ids))
-        if not self.index.is_trained:
-            report(ProgressEvent("train", 0, 1))
-            self.index.train(np.ascontiguousarray(matrix, dtype=np.float32))
-        step = 50_000
-        for at in range(0, len(ids), step):
-            report(ProgressEvent("index", at, len(ids)))
-            self.add(ids[at : at + step], matrix[at : at + step])
-        report(ProgressEvent("index", len(ids), len(ids)))
+        if kind == "ivfpq":
+            self.index, params = ivfpq.build(
+                ids,
+                matrix,
+                self.index_dir if writable else None,
+                workers=config.index_workers(),
+                ram_limit_mb=config.ivf_ram_limit(),
+                progress=report,
+            )
+        else:
+            self.index, params = build_index(kind, matrix.shape[1])
+            step = 50_000
+            for at in range(0, len(ids), step):
+                report(ProgressEvent("index", at, len(ids)))
+                self.add(ids[at : at + step], matrix[at : at + step])
+            report(ProgressEvent("index", len(ids), len(ids)))
         meta.update(type=kind, params=params)
         if kind != "flat":
             report(ProgressEvent("recall", 0, 1))
@@ -317,18 +318,30 @@ class VectorStore:
         """Whether one add run's changes can be applied in place (else: rebuild the index).
 
         Types without remove_ids take additions only; "auto" rebuilds when the collection size
-        calls for another type.
+        calls for another type; ivfpq when it outgrew what it was trained for, or when its lists
+        are on disk (shared with readers, never changed in place).
         """
         if self.index is None:
             return False
         if choose_type(self.requested, n_after) != self.kind:
             return False
+        if isinstance(self.index, ReRankedIVF):
+            trained_for = self.meta.get("params", {}).get("trained_for") or n_after
+            if self.index.on_disk or n_after > REBUILD_GROWTH * trained_for:
+                return False
         if self.kind in REMOVABLE or not (changed or removed):
             return True
         if removed:
             return False
-        present = faiss.vector_to_array(self.index.id_map)
-        return not np.isin(np.asarray(changed, np.int64), present).any()
+        return not np.isin(np.asarray(changed, np.int64), self.ids()).any()
+
+    def ids(self) -> np.ndarray:
+        """The ids the index holds (in insertion order, or list by list for ivfpq)."""
+        if self.index is None:
+            return np.zeros(0, np.int64)
+        if isinstance(self.index, ReRankedIVF):
+            return self.index.ids()
+        return faiss.vector_to_array(self.index.id_map)
 
     def add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         if len(ids) == 0:
@@ -355,13 +368,23 @@ class VectorStore:
     def save(self, generation: int) -> None:
         """Write the FAISS file, then the generation it reflects (each atomically)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        if self.index is not None:
-            tmp = self.file.with_suffix(".faiss.tmp")
-            faiss.write_index(self.index, str(tmp))
-            os.replace(tmp, self.file)
+        extra: dict[str, Any] = {}
+        if isinstance(self.index, ReRankedIVF):
+            extra = self.index.save(self.file)
+            self.meta["params"] = {
+                **self.meta.get("params", {}),
+                "k_factor_rf": self.index.k_factor,
+            }
         else:
-            self.file.unlink(missing_ok=True)
-        self.meta = {**self.meta, "generation": generation, "count": self.ntotal}
+            if self.index is not None:
+                tmp = self.file.with_suffix(".faiss.tmp")
+                faiss.write_index(self.index, str(tmp))
+                os.replace(tmp, self.file)
+            else:
+                self.file.unlink(missing_ok=True)
+            for name in ivfpq.FILES:  # an ivfpq index's files, stale now (readers keep theirs)
+                (self.index_dir / name).unlink(missing_ok=True)
+        self.meta = {**self.meta, "generation": generation, "count": self.ntotal, **extra}
         tmp_meta = self.meta_file.with_suffix(".json.tmp")
         tmp_meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True))
         os.replace(tmp_meta, self.meta_file)
