@@ -299,7 +299,7 @@ def test_hostile_uploads_and_methods(site):
     assert server.json("/api/status")[0] == 200 and server.alive()
 
 
-def test_port_in_use_is_a_clear_error(site, tmp_path):
+def test_port_in_use_is_a_clear_error_and_other_hosts_are_warned_about(site):
     from click.testing import CliRunner
 
     from idx.cli.main import cli
@@ -308,3 +308,9 @@ def test_port_in_use_is_a_clear_error(site, tmp_path):
     result = CliRunner().invoke(cli, ["--index", str(site["dir"]), "serve", "--port", port])
     assert result.exit_code == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.output and "--port 0" in result.output
+    # beyond loopback it warns first (and here fails the same way: the port is taken)
+    result = CliRunner().invoke(
+        cli, ["--index", str(site["dir"]), "serve", "--host", "0.0.0.0", "--port", port]
+    )
+    assert result.exit_code == 1 and "is in use" in result.stderr
+    assert "anyone who can reach port" in result.stderr and "indexed image" in result.stderr

@@ -13,7 +13,6 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.serving import Server, prepare_index
-from tests.test_report import browser as _chromium  # noqa: F401 - the `browser` fixture
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +24,10 @@ def server(tmp_path_factory, indexed, tiny_model):
 
 
 @pytest.fixture
-def page(browser, server):
+def page(chromium, server):
     """The app loaded, with console errors, page errors and requests off loopback recorded
     (those are also refused)."""
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    context = chromium.new_context(viewport={"width": 1300, "height": 900})
     problems: list[str] = []
 
     def guard(route):
@@ -164,12 +163,12 @@ def test_the_map_draws_every_point_and_opens_one(page, server):
     page.wait_for_selector("#neighbors .card")
 
 
-def test_the_page_says_what_is_missing_without_a_map(browser, indexed, tmp_path):
+def test_the_page_says_what_is_missing_without_a_map(chromium, indexed, tmp_path):
     index_dir = tmp_path / "plain"
     shutil.copytree(indexed, index_dir)
     plain = Server(index_dir).start()
     try:
-        page = browser.new_page()
+        page = chromium.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(plain.base + "/")
