@@ -1,16 +1,61 @@
-"""Every command is documented: --help works, shows an example, and the README names it."""
+"""The documentation is true: every command has --help with an example and is named in the README;
+the README's code fences are balanced; and its examples run as written.
+
+README conventions (what the tests below rely on):
+
+- Every code block names its language. ```sh blocks (commands) and ```python blocks are run as
+  scripts; ```console blocks are transcripts: each `$ ` line is run (a quoted string may continue
+  over the next lines) and must succeed, unless the transcript shows an `error:` line, which the
+  command must then print on stderr with a non-zero exit. ```text blocks are not run.
+- `<!-- not run: REASON -->` on the line before a block leaves it out (the network, weights or
+  files a reader has and the test cannot make); the Quick start transcript is compared with what
+  `idx demo` prints instead.
+- The blocks run in README order, in one temporary folder that is both the working directory and
+  HOME, after a set-up that makes what the examples name: `idx demo --tiny` (the Quick start;
+  `idx-demo/` with its model); `~/photos/openimages/<ImageID>.jpg` with the Open Images files
+  `class-descriptions-boxable.csv`, `image-labels.csv`, `bbox-annotations.csv` and
+  `bbox_labels_600_hierarchy.json` beside; `labels.csv`; `~/photos/album` (with a `thumbnails`
+  folder, a `.tmp.jpg` draft and a hidden `.cache`); `query.jpg`. IDX_MODEL / IDX_CHECKPOINT
+  name the demo's tiny model, so no example downloads the default one. In transcripts, /home/me
+  stands for that folder.
+- Each example runs in a process of its own, forked from tests/warm_idx.py after the imports every
+  `idx` command starts with (torch, open_clip, scikit-learn: ~3.5 s each time otherwise), so that
+  the hundred-odd examples take minutes less; README_EXAMPLES_COLD=1 starts each from nothing.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from idx.cli.main import cli
+from idx.indexer import synthetic
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README_PATH = Path(__file__).resolve().parents[1] / "README.md"
+WARM = Path(__file__).resolve().parent / "warm_idx.py"
+README = README_PATH.read_text()
+#: What transcripts write for the folder the examples run in.
+HOME = "/home/me"
+NOT_RUN = re.compile(r"<!--\s*not run:\s*(\S.*?)\s*-->")
+RUN = {"sh", "console", "python"}
+#: The reason that marks a block whose lines each run, as written, in a later block.
+ELSEWHERE = "each line runs in its section below"
+#: Seconds one block of examples may take before the test fails (a hung command must not hang it).
+EXAMPLE_TIMEOUT_S = 600
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
@@ -33,3 +78,389 @@ def test_help_has_an_example(path):
 @pytest.mark.parametrize("path", [c[0] for c in COMMANDS], ids=" ".join)
 def test_readme_mentions_command(path):
     assert f"idx {' '.join(path)}" in README, f"README does not mention `idx {' '.join(path)}`"
+
+
+# -- code blocks ------------------------------------------------------------------------------
+
+
+@dataclass
+class Block:
+    line: int  # of the opening fence, 1-based
+    lang: str
+    body: str
+    not_run: str | None  # the reason given in <!-- not run: ... -->, else None
+
+    def where(self) -> str:
+        return f"README.md:{self.line} ({self.lang} block)"
+
+
+def parse_blocks(text: str) -> tuple[list[Block], list[str]]:
+    """The fenced code blocks of a Markdown text, and what is wrong with its fences."""
+    blocks: list[Block] = []
+    problems: list[str] = []
+    lines = text.splitlines()
+    opened: tuple[int, str] | None = None
+    body: list[str] = []
+    for number, line in enumerate(lines, 1):
+        fence = re.match(r"^```(.*)$", line)
+        if opened is None:
+            if fence:
+                lang = fence.group(1).strip()
+                if not lang:
+                    problems.append(f"README.md:{number}: a code block opens without a language")
+                previous = lines[number - 2] if number > 1 else ""
+                reason = NOT_RUN.search(previous)
+                opened, body = (number, lang), []
+                blocks.append(Block(number, lang, "", reason.group(1) if reason else None))
+        elif fence and not fence.group(1).strip():
+            blocks[-1].body = "\n".join(body) + "\n"
+            opened = None
+        else:
+            if fence:
+                problems.append(f"README.md:{number}: a fence with a language inside a code block")
+            if re.match(r"^#{1,6} \S", line) and opened[1] not in RUN:
+                problems.append(f"README.md:{number}: heading inside a code block: {line!r}")
+            if re.match(r"^#{2,6} \S", line) and opened[1] in RUN:
+                problems.append(f"README.md:{number}: heading inside a code block: {line!r}")
+            body.append(line)
+    if opened is not None:
+        problems.append(f"README.md:{opened[0]}: code block never closed")
+    return blocks, problems
+
+
+def test_readme_code_fences_are_balanced():
+    fences = [line for line in README.splitlines() if line.startswith("```")]
+    blocks, problems = parse_blocks(README)
+    assert not problems, "\n".join(problems)
+    assert len(fences) == 2 * len(blocks), "an odd number of ``` fences"
+    headings = [line for line in README.splitlines() if re.match(r"^##+ ", line)]
+    inside = {line for b in blocks for line in b.body.splitlines()}
+    assert headings and not inside & set(headings)
+
+
+def test_parse_blocks_finds_what_renders_wrongly():
+    text = "intro\n```sh\nidx status\n```\n```\n## Heading\n```python\nx = 1\n"
+    _, problems = parse_blocks(text)
+    assert any("without a language" in p for p in problems)
+    assert any("heading inside" in p for p in problems)
+    assert any("inside a code block" in p and "language" in p for p in problems)
+    assert parse_blocks("<!-- not run: needs the network -->\n```sh\nx\n```\n")[0][0].not_run == (
+        "needs the network"
+    )
+
+
+def _normal(command: str) -> str:
+    """A command without its comment, whitespace collapsed."""
+    return " ".join(shlex.split(command, comments=True))
+
+
+def test_overview_lines_run_in_their_sections():
+    """A block marked as run elsewhere (the Usage overview) holds only commands that a run block
+    further down holds too, so each is still run as written."""
+    blocks = parse_blocks(README)[0]
+    for k, block in enumerate(blocks):
+        if block.not_run != ELSEWHERE:
+            continue
+        later = set()
+        for other in blocks[k + 1 :]:
+            if other.lang == "sh" and not other.not_run:
+                later |= {_normal(command) for command in sh_commands(other.body)}
+            elif other.lang == "console" and not other.not_run:
+                later |= {_normal(command) for command, _ in console_commands(other.body)}
+        missing = [line for line in sh_commands(block.body) if _normal(line) not in later]
+        assert not missing, f"{block.where()}: not run further down as written: {missing}"
+
+
+def test_every_block_that_is_not_run_says_why_and_every_language_is_known():
+    blocks, _ = parse_blocks(README)
+    unknown = [b.where() for b in blocks if b.lang not in RUN | {"text"}]
+    assert not unknown, f"blocks with a language the tests do not know: {unknown}"
+    assert [b for b in blocks if b.lang in RUN and b.not_run is None], "no example is run"
+
+
+def console_commands(body: str) -> list[tuple[str, list[str]]]:
+    """(command, the output lines shown after it) for each `$ ` line of a transcript."""
+    out: list[tuple[str, list[str]]] = []
+    lines = body.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("$ "):
+            command = lines[i][2:]
+            while not _complete(command) and i + 1 < len(lines):
+                i += 1
+                command += "\n" + lines[i]
+            out.append((command, []))
+        elif out:
+            out[-1][1].append(lines[i])
+        i += 1
+    return out
+
+
+def sh_commands(body: str) -> list[str]:
+    """The commands of a shell block, a quoted string continuing over lines."""
+    out, current = [], ""
+    for line in body.splitlines():
+        current = f"{current}\n{line}" if current else line
+        if _complete(current):
+            if current.strip():
+                out.append(current)
+            current = ""
+    return out
+
+
+def _complete(command: str) -> bool:
+    try:
+        shlex.split(command, comments=True)
+    except ValueError:
+        return False
+    return not command.endswith("\\")
+
+
+def test_console_commands_continue_open_quotes():
+    body = '$ idx sql "SELECT 1\n         AS x"\nx\n-\n1\n$ idx status   # it\'s fine\n'
+    assert console_commands(body) == [
+        ('idx sql "SELECT 1\n         AS x"', ["x", "-", "1"]),
+        ("idx status   # it's fine", []),
+    ]
+
+
+# -- running the examples ---------------------------------------------------------------------
+
+
+def _env(home: Path, checkpoint: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDX_")}
+    bin_dir = home.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if not (Path(sys.executable).parent / "idx").exists():
+        # idx installed without its script next to this Python: call the same CLI through it
+        _script(bin_dir / "idx", f'exec "{sys.executable}" -m idx "$@"')
+    env.update(
+        HOME=str(home),
+        PATH=os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env["PATH"]]),
+        IDX_MODEL="idx-tiny",
+        IDX_CHECKPOINT=str(checkpoint),
+        HF_HUB_OFFLINE="1",
+        MPLBACKEND="Agg",
+        PYTHONWARNINGS="ignore",
+    )
+    return env
+
+
+def _script(path: Path, line: str) -> None:
+    path.write_text(f"#!/bin/sh\n{line}\n")
+    path.chmod(0o755)
+
+
+def _run(args: list[str] | str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=EXAMPLE_TIMEOUT_S,
+        shell=isinstance(args, str),
+        executable="/bin/bash" if isinstance(args, str) else None,
+    )
+
+
+#: The Open Images label ids of the photos made for the examples, one per generated category.
+CLASSES = {name: f"/m/0demo{i}" for i, name in enumerate(synthetic.CATEGORIES)}
+
+
+def _photos(home: Path, per_class: int = 3) -> None:
+    """What the examples name besides the demo: ~/photos/openimages/<ImageID>.jpg with the Open
+    Images files that label them (and a plain labels.csv) in home, ~/photos/album with a
+    thumbnails folder, a draft and a hidden folder to leave out, and query.jpg."""
+    folder = home / "photos" / "openimages"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    labels, boxes, plain = [], [], []
+    for ci, (name, paint) in enumerate(synthetic.CATEGORIES.items()):
+        for i in range(per_class):
+            image_id = f"{int(rng.integers(2**63)):016x}"
+            paint(np.random.default_rng([7, ci, i]), 128).save(folder / f"{image_id}.jpg")
+            labels.append([image_id, "verification", CLASSES[name], "1"])
+            plain.append([f"photos/openimages/{image_id}.jpg", name])
+            if i == 0:
+                boxes.append([image_id, "xclick", CLASSES[name], "1", "0.1", "0.9", "0.2", "0.8"])
+    labels.append(["ffff000000000000", "verification", CLASSES["sunsets"], "1"])  # not indexed
+    labels.append([labels[0][0], "verification", CLASSES["sunsets"], "0"])  # verified absent
+    _write_csv(home / "class-descriptions-boxable.csv", [[k, n] for n, k in _classes().items()])
+    (home / "bbox_labels_600_hierarchy.json").write_text(json.dumps(_hierarchy()))
+    _write_csv(
+        home / "image-labels.csv", [["ImageID", "Source", "LabelName", "Confidence"], *labels]
+    )
+    header = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax"]
+    _write_csv(home / "bbox-annotations.csv", [header, *boxes])
+    _write_csv(home / "labels.csv", plain)
+    album = home / "photos" / "album"
+    (album / "thumbnails").mkdir(parents=True)
+    for i, paint in enumerate(synthetic.CATEGORIES.values()):
+        picture = paint(np.random.default_rng([8, i]), 128)
+        picture.save(album / f"IMG_{i:04d}.jpg")
+        picture.resize((48, 48)).save(album / "thumbnails" / f"IMG_{i:04d}.jpg")
+    (home / "photos" / ".cache").mkdir()
+    shutil.copy(album / "IMG_0000.jpg", album / "IMG_0000.tmp.jpg")
+    shutil.copy(album / "IMG_0001.jpg", home / "photos" / ".cache" / "IMG_0001.jpg")
+    shutil.copy(next(folder.iterdir()), home / "query.jpg")
+
+
+#: The parent classes of the example hierarchy (Open Images keys), each over some categories.
+PARENTS = {
+    "Fruit": ("/m/02xwb", ["red_circles", "yellow_triangles"]),
+    "Dessert": ("/m/0270h", ["sunsets", "starry_nights", "foggy_noise"]),
+    "Snack": ("/m/06nwz", ["blue_squares", "checkerboards", "green_stripes"]),
+}
+
+
+def _classes() -> dict[str, str]:
+    """Display name -> label key of every class in the example files, parents included."""
+    parents = {name: key for name, (key, _) in PARENTS.items()}
+    return {"Entity": "/m/0bl9f", "Food": "/m/02wbm", **parents, **CLASSES}
+
+
+def _hierarchy() -> dict:
+    """Open Images' bbox_labels_600_hierarchy.json shape: Entity > Food > Fruit... > categories."""
+    return {
+        "LabelName": "/m/0bl9f",
+        "Subcategory": [
+            {
+                "LabelName": "/m/02wbm",
+                "Subcategory": [
+                    {"LabelName": key, "Subcategory": [{"LabelName": CLASSES[c]} for c in kids]}
+                    for key, kids in PARENTS.values()
+                ],
+            }
+        ],
+    }
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+
+
+@dataclass
+class World:
+    home: Path
+    env: dict[str, str]
+    demo: subprocess.CompletedProcess
+    warm: bool = False
+
+    def python(self, code: str) -> subprocess.CompletedProcess:
+        """Run a Python example as `python FILE` would (through the warm server when there)."""
+        script = self.home.parent / "example.py"
+        script.write_text(code)
+        if self.warm:
+            return _run(
+                [sys.executable, "-S", str(WARM), "python", str(script)], self.home, self.env
+            )
+        return _run([sys.executable, str(script)], self.home, self.env)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("readme")
+    env = _env(home, home / "idx-demo" / "model" / "idx-tiny-random.safetensors")
+    # the Quick start, in a process of its own, with the tiny model even where the default one
+    # could be downloaded
+    demo = _run(["idx", "demo", "--tiny"], home, env)
+    assert demo.returncode == 0, demo.stderr
+    _photos(home)
+    if os.environ.get("README_EXAMPLES_COLD"):
+        yield World(home, env, demo)
+        return
+    # the examples: `idx` through tests/warm_idx.py (a fresh process per command, forked after
+    # the imports every command pays for; README_EXAMPLES_COLD=1 starts each one from nothing)
+    socket_path = home.parent / "warm.sock"
+    env["WARM_IDX_SOCKET"] = str(socket_path)
+    server = subprocess.Popen(
+        [sys.executable, str(WARM), "serve", str(socket_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout.readline().strip() == "ready", "tests/warm_idx.py did not start"
+        _script(home.parent / "bin" / "idx", f'exec "{sys.executable}" -S "{WARM}" idx "$@"')
+        yield World(home, env, demo, warm=True)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _matches(shown: list[str], printed: list[str]) -> str | None:
+    """None when `printed` is `shown` line for line, where a shown `...` line stands for any
+    number of printed lines and `...` within a line for any text (as doctest's ELLIPSIS); else
+    the first shown line that has no match."""
+    at = 0
+    for k, line in enumerate(shown):
+        if line.strip() == "...":
+            continue
+        if k > 0 and shown[k - 1].strip() == "...":
+            found = next((i for i in range(at, len(printed)) if _same(line, printed[i])), None)
+            if found is None:
+                return line
+            at = found + 1
+        elif at < len(printed) and _same(line, printed[at]):
+            at += 1
+        else:
+            return line
+    return None if at == len(printed) or shown[-1].strip() == "..." else printed[at]
+
+
+def _same(shown: str, printed: str) -> bool:
+    pattern = ".*".join(re.escape(part) for part in shown.split("..."))
+    return re.fullmatch(pattern, printed) is not None
+
+
+def test_matches_reads_ellipses():
+    printed = ["a 1", "b", "c", "d 42 kB"]
+    assert _matches(["a 1", "...", "d ... kB"], printed) is None
+    assert _matches(["a 1", "b", "c", "d 41 kB"], printed) == "d 41 kB"
+    assert _matches(["a 1", "b"], printed) == "c"
+
+
+def test_quick_start_shows_what_the_demo_prints(world):
+    block = next(b for b in parse_blocks(README)[0] if b.body.startswith("$ idx demo\n"))
+    (_, shown), *_ = console_commands(block.body)
+    printed = (world.demo.stderr + world.demo.stdout).replace(str(world.home), HOME).splitlines()
+    # `--tiny` skips the line that says why the tiny model is used offline
+    shown = [line for line in shown if not line.startswith("demo: weights for ")]
+    printed = [line for line in printed if line.strip()]
+    mismatch = _matches(shown, printed)
+    assert mismatch is None, (
+        f"{block.where()}: the Quick start transcript differs from `idx demo` at {mismatch!r}; "
+        "it prints:\n" + "\n".join(printed)
+    )
+
+
+def test_readme_examples_run_as_written(world):
+    ran = 0
+    for block in parse_blocks(README)[0]:
+        if block.lang not in RUN or block.not_run:
+            continue
+        if block.lang == "sh":
+            script = ["bash", "-eo", "pipefail", "-c", block.body]
+            _check(block, block.body, _run(script, world.home, world.env))
+        elif block.lang == "python":
+            _check(block, block.body, world.python(block.body))
+        else:
+            for command, shown in console_commands(block.body):
+                _check(block, command, _run(command, world.home, world.env), shown)
+        ran += 1
+    assert ran >= 10
+
+
+def _check(
+    block: Block, command: str, result: subprocess.CompletedProcess, shown: list[str] = ()
+) -> None:
+    errors = [line.split("...")[0] for line in shown if line.startswith("error: ")]
+    said = f"\n--- stdout:\n{result.stdout[-3000:]}\n--- stderr:\n{result.stderr[-3000:]}"
+    if errors:
+        assert result.returncode != 0, f"{block.where()}: `{command}` should fail{said}"
+        assert all(e in result.stderr for e in errors), f"{block.where()}: `{command}`{said}"
+    else:
+        assert result.returncode == 0, f"{block.where()}: `{command}` failed{said}"
