@@ -30,19 +30,8 @@ def search_selected(
     with single_thread():
         if not isinstance(store.index, faiss.Index):  # idx's own IVF takes the selection itself
             return store.index.search(q, k, among=wanted)
-        inner = faiss.downcast_index(store.index.index)
-        if not isinstance(inner, faiss.IndexRefine):
-            selector = faiss.IDSelectorBatch(wanted)
-            return store.index.search(q, k, params=faiss.SearchParameters(sel=selector))
-        # The id map cannot hand IVF and re-ranking settings on to an IndexRefine, so select by
-        # position in the inner index, keeping the index's own tuned settings.
-        id_map = faiss.vector_to_array(store.index.id_map)
-        selector = faiss.IDSelectorBatch(np.nonzero(np.isin(id_map, wanted))[0])
-        ivf = faiss.extract_index_ivf(inner)
-        base = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
-        params = faiss.IndexRefineSearchParameters(k_factor=inner.k_factor, base_index_params=base)
-        scores, pos = inner.search(q, k, params=params)
-    return scores, np.where(pos >= 0, id_map[np.maximum(pos, 0)], -1)
+        selector = faiss.IDSelectorBatch(wanted)
+        return store.index.search(q, k, params=faiss.SearchParameters(sel=selector))
 
 
 def vectors_of(store: VectorStore, ids: np.ndarray) -> np.ndarray:
@@ -52,15 +41,6 @@ def vectors_of(store: VectorStore, ids: np.ndarray) -> np.ndarray:
     if store.index is None or len(wanted) == 0:
         return np.zeros((0, store.index.d if store.index is not None else 0), np.float32)
     return store.index.reconstruct_batch(wanted)
-
-
-def stored_ids(store: VectorStore) -> np.ndarray:
-    """The ids the index holds."""
-    if store.index is None:
-        return np.zeros(0, np.int64)
-    if not isinstance(store.index, faiss.Index):
-        return store.index.ids()
-    return faiss.vector_to_array(store.index.id_map)
 
 
 def content_changes(before: Contents, after: Contents) -> tuple[np.ndarray, np.ndarray]:

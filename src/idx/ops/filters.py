@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from idx.indexer.index import Index
-from idx.indexer.live_vectors import search_selected, stored_ids, vectors_of
+from idx.indexer.live_vectors import search_selected, vectors_of
 from idx.indexer.vectors import VectorStore, exact_neighbors, single_thread
 
 #: A filter keeping at most this share of the vectors is answered by an exact scan of its
@@ -53,7 +53,7 @@ def search_among(
     try:
         matrix = vectors_of(store, allowed)
     except RuntimeError:  # images without a vector (see `idx status`) are not in FAISS
-        present = np.isin(allowed, stored_ids(store))
+        present = np.isin(allowed, store.ids())
         allowed = allowed[present]
         matrix = vectors_of(store, allowed)
     if len(allowed) == 0:
