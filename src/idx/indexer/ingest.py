@@ -123,6 +123,7 @@ class Ingest:
         self.catalog = catalog
         self.files = catalog.files
         self.encoder_factory = encoder_factory
+        engines.require(engine)
         self.engine: engines.Engine | None = None
         self.engine_name, self.ray_address = engine, ray_address
         self.identity, self.precision = identity, precision

@@ -68,6 +68,16 @@ class Engine(Protocol):
     ) -> Iterator[Prepared | scan.Skip]: ...
 
 
+def require(name: str) -> None:
+    """UsageError now, before any work, for an unknown engine or one whose extra is missing."""
+    if name not in NAMES:
+        raise UsageError(f"--engine {name!r} is unknown; use {' or '.join(NAMES)}")
+    if name == "ray":
+        from idx.indexer.engines.ray import import_ray
+
+        import_ray()
+
+
 def create(
     name: str,
     encoder_factory: Callable[[], Any],
@@ -82,10 +92,7 @@ def create(
 ) -> Engine:
     """The engine called `name`; `encoder_factory` loads the model in this process (the local
     engine embeds with it; the Ray engine only takes its preprocessing)."""
-    if name == "local":
-        from idx.indexer.engines.local import LocalEngine
-
-        return LocalEngine(encoder_factory, batch_size=batch_size, workers=workers, check=check)
+    require(name)
     if name == "ray":
         from idx.indexer.engines.ray import RayEngine
 
@@ -98,4 +105,6 @@ def create(
             check=check,
             address=ray_address,
         )
-    raise UsageError(f"--engine {name!r} is unknown; use {' or '.join(NAMES)}")
+    from idx.indexer.engines.local import LocalEngine
+
+    return LocalEngine(encoder_factory, batch_size=batch_size, workers=workers, check=check)
