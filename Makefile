@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'
+	# The Ray and S3 tests' servers, pinned: left to the resolver, moto's boto3 and s3fs's
+	# aiobotocore make pip backtrack through hundreds of boto3 releases.
+	$(PY) -m pip install -q 'ray[data]==2.60.0' 's3fs==2026.9.0' 'moto[server]==5.2.5' 'boto3==1.43.117'
 	touch $(STAMP)
 
 demo: $(STAMP)
