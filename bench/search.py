@@ -45,17 +45,25 @@ def clustered_unit(n: int, seed: int, clusters: int = 2000, latent: int = 64) ->
     mostly within a shared 64-d subspace (image embeddings have a low intrinsic dimension) plus
     a little isotropic noise. Cosine to its centre ~0.83, to a random point ~0. Not uniform
     random vectors: those have no neighbour structure for any index to exploit."""
+    out = np.empty((n, DIM), np.float32)
+    at = 0
+    for chunk in clustered_chunks(n, seed, clusters, latent):
+        out[at : at + len(chunk)] = chunk
+        at += len(chunk)
+    return out
+
+
+def clustered_chunks(n: int, seed: int, clusters: int = 2000, latent: int = 64):
+    """`clustered_unit` 100,000 rows at a time (for collections larger than RAM)."""
     rng = np.random.default_rng(seed)
     centers = random_unit(clusters, seed + 1)
     basis = np.linalg.qr(rng.standard_normal((DIM, latent)).astype(np.float32))[0].T
-    out = np.empty((n, DIM), np.float32)
     for at in range(0, n, 100_000):
         m = min(100_000, n - at)
         which = rng.integers(0, clusters, m)
         spread = rng.standard_normal((m, latent), dtype=np.float32) @ basis * (0.6 / latent**0.5)
         noise = rng.standard_normal((m, DIM), dtype=np.float32) * (0.3 / DIM**0.5)
-        out[at : at + m] = unit(centers[which] + spread + noise)
-    return out
+        yield unit(centers[which] + spread + noise)
 
 
 def peak_reset() -> None:
