@@ -99,7 +99,8 @@ def ray_cluster():
     pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'ray[data]'")
     import logging
 
-    ray.init(num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
+    # A new instance of the tests' own even where another Ray cluster runs on this machine.
+    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

@@ -192,7 +192,9 @@ class RayEngine:
             if self.address:
                 ray.init(address=self.address, **quiet)
             else:
-                ray.init(num_cpus=(os.cpu_count() or 1) + 1, **quiet)
+                # address="local": a new instance of our own, not a cluster `ray start` left
+                # running on this machine (whose CPUs we could not set).
+                ray.init(address="local", num_cpus=(os.cpu_count() or 1) + 1, **quiet)
         except ConnectionError as exc:
             raise UsageError(
                 f"cannot reach the Ray cluster at {self.address}: {exc}; check --ray-address "
