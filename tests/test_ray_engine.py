@@ -41,7 +41,15 @@ def _same(a: Index, b: Index) -> None:
     assert rows_a == rows_b
     assert skipped_a == skipped_b
     np.testing.assert_allclose(vectors_a, vectors_b, atol=1e-5)
-    np.testing.assert_array_equal(top_a, top_b)
+    # The same neighbours in the same order; two neighbours may only trade places when they are
+    # equally near (their cosines within float noise: batches of other sizes round differently).
+    ids = {int(image_id): row for row, image_id in enumerate(r[0] for r in rows_a)}
+    cosine = vectors_a @ vectors_a.T
+    for query, (mine, theirs) in enumerate(zip(top_a, top_b)):
+        for x, y in zip(mine, theirs):
+            assert x == y or abs(cosine[query, ids[x]] - cosine[query, ids[y]]) < 1e-5, (
+                f"neighbours of image {rows_a[query][0]} differ: {mine} vs {theirs}"
+            )
 
 
 def test_ray_engine_gives_the_local_engines_rows_vectors_and_neighbours(
