@@ -16,8 +16,14 @@ from idx.indexer.index import Index
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """Derived model files (int8 and text towers) of this test session, not the user's cache."""
+    return tmp_path_factory.mktemp("idx-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path, monkeypatch):
+def _isolated_env(tmp_path, monkeypatch, model_cache):
     """Every test gets its own index folder and no IDX_* settings from the caller's shell."""
     for name in (
         "IDX_MODEL",
@@ -25,8 +31,10 @@ def _isolated_env(tmp_path, monkeypatch):
         "IDX_CHECKPOINT",
         "IDX_BATCH_SIZE",
         "IDX_MAX_PIXELS",
+        "IDX_TEXT_TOWER",
     ):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDX_CACHE", str(model_cache))
     monkeypatch.setenv("IDX_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

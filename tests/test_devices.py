@@ -52,9 +52,7 @@ def test_cli_refuses_a_missing_device_with_exit_2(images, tiny_args, tmp_path):
 def test_int8_end_to_end_agrees_with_fp32_and_status_shows_it(images, tiny_args, tmp_path):
     fp32, int8 = tmp_path / "fp32", tmp_path / "int8"
     assert run("--index", fp32, "add", images, *tiny_args, "-q").exit_code == 0
-    result = run(
-        "--index", int8, "add", images, *tiny_args, "--precision", "int8", "-q", "--json"
-    )
+    result = run("--index", int8, "add", images, *tiny_args, "--precision", "int8", "-q", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["precision"] == "int8"
     with Index(fp32, read_only=True) as a, Index(int8, read_only=True) as b:

@@ -15,15 +15,14 @@ from idx.ops.robustness.measure import measure
 def test_insights_and_robustness_agree_on_prompts_and_zero_shot(indexed_copy, tiny_model):
     with Index(indexed_copy, **tiny_model) as index:
         labels_api.import_folders(index)  # classes named like red_circles: underscores
-        encoder = index.encoder
-        encode_texts = encoder.encode_texts
+        encode_texts = index.texts.encode  # every text the index encodes goes through here
         sent: list[list[str]] = []
 
         def recording(texts):
             sent.append(list(texts))
             return encode_texts(texts)
 
-        encoder.encode_texts = recording
+        index.texts.encode = recording
         insights = insights_api.insights(index, k_nn=5, plots=False)
         n_images = insights.metrics["n_images"]
         robustness = measure(index, ["jpeg"], [1], sample=n_images, k=5, plots=False)

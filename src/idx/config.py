@@ -17,10 +17,6 @@ FILES_SOURCE = "files"
 #: The zero-shot prompt of every command (insights, robustness): `prompt(display_name)` fills it.
 PROMPT_TEMPLATE = "a photo of a {}"
 
-#: Image formats idx ingests. Files are recognised by content (magic bytes), not only by name.
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-)
 #: Pillow's decompression-bomb guard: images above this many pixels are skipped, not decoded.
 MAX_IMAGE_PIXELS = 89_478_485 * 2
 
@@ -91,8 +87,13 @@ def precision(flag: str | None = None) -> str:
     return flag or env("PRECISION") or "fp32"
 
 
+def text_tower() -> bool:
+    """Whether text queries may use the torch-free text tower (IDX_TEXT_TOWER=0 turns it off)."""
+    return (env("TEXT_TOWER") or "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def cache_dir() -> Path:
-    """Derived model files (the int8 image tower): IDX_CACHE > $XDG_CACHE_HOME/idx > ~/.cache/idx."""
+    """Derived model files (the int8 image tower, the ONNX text tower): IDX_CACHE > $XDG_CACHE_HOME/idx > ~/.cache/idx."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(env("CACHE") or os.path.join(base, "idx"))
 

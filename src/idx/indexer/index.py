@@ -16,6 +16,7 @@ import numpy as np
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer import precision as precisions
+from idx.indexer import text_tower
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
 from idx.indexer.encoder import Encoder
@@ -24,6 +25,7 @@ from idx.indexer.identity import ModelIdentity, check_compatible, resolve
 from idx.indexer.ingest import AddReport, Ingest
 from idx.indexer.jobs import Job
 from idx.indexer.live_vectors import catch_up
+from idx.indexer.texts import TextEncoder
 from idx.indexer.vectors import REMOVABLE, VectorStore
 from idx.progress import Progress
 
@@ -71,6 +73,10 @@ class Index:
         )
         self._identity: ModelIdentity | None = None
         self._encoder: Encoder | None = None
+        #: Texts to vectors (queries, prompts): the torch-free text tower where it applies.
+        self.texts = TextEncoder(
+            self.identity, lambda: self.encoder, device=self.device, loaded=lambda: self._encoder
+        )
         if encoder is not None:
             # A model already loaded (several indexes, one model): it must be the index's own.
             stored = self.stored_identity()
@@ -126,7 +132,11 @@ class Index:
     @property
     def device_used(self) -> str | None:
         """Where the model ran for this index object (e.g. "cuda:0 (auto)"), None if it did not."""
-        return None if self._encoder is None else self._encoder.device.describe()
+        if self._encoder is not None:
+            return self._encoder.device.describe()
+        if self.texts.used == "text tower":
+            return "cpu (text tower, ONNX Runtime)"
+        return None
 
     # -- vectors ----------------------------------------------------------------------------
 
@@ -283,6 +293,9 @@ class Index:
                     self.catalog.set_meta("model", learnt.to_json())
                 if report.embedded and report.precision:
                     precisions.note_precision(self.catalog, report.precision)
+                if self._encoder is not None:  # later text queries start without torch
+                    enc = self._encoder
+                    text_tower.prepare(enc.identity, enc.model, enc.tokenizer)
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()

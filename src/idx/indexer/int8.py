@@ -28,7 +28,7 @@ from idx.indexer.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 
-EXTRA = "pip install 'idx-clip[int8]' (onnxruntime and onnx)"
+EXTRA = "pip install onnxruntime onnx (dependencies of idx-clip; reinstall it)"
 
 
 class Int8ImageTower:

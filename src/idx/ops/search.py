@@ -32,7 +32,9 @@ from idx.progress import Progress, ProgressEvent
 
 # What a read-only catalog said, with the connection (labels) or generation (paths) it held for.
 _HAS_LABELS: weakref.WeakKeyDictionary[Catalog, tuple[int, bool]] = weakref.WeakKeyDictionary()
-_PATHS: weakref.WeakKeyDictionary[Catalog, tuple[Any, pa.Table]] = weakref.WeakKeyDictionary()
+_PATHS: weakref.WeakKeyDictionary[Catalog, tuple[Any, pa.Table | None]] = (
+    weakref.WeakKeyDictionary()
+)
 DEFAULT_K = 10
 #: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
 #: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
@@ -148,7 +150,7 @@ def text_vector(index: Index, text: str) -> np.ndarray:
     """A text encoded with the index's own model and tokenizer."""
     if not text.strip():
         raise UsageError("--text is empty; give words describing the images to find")
-    vector = index.encoder.encode_texts([text])
+    vector = index.texts.encode([text])
     _check_dim(index, vector, "text")
     return vector
 
@@ -251,12 +253,15 @@ def _image_info(index: Index, ids: list[int]) -> dict[int, tuple[str, list[str] 
 
 
 def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
-    """Paths from an in-memory copy of (id, path), made on first use and again when a writer
-    moved the generation (a path changes only in a commit that moves it). Only for a read-only
+    """Paths from an in-memory copy of (id, path), made on the second query (the first looks its
+    hits up alone) and again when a writer moved the generation (a path changes only in a commit that moves it). Only for a read-only
     index; a lookup then costs microseconds instead of a query (~1.5-5 ms on a busy machine)."""
     generation = index.vectors.meta.get("generation")
     cached = _PATHS.get(index.catalog)
-    if cached is None or cached[0] != generation:  # a writer committed since (idx serve)
+    if cached is None:  # a first query (perhaps the only one, `idx search`): look its hits up
+        _PATHS[index.catalog] = (generation, None)
+        return index.catalog.images.paths_for(ids)
+    if cached[1] is None or cached[0] != generation:  # a writer committed since (idx serve)
         cached = (generation, index.catalog.images.path_table())
         _PATHS[index.catalog] = cached
     table = cached[1]

@@ -18,6 +18,7 @@ from idx.errors import IdxError
 from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelIdentity
 from idx.indexer.index import Index
+from idx.indexer.texts import TextEncoder
 
 
 def enable_vector_sql(index: Index, encoder: Encoder | None = None) -> None:
@@ -26,20 +27,27 @@ def enable_vector_sql(index: Index, encoder: Encoder | None = None) -> None:
     ident = index.stored_identity()
     if ident is None or not ident.embed_dim:
         return  # nothing indexed yet: no model and no vectors to compare with
-    loaded: dict[str, Encoder] = {} if encoder is None else {"model": encoder}
     try:
         identity: ModelIdentity | IdxError = index.identity()
     except IdxError as exc:  # e.g. IDX_MODEL names another model: only text_embedding fails
         identity = exc
 
+    def resolved() -> ModelIdentity:
+        if isinstance(identity, IdxError):
+            raise identity
+        return identity
+
+    # Runs inside a DuckDB query: it must not use the catalog's connection, so the model is
+    # loaded from the identity resolved above, not through `index.encoder`.
+    texts = TextEncoder(
+        resolved,
+        lambda: encoder or Encoder.load(resolved(), index.device),
+        device=index.device,
+        loaded=lambda: encoder,
+    )
+
     def text_fn(text: str) -> np.ndarray:
-        # Runs inside a DuckDB query: it must not use the catalog's connection, so the model is
-        # loaded from the identity resolved above, not through `index.encoder`.
-        if "model" not in loaded:
-            if isinstance(identity, IdxError):
-                raise identity
-            loaded["model"] = Encoder.load(identity)
-        return loaded["model"].encode_texts([text])[0]
+        return texts.encode([text])[0]
 
     index.catalog.user_sql.register_vector_functions(text_fn, int(ident.embed_dim))
 

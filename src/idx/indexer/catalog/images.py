@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 #: 'all' images, or only the 'clean' ones: added from the user's files (robustness injection adds
 #: perturbed copies under another source).
 SUBSETS = ("all", "clean")
+#: Up to this many ids are looked up as an IN list of parameters, more through a registered table.
+IN_LIST_MAX = 1000
 
 
 class Images:
@@ -37,7 +39,12 @@ class Images:
 
     def paths_for(self, ids: Sequence[int] | np.ndarray) -> dict[int, str]:
         """id -> path of those of `ids` the index holds."""
-        with self.db.with_ids("_idx_paths_for", _int_list(ids)) as view:
+        ids = _int_list(ids)
+        if len(ids) <= IN_LIST_MAX:  # a query's hits: parameters, no Arrow table to register
+            marks = ", ".join("?" * len(ids)) or "NULL"
+            rows = self.db.rows(f"SELECT id, path FROM images WHERE id IN ({marks})", ids)
+            return {int(i): p for i, p in rows}
+        with self.db.with_ids("_idx_paths_for", ids) as view:
             rows = self.db.rows(f"SELECT i.id, i.path FROM images i JOIN {view} v ON v.id = i.id")
         return {int(i): p for i, p in rows}
 

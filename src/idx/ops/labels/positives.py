@@ -82,7 +82,7 @@ def prompt_vectors(index: Index, display_names: Sequence[str]) -> np.ndarray:
     prompts = [config.prompt(name) for name in display_names]
     return np.concatenate(
         [
-            index.encoder.encode_texts(prompts[i : i + PROMPT_BATCH])
+            index.texts.encode(prompts[i : i + PROMPT_BATCH])
             for i in range(0, len(prompts), PROMPT_BATCH)
         ]
     )

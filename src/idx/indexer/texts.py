@@ -1,0 +1,68 @@
+"""Texts to vectors for one model: the torch-free text tower where it applies, else the model.
+
+One rule for every text a command encodes (search queries, zero-shot prompts, SQL's
+`text_embedding`), so that a text gets the same vector whichever way the process started: the
+cached ONNX text tower (indexer.text_tower) when this machine has it for the model, the text is
+`eligible`, and the model runs (or would run) on the CPU; otherwise the loaded open_clip model,
+which then prepares the tower for later processes (once per model and machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from idx.indexer import text_tower
+from idx.indexer.identity import ModelIdentity
+
+
+class TextEncoder:
+    """`identity` and `encoder` are called only when needed (the first text, the first text
+    the tower cannot take); `loaded` returns the model if this process already has it."""
+
+    def __init__(
+        self,
+        identity: Callable[[], ModelIdentity],
+        encoder: Callable[[], Any],
+        *,
+        device: str = "auto",
+        loaded: Callable[[], Any] = lambda: None,
+    ):
+        self._identity = identity
+        self._encoder = encoder
+        self._loaded = loaded
+        self._device = device
+        self._tower: text_tower.TextTower | None | bool = None  # False: looked, none
+        #: What encoded the last texts: "text tower" or "model".
+        self.used: str | None = None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        tower = self._cached_tower()
+        if tower is not None and all(text_tower.eligible(t) for t in texts):
+            self.used = "text tower"
+            return tower.encode(texts)
+        encoder = self._encoder()
+        vectors = encoder.encode_texts(texts)
+        self.used = "model"
+        if self._tower is False:
+            self._tower = None  # look again next time: prepare may have made it
+            text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
+        return vectors
+
+    def _cached_tower(self) -> text_tower.TextTower | None:
+        if self._tower is None:
+            model = self._loaded()
+            on_cpu = (
+                model.device.kind == "cpu"
+                if model is not None
+                else self._device
+                in (
+                    "auto",
+                    "cpu",
+                )
+            )
+            self._tower = (on_cpu and text_tower.cached(self._identity())) or False
+        return self._tower or None

@@ -1,0 +1,162 @@
+"""Text queries without torch (issue 12, "start fast"): the ONNX text tower and the `tokenizers`
+copy of open_clip's BPE give the same tokens and vectors as open_clip, a new process's
+`idx search --text` loads no torch once an `add` prepared them, and anything the tower cannot
+take (other tokenizers, odd characters, a damaged cache) goes through the model as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from idx import config
+from idx.indexer import text_tower
+from idx.indexer.encoder import Encoder
+from idx.indexer.identity import ModelSpec, identify
+from idx.indexer.index import Index
+from idx.ops.search import search
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tokenizers")
+
+
+@pytest.fixture(scope="module")
+def tower_and_model(tmp_path_factory, tiny_model):
+    """The tiny model loaded, and its text tower prepared in a cache of this module's own."""
+    cache = tmp_path_factory.mktemp("tower-cache")
+    old = os.environ.get("IDX_CACHE")
+    os.environ["IDX_CACHE"] = str(cache)
+    try:
+        encoder = Encoder.load(
+            identify(ModelSpec(tiny_model["model"], checkpoint=tiny_model["checkpoint"]))
+        )
+        assert text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
+        tower = text_tower.cached(encoder.identity)
+    finally:
+        if old is None:
+            os.environ.pop("IDX_CACHE", None)
+        else:
+            os.environ["IDX_CACHE"] = old
+    assert tower is not None
+    return tower, encoder
+
+
+CORPUS = [
+    *text_tower.PROBES,
+    "a photo of a cake",
+    "Red  Apple\tand\nBANANA",
+    "it's a dog's life, isn't it?",
+    "&amp;amp; &quot;quoted&quot;",
+    "1,000,000 stars ★ and ½ moons",
+    "日本語のテキスト、カタカナ",
+    "",
+    "   ",
+    "x" * 400,
+]
+
+
+def _torch_tokens(encoder, texts):
+    return encoder.tokenizer(list(texts)).numpy()
+
+
+def test_tokens_equal_open_clips_on_the_corpus(tower_and_model):
+    tower, encoder = tower_and_model
+    assert all(text_tower.eligible(t) for t in CORPUS)
+    assert np.array_equal(tower.tokens(CORPUS), _torch_tokens(encoder, CORPUS))
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.text(max_size=40))
+def test_tokens_equal_open_clips_for_any_eligible_text(tower_and_model, text):
+    tower, encoder = tower_and_model
+    if text_tower.eligible(text):
+        assert tower.tokens([text]).tolist() == _torch_tokens(encoder, [text]).tolist()
+
+
+def test_vectors_match_the_torch_text_tower(tower_and_model):
+    tower, encoder = tower_and_model
+    texts = ["a photo of a red apple", "yellow triangles", "word " * 90]
+    cosines = np.sum(tower.encode(texts) * encoder.encode_texts(texts), axis=1)
+    assert cosines.min() >= text_tower.MIN_COSINE
+    norms = np.linalg.norm(tower.encode(texts), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+
+
+def test_texts_the_tower_may_split_differently_are_not_eligible():
+    assert text_tower.eligible("café au lait")
+    assert text_tower.eligible("e\u0301")  # ftfy composes it: é
+    assert not text_tower.eligible("q\u0301")  # a combining accent nothing composes with
+    assert not text_tower.eligible("pizza \U0001f355")  # outside the Basic Multilingual Plane
+    assert not text_tower.eligible("long \u017ftory")  # the long s
+
+
+def test_a_tokenizer_it_cannot_reproduce_is_refused_once(tower_and_model, tmp_path, monkeypatch):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    _, encoder = tower_and_model
+    monkeypatch.setenv("IDX_CACHE", str(tmp_path))
+    canonical = SimpleTokenizer(clean="canonicalize")  # drops punctuation: not the lower clean
+    assert not text_tower.prepare(encoder.identity, encoder.model, canonical)
+    refused = list((tmp_path / "text").glob("*.refused.json"))
+    assert len(refused) == 1 and "cleans" in json.loads(refused[0].read_text())["reason"]
+    assert text_tower.cached(encoder.identity) is None
+    # not tried again, even with a tokenizer it could convert
+    assert not text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
+
+
+def _search_json(index_dir, text, env_extra=None, *, loads=False):
+    """`idx search --text` in a fresh interpreter: (hits, whether torch was imported)."""
+    code = (
+        "import sys, json\n"
+        "from click.testing import CliRunner\n"
+        "from idx.cli.main import cli\n"
+        f"r = CliRunner().invoke(cli, ['--index', {str(index_dir)!r}, 'search', '--text', "
+        f"{text!r}, '-k', '5', '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(json.dumps({'hits': json.loads(r.stdout), 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = {**os.environ, **(env_extra or {})}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["hits"], result["torch"]
+
+
+def test_add_prepares_the_tower_and_a_new_search_process_loads_no_torch(
+    tmp_path, images, tiny_model
+):
+    index_dir = tmp_path / "index"
+    with Index(index_dir, **tiny_model) as index:
+        index.add([images])
+        ident = index.identity()
+    assert text_tower.cached(ident) is not None
+    fast, torch_loaded = _search_json(index_dir, "red circles")
+    assert not torch_loaded
+    slow, torch_loaded = _search_json(index_dir, "red circles", {"IDX_TEXT_TOWER": "0"})
+    assert torch_loaded
+    assert [h["id"] for h in fast] == [h["id"] for h in slow]
+    assert np.allclose([h["score"] for h in fast], [h["score"] for h in slow], atol=1e-5)
+    # a text the tower cannot take goes through the model, with the same answer as before
+    odd, torch_loaded = _search_json(index_dir, "red circles\u0332")
+    assert torch_loaded and len(odd) == 5
+
+
+def test_a_damaged_cache_is_dropped_and_the_model_answers(tmp_path, indexed_copy, tiny_model):
+    with Index(indexed_copy, read_only=True, **tiny_model) as index:
+        ident = index.identity()
+        if text_tower.cached(ident) is None:  # the session's cache may not have it yet
+            search(index, text="blue squares", k=3)
+    folder = config.cache_dir() / "text"
+    onnx = next(folder.glob("*/text.onnx"))
+    onnx.write_bytes(b"not an onnx file")
+    with Index(indexed_copy, read_only=True, **tiny_model) as index:
+        hits = search(index, text="blue squares", k=3)
+        assert len(hits) == 3 and index.texts.used == "model"
+    # the model rebuilt it for the next process
+    assert text_tower.cached(ident) is not None
