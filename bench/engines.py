@@ -20,7 +20,16 @@ import shutil
 import statistics
 import time
 
-from common import OUT, dump, link_files, report, shared_photos, tiny_random, vit_b32_random
+from common import (
+    OUT,
+    dump,
+    link_files,
+    report,
+    shared_photos,
+    text_tower_prepared,
+    tiny_random,
+    vit_b32_random,
+)
 
 
 def add_once(folder, model: dict, engine: str, batch: int) -> float:
@@ -48,7 +57,7 @@ def main() -> None:
 
     photos = shared_photos(args.photos)
     folder = link_files(photos, OUT / "engines" / "photos")
-    model = vit_b32_random() if args.model == "vit-b-32" else tiny_random()
+    model = text_tower_prepared(vit_b32_random() if args.model == "vit-b-32" else tiny_random())
     cores = os.cpu_count() or 1
     start = time.perf_counter()
     ray.init(num_cpus=cores + 1, include_dashboard=False, logging_level=logging.WARNING)

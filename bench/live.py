@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, shared_photos, vit_b32_random
+from common import ROOT, shared_photos, text_tower_prepared, vit_b32_random
 
 
 def _writer(index_dir: Path, folder: Path, model: dict, batch: int) -> subprocess.Popen:
@@ -63,7 +63,7 @@ def main() -> None:
     from idx.indexer.index import Index
     from idx.ops.search import search
 
-    model = vit_b32_random()
+    model = text_tower_prepared(vit_b32_random())
     encoder = Encoder.load(identify(ModelSpec(model["model"], checkpoint=model["checkpoint"])))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"

@@ -97,7 +97,7 @@ def _read_untrained_flag(checkpoint: Path) -> bool:
         return False
     from safetensors import safe_open
 
-    with safe_open(str(checkpoint), framework="pt") as fh:
+    with safe_open(str(checkpoint), framework="numpy") as fh:  # "pt" would import torch (2 s)
         return (fh.metadata() or {}).get(UNTRAINED_KEY) == "true"
 
 

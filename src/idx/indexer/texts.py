@@ -52,6 +52,15 @@ class TextEncoder:
             text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
         return vectors
 
+    def warm(self) -> None:
+        """Have ready what texts will need: the cached tower, else the model, which prepares
+        the tower for this process and later ones (`idx serve` does this before its first
+        query)."""
+        if self._cached_tower() is None:
+            encoder = self._encoder()
+            if text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer):
+                self._tower = None  # look again: it is there now
+
     def _cached_tower(self) -> text_tower.TextTower | None:
         if self._tower is None:
             model = self._loaded()

@@ -15,15 +15,13 @@ from typing import Any
 import numpy as np
 
 from idx.errors import IdxError
-from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelIdentity
 from idx.indexer.index import Index
-from idx.indexer.texts import TextEncoder
 
 
-def enable_vector_sql(index: Index, encoder: Encoder | None = None) -> None:
-    """Make the vector functions exist on the index's connections. The model (`encoder`, else
-    the index's own) loads on the first text_embedding call, not before."""
+def enable_vector_sql(index: Index) -> None:
+    """Make the vector functions exist on the index's connections. The text tower or the model
+    loads on the first text_embedding call, not before."""
     ident = index.stored_identity()
     if ident is None or not ident.embed_dim:
         return  # nothing indexed yet: no model and no vectors to compare with
@@ -32,22 +30,12 @@ def enable_vector_sql(index: Index, encoder: Encoder | None = None) -> None:
     except IdxError as exc:  # e.g. IDX_MODEL names another model: only text_embedding fails
         identity = exc
 
-    def resolved() -> ModelIdentity:
+    def text_fn(text: str) -> np.ndarray:
+        # Runs inside a DuckDB query: it must not use the catalog's connection. With the
+        # identity resolved above, encoding texts (tower or model) needs none.
         if isinstance(identity, IdxError):
             raise identity
-        return identity
-
-    # Runs inside a DuckDB query: it must not use the catalog's connection, so the model is
-    # loaded from the identity resolved above, not through `index.encoder`.
-    texts = TextEncoder(
-        resolved,
-        lambda: encoder or Encoder.load(resolved(), index.device),
-        device=index.device,
-        loaded=lambda: encoder,
-    )
-
-    def text_fn(text: str) -> np.ndarray:
-        return texts.encode([text])[0]
+        return index.texts.encode([text])[0]
 
     index.catalog.user_sql.register_vector_functions(text_fn, int(ident.embed_dim))
 

@@ -55,7 +55,9 @@ class Session:
             index.catalog.forbid_file_access()
             index.catalog.user_sql.timeout = config.sql_timeout()
             if index.stored_identity() is not None:
-                enable_vector_sql(index, index.encoder)
+                index.encoder  # noqa: B018 - image queries need the model: loaded now
+                index.texts.warm()  # and text queries the text tower (prepared once if need be)
+                enable_vector_sql(index)
             index.vectors  # noqa: B018 - loaded (or rebuilt in memory) now, not on the first query
             index.refresh()
         except BaseException:
