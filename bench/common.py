@@ -24,17 +24,14 @@ OUT = Path(os.environ.get("IDX_BENCH_OUT", ROOT / "bench" / "out"))
 SHARED = ROOT.parent / "shared" / "data" / "openimages-snacks-val" / "images"
 
 
-def text_tower_prepared(kw: dict[str, str]) -> dict[str, str]:
-    """The model's text tower prepared in the cache, as the first `add` of a model on a machine
-    does once (a few seconds for ViT-B-32): no timed run then pays that one-time export."""
-    from idx.indexer import text_tower
+def towers_prepared(kw: dict[str, str]) -> dict[str, str]:
+    """The model's ONNX towers (image and text) prepared in the cache, as the first `add` of a
+    model on a machine does once (seconds for ViT-B-32): no timed run then pays that export."""
     from idx.indexer.encoder import Encoder
     from idx.indexer.identity import ModelSpec, identify
 
     ident = identify(ModelSpec(kw["model"], checkpoint=kw["checkpoint"]))
-    if text_tower.cached(ident) is None:
-        loaded = Encoder.load(ident, "cpu")
-        text_tower.prepare(loaded.identity, loaded.model, loaded.tokenizer)
+    Encoder.load(ident, "cpu").torch_model().prepare_towers()
     return kw
 
 

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
-from common import OUT, large_jpegs, link_files, text_tower_prepared, vit_b32_random
+from common import OUT, large_jpegs, link_files, towers_prepared, vit_b32_random
 
 
 def _decode(path: str) -> int:
@@ -38,7 +38,7 @@ def main() -> None:
     from idx.indexer.index import Index
 
     device = devices.resolve("auto")
-    kw = text_tower_prepared(vit_b32_random())
+    kw = towers_prepared(vit_b32_random())
     ident = identify(ModelSpec(model=kw["model"], checkpoint=kw["checkpoint"]))
     gpu = Encoder.load(ident, device)
     cpu = Encoder.load(ident, "cpu")

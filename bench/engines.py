@@ -26,8 +26,8 @@ from common import (
     link_files,
     report,
     shared_photos,
-    text_tower_prepared,
     tiny_random,
+    towers_prepared,
     vit_b32_random,
 )
 
@@ -57,7 +57,7 @@ def main() -> None:
 
     photos = shared_photos(args.photos)
     folder = link_files(photos, OUT / "engines" / "photos")
-    model = text_tower_prepared(vit_b32_random() if args.model == "vit-b-32" else tiny_random())
+    model = towers_prepared(vit_b32_random() if args.model == "vit-b-32" else tiny_random())
     cores = os.cpu_count() or 1
     start = time.perf_counter()
     ray.init(num_cpus=cores + 1, include_dashboard=False, logging_level=logging.WARNING)

@@ -32,8 +32,8 @@ from common import (
     peak_rss_mb,
     report,
     shared_photos,
-    text_tower_prepared,
     tiny_random,
+    towers_prepared,
     vit_b32_random,
 )
 
@@ -54,7 +54,7 @@ def throughput(
     from idx.indexer.identity import ModelSpec, identify
     from idx.indexer.index import Index
 
-    kw = text_tower_prepared(vit_b32_random())
+    kw = towers_prepared(vit_b32_random())
     enc = Encoder.load(
         identify(ModelSpec(model=kw["model"], checkpoint=kw["checkpoint"])), device, precision
     )
@@ -155,7 +155,7 @@ def rescan(n_files: int) -> dict:
     folder = OUT / f"rescan-{n_files}" / "images"
     index_dir = OUT / f"rescan-{n_files}" / "index"
     _tiny_jpegs(folder, n_files)
-    with Index(index_dir, **text_tower_prepared(tiny_random())) as index:
+    with Index(index_dir, **towers_prepared(tiny_random())) as index:
         first = index.add([folder])
     print(f"(first add of {n_files} files: {first.seconds:.1f}s)", file=sys.stderr)
     walks, adds = [], []
@@ -183,7 +183,7 @@ def rescan(n_files: int) -> dict:
 def _memory_child(folder: str, index_dir: str) -> None:
     from idx.indexer.index import Index
 
-    with Index(index_dir, **text_tower_prepared(tiny_random())) as index:
+    with Index(index_dir, **towers_prepared(tiny_random())) as index:
         index.add([folder], batch_size=64)
     print(peak_rss_mb())
 

@@ -17,7 +17,7 @@ import time
 import warnings
 
 import numpy as np
-from common import OUT, link_files, report, shared_photos, text_tower_prepared, vit_b32_random
+from common import OUT, link_files, report, shared_photos, towers_prepared, vit_b32_random
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     from idx.indexer.identity import ModelSpec, identify
     from idx.indexer.index import Index
 
-    kw = text_tower_prepared(vit_b32_random())
+    kw = towers_prepared(vit_b32_random())
     ident = identify(ModelSpec(model=kw["model"], checkpoint=kw["checkpoint"]))
     encoders = {p: Encoder.load(ident, "cpu", p) for p in ("fp32", "int8")}
     paths = shared_photos(args.photos)

@@ -31,7 +31,7 @@ def _isolated_env(tmp_path, monkeypatch, model_cache):
         "IDX_CHECKPOINT",
         "IDX_BATCH_SIZE",
         "IDX_MAX_PIXELS",
-        "IDX_TEXT_TOWER",
+        "IDX_ONNX",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IDX_CACHE", str(model_cache))

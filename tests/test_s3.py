@@ -142,3 +142,29 @@ def test_a_missing_prefix_or_an_object_given_is_a_usage_error(bucket, tiny_model
                 index.add([given])
     result = CliRunner().invoke(cli, ["--index", str(tmp_path / "i"), "add", "s3://no-such-bkt"])
     assert result.exit_code == 2 and "cannot add s3://no-such-bkt" in result.stderr
+
+
+def test_serve_shows_and_searches_with_images_on_object_storage(bucket, tiny_model, tmp_path):
+    from tests.serving import Server
+
+    fs, name = bucket
+    with Index(tmp_path / "index", **tiny_model) as index:
+        index.add([f"s3://{name}/photos"])
+        paths = index.catalog.images.all_paths()
+    image_id, path = min(paths.items())
+    server = Server(tmp_path / "index").start()  # inherits the endpoint and keys from the env
+    try:
+        status, headers, body = server.request(f"/api/images/{image_id}")
+        assert status == 200 and body == fs.cat_file(path)
+        assert headers["content-type"] in ("image/jpeg", "image/png")
+        status, headers, body = server.request(f"/api/thumbs/{image_id}?size=32")
+        assert status == 200 and headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(body)).size) <= 32
+        status, hits = server.json(f"/api/neighbors/{image_id}?k=3")
+        assert status == 200 and all(h["path"].startswith(f"s3://{name}/") for h in hits)
+        fs.rm(path.removeprefix("s3://"))  # gone from the bucket: 404, and still serving
+        status, error = server.json(f"/api/images/{image_id}")
+        assert status == 404 and "is gone" in error["error"]
+        assert server.json("/api/status")[0] == 200
+    finally:
+        assert server.stop() == 0

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idx import config
-from idx.indexer import text_tower
+from idx.indexer import text_tower, towers
 from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
@@ -138,7 +137,7 @@ def test_add_prepares_the_tower_and_a_new_search_process_loads_no_torch(
     assert text_tower.cached(ident) is not None
     fast, torch_loaded = _search_json(index_dir, "red circles")
     assert not torch_loaded
-    slow, torch_loaded = _search_json(index_dir, "red circles", {"IDX_TEXT_TOWER": "0"})
+    slow, torch_loaded = _search_json(index_dir, "red circles", {"IDX_ONNX": "0"})
     assert torch_loaded
     assert [h["id"] for h in fast] == [h["id"] for h in slow]
     assert np.allclose([h["score"] for h in fast], [h["score"] for h in slow], atol=1e-5)
@@ -150,13 +149,13 @@ def test_add_prepares_the_tower_and_a_new_search_process_loads_no_torch(
 def test_a_damaged_cache_is_dropped_and_the_model_answers(tmp_path, indexed_copy, tiny_model):
     with Index(indexed_copy, read_only=True, **tiny_model) as index:
         ident = index.identity()
-        if text_tower.cached(ident) is None:  # the session's cache may not have it yet
-            search(index, text="blue squares", k=3)
-    folder = config.cache_dir() / "text"
-    onnx = next(folder.glob("*/text.onnx"))
+        search(index, text="blue squares", k=3)  # prepares the tower if the cache lacks it
+    onnx = towers.folder("text", ident) / "text.onnx"
     onnx.write_bytes(b"not an onnx file")
-    with Index(indexed_copy, read_only=True, **tiny_model) as index:
-        hits = search(index, text="blue squares", k=3)
-        assert len(hits) == 3 and index.texts.used == "model"
-    # the model rebuilt it for the next process
+    hits, torch_loaded = _search_json(indexed_copy, "blue squares")  # a new process
+    assert torch_loaded and len(hits) == 5
+    # that process rebuilt it, and the next one uses it again
+    assert onnx.stat().st_size > 1000
+    again, torch_loaded = _search_json(indexed_copy, "blue squares")
+    assert not torch_loaded and [h["id"] for h in again] == [h["id"] for h in hits]
     assert text_tower.cached(ident) is not None

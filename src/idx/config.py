@@ -87,9 +87,10 @@ def precision(flag: str | None = None) -> str:
     return flag or env("PRECISION") or "fp32"
 
 
-def text_tower() -> bool:
-    """Whether text queries may use the torch-free text tower (IDX_TEXT_TOWER=0 turns it off)."""
-    return (env("TEXT_TOWER") or "1").strip().lower() not in ("0", "false", "no", "off")
+def onnx_towers() -> bool:
+    """Whether the model's fp32 towers may run in ONNX Runtime without torch (indexer.towers);
+    IDX_ONNX=0 turns them off."""
+    return (env("ONNX") or "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def cache_dir() -> Path:

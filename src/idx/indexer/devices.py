@@ -7,6 +7,8 @@ one of them.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, replace
 
 from idx.errors import UsageError
@@ -44,8 +46,11 @@ def available() -> list[str]:
 
 
 def resolve(asked: str) -> Device:
-    """The Device for `asked` (auto|cpu|cuda|cuda:N|mps); UsageError when it is not here."""
+    """The Device for `asked` (auto|cpu|cuda|cuda:N|mps); UsageError when it is not here.
+    `cpu`, and `auto` on a machine with no GPU driver, need no torch to answer."""
     asked = (asked or "auto").strip().lower()
+    if asked == "cpu" or (asked == "auto" and no_accelerator()):
+        return Device("cpu", ("cpu",), asked)
     here = available()
     if asked == "auto":
         kind = "cuda" if "cuda" in here else "mps" if "mps" in here else "cpu"
@@ -64,6 +69,13 @@ def resolve(asked: str) -> Device:
     if asked == "cuda":
         return Device("cuda", tuple(d for d in here if d.startswith("cuda:")), asked)
     return Device(asked.split(":")[0], (asked,), asked)
+
+
+def no_accelerator() -> bool:
+    """Whether torch surely sees no GPU here: Linux without NVIDIA's driver, AMD's ROCm or WSL's
+    GPU device. Elsewhere (macOS: MPS) only torch can tell."""
+    devices = ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+    return sys.platform.startswith("linux") and not any(os.path.exists(d) for d in devices)
 
 
 def kind(asked: str) -> str:

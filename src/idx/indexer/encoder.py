@@ -22,7 +22,7 @@ import numpy as np
 
 from idx import config
 from idx.errors import ModelLoadError, UsageError
-from idx.indexer import devices, int8
+from idx.indexer import devices, image_tower, int8, text_tower
 from idx.indexer.devices import Device
 from idx.indexer.identity import UNTRAINED_KEY, ModelIdentity
 
@@ -30,12 +30,26 @@ log = logging.getLogger(__name__)
 
 
 def _hub_reachable(url: str) -> bool:
-    host = urlparse(url).hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=config.HUB_TIMEOUT_S):
-            return True
-    except OSError:
+    """Whether the hub answers within HUB_TIMEOUT_S (name lookup included, which the socket's
+    own timeout does not bound); never tried under HF_HUB_OFFLINE=1."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
+    host = urlparse(url).hostname or "huggingface.co"
+
+    def connect() -> bool:
+        try:
+            with socket.create_connection((host, 443), timeout=config.HUB_TIMEOUT_S):
+                return True
+        except OSError:
+            return False
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(connect).result(timeout=config.HUB_TIMEOUT_S)
+    except TimeoutError:
+        return False
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _cached_pretrained(name: str, tag: str) -> bool:
@@ -109,6 +123,9 @@ class Encoder:
         self.precision = precision
         self.replicas: list[Any] = [model]
         self.int8: Any = None
+        #: The fp32 image tower in ONNX Runtime when the model runs without torch (then None).
+        self.image_tower: Any = None
+        self._torch: Encoder | None = None
 
     @property
     def image_size(self) -> int:
@@ -131,8 +148,40 @@ class Encoder:
             )
         key = (identity.key(), resolved.names, precision)
         if key not in _LOADED:
-            _LOADED[key] = cls._create(identity, resolved, precision)
+            tower = None
+            if precision == "fp32" and resolved.kind == "cpu":
+                tower = image_tower.cached(identity)  # no torch in this process, if prepared
+            if tower is not None:
+                _LOADED[key] = cls._from_tower(identity, resolved, tower)
+            else:
+                _LOADED[key] = cls._create(identity, resolved, precision)
         return _LOADED[key]
+
+    @classmethod
+    def _from_tower(cls, identity: ModelIdentity, device: Device, tower: Any) -> Encoder:
+        """The image tower from the cache (indexer.image_tower), torch left unloaded; texts the
+        text tower cannot take load the torch model on first use (`torch_model`)."""
+        identity.embed_dim = identity.embed_dim or tower.embed_dim
+        identity.image_size = identity.image_size or tower.image_size
+        encoder = cls(identity, None, tower.preprocess, None, device, "fp32")
+        encoder.image_tower = tower
+        return encoder
+
+    def torch_model(self) -> Encoder:
+        """This model loaded in torch (itself unless it runs from the ONNX image tower)."""
+        if self.model is not None:
+            return self
+        if self._torch is None:
+            self._torch = self._create(self.identity, self.device, "fp32")
+        return self._torch
+
+    def prepare_towers(self) -> None:
+        """Export the ONNX towers of this loaded model for later processes (once per model and
+        machine; indexer.towers): the image tower, and the text tower."""
+        if self.model is None:
+            return
+        image_tower.prepare(self.identity, self.model, self.preprocess, self.image_size)
+        text_tower.prepare(self.identity, self.model, self.tokenizer)
 
     @classmethod
     def _create(cls, identity: ModelIdentity, device: Device, precision: str) -> Encoder:
@@ -200,9 +249,12 @@ class Encoder:
         return encoder
 
     def encode_images(self, batch: Any) -> np.ndarray:
-        """Encode a preprocessed image tensor batch (N, 3, H, W) to unit vectors."""
+        """Encode a preprocessed image batch (N, 3, H, W; a tensor or an array) to unit
+        vectors."""
+        if self.image_tower is not None:
+            return self.image_tower.encode(batch)
         if self.int8 is not None:
-            return self.int8(batch.numpy())
+            return self.int8(np.asarray(batch))
         if len(self.replicas) == 1:
             return self._encode_on(self.model, batch)
         import torch
@@ -246,6 +298,8 @@ class Encoder:
         """The preprocessing's resize step alone (PIL in, PIL out): the picture at the size the
         model sees it, before crop and normalisation. Preprocessing the result again gives the
         same tensor as preprocessing `image` (PIL returns a same-size resize unchanged)."""
+        if isinstance(self.preprocess, image_tower.Preprocess):
+            return self.preprocess.resized(image)
         from torchvision.transforms import Resize
 
         for step in getattr(self.preprocess, "transforms", ()):
@@ -253,13 +307,22 @@ class Encoder:
                 return step(image)
         return image
 
-    def encode_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
-        """Encode images already passed through `preprocess` (callers need no torch import)."""
+    def stack(self, tensors: Sequence[Any]) -> Any:
+        """Preprocessed images (tensors or arrays, whichever `preprocess` made) as one batch of
+        the kind this encoder runs."""
+        if self.image_tower is not None:
+            return np.stack([np.asarray(t) for t in tensors])
         import torch
 
-        return self.encode_images(torch.stack(list(tensors)))
+        return torch.stack([torch.as_tensor(t) for t in tensors])
+
+    def encode_preprocessed(self, tensors: Sequence[Any]) -> np.ndarray:
+        """Encode images already passed through `preprocess` (callers need no torch import)."""
+        return self.encode_images(self.stack(tensors))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if self.model is None:
+            return self.torch_model().encode_texts(texts)
         import torch
 
         tokens = self.tokenizer(list(texts))

@@ -16,7 +16,6 @@ import numpy as np
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer import precision as precisions
-from idx.indexer import text_tower
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
 from idx.indexer.encoder import Encoder
@@ -293,9 +292,8 @@ class Index:
                     self.catalog.set_meta("model", learnt.to_json())
                 if report.embedded and report.precision:
                     precisions.note_precision(self.catalog, report.precision)
-                if self._encoder is not None:  # later text queries start without torch
-                    enc = self._encoder
-                    text_tower.prepare(enc.identity, enc.model, enc.tokenizer)
+                if self._encoder is not None:  # later processes start without torch
+                    self._encoder.prepare_towers()
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()

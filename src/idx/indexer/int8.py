@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from idx import config
 from idx.errors import UsageError
+from idx.indexer import towers
 from idx.indexer.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,12 @@ class Int8ImageTower:
     """An ONNX Runtime session running the quantised image tower; unit float32 vectors out."""
 
     def __init__(self, path: Path):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = towers.session(path)
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        feats = self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
-        norms = np.linalg.norm(feats, axis=1, keepdims=True)
-        return (feats / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        pixels = np.ascontiguousarray(batch, np.float32)
+        return towers.unit(self.session.run(None, {self.input: pixels})[0])
 
 
 def load(identity: ModelIdentity, visual: Any, image_size: int) -> Int8ImageTower:
@@ -79,20 +74,7 @@ def _build(visual: Any, image_size: int, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        example = torch.zeros(1, 3, image_size, image_size)
-        # Not under inference_mode: there torch takes a fused attention kernel ONNX cannot export.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                visual.eval(),
-                (example,),
-                str(fp32),
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                dynamo=False,
-                opset_version=17,
-            )
+        towers.export(visual, torch.zeros(1, 3, image_size, image_size), fp32, "pixels")
         quantised = Path(tmp) / "int8.onnx"
         root = logging.getLogger()
         level = root.level

@@ -79,6 +79,22 @@ def exists(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+def version(path: str | os.PathLike[str]) -> tuple[Any, ...]:
+    """What changes when the file or object does: (mtime_ns, size) of a file, (ETag, size) of
+    an object. Raises FileNotFoundError when it is not there."""
+    if not is_remote(path):
+        st = os.stat(path)
+        return (st.st_mtime_ns, st.st_size)
+    text = os.fspath(path)
+    try:
+        info = filesystem(text).info(text)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unreachable storage: as good as not there
+        raise FileNotFoundError(text) from exc
+    return (info.get("ETag") or info.get("etag"), info.get("size"))
+
+
 def folder(path: str | os.PathLike[str]) -> str:
     """The folder or prefix to add, normalised (absolute path; URL without a trailing '/');
     UsageError when it is not there."""

@@ -14,37 +14,29 @@ tokenizers' Unicode tables might split differently (combining marks, control and
 characters, characters outside the Basic Multilingual Plane) also take the torch path:
 `eligible` says which; over 150,000 random eligible strings the tokens were identical.
 
-The cached files are derived data, keyed by the model's identity and the library versions; a
-model that cannot be converted is recorded as such (`refused.json`) and not tried again.
+The cached files are derived data (indexer.towers: keyed by the model's identity and the library
+versions, built once, a model that cannot be converted recorded as refused).
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
-import os
-import shutil
-import tempfile
-import time
 import unicodedata
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from idx import config
+from idx.indexer import towers
 from idx.indexer.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 
 #: Mean cosine to the torch text tower below which an export is not used.
 MIN_COSINE = 0.9999
-#: Bump when the cached files' layout changes.
-FORMAT = 1
 #: Texts every export is checked on: words, punctuation, accents, other scripts, HTML entities,
 #: contractions, numbers, and one longer than the context (truncation).
 PROBES = (
@@ -64,18 +56,15 @@ class TextTower:
     """A cached text tower: `encode(texts)` gives L2-normalised float32 vectors."""
 
     def __init__(self, folder: Path):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         meta = json.loads((folder / "meta.json").read_text())
         self.context_length = int(meta["context_length"])
         self.sot, self.eot = int(meta["sot"]), int(meta["eot"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(folder / "text.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        # Its threads sleep between queries: a reader beside a running `add` (or `idx serve`)
+        # must not burn the cores the writer embeds on.
+        self.session = towers.session(folder / "text.onnx", spinning=False)
 
     def tokens(self, texts: Sequence[str]) -> np.ndarray:
         """open_clip's token ids for `texts` (each must be `eligible`): start, BPE tokens, end,
@@ -91,9 +80,7 @@ class TextTower:
         return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        feats = self.session.run(None, {"tokens": self.tokens(texts)})[0]
-        norms = np.linalg.norm(feats, axis=1, keepdims=True)
-        return (feats / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return towers.unit(self.session.run(None, {"tokens": self.tokens(texts)})[0])
 
 
 def clean(text: str) -> str:
@@ -116,65 +103,16 @@ def eligible(text: str) -> bool:
 
 def cached(identity: ModelIdentity) -> TextTower | None:
     """The text tower prepared for this model on this machine, or None (not prepared yet, the
-    model cannot be converted, ONNX Runtime or tokenizers missing, or IDX_TEXT_TOWER=0)."""
-    folder = _folder(identity)
-    if folder is None or not (folder / "meta.json").is_file():
-        return None
-    try:
-        return TextTower(folder)
-    except Exception as exc:  # a damaged cache entry: drop it, the next loaded model rebuilds it
-        log.warning("text tower cache %s is unusable (%s); removing it", folder, exc)
-        shutil.rmtree(folder, ignore_errors=True)
-        return None
+    model cannot be converted, ONNX Runtime or tokenizers missing, or IDX_ONNX=0)."""
+    return towers.load("text", identity, TextTower)
 
 
 def prepare(identity: ModelIdentity, model: Any, tokenizer: Any) -> bool:
     """Export and check the text tower of a loaded open_clip `model` once per model and
     machine; True when a usable one is cached (now or before)."""
-    folder = _folder(identity)
-    if folder is None:
-        return False
-    if (folder / "meta.json").is_file():
-        return True
-    if (folder.parent / f"{folder.name}.refused.json").is_file():
-        return False
-    start = time.perf_counter()
-    reason = _unsupported(model, tokenizer)
-    if reason is None:
-        try:
-            reason = _build(folder, model, tokenizer)
-        except OSError as exc:  # the cache is not writable, the disk full: try another time
-            log.warning("could not prepare the text tower in %s: %s", folder, exc)
-            return False
-        except Exception as exc:  # an architecture the exporter cannot trace: keep torch
-            reason = f"export failed: {type(exc).__name__}: {exc}"
-    if reason is not None:
-        log.info("text queries keep the torch path for %s: %s", identity.name, reason)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        refused = folder.parent / f"{folder.name}.refused.json"
-        refused.write_text(json.dumps({"model": identity.name, "reason": reason}))
-        return False
-    log.info(
-        "prepared the text tower of %s in %.1f s: %s",
-        identity.name,
-        time.perf_counter() - start,
-        folder,
+    return towers.prepare(
+        "text", identity, lambda work: _unsupported(model, tokenizer) or _build(work, model, tokenizer)
     )
-    return True
-
-
-def _folder(identity: ModelIdentity) -> Path | None:
-    if not config.text_tower():
-        return None
-    try:
-        import onnxruntime
-        import tokenizers
-    except ImportError:
-        return None
-    versions = f"{FORMAT}/{onnxruntime.__version__}/{tokenizers.__version__}"
-    key = hashlib.sha256((identity.key() + versions).encode()).hexdigest()[:16]
-    name = os.path.basename(identity.name).removesuffix(".json")
-    return config.cache_dir() / "text" / f"{name}-{key}"
 
 
 def _unsupported(model: Any, tokenizer: Any) -> str | None:
@@ -188,51 +126,28 @@ def _unsupported(model: Any, tokenizer: Any) -> str | None:
     return None
 
 
-def _build(folder: Path, model: Any, tokenizer: Any) -> str | None:
-    """Write text.onnx, tokenizer.json and meta.json into `folder`, or return why not."""
+def _build(work: Path, model: Any, tokenizer: Any) -> str | None:
+    """Write text.onnx, tokenizer.json and meta.json into `work`, or return why not."""
     import torch
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        _tokenizer_file(tokenizer).save(str(work / "tokenizer.json"))
-        meta = {
-            "context_length": int(tokenizer.context_length),
-            "sot": int(tokenizer.sot_token_id),
-            "eot": int(tokenizer.eot_token_id),
-        }
-        (work / "meta.json").write_text(json.dumps(meta))
-        cpu_model = model if _on_cpu(model) else _cpu_copy(model)
-        probe_tokens = tokenizer(list(PROBES))
-        # Not under inference_mode: there torch takes a fused attention kernel ONNX cannot export.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _text_module(cpu_model).eval(),
-                (probe_tokens[:2],),
-                str(work / "text.onnx"),
-                input_names=["tokens"],
-                output_names=["features"],
-                dynamic_axes={"tokens": {0: "batch"}, "features": {0: "batch"}},
-                dynamo=False,
-                opset_version=17,
-            )
-        tower = TextTower(work)
-        if not np.array_equal(tower.tokens(PROBES), probe_tokens.numpy()):
-            return "its tokens differ from open_clip's on the probe texts"
-        with torch.inference_mode():
-            reference = torch.nn.functional.normalize(cpu_model.encode_text(probe_tokens), dim=-1)
-        agreement = float(np.mean(np.sum(reference.numpy() * tower.encode(PROBES), axis=1)))
-        if agreement < MIN_COSINE:
-            return f"the export agrees with torch at mean cosine {agreement:.6f} < {MIN_COSINE}"
-        del tower
-        try:
-            os.replace(work, folder)
-        except OSError:  # another process prepared it meanwhile
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    _tokenizer_file(tokenizer).save(str(work / "tokenizer.json"))
+    meta = {
+        "context_length": int(tokenizer.context_length),
+        "sot": int(tokenizer.sot_token_id),
+        "eot": int(tokenizer.eot_token_id),
+    }
+    cpu_model = towers.cpu_model(model)
+    probe_tokens = tokenizer(list(PROBES))
+    towers.export(_text_module(cpu_model), probe_tokens[:2], work / "text.onnx", "tokens")
+    (work / "meta.json").write_text(json.dumps(meta))
+    tower = TextTower(work)
+    if not np.array_equal(tower.tokens(PROBES), probe_tokens.numpy()):
+        return "its tokens differ from open_clip's on the probe texts"
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(cpu_model.encode_text(probe_tokens), dim=-1)
+    agreement = float(np.mean(np.sum(reference.numpy() * tower.encode(PROBES), axis=1)))
+    if agreement < MIN_COSINE:
+        return f"the export agrees with torch at mean cosine {agreement:.6f} < {MIN_COSINE}"
     return None
 
 
@@ -260,16 +175,6 @@ def _tokenizer_file(tokenizer: Any) -> Any:
     )
     result.add_special_tokens(special)
     return result
-
-
-def _on_cpu(model: Any) -> bool:
-    return all(p.device.type == "cpu" for p in model.parameters())
-
-
-def _cpu_copy(model: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(model).float().cpu()
 
 
 def _text_module(model: Any) -> Any:

@@ -44,7 +44,7 @@ class TextEncoder:
         if tower is not None and all(text_tower.eligible(t) for t in texts):
             self.used = "text tower"
             return tower.encode(texts)
-        encoder = self._encoder()
+        encoder = self._encoder().torch_model()
         vectors = encoder.encode_texts(texts)
         self.used = "model"
         if self._tower is False:
@@ -57,7 +57,7 @@ class TextEncoder:
         the tower for this process and later ones (`idx serve` does this before its first
         query)."""
         if self._cached_tower() is None:
-            encoder = self._encoder()
+            encoder = self._encoder().torch_model()
             if text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer):
                 self._tower = None  # look again: it is there now
 

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
+from idx.indexer import storage
 from idx.indexer.catalog import Catalog
 from idx.indexer.decode import Decoded, decode, open_image
 from idx.indexer.index import Index
@@ -157,7 +158,7 @@ def text_vector(index: Index, text: str) -> np.ndarray:
 
 def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
     """An image file decoded and preprocessed exactly like ingested images, then encoded."""
-    if not os.path.exists(path):
+    if not storage.exists(path):
         raise NotFoundError(f"query image {os.fspath(path)} does not exist; check the path")
     return _encoded(index, lambda side: open_image(path, side), os.fspath(path))
 

@@ -30,6 +30,7 @@ from idx.errors import (
     NotFoundError,
     UsageError,
 )
+from idx.indexer import storage
 from idx.jsonable import to_jsonable
 from idx.ops import browse, search
 from idx.ops.sql import run_sql
@@ -167,7 +168,12 @@ def create_app(session: Session) -> Starlette:
         return _hits(session.run(lambda index: search.neighbors(index, image_id, k, **filters)))
 
     def image(request: Request) -> Response:
-        return FileResponse(session.image_file(_image_id(request)))
+        image_id = _image_id(request)
+        path = session.image_file(image_id)
+        if not storage.is_remote(path):
+            return FileResponse(path)
+        data, media_type = session.image_bytes(image_id)  # s3://...: through the storage layer
+        return Response(data, media_type=media_type)
 
     def thumb(request: Request) -> Response:
         side = _int(request.query_params, "size", 256, 16, 1024)

@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import logging
+import mimetypes
 import os
 import threading
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from idx import config
 from idx.errors import DecodeError, NotFoundError
+from idx.indexer import storage
 from idx.indexer.index import Index
 from idx.jsonable import to_jsonable
 from idx.ops import browse, thumbnails
@@ -117,18 +119,30 @@ class Session:
     def image_file(self, image_id: int) -> str:
         """The indexed file of an image; NotFoundError when the id or the file is gone."""
         path = self.run(lambda index: browse.image_path(index, image_id))
-        if not os.path.isfile(path):
+        if not (storage.exists(path) if storage.is_remote(path) else os.path.isfile(path)):
             raise NotFoundError(
                 f"the file of image {image_id} ({path}) is gone; run `idx add` on its folder again"
             )
         return path
 
+    def image_bytes(self, image_id: int) -> tuple[bytes, str]:
+        """The bytes of an image on object storage (s3://...) and their media type; local files
+        are sent as files (`image_file`)."""
+        path = self.image_file(image_id)
+        try:
+            data = storage.read_bytes(path)
+        except OSError as exc:
+            raise NotFoundError(f"cannot read image {image_id} ({path}): {exc}") from None
+        return data, mimetypes.guess_type(path)[0] or "application/octet-stream"
+
     def thumbnail(self, image_id: int, side: int) -> bytes:
         """A JPEG of the image no larger than side x side (side rounded up to THUMB_SIDES)."""
         side = next((s for s in THUMB_SIDES if s >= side), THUMB_SIDES[-1])
         path = self.image_file(image_id)
-        stat = os.stat(path)
-        key = (path, stat.st_mtime_ns, stat.st_size, side)
+        try:
+            key = (path, *storage.version(path), side)
+        except FileNotFoundError:
+            raise NotFoundError(f"the file of image {image_id} ({path}) is gone") from None
         with self._thumbs_lock:
             if key in self._thumbs:
                 self._thumbs.move_to_end(key)

@@ -38,15 +38,13 @@ class Embedding:
 def embed_rows(encoder: Any, rows: list[Prepared], check: bool = False) -> Embedding:
     """Embed the rows' tensors in one model call (content repeated within the batch once), set
     each row's `vector`, drop its tensor; with `check`, measure a lower precision against fp32."""
-    import torch
-
     slot: dict[str, int] = {}
     tensors = []
     for row in rows:
         if row.sha256 not in slot:
             slot[row.sha256] = len(tensors)
             tensors.append(row.tensor)
-    pixels = torch.stack(tensors)
+    pixels = encoder.stack(tensors)
     done = Embedding(encoder.device.describe(), encoder.precision)
     if check and encoder.precision != "fp32":
         sample = pixels[: config.INT8_CHECK_SAMPLE]

@@ -1,0 +1,164 @@
+"""A model's towers in ONNX: the cache they live in, built once and loaded once per process.
+
+The text tower (indexer.text_tower), the fp32 image tower (indexer.image_tower) and the int8 image
+tower (indexer.int8) are derived files under config.cache_dir(), keyed by the model's identity
+and the library versions. A tower is built by a process that has the torch model loaded, checked
+against it before it is kept, and written atomically (a folder renamed into place); a model that
+cannot be converted is recorded as refused and not tried again. IDX_ONNX=0 turns the fp32 towers
+off (every command then runs the model in torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from idx import config
+from idx.indexer.identity import ModelIdentity
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Bump when the cached files' layout changes.
+FORMAT = 1
+#: Towers loaded in this process, by cache folder.
+_LOADED: dict[Path, Any] = {}
+
+
+def folder(kind: str, identity: ModelIdentity) -> Path | None:
+    """Where the `kind` tower ("text", "image") of this model is (or would be) cached; None when
+    the towers are turned off or ONNX Runtime or tokenizers is missing."""
+    if not config.onnx_towers():
+        return None
+    try:
+        import onnxruntime
+
+        versions = f"{FORMAT}/{onnxruntime.__version__}"
+        if kind == "text":
+            import tokenizers
+
+            versions += f"/{tokenizers.__version__}"
+    except ImportError:
+        return None
+    key = hashlib.sha256((identity.key() + versions).encode()).hexdigest()[:16]
+    name = os.path.basename(identity.name).removesuffix(".json")
+    return config.cache_dir() / kind / f"{name}-{key}"
+
+
+def load(kind: str, identity: ModelIdentity, opener: Callable[[Path], T]) -> T | None:
+    """The cached tower opened with `opener` (once per process), or None when there is none; a
+    damaged one is removed (the next process with the model loaded builds it again)."""
+    where = folder(kind, identity)
+    if where is None or not (where / "meta.json").is_file():
+        return None
+    if where not in _LOADED:
+        try:
+            _LOADED[where] = opener(where)
+        except Exception as exc:  # noqa: BLE001 - any damage: fall back to the model
+            log.warning("%s tower cache %s is unusable (%s); removing it", kind, where, exc)
+            shutil.rmtree(where, ignore_errors=True)
+            return None
+    return _LOADED[where]
+
+
+def prepare(kind: str, identity: ModelIdentity, build: Callable[[Path], str | None]) -> bool:
+    """Build the `kind` tower once per model and machine: `build(work_folder)` writes its files
+    (meta.json last) and returns None, or returns why the model cannot have one. True when a
+    usable tower is cached (now or before)."""
+    where = folder(kind, identity)
+    if where is None:
+        return False
+    if (where / "meta.json").is_file():
+        return True
+    refused = where.parent / f"{where.name}.refused.json"
+    if refused.is_file():
+        return False
+    start = time.perf_counter()
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{where.name}.", dir=where.parent))
+    except OSError as exc:
+        log.warning("could not prepare the %s tower in %s: %s", kind, where, exc)
+        return False
+    try:
+        try:
+            reason = build(work)
+        except OSError as exc:  # the disk full: try another time
+            log.warning("could not prepare the %s tower in %s: %s", kind, where, exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace
+            reason = f"export failed: {type(exc).__name__}: {exc}"
+        if reason is not None:
+            log.info("%s: no %s tower, the model runs in torch (%s)", identity.name, kind, reason)
+            refused.write_text(json.dumps({"model": identity.name, "reason": reason}))
+            return False
+        try:
+            os.replace(work, where)
+        except OSError:  # another process prepared it meanwhile
+            if not (where / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("prepared the %s tower of %s in %.1f s: %s", kind, identity.name,
+             time.perf_counter() - start, where)
+    return True
+
+
+def export(module: Any, example: Any, path: Path, input_name: str) -> None:
+    """`module` (torch, fp32, on the CPU) to ONNX at `path`, batch dimension dynamic; output
+    "features"."""
+    import torch
+
+    # Not under inference_mode: there torch takes a fused attention kernel ONNX cannot export.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=["features"],
+            dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}},
+            dynamo=False,
+            opset_version=17,
+        )
+
+
+def session(path: Path, *, spinning: bool = True) -> Any:
+    """An ONNX Runtime session on the CPU. Without `spinning` its threads sleep between runs
+    instead of busy-waiting: for occasional queries beside other work (a reader beside a running
+    `add`, `idx serve`)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def unit(features: Any) -> Any:
+    """Rows scaled to unit length, float32."""
+    import numpy as np
+
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return (features / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def cpu_model(model: Any) -> Any:
+    """`model` itself when it is on the CPU in fp32, else a CPU fp32 copy (for exporting)."""
+    if all(p.device.type == "cpu" for p in model.parameters()):
+        return model
+    import copy
+
+    return copy.deepcopy(model).float().cpu()

@@ -1,0 +1,133 @@
+"""`add` without torch (issue 12, "start fast"): the fp32 image tower in ONNX Runtime and
+open_clip's preprocessing in Pillow and numpy give the same pixels and (within float rounding)
+the same vectors as torch; a new process's `add` and image search load no torch once a first
+`add` prepared the tower; a preprocessing it cannot reproduce keeps torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from idx.indexer import image_tower, towers
+from idx.indexer.encoder import Encoder
+from idx.indexer.identity import ModelSpec, identify
+from idx.indexer.index import Index
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def torch_encoder(tiny_model):
+    return Encoder.load(
+        identify(ModelSpec(tiny_model["model"], checkpoint=tiny_model["checkpoint"]))
+    ).torch_model()
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(
+    width=st.integers(1, 600),
+    height=st.integers(1, 600),
+    mode=st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK"]),
+    seed=st.integers(0, 2**16),
+)
+def test_preprocessing_equals_torchvisions(torch_encoder, width, height, mode, seed):
+    ours = image_tower.Preprocess.of(torch_encoder.preprocess)
+    assert isinstance(ours, image_tower.Preprocess)
+    rng = np.random.default_rng(seed)
+    picture = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    picture = picture.convert(mode) if mode != "RGB" else picture
+    theirs = torch_encoder.preprocess(picture).numpy()
+    assert ours(picture).shape == theirs.shape
+    assert np.abs(ours(picture) - theirs).max() <= image_tower.MAX_PIXEL_DIFF
+    assert ours.resized(picture).size == torch_encoder.resize_for_model(picture).size
+
+
+def test_a_preprocessing_it_cannot_reproduce_is_refused(torch_encoder, tmp_path, monkeypatch):
+    from torchvision import transforms
+
+    monkeypatch.setenv("IDX_CACHE", str(tmp_path))
+    steps = list(torch_encoder.preprocess.transforms)
+    flipped = transforms.Compose([transforms.RandomHorizontalFlip(), *steps])
+    assert "not open_clip's usual one" in image_tower.Preprocess.of(flipped)
+    ident = torch_encoder.identity
+    assert not image_tower.prepare(ident, torch_encoder.model, flipped, 64)
+    refused = list((tmp_path / "image").glob("*.refused.json"))
+    assert len(refused) == 1 and "preprocessing" in json.loads(refused[0].read_text())["reason"]
+    assert image_tower.cached(ident) is None
+
+
+def _in_fresh_process(args: list[str], env_extra: dict | None = None) -> tuple[str, bool]:
+    """Run the CLI in a new interpreter: (stdout, whether torch was imported)."""
+    code = (
+        "import sys, json\n"
+        "from click.testing import CliRunner\n"
+        "from idx.cli.main import cli\n"
+        f"r = CliRunner().invoke(cli, {args!r})\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(json.dumps({'out': r.stdout, 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = {**os.environ, **(env_extra or {})}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["out"], result["torch"]
+
+
+def _vectors_by_path(index_dir) -> dict[str, np.ndarray]:
+    with Index(index_dir, read_only=True) as index:
+        ids, vectors = index.embeddings()
+        paths = index.catalog.images.paths_for(ids)
+    return {paths[int(i)]: v for i, v in zip(ids, vectors)}
+
+
+def test_add_and_image_search_in_a_new_process_load_no_torch(tmp_path, images, tiny_model):
+    first, rest = tmp_path / "first", images
+    first.mkdir()
+    for folder in sorted(p for p in images.iterdir() if p.is_dir())[:2]:
+        folder.rename(first / folder.name)
+    towered = tmp_path / "towered"
+    with Index(towered, **tiny_model) as index:  # loads torch, then prepares the towers
+        index.add([first])
+        ident = index.identity()
+    assert image_tower.cached(ident) is not None
+    assert (towers.folder("image", ident) / "image.onnx").is_file()
+
+    out, torch_loaded = _in_fresh_process(["--index", str(towered), "add", str(rest), "--json"])
+    assert not torch_loaded
+    assert json.loads(out)["embedded"] == 36
+    plain = tmp_path / "plain"
+    _in_fresh_process(
+        [
+            "--index",
+            str(plain),
+            "add",
+            str(first),
+            str(rest),
+            "-q",
+            "--model",
+            tiny_model["model"],
+            "--checkpoint",
+            tiny_model["checkpoint"],
+        ],
+        {"IDX_ONNX": "0"},
+    )
+    ours, theirs = _vectors_by_path(towered), _vectors_by_path(plain)
+    assert sorted(ours) == sorted(theirs) and len(ours) == 48
+    cosines = [float(ours[p] @ theirs[p]) for p in ours]
+    assert min(cosines) >= image_tower.MIN_COSINE
+
+    query = str(next(rest.rglob("*.jpg")))
+    args = ["--index", str(towered), "search", "--image", query, "-k", "5", "--json"]
+    fast, torch_loaded = _in_fresh_process(args)
+    assert not torch_loaded
+    slow, torch_loaded = _in_fresh_process(args, {"IDX_ONNX": "0"})
+    assert torch_loaded
+    assert [h["id"] for h in json.loads(fast)] == [h["id"] for h in json.loads(slow)]
