@@ -6,9 +6,6 @@ the same vectors as torch; a new process's `add` and image search load no torch 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from idx.indexer import image_tower, towers
 from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
+from tests.fresh import run_cli
 
 pytest.importorskip("onnxruntime")
 
@@ -64,23 +62,6 @@ def test_a_preprocessing_it_cannot_reproduce_is_refused(torch_encoder, tmp_path,
     assert image_tower.cached(ident) is None
 
 
-def _in_fresh_process(args: list[str], env_extra: dict | None = None) -> tuple[str, bool]:
-    """Run the CLI in a new interpreter: (stdout, whether torch was imported)."""
-    code = (
-        "import sys, json\n"
-        "from click.testing import CliRunner\n"
-        "from idx.cli.main import cli\n"
-        f"r = CliRunner().invoke(cli, {args!r})\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(json.dumps({'out': r.stdout, 'torch': 'torch' in sys.modules}))\n"
-    )
-    env = {**os.environ, **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["out"], result["torch"]
-
-
 def _vectors_by_path(index_dir) -> dict[str, np.ndarray]:
     with Index(index_dir, read_only=True) as index:
         ids, vectors = index.embeddings()
@@ -100,11 +81,11 @@ def test_add_and_image_search_in_a_new_process_load_no_torch(tmp_path, images, t
     assert image_tower.cached(ident) is not None
     assert (towers.folder("image", ident) / "image.onnx").is_file()
 
-    out, torch_loaded = _in_fresh_process(["--index", str(towered), "add", str(rest), "--json"])
+    out, torch_loaded = run_cli(["--index", str(towered), "add", str(rest), "--json"])
     assert not torch_loaded
     assert json.loads(out)["embedded"] == 36
     plain = tmp_path / "plain"
-    _in_fresh_process(
+    run_cli(
         [
             "--index",
             str(plain),
@@ -126,8 +107,8 @@ def test_add_and_image_search_in_a_new_process_load_no_torch(tmp_path, images, t
 
     query = str(next(rest.rglob("*.jpg")))
     args = ["--index", str(towered), "search", "--image", query, "-k", "5", "--json"]
-    fast, torch_loaded = _in_fresh_process(args)
+    fast, torch_loaded = run_cli(args)
     assert not torch_loaded
-    slow, torch_loaded = _in_fresh_process(args, {"IDX_ONNX": "0"})
+    slow, torch_loaded = run_cli(args, {"IDX_ONNX": "0"})
     assert torch_loaded
     assert [h["id"] for h in json.loads(fast)] == [h["id"] for h in json.loads(slow)]

@@ -157,9 +157,9 @@ def test_serve_shows_and_searches_with_images_on_object_storage(bucket, tiny_mod
         status, headers, body = server.request(f"/api/images/{image_id}")
         assert status == 200 and body == fs.cat_file(path)
         assert headers["content-type"] in ("image/jpeg", "image/png")
-        status, headers, body = server.request(f"/api/thumbs/{image_id}?size=32")
+        status, headers, body = server.request(f"/api/thumbs/{image_id}?size=64")
         assert status == 200 and headers["content-type"] == "image/jpeg"
-        assert max(Image.open(io.BytesIO(body)).size) <= 32
+        assert max(Image.open(io.BytesIO(body)).size) <= 64
         status, hits = server.json(f"/api/neighbors/{image_id}?k=3")
         assert status == 200 and all(h["path"].startswith(f"s3://{name}/") for h in hits)
         fs.rm(path.removeprefix("s3://"))  # gone from the bucket: 404, and still serving

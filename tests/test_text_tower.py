@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from idx.indexer.encoder import Encoder
 from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
 from idx.ops.search import search
+from tests.fresh import run_cli
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
@@ -109,22 +108,11 @@ def test_a_tokenizer_it_cannot_reproduce_is_refused_once(tower_and_model, tmp_pa
     assert not text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
 
 
-def _search_json(index_dir, text, env_extra=None, *, loads=False):
+def _search_json(index_dir, text, env_extra=None):
     """`idx search --text` in a fresh interpreter: (hits, whether torch was imported)."""
-    code = (
-        "import sys, json\n"
-        "from click.testing import CliRunner\n"
-        "from idx.cli.main import cli\n"
-        f"r = CliRunner().invoke(cli, ['--index', {str(index_dir)!r}, 'search', '--text', "
-        f"{text!r}, '-k', '5', '--json'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(json.dumps({'hits': json.loads(r.stdout), 'torch': 'torch' in sys.modules}))\n"
-    )
-    env = {**os.environ, **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["hits"], result["torch"]
+    args = ["--index", str(index_dir), "search", "--text", text, "-k", "5", "--json"]
+    out, torch_loaded = run_cli(args, env_extra)
+    return json.loads(out), torch_loaded
 
 
 def test_add_prepares_the_tower_and_a_new_search_process_loads_no_torch(
