@@ -33,7 +33,7 @@ def tower_and_model(tmp_path_factory, tiny_model):
     try:
         encoder = Encoder.load(
             identify(ModelSpec(tiny_model["model"], checkpoint=tiny_model["checkpoint"]))
-        )
+        ).torch_model()  # the model in torch, whether or not the image tower is cached
         assert text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
         tower = text_tower.cached(encoder.identity)
     finally:
