@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# The Ray and S3 tests' servers, pinned: left to the resolver, moto's boto3 and s3fs's
 	# aiobotocore make pip backtrack through hundreds of boto3 releases.
 	$(PY) -m pip install -q 'ray[data]==2.60.0' 's3fs==2026.9.0' 'moto[server]==5.2.5' 'boto3==1.43.117'
+	# ImageNet-C's reference implementation, for the tests that compare idx's corruptions with it.
+	$(PY) -m pip install -q 'imagecorruptions==1.1.2' 'opencv-python==5.0.0.93' 'scikit-image==0.26.0'
 	touch $(STAMP)
 
 demo: $(STAMP)
