@@ -72,8 +72,13 @@ class Preprocess:
         """The Preprocess equal to an open_clip transform, or why there is none."""
         steps = list(getattr(transform, "transforms", []))
         names = [step.__name__ if _is_function(step) else type(step).__name__ for step in steps]
-        expected = ["Resize", "CenterCrop", ("MaybeConvertMode", "_convert_to_rgb"),
-                    ("MaybeToTensor", "ToTensor"), "Normalize"]
+        expected = [
+            "Resize",
+            "CenterCrop",
+            ("MaybeConvertMode", "_convert_to_rgb"),
+            ("MaybeToTensor", "ToTensor"),
+            "Normalize",
+        ]
         if len(names) != len(expected) or not all(
             n in e if isinstance(e, tuple) else n == e for n, e in zip(names, expected)
         ):
@@ -118,8 +123,9 @@ def cached(identity: ModelIdentity) -> ImageTower | None:
 def prepare(identity: ModelIdentity, model: Any, transform: Any, image_size: int) -> bool:
     """Export and check the image tower of a loaded open_clip `model` (with its preprocessing
     `transform`) once per model and machine; True when a usable one is cached."""
-    return towers.prepare("image", identity, lambda work: _build(work, model, transform,
-                                                                 image_size))
+    return towers.prepare(
+        "image", identity, lambda work: _build(work, model, transform, image_size)
+    )
 
 
 def _build(work: Path, model: Any, transform: Any, image_size: int) -> str | None:
@@ -154,9 +160,16 @@ def _probe_images() -> list[Image.Image]:
     """Pictures of several sizes, shapes and modes: noise over gradients (seeded)."""
     rng = np.random.default_rng(0)
     out = []
-    for width, height, mode in ((320, 240, "RGB"), (200, 333, "RGB"), (64, 64, "RGB"),
-                                (1000, 37, "RGB"), (45, 700, "L"), (257, 255, "RGBA"),
-                                (150, 100, "P"), (17, 23, "RGB")):
+    for width, height, mode in (
+        (320, 240, "RGB"),
+        (200, 333, "RGB"),
+        (64, 64, "RGB"),
+        (1000, 37, "RGB"),
+        (45, 700, "L"),
+        (257, 255, "RGBA"),
+        (150, 100, "P"),
+        (17, 23, "RGB"),
+    ):
         ramp = np.linspace(0, 255, width * height * 3).reshape(height, width, 3)
         noise = rng.integers(0, 64, (height, width, 3))
         picture = Image.fromarray(np.clip(ramp + noise, 0, 255).astype(np.uint8))

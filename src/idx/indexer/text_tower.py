@@ -111,7 +111,9 @@ def prepare(identity: ModelIdentity, model: Any, tokenizer: Any) -> bool:
     """Export and check the text tower of a loaded open_clip `model` once per model and
     machine; True when a usable one is cached (now or before)."""
     return towers.prepare(
-        "text", identity, lambda work: _unsupported(model, tokenizer) or _build(work, model, tokenizer)
+        "text",
+        identity,
+        lambda work: _unsupported(model, tokenizer) or _build(work, model, tokenizer),
     )
 
 

@@ -109,8 +109,13 @@ def prepare(kind: str, identity: ModelIdentity, build: Callable[[Path], str | No
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info("prepared the %s tower of %s in %.1f s: %s", kind, identity.name,
-             time.perf_counter() - start, where)
+    log.info(
+        "prepared the %s tower of %s in %.1f s: %s",
+        kind,
+        identity.name,
+        time.perf_counter() - start,
+        where,
+    )
     return True
 
 
