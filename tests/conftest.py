@@ -5,6 +5,7 @@ The tiny model goes through the same --model CONFIG.json --checkpoint FILE path 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,19 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openima
 def model_cache(tmp_path_factory) -> Path:
     """Derived model files (int8 and text towers) of this test session, not the user's cache."""
     return tmp_path_factory.mktemp("idx-cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_model_cache(model_cache):
+    """The same cache for what the session- and module-scoped fixtures load, which are set up
+    before any test's own environment (a model loaded from the user's cache would differ)."""
+    old = os.environ.get("IDX_CACHE")
+    os.environ["IDX_CACHE"] = str(model_cache)
+    yield
+    if old is None:
+        os.environ.pop("IDX_CACHE", None)
+    else:
+        os.environ["IDX_CACHE"] = old
 
 
 @pytest.fixture(autouse=True)
