@@ -103,7 +103,10 @@ class Encoder:
     Vectors come out as L2-normalised float32 on the CPU whatever the device: fp16 autocast on
     CUDA (bf16 where the GPU has no fast fp16) and MPS, fp32 on the CPU, or the image tower in
     int8 through ONNX Runtime (`precision="int8"`, CPU only). `cuda` on a machine with several
-    GPUs runs one replica per GPU and splits each batch between them.
+    GPUs runs one replica per GPU and splits each batch between them. In fp32 on the CPU, once
+    a first load prepared it (`prepare_towers`), the image tower runs from its ONNX export
+    without torch (indexer.image_tower): `model` and `tokenizer` are then None, `preprocess`
+    gives numpy arrays, and `torch_model()` loads the torch model should a caller need it.
     """
 
     def __init__(

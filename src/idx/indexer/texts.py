@@ -64,14 +64,9 @@ class TextEncoder:
     def _cached_tower(self) -> text_tower.TextTower | None:
         if self._tower is None:
             model = self._loaded()
-            on_cpu = (
-                model.device.kind == "cpu"
-                if model is not None
-                else self._device
-                in (
-                    "auto",
-                    "cpu",
-                )
-            )
+            if model is not None:
+                on_cpu = model.device.kind == "cpu"
+            else:  # not loaded: a tower on the CPU starts far sooner than any device would
+                on_cpu = self._device in ("auto", "cpu")
             self._tower = (on_cpu and text_tower.cached(self._identity())) or False
         return self._tower or None
