@@ -33,16 +33,6 @@ from idx.ops.robustness import measure as robustness
 from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HOSTILE_NAME = "</script><img src=x onerror=alert(1)>"
 PERTURBATIONS = ["gaussian_noise", "blur"]  # `blur` is the alias users type for gaussian_blur
 SEVERITIES = [1, 5]
@@ -372,22 +362,9 @@ def test_json_for_script_cannot_close_the_script_block():
 # -- in a real browser ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'"
-    )
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser, html: Path):
+def open_page(chromium, html: Path):
     """The page after load, with every console error, page error and network request recorded."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     page.on(
         "console",
@@ -408,8 +385,8 @@ def open_page(browser, html: Path):
     return page, problems
 
 
-def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
-    page, problems = open_page(browser, filled["html"])
+def test_page_in_chromium_map_hover_zoom_and_tables(chromium, filled):
+    page, problems = open_page(chromium, filled["html"])
     n = len(filled["ids"])
     assert page.evaluate("window.idxReport.pointCount()") == n
     assert page.locator("#untrained-banner").is_visible()
@@ -478,8 +455,8 @@ def test_page_in_chromium_map_hover_zoom_and_tables(browser, filled):
     page.close()
 
 
-def test_page_fits_its_width_reads_its_numbers_and_shows_whole_captions(browser, filled):
-    page, problems = open_page(browser, filled["html"])
+def test_page_fits_its_width_reads_its_numbers_and_shows_whole_captions(chromium, filled):
+    page, problems = open_page(chromium, filled["html"])
     page.set_viewport_size({"width": 1400, "height": 900})
     # nothing wider than the page: wide tables scroll inside their own box
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400
@@ -505,10 +482,10 @@ def test_page_fits_its_width_reads_its_numbers_and_shows_whole_captions(browser,
     page.close()
 
 
-def test_page_in_chromium_without_analysis(browser, indexed_copy, tmp_path):
+def test_page_in_chromium_without_analysis(chromium, indexed_copy, tmp_path):
     with Index(indexed_copy, read_only=True) as index:
         write_report(index, tmp_path / "bare.html")
-    page, problems = open_page(browser, tmp_path / "bare.html")
+    page, problems = open_page(chromium, tmp_path / "bare.html")
     notes = page.locator("[data-missing]").all_inner_texts()
     assert any("idx project" in t for t in notes)
     assert any("idx cluster" in t for t in notes)
@@ -522,8 +499,8 @@ def test_page_in_chromium_without_analysis(browser, indexed_copy, tmp_path):
     page.close()
 
 
-def test_page_in_chromium_with_labels_only(browser, labelled_only):
-    page, problems = open_page(browser, labelled_only)
+def test_page_in_chromium_with_labels_only(chromium, labelled_only):
+    page, problems = open_page(chromium, labelled_only)
     notes = page.locator("[data-missing]").all_inner_texts()
     assert any(COMMANDS["insights"] in t for t in notes)
     assert any(COMMANDS["cluster"] in t for t in notes)
@@ -558,7 +535,7 @@ def test_trained_weights_get_no_untrained_warning(indexed_copy, tmp_path):
     assert page_data(tmp_path / "trained.html")["summary"]["untrained"] is False
 
 
-def test_demo_ends_with_the_report_and_it_opens_cleanly(browser, tmp_path):
+def test_demo_ends_with_the_report_and_it_opens_cleanly(chromium, tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(
         cli, ["demo", "--out", str(out), "--tiny", "--per-category", "3", "-q"]
@@ -566,7 +543,7 @@ def test_demo_ends_with_the_report_and_it_opens_cleanly(browser, tmp_path):
     assert result.exit_code == 0, result.output
     report = out / "report.html"
     assert f"report: {report.resolve()}" in result.stdout
-    page, problems = open_page(browser, report)
+    page, problems = open_page(chromium, report)
     with Index(out / "index", read_only=True) as index:
         images = index.sql("SELECT count(*) FROM images")[1][0][0]
         projected = index.sql(
