@@ -2,10 +2,11 @@
 
 The text tower (indexer.text_tower), the fp32 image tower (indexer.image_tower) and the int8 image
 tower (indexer.int8) are derived files under config.cache_dir(), keyed by the model's identity
-and the library versions. A tower is built by a process that has the torch model loaded, checked
-against it before it is kept, and written atomically (a folder renamed into place); a model that
-cannot be converted is recorded as refused and not tried again. IDX_ONNX=0 turns the fp32 towers
-off (every command then runs the model in torch).
+and the library versions. A tower is built by a process that has the torch model loaded and
+written atomically (a folder renamed into place). The fp32 towers are checked against the model
+before they are kept, and a model that cannot have them is recorded as refused and not tried
+again; IDX_ONNX=0 turns them off (every command then runs the model in torch). int8 is asked for
+by name, so it is always built, and checked on each index's own images (indexer.precision).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ FORMAT = 1
 _LOADED: dict[Path, Any] = {}
 
 
-def folder(kind: str, identity: ModelIdentity) -> Path | None:
-    """Where the `kind` tower ("text", "image") of this model is (or would be) cached; None when
-    the towers are turned off or ONNX Runtime or tokenizers is missing."""
-    if not config.onnx_towers():
+def folder(kind: str, identity: ModelIdentity, *, optional: bool = True) -> Path | None:
+    """Where the `kind` tower ("text", "image", "int8") of this model is (or would be) cached;
+    None when ONNX Runtime (or, for text, tokenizers) is missing, or for an `optional` tower
+    (the fp32 ones, which only save start-up time) when IDX_ONNX=0."""
+    if optional and not config.onnx_towers():
         return None
     try:
         import onnxruntime
@@ -55,10 +57,12 @@ def folder(kind: str, identity: ModelIdentity) -> Path | None:
     return config.cache_dir() / kind / f"{name}-{key}"
 
 
-def load(kind: str, identity: ModelIdentity, opener: Callable[[Path], T]) -> T | None:
+def load(
+    kind: str, identity: ModelIdentity, opener: Callable[[Path], T], *, optional: bool = True
+) -> T | None:
     """The cached tower opened with `opener` (once per process), or None when there is none; a
     damaged one is removed (the next process with the model loaded builds it again)."""
-    where = folder(kind, identity)
+    where = folder(kind, identity, optional=optional)
     if where is None or not (where / "meta.json").is_file():
         return None
     if where not in _LOADED:
@@ -71,10 +75,29 @@ def load(kind: str, identity: ModelIdentity, opener: Callable[[Path], T]) -> T |
     return _LOADED[where]
 
 
-def prepare(kind: str, identity: ModelIdentity, build: Callable[[Path], str | None]) -> bool:
-    """Build the `kind` tower once per model and machine: `build(work_folder)` writes its files
-    (meta.json last) and returns None, or returns why the model cannot have one. True when a
-    usable tower is cached (now or before)."""
+def build(where: Path, write: Callable[[Path], str | None]) -> str | None:
+    """Make the tower folder `where` atomically: `write(work_folder)` writes its files
+    (meta.json last) and returns None, or why there can be none (then nothing is kept). Its
+    exceptions propagate; a folder another process made meanwhile is kept."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{where.name}.", dir=where.parent))
+    try:
+        reason = write(work)
+        if reason is None:
+            try:
+                os.replace(work, where)
+            except OSError:  # another process prepared it meanwhile
+                if not (where / "meta.json").is_file():
+                    raise
+        return reason
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def prepare(kind: str, identity: ModelIdentity, write: Callable[[Path], str | None]) -> bool:
+    """Build an optional (fp32) tower once per model and machine (`build`); a model that cannot
+    have one is recorded as refused and not tried again. True when a usable tower is cached
+    (now or before)."""
     where = folder(kind, identity)
     if where is None:
         return False
@@ -85,30 +108,16 @@ def prepare(kind: str, identity: ModelIdentity, build: Callable[[Path], str | No
         return False
     start = time.perf_counter()
     try:
-        where.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{where.name}.", dir=where.parent))
-    except OSError as exc:
+        reason = build(where, write)
+    except OSError as exc:  # the cache is not writable, the disk full: try another time
         log.warning("could not prepare the %s tower in %s: %s", kind, where, exc)
         return False
-    try:
-        try:
-            reason = build(work)
-        except OSError as exc:  # the disk full: try another time
-            log.warning("could not prepare the %s tower in %s: %s", kind, where, exc)
-            return False
-        except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace
-            reason = f"export failed: {type(exc).__name__}: {exc}"
-        if reason is not None:
-            log.info("%s: no %s tower, the model runs in torch (%s)", identity.name, kind, reason)
-            refused.write_text(json.dumps({"model": identity.name, "reason": reason}))
-            return False
-        try:
-            os.replace(work, where)
-        except OSError:  # another process prepared it meanwhile
-            if not (where / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace
+        reason = f"export failed: {type(exc).__name__}: {exc}"
+    if reason is not None:
+        log.info("%s: no %s tower, the model runs in torch (%s)", identity.name, kind, reason)
+        refused.write_text(json.dumps({"model": identity.name, "reason": reason}))
+        return False
     log.info(
         "prepared the %s tower of %s in %.1f s: %s",
         kind,
