@@ -69,18 +69,26 @@ class TextTower:
     def tokens(self, texts: Sequence[str]) -> np.ndarray:
         """open_clip's token ids for `texts` (each must be `eligible`): start, BPE tokens, end,
         truncated to the context (the last kept token becoming the end) and padded with 0."""
-        out = np.zeros((len(texts), self.context_length), np.int64)
-        for row, text in enumerate(texts):
-            ids = self.tokenizer.encode(clean(text), add_special_tokens=False).ids
+        return self._tokens([clean(t) for t in texts])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray | None:
+        """L2-normalised float32 vectors of `texts`; None when one of them is not `eligible`
+        (the model takes them then)."""
+        cleaned = [clean(t) for t in texts]  # once: ftfy is the costly part of a short query
+        if not all(map(_splits_alike, cleaned)):
+            return None
+        return towers.unit(self.session.run(None, {"tokens": self._tokens(cleaned)})[0])
+
+    def _tokens(self, cleaned: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(cleaned), self.context_length), np.int64)
+        for row, text in enumerate(cleaned):
+            ids = self.tokenizer.encode(text, add_special_tokens=False).ids
             ids = [self.sot, *ids, self.eot]
             if len(ids) > self.context_length:
                 ids = ids[: self.context_length]
                 ids[-1] = self.eot
             out[row, : len(ids)] = ids
         return out
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return towers.unit(self.session.run(None, {"tokens": self.tokens(texts)})[0])
 
 
 def clean(text: str) -> str:
@@ -96,8 +104,12 @@ def eligible(text: str) -> bool:
     """Whether the torch-free tokenizer splits `text` exactly as open_clip does: letters,
     digits, punctuation, symbols and spaces of the Basic Multilingual Plane (and not the long
     s, which open_clip's case-insensitive pattern reads as "s")."""
+    return _splits_alike(clean(text))
+
+
+def _splits_alike(cleaned: str) -> bool:
     return all(
-        ord(c) < 0x10000 and unicodedata.category(c)[0] in "LNPSZ" and c != "ſ" for c in clean(text)
+        ord(c) < 0x10000 and unicodedata.category(c)[0] in "LNPSZ" and c != "ſ" for c in cleaned
     )
 
 

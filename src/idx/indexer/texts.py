@@ -41,9 +41,10 @@ class TextEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         tower = self._cached_tower()
-        if tower is not None and all(text_tower.eligible(t) for t in texts):
+        vectors = None if tower is None else tower.encode(texts)  # None: a text it cannot take
+        if vectors is not None:
             self.used = "text tower"
-            return tower.encode(texts)
+            return vectors
         encoder = self._encoder().torch_model()
         vectors = encoder.encode_texts(texts)
         self.used = "model"
