@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import socket
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,20 +37,20 @@ def _hub_reachable(url: str) -> bool:
         return False
     host = urlparse(url).hostname or "huggingface.co"
 
-    def connect() -> bool:
+    answered: list[bool] = []
+
+    def connect() -> None:
         try:
             with socket.create_connection((host, 443), timeout=config.HUB_TIMEOUT_S):
-                return True
+                answered.append(True)
         except OSError:
-            return False
+            answered.append(False)
 
-    pool = ThreadPoolExecutor(1)
-    try:
-        return pool.submit(connect).result(timeout=config.HUB_TIMEOUT_S)
-    except TimeoutError:
-        return False
-    finally:
-        pool.shutdown(wait=False)
+    # A daemon thread: a name lookup that hangs neither holds this call nor the process's exit.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(config.HUB_TIMEOUT_S)
+    return bool(answered and answered[0])
 
 
 def _cached_pretrained(name: str, tag: str) -> bool:
