@@ -172,7 +172,7 @@ def create_app(session: Session) -> Starlette:
         path = session.image_file(image_id)
         if not storage.is_remote(path):
             return FileResponse(path)
-        data, media_type = session.image_bytes(image_id)  # s3://...: through the storage layer
+        data, media_type = session.image_bytes(image_id, path)  # s3://: the storage layer
         return Response(data, media_type=media_type)
 
     def thumb(request: Request) -> Response:

@@ -117,20 +117,21 @@ class Session:
     # -- pictures ---------------------------------------------------------------------------
 
     def image_file(self, image_id: int) -> str:
-        """The indexed file of an image; NotFoundError when the id or the file is gone."""
+        """The indexed file of an image (a path, or an s3:// URL); NotFoundError when the id is
+        unknown or its local file is gone (an object that is gone shows when it is read: no
+        request to the store here, whose next step asks it anyway)."""
         path = self.run(lambda index: browse.image_path(index, image_id))
-        if not (storage.exists(path) if storage.is_remote(path) else os.path.isfile(path)):
-            raise NotFoundError(
-                f"the file of image {image_id} ({path}) is gone; run `idx add` on its folder again"
-            )
+        if not storage.is_remote(path) and not os.path.isfile(path):
+            raise _gone(image_id, path)
         return path
 
-    def image_bytes(self, image_id: int) -> tuple[bytes, str]:
-        """The bytes of an image on object storage (s3://...) and their media type; local files
-        are sent as files (`image_file`)."""
-        path = self.image_file(image_id)
+    def image_bytes(self, image_id: int, path: str) -> tuple[bytes, str]:
+        """The bytes of an image's object (`path` from `image_file`) and their media type; local
+        files are sent as files."""
         try:
             data = storage.read_bytes(path)
+        except FileNotFoundError:
+            raise _gone(image_id, path) from None
         except OSError as exc:
             raise NotFoundError(f"cannot read image {image_id} ({path}): {exc}") from None
         return data, mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -142,7 +143,7 @@ class Session:
         try:
             key = (path, *storage.version(path), side)
         except FileNotFoundError:
-            raise NotFoundError(f"the file of image {image_id} ({path}) is gone") from None
+            raise _gone(image_id, path) from None
         with self._thumbs_lock:
             if key in self._thumbs:
                 self._thumbs.move_to_end(key)
@@ -173,3 +174,9 @@ class Session:
         body = gzip.compress(json.dumps(to_jsonable(payload)).encode(), compresslevel=5)
         self._map = (fingerprint, body)
         return body
+
+
+def _gone(image_id: int, path: str) -> NotFoundError:
+    return NotFoundError(
+        f"the file of image {image_id} ({path}) is gone; run `idx add` on its folder again"
+    )
