@@ -81,7 +81,7 @@ def test_add_readd_change_delete_and_bad_objects(bucket, tiny_model, tiny_args, 
         assert rows == [
             (f"s3://{key}", listing[key]["ETag"].strip('"'))
             for key in sorted(listing)
-            if not key.endswith("bad.jpg")
+            if not key.endswith("/bad.jpg")
         ]
         reason = index.catalog.con.execute("SELECT reason FROM skipped").fetchall()
         assert reason == [
@@ -97,7 +97,9 @@ def test_add_readd_change_delete_and_bad_objects(bucket, tiny_model, tiny_args, 
     summary = json.loads(again.stdout)
     assert (summary["unchanged"], summary["added"], summary["embedded"]) == (48, 0, 0)
 
-    changed, deleted = sorted(k for k in listing if k.endswith(".jpg") and "bad" not in k)[:2]
+    changed, deleted = sorted(
+        k for k in listing if k.endswith(".jpg") and not k.endswith("/bad.jpg")
+    )[:2]
     fs.pipe(changed, _png(1))  # same key, new content: a new ETag and size
     fs.rm(deleted)
     fs.pipe(f"{name}/photos/bad.jpg", _png(2))  # the bad object fixed
