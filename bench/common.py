@@ -69,30 +69,32 @@ def shared_photos(limit: int) -> list[Path]:
 
 def large_jpegs(folder: Path, n: int, size: tuple[int, int] = (2000, 1500)) -> list[Path]:
     """Photo-like large JPEGs (smooth gradients + noise + shapes), generated once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"large_{i:04d}.jpg" for i in range(n)]
+    for i, path in enumerate(paths):
+        if not path.exists():
+            photo_jpeg(path, i, size)
+    return paths
+
+
+def photo_jpeg(path: Path, seed: int, size: tuple[int, int]) -> None:
+    """One photo-like JPEG at `path`, the same bytes for the same seed and size."""
     from PIL import Image, ImageDraw, ImageFilter
 
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"large_{i:04d}.jpg"
-        paths.append(path)
-        if path.exists():
-            continue
-        rng = np.random.default_rng(i)
-        w, h = size
-        small = rng.integers(0, 255, size=(h // 50, w // 50, 3), dtype=np.uint8)
-        img = Image.fromarray(small).resize(size, Image.BICUBIC)
-        draw = ImageDraw.Draw(img)
-        for _ in range(8):
-            x, y = rng.integers(0, w), rng.integers(0, h)
-            r = int(rng.integers(50, 300))
-            draw.ellipse(
-                [x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in rng.integers(0, 255, 3))
-            )
-        img = img.filter(ImageFilter.GaussianBlur(1))
-        arr = np.asarray(img).astype(np.int16) + rng.integers(-12, 12, size=(h, w, 3))
-        Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path, quality=90)
-    return paths
+    rng = np.random.default_rng(seed)
+    w, h = size
+    small = rng.integers(0, 255, size=(h // 50, w // 50, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize(size, Image.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    for _ in range(8):
+        x, y = rng.integers(0, w), rng.integers(0, h)
+        r = int(rng.integers(50, 300))
+        draw.ellipse(
+            [x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in rng.integers(0, 255, 3))
+        )
+    img = img.filter(ImageFilter.GaussianBlur(1))
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-12, 12, size=(h, w, 3))
+    Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path, quality=90)
 
 
 def link_files(paths: list[Path], folder: Path) -> Path:

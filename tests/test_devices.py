@@ -117,3 +117,29 @@ def test_gpu_vectors_agree_with_cpu_vectors(images, tiny_model):
     batch = torch.rand(16, 3, cpu.image_size, cpu.image_size)
     cos = np.sum(cpu.encode_images(batch) * cuda.encode_images(batch), axis=1)
     assert cos.min() >= 0.999
+
+
+@gpu
+def test_cli_add_and_search_on_the_gpu_match_the_cpu(images, tiny_args, tmp_path):
+    on_gpu, on_cpu = tmp_path / "gpu", tmp_path / "cpu"
+    result = run("--index", on_gpu, "add", images, *tiny_args, "-q", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        json.loads(result.stdout)["device"].startswith("cuda") and "device: cuda" in result.stderr
+    )
+    assert run("--index", on_cpu, "add", images, *tiny_args, "--device", "cpu").exit_code == 0
+    with Index(on_gpu, read_only=True) as a, Index(on_cpu, read_only=True) as b:
+        (ids_a, va), (ids_b, vb) = a.embeddings(), b.embeddings()
+        paths_a, paths_b = a.catalog.images.paths_for(ids_a), b.catalog.images.paths_for(ids_b)
+    order = np.argsort([paths_b[int(i)] for i in ids_b])
+    assert [paths_a[int(i)] for i in ids_a] == sorted(paths_b.values())
+    assert np.sum(va * vb[order], axis=1).min() >= 0.999  # fp16 autocast, stored as fp32
+    hits = run("--index", on_gpu, "search", "--text", "a red circle", "--device", "cuda", "--json")
+    assert hits.exit_code == 0, hits.stderr
+    assert len(json.loads(hits.stdout)) > 0
+    int8 = run("--index", on_gpu, "add", images, "--precision", "int8", "--device", "cuda")
+    assert int8.exit_code == 2 and "runs on the CPU only" in int8.stderr
+    missing = run(
+        "--index", on_gpu, "search", "--text", "x", "--device", f"cuda:{torch.cuda.device_count()}"
+    )
+    assert missing.exit_code == 2 and "available:" in missing.stderr
