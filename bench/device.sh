@@ -35,5 +35,7 @@ else
     PY=$HERE/bin/python
 fi
 export IDX_BENCH_OUT=${IDX_BENCH_OUT:-/tmp/idx-bench-device}
-"$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py
-exec "$PY" bench/device.py "$@"
+tests=0
+"$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py || tests=$?
+"$PY" bench/device.py "$@"
+exit "$tests"  # the table is printed either way; a failed GPU test still fails the script

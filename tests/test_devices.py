@@ -49,6 +49,19 @@ def test_cli_refuses_a_missing_device_with_exit_2(images, tiny_args, tmp_path):
     assert json.loads(auto.stdout)["device"] == "cpu (auto)"
 
 
+def test_int8_means_the_cpu_and_a_gpu_named_with_it_is_refused_first(images, tiny_args, tmp_path):
+    assert devices.for_precision("auto", "int8") == "cpu"  # on any machine: int8 is CPU only
+    assert devices.for_precision("auto", "fp32") == "auto"
+    for device in ("cuda", "cuda:0", "mps"):
+        result = run(
+            "--index", tmp_path / "index", "add", images, *tiny_args, "--precision", "int8",
+            "--device", device,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.stderr
+        assert f"--precision int8 runs on the CPU only, not on {device}" in result.stderr
+        assert not (tmp_path / "index").exists()
+
+
 def test_int8_end_to_end_agrees_with_fp32_and_status_shows_it(images, tiny_args, tmp_path):
     fp32, int8 = tmp_path / "fp32", tmp_path / "int8"
     assert run("--index", fp32, "add", images, *tiny_args, "-q").exit_code == 0

@@ -71,6 +71,20 @@ def resolve(asked: str) -> Device:
     return Device(asked.split(":")[0], (asked,), asked)
 
 
+def for_precision(asked: str | None, precision: str) -> str:
+    """The device to resolve for a model in `precision`. int8 runs on the CPU only: `auto` then
+    means the CPU, and a GPU asked for by name is a UsageError (before a file is read)."""
+    asked = (asked or "auto").strip().lower()
+    if precision != "int8" or asked == "cpu":
+        return asked
+    if asked == "auto":
+        return "cpu"
+    raise UsageError(
+        f"--precision int8 runs on the CPU only, not on {asked}; on a GPU fp16 is used already "
+        "(drop --precision, or add --device cpu)"
+    )
+
+
 def no_accelerator() -> bool:
     """Whether torch surely sees no GPU here: Linux without NVIDIA's driver, AMD's ROCm or WSL's
     GPU device. Elsewhere (macOS: MPS) only torch can tell."""

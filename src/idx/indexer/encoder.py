@@ -142,14 +142,13 @@ class Encoder:
         """The model of `identity` on `device` (auto|cpu|cuda|cuda:N|mps) in `precision`; loaded
         once per process and reused (a second Index or command in the same process gets the
         same object)."""
-        resolved = device if isinstance(device, Device) else devices.resolve(device)
         if precision not in config.PRECISIONS:
             raise UsageError(f"--precision {precision!r} is unknown; use fp32 or int8")
-        if precision == "int8" and resolved.kind != "cpu":
-            raise UsageError(
-                f"--precision int8 runs on the CPU only, not on {resolved.name}; on a GPU fp16 is "
-                "used already (drop --precision, or add --device cpu)"
-            )
+        if isinstance(device, Device):
+            resolved = device
+            devices.for_precision(device.kind, precision)  # int8 on a GPU: refused
+        else:
+            resolved = devices.resolve(devices.for_precision(device, precision))
         key = (identity.key(), resolved.names, precision)
         if key not in _LOADED:
             tower = None

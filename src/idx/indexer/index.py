@@ -15,6 +15,7 @@ import numpy as np
 
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
+from idx.indexer import devices
 from idx.indexer import precision as precisions
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
@@ -58,8 +59,9 @@ class Index:
     ):
         self.dir = config.index_dir(path)
         # Where and how the model runs (flag > IDX_DEVICE / IDX_PRECISION > auto, fp32).
-        self.device = config.device(device)
         self.precision = config.precision(precision)
+        # int8 is CPU only: auto means the CPU then, a GPU named with it is refused here and now
+        self.device = devices.for_precision(config.device(device), self.precision)
         self.read_only = read_only
         # A new index that ends up holding nothing is removed again (see add): no half-made index.
         self._new_dir = not self.dir.exists()
