@@ -193,8 +193,7 @@ class Ingest:
             if self.source == config.FILES_SOURCE:
                 for root, rules in self.rules.items():
                     self.files.set_rules(root, rules)
-            for skip in walk_skips:
-                self.files.apply(SkipFile(skip, self._root_of(skip.path)))
+            self.files.apply([SkipFile(skip, self._root_of(skip.path)) for skip in walk_skips])
             walked_skips = {s.path for s in walk_skips}
             self.files.forget_skips(
                 p for p in prev_skips if p not in seen and p not in walked_skips
@@ -337,10 +336,8 @@ class Ingest:
             if batch:
                 self.catalog.images.insert_embeddings([p.sha256 for p in batch], vectors)
                 self.report.embedded += len(batch)
+            self.changed_ids.extend(self.files.apply(planned + ops))
             for op in planned + ops:
-                changed = self.files.apply(op)
-                if changed is not None:
-                    self.changed_ids.append(changed)
                 self.report.count(op)
             self.catalog.bump_generation()
         self.catalog.commit_point()

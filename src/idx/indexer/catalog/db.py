@@ -268,33 +268,49 @@ class Database:
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         return self.con.sql(sql, params=params or None).to_arrow_table()
 
-    def insert_rows(self, table: str, columns: dict[str, Any], *, on_conflict: str = "") -> None:
+    def insert_rows(
+        self,
+        table: str,
+        columns: dict[str, Any] | pa.Table,
+        *,
+        on_conflict: str = "",
+        returning: str = "",
+    ) -> list[tuple]:
         """The one bulk insert: columns (arrays, lists or Arrow arrays; a 2-D array becomes a
-        FLOAT[] column, one row per row) through Arrow.
+        FLOAT[] column, one row per row) through Arrow, in their order; the `returning` columns
+        of the rows written (e.g. "id, path"), else [].
 
         `on_conflict` is appended as is (e.g. "ON CONFLICT DO NOTHING"). Call inside a transaction
         when the insert belongs with other writes.
         """
-        name = f"_idx_new_{table}"
-        if not isinstance(columns, pa.Table):
-            columns = pa.table(
-                {
-                    c: list_column(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
-                    for c, v in columns.items()
-                }
+        data = _arrow(columns)
+        with _Registered(self.con, f"_idx_new_{table}", data) as name:
+            names = ", ".join(data.column_names)
+            sql = f"INSERT INTO {table} ({names}) SELECT * FROM {name} {on_conflict}"
+            if returning:
+                return self.con.execute(f"{sql} RETURNING {returning}").fetchall()
+            self.con.execute(sql)
+            return []
+
+    def update_rows(self, table: str, key: str, columns: dict[str, Any], *, also: str = "") -> None:
+        """The one bulk update: for each row of `columns`, set its other columns on the row of
+        `table` whose `key` equals its `key` value; `also` adds assignments (e.g.
+        "updated_at = current_timestamp")."""
+        with _Registered(self.con, f"_idx_set_{table}", _arrow(columns)) as name:
+            sets = [f"{c} = n.{c}" for c in columns if c != key] + ([also] if also else [])
+            self.con.execute(
+                f"UPDATE {table} SET {', '.join(sets)} FROM {name} n WHERE {table}.{key} = n.{key}"
             )
-        self.con.register(name, columns)
-        try:
-            names = ", ".join(columns.column_names)
-            self.con.execute(f"INSERT INTO {table} ({names}) SELECT * FROM {name} {on_conflict}")
-        finally:
-            self.con.unregister(name)
 
     def with_ids(self, name: str, ids: Sequence[int]) -> Any:
         """Register `ids` as a one-column (id) view for the duration of a `with` block."""
         return _Registered(
             self.con, name, pa.table({"id": pa.array(list(map(int, ids)), pa.int64())})
         )
+
+    def with_paths(self, name: str, paths: Sequence[str]) -> Any:
+        """Register `paths` as a one-column (path) view for the duration of a `with` block."""
+        return _Registered(self.con, name, pa.table({"path": pa.array(list(paths), pa.string())}))
 
     def user_query(self, sql: str) -> tuple[list[str], list[tuple]]:
         """The user's own statement (`idx sql`): (column names, rows); DuckDB's errors and a
@@ -366,6 +382,17 @@ def list_column(matrix: np.ndarray) -> pa.ListArray:
     n, d = matrix.shape if matrix.ndim == 2 else (0, 0)
     offsets = pa.array(np.arange(0, n * d + 1, d or 1, dtype=np.int32)[: n + 1])
     return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
+
+
+def _arrow(columns: dict[str, Any] | pa.Table) -> pa.Table:
+    if isinstance(columns, pa.Table):
+        return columns
+    return pa.table(
+        {
+            c: list_column(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
+            for c, v in columns.items()
+        }
+    )
 
 
 def arrow_to_matrix(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:

@@ -62,8 +62,12 @@ class Files:
         return out
 
     def forget_skips(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            self.db.rows("DELETE FROM skipped WHERE path = ?", [path])
+        self._forget_skips(list(paths))
+
+    def _forget_skips(self, paths: list[str]) -> None:
+        if paths:
+            with self.db.with_paths("_idx_unskip", paths) as view:
+                self.db.rows(f"DELETE FROM skipped WHERE path IN (SELECT path FROM {view})")
 
     def rules(self, root: str) -> Rules | None:
         """The rules stored with a folder given to `add`, None for a folder never given."""
@@ -85,59 +89,83 @@ class Files:
         rows = self.db.rows("SELECT path, include_hidden, excludes FROM folders ORDER BY path")
         return {path: Rules(bool(h), tuple(json.loads(e))) for path, h, e in rows}
 
-    def apply(self, op: Operation) -> int | None:
-        """Write one operation; the image id it created or changed the content of, else None."""
-        if isinstance(op, SkipFile):
-            s = op.skip
-            self.db.rows(
-                "INSERT OR REPLACE INTO skipped (path, root, reason, bytes, mtime_ns, ctime_ns, "
-                "etag) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [s.path, op.root, s.reason, s.bytes, s.mtime_ns, s.ctime_ns, s.etag],
+    def apply(self, ops: Sequence[Operation]) -> list[int]:
+        """Write planned operations, a few statements for the lot whatever their number (one per
+        kind; DuckDB spends about a millisecond a statement); the ids of the images they created
+        or gave new content, in the order of `ops`."""
+        of = _by_kind(ops)
+        if of[SkipFile]:
+            skips = [(op.skip, op.root) for op in of[SkipFile]]
+            self.db.insert_rows(
+                "skipped",
+                _columns(
+                    ("path", "root", "reason", "bytes", "mtime_ns", "ctime_ns", "etag"),
+                    [(s.path, root, s.reason, s.bytes, s.mtime_ns, s.ctime_ns, s.etag)
+                     for s, root in skips],
+                ),
+                on_conflict="ON CONFLICT (path) DO UPDATE SET root = excluded.root, reason = "
+                "excluded.reason, bytes = excluded.bytes, mtime_ns = excluded.mtime_ns, "
+                "ctime_ns = excluded.ctime_ns, etag = excluded.etag",
+            )  # fmt: skip
+        stat = ("bytes", "mtime_ns", "etag")
+        if of[Touch]:
+            self.db.update_rows(
+                "images",
+                "id",
+                _columns(("id", *stat), [(op.row.id, *_stat(op)) for op in of[Touch]]),
             )
-            return None
-        p, e = op.file, op.file.entry
-        changed: int | None = None
-        if isinstance(op, Touch):
-            self.db.rows(
-                "UPDATE images SET bytes = ?, mtime_ns = ?, etag = ? WHERE id = ?",
-                [e.bytes, e.mtime_ns, e.etag, op.row.id],
-            )
-        elif isinstance(op, Move):
-            self.db.rows(
-                "UPDATE images SET path = ?, root = ?, bytes = ?, mtime_ns = ?, etag = ?, "
-                "updated_at = current_timestamp WHERE id = ?",
-                [e.path, op.root, e.bytes, e.mtime_ns, e.etag, op.row.id],
-            )
-        elif isinstance(op, Update):
-            self.db.rows(
-                "UPDATE images SET sha256 = ?, bytes = ?, mtime_ns = ?, etag = ?, width = ?, "
-                "height = ?, format = ?, updated_at = current_timestamp WHERE id = ?",
-                [p.sha256, e.bytes, e.mtime_ns, e.etag, p.width, p.height, p.format, op.row.id],
-            )
-            changed = op.row.id
-        elif isinstance(op, Add):
-            changed = int(
-                self.db.value(
-                    "INSERT INTO images (path, root, sha256, bytes, mtime_ns, etag, width, "
-                    "height, format, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    [
-                        e.path,
-                        op.root,
-                        p.sha256,
-                        e.bytes,
-                        e.mtime_ns,
-                        e.etag,
-                        p.width,
-                        p.height,
-                        p.format,
-                        op.source,
-                    ],
-                )
-            )
-        self.db.rows("DELETE FROM skipped WHERE path = ?", [e.path])
-        return changed
+        if of[Move]:
+            rows = [(op.row.id, op.file.entry.path, op.root, *_stat(op)) for op in of[Move]]
+            self.db.update_rows(
+                "images", "id", _columns(("id", "path", "root", *stat), rows),
+                also="updated_at = current_timestamp",
+            )  # fmt: skip
+        if of[Update]:
+            rows = [(op.row.id, op.file.sha256, *_stat(op), *_shape(op)) for op in of[Update]]
+            self.db.update_rows(
+                "images", "id", _columns(("id", "sha256", *stat, *_SHAPE), rows),
+                also="updated_at = current_timestamp",
+            )  # fmt: skip
+        added: dict[str, int] = {}
+        if of[Add]:
+            rows = [
+                (op.file.entry.path, op.root, op.file.sha256, *_stat(op), *_shape(op), op.source)
+                for op in of[Add]
+            ]
+            names = ("path", "root", "sha256", *stat, *_SHAPE, "source")
+            added = dict(self.db.insert_rows("images", _columns(names, rows), returning="path, id"))
+        self._forget_skips([op.file.entry.path for op in ops if not isinstance(op, SkipFile)])
+        return [
+            added[op.file.entry.path] if isinstance(op, Add) else op.row.id
+            for op in ops
+            if isinstance(op, Add | Update)
+        ]
 
 
 def _prefix(root: str) -> str:
     sep = "/" if "://" in root else os.sep  # object storage keys are '/'-separated
     return root.rstrip(sep) + sep
+
+
+_SHAPE = ("width", "height", "format")
+
+
+def _stat(op: Touch | Move | Update | Add) -> tuple:
+    e = op.file.entry
+    return e.bytes, e.mtime_ns, e.etag
+
+
+def _shape(op: Update | Add) -> tuple:
+    return op.file.width, op.file.height, op.file.format
+
+
+def _by_kind(ops: Sequence[Operation]) -> dict[type, list]:
+    out: dict[type, list] = {kind: [] for kind in (Add, Update, Touch, Move, SkipFile)}
+    for op in ops:
+        out[type(op)].append(op)
+    return out
+
+
+def _columns(names: Sequence[str], rows: Sequence[tuple]) -> dict[str, list]:
+    """Rows as named columns (the bulk writers' input)."""
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
