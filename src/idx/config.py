@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from idx.errors import UsageError
+
 #: The model used when neither a flag, IDX_MODEL nor the index says otherwise.
 DEFAULT_MODEL = "ViT-B-32"
 #: open_clip pretrained tag for DEFAULT_MODEL (OpenAI's released CLIP weights).
@@ -75,6 +77,16 @@ def workers(flag: int | None = None, device: str = "cpu") -> int:
     cores = os.cpu_count() or 2
     default = min(4, cores + 1) if device == "cpu" else cores
     return int(flag or env("WORKERS") or default)
+
+
+def decode_processes(device_kind: str) -> bool:
+    """Whether `add` decodes in processes rather than threads: IDX_DECODE=processes|threads,
+    else processes on a GPU (threads, sharing one interpreter, decode at a fraction of what it
+    embeds; bench/README.md, "GPU") and threads on the CPU, where the model is the slow part."""
+    chosen = (env("DECODE") or "").strip().lower()
+    if chosen not in ("", "processes", "threads"):
+        raise UsageError(f"IDX_DECODE={chosen!r} is unknown; use processes or threads")
+    return chosen == "processes" or (not chosen and device_kind == "cuda")
 
 
 def device(flag: str | None = None) -> str:

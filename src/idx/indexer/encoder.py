@@ -158,7 +158,11 @@ class Encoder:
                 _LOADED[key] = cls._from_tower(identity, resolved, tower)
             else:
                 _LOADED[key] = cls._create(identity, resolved, precision)
-        return _LOADED[key]
+        loaded = _LOADED[key]
+        if loaded.device != resolved:  # the same model asked for another way ("auto", "cpu")
+            loaded = copy.copy(loaded)  # shares the model; says how this caller chose
+            loaded.device = resolved
+        return loaded
 
     @classmethod
     def _from_tower(cls, identity: ModelIdentity, device: Device, tower: Any) -> Encoder:
@@ -253,7 +257,10 @@ class Encoder:
 
     def encode_images(self, batch: Any) -> np.ndarray:
         """Encode a preprocessed image batch (N, 3, H, W; a tensor or an array) to unit
-        vectors."""
+        vectors. A uint8 batch (N, H, W, 3) of crops (`pixel_steps().crop_u8`) is normalised
+        here first: on the GPU itself when the model runs there."""
+        if _is_crops(batch) and (self.image_tower is not None or self.int8 is not None):
+            batch = self._normalize(np.asarray(batch))
         if self.image_tower is not None:
             return self.image_tower.encode(batch)
         if self.int8 is not None:
@@ -262,7 +269,7 @@ class Encoder:
             return self._encode_on(self.model, batch)
         import torch
 
-        chunks = torch.chunk(batch, len(self.replicas))
+        chunks = torch.chunk(torch.as_tensor(batch), len(self.replicas))
         with ThreadPoolExecutor(len(chunks)) as pool:  # each GPU works while the others do
             parts = list(pool.map(self._encode_on, self.replicas, chunks))
         return np.concatenate(parts)
@@ -270,14 +277,39 @@ class Encoder:
     def _encode_on(self, model: Any, batch: Any) -> np.ndarray:
         import torch
 
+        batch = torch.as_tensor(batch)  # an array too, as the docstring promises
         with torch.inference_mode(), self._autocast(model):
             if self.device.kind == "cuda":
                 batch = batch.pin_memory().to(_device_of(model), non_blocking=True)
             elif self.device.kind != "cpu":
                 batch = batch.to(_device_of(model))
+            if _is_crops(batch):
+                batch = self._normalize(batch)
             feats = model.encode_image(batch)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return feats.cpu().numpy().astype(np.float32, copy=False)
+
+    def pixel_steps(self) -> image_tower.Preprocess | None:
+        """This model's preprocessing as data (crop, then normalise), None when it is not
+        open_clip's usual one (then only `preprocess` applies)."""
+        if isinstance(self.preprocess, image_tower.Preprocess):
+            return self.preprocess
+        steps = image_tower.Preprocess.of(self.preprocess)
+        return None if isinstance(steps, str) else steps
+
+    def _normalize(self, crops: Any) -> Any:
+        """uint8 crops (N, H, W, 3) to the model's float32 input (N, 3, H, W), in numpy or, for
+        a tensor, with torch where the tensor is."""
+        steps = self.pixel_steps()
+        if steps is None:
+            raise ValueError("uint8 crops given to a model whose preprocessing is not reproduced")
+        if isinstance(crops, np.ndarray):
+            return steps.normalize(crops)
+        import torch
+
+        mean = torch.tensor(steps.mean, device=crops.device).view(1, 3, 1, 1)
+        std = torch.tensor(steps.std, device=crops.device).view(1, 3, 1, 1)
+        return (crops.permute(0, 3, 1, 2).float() / 255 - mean) / std
 
     def _autocast(self, model: Any) -> Any:
         import torch
@@ -295,7 +327,9 @@ class Encoder:
         if self.int8 is None:
             return 1.0
         reference = self._encode_on(self.model, batch)
-        return float(np.mean(np.sum(reference * self.int8(batch.numpy()), axis=1)))
+        pixels = np.asarray(batch)
+        pixels = self._normalize(pixels) if _is_crops(pixels) else pixels
+        return float(np.mean(np.sum(reference * self.int8(pixels), axis=1)))
 
     def resize_for_model(self, image: Any) -> Any:
         """The preprocessing's resize step alone (PIL in, PIL out): the picture at the size the
@@ -417,3 +451,8 @@ def save_random_checkpoint(model_config: Path, out: Path, seed: int = 0) -> Path
     save_file(state, str(tmp), metadata={UNTRAINED_KEY: "true"})
     os.replace(tmp, out)
     return out
+
+
+def _is_crops(batch: Any) -> bool:
+    """Whether a batch holds uint8 crops (N, H, W, 3) rather than the model's float input."""
+    return len(batch.shape) == 4 and batch.shape[-1] == 3 and str(batch.dtype).endswith("uint8")

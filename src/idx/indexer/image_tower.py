@@ -46,13 +46,22 @@ class Preprocess:
     std: tuple[float, float, float]
 
     def __call__(self, image: Image.Image) -> np.ndarray:
+        return self.normalize(self.crop_u8(image)[None])[0]
+
+    def crop_u8(self, image: Image.Image) -> np.ndarray:
+        """The steps before normalising: resize, centre crop, RGB; uint8 (H, W, 3), a quarter of
+        the bytes of the model's input (what decode processes send, and what a GPU takes)."""
         image = _center_crop(self.resized(image), self.crop)
         if image.mode != "RGB":
             image = image.convert("RGB")
-        pixels = np.array(image, np.uint8).astype(np.float32) / np.float32(255)
+        return np.array(image, np.uint8)
+
+    def normalize(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, H, W, 3) to the model's float32 input (N, 3, H, W)."""
+        pixels = crops.astype(np.float32) / np.float32(255)
         mean = np.asarray(self.mean, np.float32)[:, None, None]
         std = np.asarray(self.std, np.float32)[:, None, None]
-        return np.ascontiguousarray((pixels.transpose(2, 0, 1) - mean) / std)
+        return np.ascontiguousarray((pixels.transpose(0, 3, 1, 2) - mean) / std)
 
     def resized(self, image: Image.Image) -> Image.Image:
         """The resize step alone (torchvision's Resize on a PIL image)."""

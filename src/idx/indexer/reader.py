@@ -46,6 +46,14 @@ class Preprocessing:
     def of(cls, encoder: Any) -> Preprocessing:
         return cls(encoder.image_size, encoder.preprocess)
 
+    @classmethod
+    def crops(cls, encoder: Any) -> Preprocessing | None:
+        """Preprocessing that stops before normalising: uint8 (H, W, 3) crops, a quarter of the
+        bytes to send from a decode process and to a GPU, which normalises them
+        (Encoder.encode_images). None when the model's preprocessing is not reproduced."""
+        steps = encoder.pixel_steps()
+        return None if steps is None else cls(encoder.image_size, steps.crop_u8)
+
 
 def prepare(
     entry: scan.FileEntry,

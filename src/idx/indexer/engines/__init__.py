@@ -103,6 +103,13 @@ def create(
             check=check,
             address=ray_address,
         )
+    from idx.indexer import devices
     from idx.indexer.engines.local import LocalEngine
 
-    return LocalEngine(encoder_factory, batch_size=batch_size, workers=workers, check=check)
+    return LocalEngine(
+        encoder_factory,
+        batch_size=batch_size,
+        workers=workers,
+        check=check,
+        processes=config.decode_processes(devices.kind(device)),
+    )

@@ -1,0 +1,87 @@
+"""Decoding in processes (issue 12, "decoding that keeps the GPU fed"): with IDX_DECODE=processes
+(the default on a GPU) `add` stores the rows, vectors and skip reasons threads store; the uint8
+crops those processes send, normalised by the encoder (numpy, or torch where the model runs),
+equal the float preprocessing; an unknown IDX_DECODE is a usage error."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from idx.cli.main import cli
+from idx.indexer.encoder import Encoder
+from idx.indexer.engines.local import LocalEngine
+from idx.indexer.identity import ModelSpec, identify
+from idx.indexer.index import Index
+
+
+def _stored(index_dir: Path, root: Path) -> tuple[dict[str, np.ndarray], list[tuple]]:
+    with Index(index_dir, read_only=True) as index:
+        ids, vectors = index.embeddings()
+        paths = index.catalog.images.paths_for(ids)
+        skipped = index.catalog.con.execute("SELECT path, reason FROM skipped").fetchall()
+    by_path = {str(Path(paths[int(i)]).relative_to(root)): v for i, v in zip(ids, vectors)}
+    return by_path, [(str(Path(p).relative_to(root)), r) for p, r in skipped]
+
+
+@pytest.mark.parametrize("onnx", ["1", "0"], ids=["onnx-tower", "torch"])
+def test_processes_store_what_threads_store(images, tiny_model, tmp_path, monkeypatch, onnx):
+    (images / "bad.jpg").write_bytes(b"not a picture at all")
+    Image.new("RGB", (5, 3000), "red").save(images / "tall.png")  # an extreme shape
+    monkeypatch.setenv("IDX_ONNX", onnx)
+    pools: list[type] = []
+    workers = LocalEngine._workers
+
+    def spy(self, known):  # the real pool, recorded: which kind ran
+        pool, task = workers(self, known)
+        pools.append(type(pool))
+        return pool, task
+
+    monkeypatch.setattr(LocalEngine, "_workers", spy)
+    stored = {}
+    for mode in ("threads", "processes"):
+        monkeypatch.setenv("IDX_DECODE", mode)
+        with Index(tmp_path / mode, **tiny_model, device="cpu") as index:
+            report = index.add([images], workers=2)
+        assert (report.added, report.embedded, report.skipped) == (49, 49, 1)
+        stored[mode] = _stored(tmp_path / mode, images)
+    assert pools == [ThreadPoolExecutor, ProcessPoolExecutor]
+    (threads, skips_t), (procs, skips_p) = stored["threads"], stored["processes"]
+    assert skips_p == skips_t and skips_p[0][0] == "bad.jpg"
+    assert procs.keys() == threads.keys() and len(procs) == 49
+    cosines = [float(procs[k] @ threads[k]) for k in procs]
+    assert min(cosines) >= 0.99999
+
+
+def test_uint8_crops_normalised_by_the_encoder_equal_the_float_preprocessing(tiny_model):
+    ident = identify(ModelSpec(tiny_model["model"], checkpoint=tiny_model["checkpoint"]))
+    encoder = Encoder.load(ident, "cpu").torch_model()
+    steps = encoder.pixel_steps()
+    rng = np.random.default_rng(3)
+    pictures = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(mode)
+        for w, h, mode in ((300, 200, "RGB"), (64, 640, "L"), (224, 224, "RGBA"))
+    ]
+    floats = torch.stack([encoder.preprocess(p) for p in pictures])
+    crops = np.stack([steps.crop_u8(p) for p in pictures])
+    assert crops.dtype == np.uint8 and crops.shape[1:] == (*steps.crop, 3)
+    assert np.abs(steps.normalize(crops) - floats.numpy()).max() <= 1e-5
+    expected = encoder.encode_images(floats)
+    for batch in (torch.from_numpy(crops), crops):  # torch normalises a tensor, numpy an array
+        got = encoder.encode_images(batch)
+        assert np.sum(got * expected, axis=1).min() >= 0.99999
+
+
+def test_an_unknown_decode_setting_is_a_usage_error(images, tiny_args, tmp_path, monkeypatch):
+    monkeypatch.setenv("IDX_DECODE", "gpu")
+    result = CliRunner().invoke(
+        cli, ["--index", str(tmp_path / "i"), "add", str(images), *tiny_args]
+    )
+    assert result.exit_code == 2
+    assert "IDX_DECODE='gpu' is unknown; use processes or threads" in result.stderr
