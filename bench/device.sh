@@ -36,6 +36,6 @@ else
 fi
 export IDX_BENCH_OUT=${IDX_BENCH_OUT:-/tmp/idx-bench-device}
 tests=0
-"$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py || tests=$?
+"$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_decode_processes.py || tests=$?
 "$PY" bench/device.py "$@"
 exit "$tests"  # the table is printed either way; a failed GPU test still fails the script
