@@ -96,7 +96,8 @@ def main() -> None:
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         all_pixels = torch.stack(list(pool.map(pixels_of, paths)))
     sample = all_pixels[:256]
-    cos = np.sum(cpu.encode_images(sample) * gpu.encode_images(sample), axis=1)
+    reference = cpu.encode_images(sample)
+    cos = np.sum(reference * gpu.encode_images(sample), axis=1)
     rows.append(
         (
             f"cosine GPU vs CPU, {len(sample)} images",
@@ -142,11 +143,15 @@ def main() -> None:
                     start = time.perf_counter()
                     index.add([folder], batch_size=batch, workers=workers)
                     e2e = len(paths) / (time.perf_counter() - start)
+                    ids, vectors = index.embeddings()
+                    names = index.catalog.images.paths_for(ids)
+                stored = {Path(names[int(i)]).name: v for i, v in zip(ids, vectors)}
+                agree = min(float(stored[p.name] @ reference[k]) for k, p in enumerate(paths[:256]))
                 rows.append(
                     (
                         f"batch {batch}, {workers} decode {decode}",
                         f"model only {model_only:.0f}/s, add {e2e:.0f}/s, "
-                        f"ratio {e2e / model_only:.2f}",
+                        f"ratio {e2e / model_only:.2f}; stored vs CPU: min cosine {agree:.5f}",
                     )
                 )
     width = max(len(r[0]) for r in rows)

@@ -3,6 +3,7 @@
 #
 #   bash bench/device.sh                         # from the repository root, on the GPU machine
 #   IDX_WHEELS=DIR bash bench/device.sh          # offline: missing packages from wheels in DIR
+#   IDX_DEVICE_TESTS=0 bash bench/device.sh      # the table only, without the GPU tests
 #
 # Builds what it needs, then runs the GPU tests (tests/test_devices.py) and bench/device.py:
 #   - a Python that already has a CUDA build of torch (python3, or $PYTHON) keeps it: idx is
@@ -36,6 +37,6 @@ else
 fi
 export IDX_BENCH_OUT=${IDX_BENCH_OUT:-/tmp/idx-bench-device}
 tests=0
-"$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_decode_processes.py || tests=$?
+[ "${IDX_DEVICE_TESTS:-1}" = 0 ] || "$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_decode_processes.py || tests=$?
 "$PY" bench/device.py "$@"
 exit "$tests"  # the table is printed either way; a failed GPU test still fails the script

@@ -133,14 +133,18 @@ def test_gpu_vectors_agree_with_cpu_vectors(images, tiny_model):
 
 
 @gpu
-def test_cli_add_and_search_on_the_gpu_match_the_cpu(images, tiny_args, tmp_path):
+@pytest.mark.parametrize("decode", ["processes", "threads"])  # processes: the GPU's default
+def test_cli_add_and_search_on_the_gpu_match_the_cpu(
+    images, tiny_args, tmp_path, monkeypatch, decode
+):
     on_gpu, on_cpu = tmp_path / "gpu", tmp_path / "cpu"
+    assert run("--index", on_cpu, "add", images, *tiny_args, "--device", "cpu").exit_code == 0
+    monkeypatch.setenv("IDX_DECODE", decode)
     result = run("--index", on_gpu, "add", images, *tiny_args, "-q", "--json")
     assert result.exit_code == 0, result.stderr
     assert (
         json.loads(result.stdout)["device"].startswith("cuda") and "device: cuda" in result.stderr
     )
-    assert run("--index", on_cpu, "add", images, *tiny_args, "--device", "cpu").exit_code == 0
     with Index(on_gpu, read_only=True) as a, Index(on_cpu, read_only=True) as b:
         (ids_a, va), (ids_b, vb) = a.embeddings(), b.embeddings()
         paths_a, paths_b = a.catalog.images.paths_for(ids_a), b.catalog.images.paths_for(ids_b)

@@ -1,28 +1,21 @@
-"""The local engine: files read, hashed and decoded in worker threads (or processes) ahead of the
-model, in input order with a bounded look-ahead (memory stays flat however many files there are),
-and embedded in batches here while the workers read on.
-
-Threads share one interpreter: on a GPU, which embeds ViT-B-32 at over 10,000 images/s, they
-decode at a fraction of that. With `processes`, the workers are processes that send back uint8
-crops (indexer.reader.Preprocessing.crops, a quarter of the float bytes), normalised on the GPU
-(bench/README.md, "GPU"). On Linux they are forked, as PyTorch's DataLoader forks its workers: a
-fresh interpreter (forkserver, spawn) would run the caller's script again in each of them unless
-it is guarded by `if __name__ == "__main__"`. A forked worker touches nothing of the parent's but
-Pillow and numpy: not CUDA, FAISS's OpenMP or the catalog."""
+"""The local engine: files read, hashed and decoded in worker threads (or, on a GPU, processes:
+engines.processes) ahead of the model, in input order with a bounded look-ahead (memory stays flat
+however many files there are), and embedded in batches here while the workers read on. For a
+model on a GPU the workers stop at uint8 crops, which the GPU normalises (a quarter of the bytes
+to copy, and less work under the GIL)."""
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 from idx.indexer import scan
 from idx.indexer.engines import embed_rows
+from idx.indexer.engines.processes import DecodeProcesses
 from idx.indexer.reader import Prepared, Preprocessing, prepare
 
 
@@ -46,6 +39,7 @@ class LocalEngine:
         self.encoder: Any = None
         self.identity: Any = None
         self._encoder_lock = threading.Lock()
+        self._steps: Preprocessing | None = None
 
     def get_encoder(self) -> Any:
         # Loaded by the first worker that meets new content: a run of moves never loads torch.
@@ -56,7 +50,11 @@ class LocalEngine:
         return self.encoder
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing.of(self.get_encoder())
+        if self._steps is None:
+            encoder = self.get_encoder()
+            crops = Preprocessing.crops(encoder) if encoder.device.kind != "cpu" else None
+            self._steps = crops or Preprocessing.of(encoder)
+        return self._steps
 
     def stream(
         self, todo: list[scan.FileEntry], known: frozenset[str]
@@ -87,50 +85,48 @@ class LocalEngine:
         if not todo:
             return
         lookahead = 2 * self.batch_size
-        pool, task = self._workers(known)
-        with pool:
+        with self._workers(known, lookahead) as workers:
             pending: deque[Future] = deque()
             it = iter(todo)
             for entry in it:
-                pending.append(pool.submit(task, entry))
+                pending.append(workers.submit(entry))
                 if len(pending) >= lookahead:
                     break
             while pending:
-                result = pending.popleft().result()
+                result = workers.result(pending.popleft())
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append(pool.submit(task, nxt))
+                    pending.append(workers.submit(nxt))
                 yield result
 
-    def _workers(self, known: frozenset[str]) -> tuple[Executor, Callable[..., Any]]:
-        """The pool that reads the files, and its task (entry -> Prepared | Skip)."""
+    def _workers(self, known: frozenset[str], in_flight: int) -> Any:
+        """Who reads the files: `submit(entry)` and `result(future)`, in order."""
         if self.processes:
-            # The model's preprocessing is needed up front here (a process cannot ask for it
-            # later): processes are for GPUs, where new content is what a run is for.
-            steps = Preprocessing.crops(self.get_encoder())
-            if steps is not None:
-                pool = ProcessPoolExecutor(
-                    self.workers,
-                    mp_context=multiprocessing.get_context(_START),
-                    initializer=_start_worker,
-                    initargs=(known, steps),
-                )
-                return pool, _prepare_in_worker
-        threads = ThreadPoolExecutor(self.workers, thread_name_prefix="idx-decode")
-        return threads, partial(prepare, known=known, preprocessing=self.preprocessing)
+            # The preprocessing is needed up front here (a process cannot ask for it later):
+            # processes are for GPUs, where new content is what a run is for.
+            encoder = self.get_encoder()
+            steps = Preprocessing.crops(encoder)
+            pixel_steps = encoder.pixel_steps()
+            if steps is not None and pixel_steps is not None:
+                return DecodeProcesses(self.workers, known, steps, pixel_steps.crop, in_flight)
+        return _Threads(self.workers, known, self.preprocessing)
 
 
-_START = "fork" if sys.platform.startswith("linux") else "spawn"
-#: A decode process's share of the run: the content hashes known before it, the preprocessing.
-_WORKER: tuple[frozenset[str], Preprocessing] | None = None
+class _Threads:
+    """Decode threads of this process, with DecodeProcesses' interface."""
 
+    def __init__(self, workers: int, known: frozenset[str], steps: Callable[[], Preprocessing]):
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="idx-decode")
+        self._task = partial(prepare, known=known, preprocessing=steps)
 
-def _start_worker(known: frozenset[str], steps: Preprocessing) -> None:
-    global _WORKER
-    _WORKER = (known, steps)
+    def submit(self, entry: scan.FileEntry) -> Future:
+        return self._pool.submit(self._task, entry)
 
+    def result(self, future: Future) -> Prepared | scan.Skip:
+        return future.result()
 
-def _prepare_in_worker(entry: scan.FileEntry) -> Prepared | scan.Skip:
-    assert _WORKER is not None, "a decode process runs only after _start_worker"
-    known, steps = _WORKER
-    return prepare(entry, known, lambda: steps)
+    def __enter__(self) -> _Threads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
