@@ -243,6 +243,7 @@ class Ingest:
         for row in vanished.values():
             vanished_by_sha.setdefault(row.sha256, []).append(row)
         batch: list[Prepared] = []  # new content, embedded at the commit
+        in_batch: set[str] = set()  # its content hashes
         waiting: list[Prepared] = []  # files whose content equals something in `batch`
         ops: list[Operation] = []
         done = 0
@@ -260,13 +261,14 @@ class Ingest:
             elif result.sha256 in known:
                 old = existing.get(result.entry.path)
                 ops.append(self._plan_known(result, old, known, vanished_by_sha, vanished))
-            elif any(p.sha256 == result.sha256 for p in batch):
+            elif result.sha256 in in_batch:
                 waiting.append(result)
             else:
                 batch.append(result)
+                in_batch.add(result.sha256)
             if len(batch) >= self.batch_size or len(ops) >= 4 * self.batch_size:
                 self._commit(batch, waiting, ops, existing, known)
-                batch, waiting, ops = [], [], []
+                batch, waiting, ops, in_batch = [], [], [], set()
             self.progress(ProgressEvent("embed", done, total))
         self._commit(batch, waiting, ops, existing, known)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -84,23 +84,11 @@ class LocalEngine:
     ) -> Iterator[Prepared | scan.Skip]:
         if not todo:
             return
-        lookahead = 2 * self.batch_size
-        with self._workers(known, lookahead) as workers:
-            pending: deque[Future] = deque()
-            it = iter(todo)
-            for entry in it:
-                pending.append(workers.submit(entry))
-                if len(pending) >= lookahead:
-                    break
-            while pending:
-                result = workers.result(pending.popleft())
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(workers.submit(nxt))
-                yield result
+        with self._workers(known, 2 * self.batch_size) as workers:
+            yield from workers.map(todo)
 
     def _workers(self, known: frozenset[str], in_flight: int) -> Any:
-        """Who reads the files: `submit(entry)` and `result(future)`, in order."""
+        """Who reads the files: `map(entries)` gives their results in order."""
         if self.processes:
             # The preprocessing is needed up front here (a process cannot ask for it later):
             # processes are for GPUs, where new content is what a run is for.
@@ -109,21 +97,31 @@ class LocalEngine:
             pixel_steps = encoder.pixel_steps()
             if steps is not None and pixel_steps is not None:
                 return DecodeProcesses(self.workers, known, steps, pixel_steps.crop, in_flight)
-        return _Threads(self.workers, known, self.preprocessing)
+        return _Threads(self.workers, known, self.preprocessing, in_flight)
 
 
 class _Threads:
-    """Decode threads of this process, with DecodeProcesses' interface."""
+    """Decode threads of this process, one file a task, `lookahead` files ahead."""
 
-    def __init__(self, workers: int, known: frozenset[str], steps: Callable[[], Preprocessing]):
+    def __init__(
+        self,
+        workers: int,
+        known: frozenset[str],
+        steps: Callable[[], Preprocessing],
+        lookahead: int,
+    ):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="idx-decode")
         self._task = partial(prepare, known=known, preprocessing=steps)
+        self.lookahead = lookahead
 
-    def submit(self, entry: scan.FileEntry) -> Future:
-        return self._pool.submit(self._task, entry)
-
-    def result(self, future: Future) -> Prepared | scan.Skip:
-        return future.result()
+    def map(self, entries: Sequence[scan.FileEntry]) -> Iterator[Prepared | scan.Skip]:
+        pending: deque[Future] = deque()
+        for entry in entries:
+            if len(pending) >= self.lookahead:
+                yield pending.popleft().result()
+            pending.append(self._pool.submit(self._task, entry))
+        while pending:
+            yield pending.popleft().result()
 
     def __enter__(self) -> _Threads:
         return self

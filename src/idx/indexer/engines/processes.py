@@ -3,9 +3,10 @@ files, and write each crop into a ring of shared memory instead of sending it th
 
 Threads share one interpreter and decode a GPU's worth of images at a fraction of its speed;
 processes decode in parallel, but a pipe moved their 150 KB crops at about 140 MB/s on the H200
-machine (about 1,000 images/s: five reads a crop, each a system call). Here a result carries only
-its slot; the parent copies the crop out of the ring as it takes the result, in submission order,
-so a slot is free again before the task that reuses it is submitted (at most `slots` in flight).
+machine (five reads a crop, each a system call), and a task per file cost a pickled round trip
+each. Here a task takes CHUNK files, and its results carry only their slots in the ring; the
+parent copies the crops out as it takes a task's results, in submission order, before it submits
+the task that reuses those slots.
 
 On Linux the workers are forked, as PyTorch's DataLoader forks its workers: a fresh interpreter
 (forkserver, spawn) would run the caller's script again in each unless it is guarded by
@@ -19,6 +20,8 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,16 +41,20 @@ class InRing:
     slot: int
 
 
+#: Files per task: one pickled round trip per file cost more than decoding it at GPU speeds.
+CHUNK = 16
+
+
 class DecodeProcesses:
-    """`workers` processes running reader.prepare with crop `steps` for `(h, w)` crops; submit
-    entries and take results in the same order (`result`), at most `slots` in flight."""
+    """`workers` processes running reader.prepare with crop `steps` for `(h, w)` crops, CHUNK
+    files a task; `map` gives the results in input order with about `in_flight` files ahead."""
 
     def __init__(
         self, workers: int, known: frozenset[str], steps: Preprocessing, crop: tuple[int, int],
-        slots: int,
+        in_flight: int,
     ):  # fmt: skip
-        self.slots = slots
-        self._next = 0
+        self.chunks = max(2 * workers, -(-in_flight // CHUNK))  # tasks in flight
+        slots = self.chunks * CHUNK
         self._ring: np.ndarray | None = None
         shared = None
         if _FORK:
@@ -60,16 +67,25 @@ class DecodeProcesses:
             initargs=(known, steps, shared, crop, slots),
         )
 
-    def submit(self, entry: scan.FileEntry) -> Future:
-        slot = self._next % self.slots
-        self._next += 1
-        return self._pool.submit(_prepare, entry, slot)
+    def map(self, entries: Sequence[scan.FileEntry]) -> Iterator[Prepared | scan.Skip]:
+        pending: deque[Future] = deque()
+        starts = range(0, len(entries), CHUNK)
+        for n, start in enumerate(starts):
+            if len(pending) >= self.chunks:
+                yield from self._taken(pending.popleft())  # its slots are free again
+            first_slot = (n % self.chunks) * CHUNK
+            pending.append(
+                self._pool.submit(_prepare_chunk, entries[start : start + CHUNK], first_slot)
+            )
+        while pending:
+            yield from self._taken(pending.popleft())
 
-    def result(self, future: Future) -> Prepared | scan.Skip:
+    def _taken(self, future: Future) -> list[Prepared | scan.Skip]:
         found = future.result()
-        if isinstance(found, Prepared) and isinstance(found.tensor, InRing):
-            assert self._ring is not None
-            found.tensor = self._ring[found.tensor.slot].copy()  # the slot is free again
+        for result in found:
+            if isinstance(result, Prepared) and isinstance(result.tensor, InRing):
+                assert self._ring is not None
+                result.tensor = self._ring[result.tensor.slot].copy()
         return found
 
     def __enter__(self) -> DecodeProcesses:
@@ -93,11 +109,16 @@ def _start(
     _WORKER = (known, steps, ring)
 
 
-def _prepare(entry: scan.FileEntry, slot: int) -> Prepared | scan.Skip:
+def _prepare_chunk(
+    entries: Sequence[scan.FileEntry], first_slot: int
+) -> list[Prepared | scan.Skip]:
     assert _WORKER is not None, "a decode process runs only after _start"
     known, steps, ring = _WORKER
-    found = prepare(entry, known, lambda: steps)
-    if ring is not None and isinstance(found, Prepared) and found.tensor is not None:
-        ring[slot] = found.tensor
-        found.tensor = InRing(slot)
-    return found
+    out = []
+    for slot, entry in enumerate(entries, first_slot):
+        found = prepare(entry, known, lambda: steps)
+        if ring is not None and isinstance(found, Prepared) and found.tensor is not None:
+            ring[slot] = found.tensor
+            found.tensor = InRing(slot)
+        out.append(found)
+    return out
