@@ -5,6 +5,7 @@ equal the float preprocessing; an unknown IDX_DECODE is a usage error."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.cli.main import cli
+from idx.errors import IdxError
 from idx.indexer.encoder import Encoder
+from idx.indexer.engines import processes
 from idx.indexer.engines.local import LocalEngine
 from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
@@ -84,3 +87,29 @@ def test_an_unknown_decode_setting_is_a_usage_error(images, tiny_args, tmp_path,
     )
     assert result.exit_code == 2
     assert "IDX_DECODE='gpu' is unknown; use processes or threads" in result.stderr
+
+
+_REAL_CHUNK = processes._prepare_chunk
+
+
+def _chunk_that_dies(entries, first_slot):  # module level: the pool pickles it by name
+    if any(entry.path.endswith("sunsets_005.jpg") for entry in entries):
+        os._exit(1)  # as a decoder's crash would end the process
+    return _REAL_CHUNK(entries, first_slot)
+
+
+def test_a_dead_decode_process_is_a_clear_error_and_add_resumes(
+    images, tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("IDX_DECODE", "processes")
+    monkeypatch.setattr(processes, "_prepare_chunk", _chunk_that_dies)
+    with Index(tmp_path / "index", **tiny_model, device="cpu") as index:
+        with pytest.raises(IdxError, match="a decode process died reading one of 16 files"):
+            index.add([images], workers=2, batch_size=16)
+        kept = index.catalog.images.count()
+    assert 16 <= kept < 48  # the batches before the crash are stored
+    monkeypatch.setattr(processes, "_prepare_chunk", _REAL_CHUNK)
+    with Index(tmp_path / "index", **tiny_model, device="cpu") as index:
+        report = index.add([images], workers=2, batch_size=16)
+        assert (report.added, report.unchanged) == (48 - kept, kept)
+        assert index.catalog.images.count() == 48

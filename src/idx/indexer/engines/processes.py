@@ -23,11 +23,13 @@ import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from idx.errors import IdxError
 from idx.indexer import scan
 from idx.indexer.reader import Prepared, Preprocessing, prepare
 
@@ -68,20 +70,28 @@ class DecodeProcesses:
         )
 
     def map(self, entries: Sequence[scan.FileEntry]) -> Iterator[Prepared | scan.Skip]:
-        pending: deque[Future] = deque()
+        pending: deque[tuple[Future, Sequence[scan.FileEntry]]] = deque()
         starts = range(0, len(entries), CHUNK)
         for n, start in enumerate(starts):
             if len(pending) >= self.chunks:
                 yield from self._taken(pending.popleft())  # its slots are free again
             first_slot = (n % self.chunks) * CHUNK
-            pending.append(
-                self._pool.submit(_prepare_chunk, entries[start : start + CHUNK], first_slot)
-            )
+            chunk = entries[start : start + CHUNK]
+            pending.append((self._pool.submit(_prepare_chunk, chunk, first_slot), chunk))
         while pending:
             yield from self._taken(pending.popleft())
 
-    def _taken(self, future: Future) -> list[Prepared | scan.Skip]:
-        found = future.result()
+    def _taken(self, task: tuple[Future, Sequence[scan.FileEntry]]) -> list[Prepared | scan.Skip]:
+        future, chunk = task
+        try:
+            found = future.result()
+        except BrokenProcessPool:
+            raise IdxError(
+                f"a decode process died reading one of {len(chunk)} files from "
+                f"{chunk[0].path}: a file crashed its decoder, or memory ran out; what was "
+                "added so far is kept, and `idx add` again resumes (IDX_DECODE=threads reads "
+                "in this process instead)"
+            ) from None
         for result in found:
             if isinstance(result, Prepared) and isinstance(result.tensor, InRing):
                 assert self._ring is not None
