@@ -172,8 +172,9 @@ def batch_options(fn: Any) -> Any:
         "--workers",
         type=click.IntRange(min=1),
         default=None,
-        help="Threads that read, decode or perturb images while the model runs "
-        "(env IDX_WORKERS, default: cores + 1, max 4).",
+        help="Workers that read, decode or perturb images while the model runs (env "
+        "IDX_WORKERS; default: cores + 1, max 4, on a CPU; every core on a GPU, where `add` "
+        "decodes in processes: IDX_DECODE=processes|threads).",
     )(fn)
     return click.option(
         "--batch-size",
