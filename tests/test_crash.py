@@ -6,7 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from idx.indexer import synthetic
 from idx.indexer.index import Index
@@ -22,7 +25,9 @@ with Index(index_dir, model=model, checkpoint=checkpoint) as index:
 """
 
 
-def _spawn_add(index_dir: Path, images: Path, tiny_model: dict) -> subprocess.Popen:
+def _spawn_add(
+    index_dir: Path, images: Path, tiny_model: dict, decode: str = "threads"
+) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-c",
@@ -32,13 +37,28 @@ def _spawn_add(index_dir: Path, images: Path, tiny_model: dict) -> subprocess.Po
         tiny_model["model"],
         tiny_model["checkpoint"],
     ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "IDX_DECODE": decode}
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
 
 
-def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model):
+def _processes_naming(path: Path) -> list[int]:
+    """Live processes whose command line names `path` (a killed `add` and its forked workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if entry.name.isdigit() and str(path).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+# processes: a killed writer's forked decode workers must neither keep its lock nor live on
+@pytest.mark.parametrize("decode", ["threads", "processes"])
+def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model, decode):
     images = tmp_path / "images"
     synthetic.generate(images, per_category=12, size=64)
     total = sum(1 for p in images.rglob("*") if p.suffix in (".jpg", ".png"))
@@ -47,13 +67,17 @@ def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model):
     # Kill while files are being read and embedded: after the child has consumed this many of the
     # files left to do (so each kill lands mid-run, at a different batch boundary or inside one).
     for consumed in (1, 7, 20, 33):
-        proc = _spawn_add(index_dir, images, tiny_model)
+        proc = _spawn_add(index_dir, images, tiny_model, decode)
         for line in proc.stdout:
             phase, done = line.split()
             if phase == "embed" and int(done) >= consumed:
                 break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        deadline = time.monotonic() + 5
+        while _processes_naming(index_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _processes_naming(index_dir), "the killed add's workers lived on"
         with Index(index_dir) as index:  # reopening replays DuckDB's log; FAISS is repaired
             counts.append(index.catalog.images.count())
             dupes = index.catalog.con.execute(

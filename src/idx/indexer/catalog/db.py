@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -154,6 +155,7 @@ class Database:
         fh.write(str(os.getpid()))
         fh.flush()
         self._lock_fh = fh
+        _HELD_LOCKS.add(fh)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         # A writer may wait behind a reader for long (a reader holds the file for one query);
@@ -228,6 +230,7 @@ class Database:
         self.release()
         if self._lock_fh is not None:
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            _HELD_LOCKS.discard(self._lock_fh)
             self._lock_fh.close()
             self._lock_fh = None
 
@@ -326,6 +329,22 @@ class Database:
             raise UsageError(f"SQL error: {exc}") from None
         except duckdb.Error as exc:
             raise UsageError(f"SQL error: {exc}") from None
+
+
+#: The write locks this process holds (their open lock files).
+_HELD_LOCKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a decode worker): close the lock files inherited from the writer, so
+    that the lock ends with the writer and not with its last child. Closing a copy does not
+    unlock (flock's lock belongs to the open file, which the writer still has)."""
+    for fh in list(_HELD_LOCKS):
+        fh.close()
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def readers_waiting(index_dir: Path) -> bool:

@@ -17,8 +17,11 @@ catalog). Elsewhere they are spawned, and crops come back through the pipe.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import multiprocessing
+import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -66,7 +69,7 @@ class DecodeProcesses:
             workers,
             mp_context=multiprocessing.get_context("fork" if _FORK else "spawn"),
             initializer=_start,
-            initargs=(known, steps, shared, crop, slots),
+            initargs=(known, steps, shared, crop, slots, os.getpid()),
         )
 
     def map(self, entries: Sequence[scan.FileEntry]) -> Iterator[Prepared | scan.Skip]:
@@ -110,13 +113,32 @@ _WORKER: tuple[frozenset[str], Preprocessing, np.ndarray | None] | None = None
 
 
 def _start(
-    known: frozenset[str], steps: Preprocessing, shared: Any, crop: tuple[int, int], slots: int
+    known: frozenset[str],
+    steps: Preprocessing,
+    shared: Any,
+    crop: tuple[int, int],
+    slots: int,
+    parent: int,
 ) -> None:
     global _WORKER
+    _die_with(parent)
     ring = None
     if shared is not None:
         ring = np.frombuffer(shared, np.uint8).reshape(slots, crop[0], crop[1], 3)
     _WORKER = (known, steps, ring)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when `add`'s process ends, killed too (Linux): a forked worker holds what
+    it inherited, the index's write lock among them, and waits for work that will not come."""
+    if _FORK:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it ended before prctl took effect
+            os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _prepare_chunk(
