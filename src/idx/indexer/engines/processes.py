@@ -122,6 +122,7 @@ def _start(
 ) -> None:
     global _WORKER
     _die_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for `add`, which ends the workers
     ring = None
     if shared is not None:
         ring = np.frombuffer(shared, np.uint8).reshape(slots, crop[0], crop[1], 3)
