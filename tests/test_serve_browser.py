@@ -5,6 +5,7 @@ error, and no request leaves loopback."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import time
 from pathlib import Path
@@ -142,6 +143,29 @@ def test_filter_by_label_then_clear(page):
     assert set(labels) <= {"checkerboards"}
     page.click("#f-clear")
     until(page, "document.querySelectorAll('#results .card').length === 20")
+
+
+def test_a_slow_answer_does_not_land_over_a_newer_one(page):
+    page.fill("#query", "a bright sunset")
+    page.press("#query", "Enter")
+    until(page, "document.querySelectorAll('#results .card').length === 20")
+    held = []  # the label-filtered search is held back (its real answer comes when released)
+    page.route(re.compile(r".*/api/search\?.*label=checkerboards.*"), lambda r: held.append(r))
+    page.fill("#f-label", "checkerboards")
+    page.dispatch_event("#f-label", "change")
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert held, "the filtered search was never sent"
+    page.click("#f-clear")  # a newer search, answered at once
+    until(page, "document.querySelectorAll('#results .card').length === 20")
+    try:
+        held[0].continue_()  # the old answer now: the page cancelled that request already
+    except Exception:  # noqa: BLE001 - Playwright refuses to continue a cancelled request
+        pass
+    page.wait_for_timeout(500)
+    assert len(page.query_selector_all("#results .card")) == 20
+    assert page.text_content("#message") == ""
 
 
 def test_the_map_draws_every_point_and_opens_one(page, server):

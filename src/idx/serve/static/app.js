@@ -50,9 +50,17 @@ function showResults(hits, title, preview = null) {
   showMessage(hits.length ? "" : "No image passes the filters.");
 }
 
+let searching = null;  // the AbortController of the latest search
+
+// Run a search; a newer one cancels it, so that a slow answer cannot land over a newer one
+// (a filter changed, then cleared, while the first request was still out).
 async function run(task) {
+  if (searching) searching.abort();
+  const control = searching = new AbortController();
   showMessage("Searching…");
-  try { await task(); } catch (error) { showMessage(error.message, true); }
+  try { await task(control.signal); } catch (error) {
+    if (!control.signal.aborted) showMessage(error.message, true);
+  }
 }
 
 function searchText(text) {
@@ -60,7 +68,10 @@ function searchText(text) {
   const params = filterParams();
   params.set("text", text);
   params.set("k", $("k").value);
-  return run(async () => showResults(await api(`/api/search?${params}`), `Results for “${text}”`));
+  return run(async (signal) => {
+    const hits = await api(`/api/search?${params}`, {signal});
+    if (!signal.aborted) showResults(hits, `Results for “${text}”`);
+  });
 }
 
 function searchImage(file) {
@@ -70,9 +81,9 @@ function searchImage(file) {
   const form = new FormData();
   form.append("image", file, file.name || "image");
   const preview = URL.createObjectURL(file);
-  return run(async () => {
-    const hits = await api(`/api/search?${params}`, {method: "POST", body: form});
-    showResults(hits, `Results for the image ${file.name || ""}`, preview);
+  return run(async (signal) => {
+    const hits = await api(`/api/search?${params}`, {method: "POST", body: form, signal});
+    if (!signal.aborted) showResults(hits, `Results for the image ${file.name || ""}`, preview);
   });
 }
 
