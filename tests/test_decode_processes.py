@@ -113,3 +113,24 @@ def test_a_dead_decode_process_is_a_clear_error_and_add_resumes(
         report = index.add([images], workers=2, batch_size=16)
         assert (report.added, report.unchanged) == (48 - kept, kept)
         assert index.catalog.images.count() == 48
+
+
+def test_spawned_workers_as_on_macos_and_windows_store_the_same(
+    images, tiny_model, indexed, tmp_path, monkeypatch
+):
+    """Where fork is not used, workers are spawned and send their crops through the pipe."""
+    monkeypatch.setattr(processes, "_FORK", False)
+    monkeypatch.setenv("IDX_DECODE", "processes")
+    with Index(tmp_path / "spawned", **tiny_model, device="cpu") as index:
+        report = index.add([images], workers=2)
+    assert (report.added, report.embedded) == (48, 48)
+    spawned, _ = _stored(tmp_path / "spawned", images)
+    with Index(indexed, read_only=True) as index:  # the same images, added with threads
+        ids, vectors = index.embeddings()
+        paths = index.catalog.images.paths_for(ids)
+    threads = {
+        str(Path(paths[int(i)]).relative_to(Path(paths[int(ids[0])]).parents[1])): v
+        for i, v in zip(ids, vectors)
+    }
+    assert spawned.keys() == threads.keys()
+    assert min(float(spawned[k] @ threads[k]) for k in spawned) >= 0.99999
