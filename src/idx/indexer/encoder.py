@@ -129,7 +129,8 @@ class Encoder:
         self.int8: Any = None
         #: The fp32 image tower in ONNX Runtime when the model runs without torch (then None).
         self.image_tower: Any = None
-        self._torch: Encoder | None = None
+        self._pixel_steps: image_tower.Preprocess | None | bool = None  # False: none
+        self._scale_offset: dict[Any, tuple[Any, Any]] = {}  # crops to input, by torch device
 
     @property
     def image_size(self) -> int:
@@ -178,9 +179,10 @@ class Encoder:
         """This model loaded in torch (itself unless it runs from the ONNX image tower)."""
         if self.model is not None:
             return self
-        if self._torch is None:
-            self._torch = self._create(self.identity, self.device, "fp32")
-        return self._torch
+        key = (self.identity.key(), self.device.names, "fp32 in torch")
+        if key not in _LOADED:  # once per process, whichever copy of this encoder asks
+            _LOADED[key] = self._create(self.identity, self.device, "fp32")
+        return _LOADED[key]
 
     def prepare_towers(self) -> None:
         """Export the ONNX towers of this loaded model for later processes (once per model and
@@ -291,25 +293,34 @@ class Encoder:
 
     def pixel_steps(self) -> image_tower.Preprocess | None:
         """This model's preprocessing as data (crop, then normalise), None when it is not
-        open_clip's usual one (then only `preprocess` applies)."""
-        if isinstance(self.preprocess, image_tower.Preprocess):
-            return self.preprocess
-        steps = image_tower.Preprocess.of(self.preprocess)
-        return None if isinstance(steps, str) else steps
+        open_clip's usual one (then only `preprocess` applies). Worked out once."""
+        if self._pixel_steps is None:
+            if isinstance(self.preprocess, image_tower.Preprocess):
+                self._pixel_steps = self.preprocess
+            else:
+                steps = image_tower.Preprocess.of(self.preprocess)
+                self._pixel_steps = False if isinstance(steps, str) else steps
+        return self._pixel_steps or None
 
     def _normalize(self, crops: Any) -> Any:
         """uint8 crops (N, H, W, 3) to the model's float32 input (N, 3, H, W), in numpy or, for
-        a tensor, with torch where the tensor is."""
+        a tensor, with torch where the tensor is (one multiply and one add per pixel)."""
         steps = self.pixel_steps()
         if steps is None:
             raise ValueError("uint8 crops given to a model whose preprocessing is not reproduced")
         if isinstance(crops, np.ndarray):
             return steps.normalize(crops)
-        import torch
+        if crops.device not in self._scale_offset:  # made once per device, not per batch
+            import torch
 
-        mean = torch.tensor(steps.mean, device=crops.device).view(1, 3, 1, 1)
-        std = torch.tensor(steps.std, device=crops.device).view(1, 3, 1, 1)
-        return (crops.permute(0, 3, 1, 2).float() / 255 - mean) / std
+            std = torch.tensor(steps.std, dtype=torch.float32).view(1, 3, 1, 1)
+            mean = torch.tensor(steps.mean, dtype=torch.float32).view(1, 3, 1, 1)
+            self._scale_offset[crops.device] = (
+                (1 / (255 * std)).to(crops.device),
+                (-mean / std).to(crops.device),
+            )
+        scale, offset = self._scale_offset[crops.device]
+        return crops.permute(0, 3, 1, 2).float().mul_(scale).add_(offset)
 
     def _autocast(self, model: Any) -> Any:
         import torch
@@ -335,9 +346,10 @@ class Encoder:
         """The preprocessing's resize step alone (PIL in, PIL out): the picture at the size the
         model sees it, before crop and normalisation. Preprocessing the result again gives the
         same tensor as preprocessing `image` (PIL returns a same-size resize unchanged)."""
-        if isinstance(self.preprocess, image_tower.Preprocess):
-            return self.preprocess.resized(image)
-        from torchvision.transforms import Resize
+        steps = self.pixel_steps()
+        if steps is not None:
+            return steps.resized(image)
+        from torchvision.transforms import Resize  # a preprocessing not reproduced as data
 
         for step in getattr(self.preprocess, "transforms", ()):
             if isinstance(step, Resize):

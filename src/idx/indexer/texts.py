@@ -35,6 +35,7 @@ class TextEncoder:
         self._loaded = loaded
         self._device = device
         self._tower: text_tower.TextTower | None | bool = None  # False: looked, none
+        self._prepared = False  # whether this process tried to prepare the tower
         #: What encoded the last texts: "text tower" or "model".
         self.used: str | None = None
 
@@ -48,9 +49,10 @@ class TextEncoder:
         encoder = self._encoder().torch_model()
         vectors = encoder.encode_texts(texts)
         self.used = "model"
-        if self._tower is False:
-            self._tower = None  # look again next time: prepare may have made it
-            text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer)
+        if self._tower is False and not self._prepared:  # once: not again for every query
+            self._prepared = True
+            if text_tower.prepare(encoder.identity, encoder.model, encoder.tokenizer):
+                self._tower = None  # look again: it may serve the next texts
         return vectors
 
     def warm(self) -> None:

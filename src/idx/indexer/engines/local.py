@@ -93,10 +93,10 @@ class LocalEngine:
             # The preprocessing is needed up front here (a process cannot ask for it later):
             # processes are for GPUs, where new content is what a run is for.
             encoder = self.get_encoder()
-            steps = Preprocessing.crops(encoder)
-            pixel_steps = encoder.pixel_steps()
-            if steps is not None and pixel_steps is not None:
-                return DecodeProcesses(self.workers, known, steps, pixel_steps.crop, in_flight)
+            steps = encoder.pixel_steps()
+            if steps is not None:
+                crops = Preprocessing(encoder.image_size, steps.crop_u8)
+                return DecodeProcesses(self.workers, known, crops, steps.crop, in_flight)
         return _Threads(self.workers, known, self.preprocessing, in_flight)
 
 
