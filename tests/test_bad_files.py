@@ -248,3 +248,13 @@ def test_large_jpeg_is_decoded_at_reduced_size_when_allowed():
     assert min(small.image.size) >= 224 and small.image.size[0] <= 500
     full = decode.decode(data)
     assert full.image.size == (2000, 1500)
+
+
+def test_a_file_skipped_under_two_given_folders_is_recorded_once(images, tiny_model, tmp_path):
+    sub = images / "sub"
+    sub.mkdir()
+    os.symlink(tmp_path / "nowhere.jpg", sub / "broken.jpg")
+    with Index(tmp_path / "index", **tiny_model) as index:
+        index.add([images, sub])  # overlapping folders: the walk meets the link twice
+        rows = index.catalog.con.execute("SELECT path, reason FROM skipped").fetchall()
+    assert rows == [(str(sub / "broken.jpg"), "broken symbolic link; fix or remove the link")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from idx.errors import UsageError
@@ -81,12 +82,15 @@ def workers(flag: int | None = None, device: str = "cpu") -> int:
 
 def decode_processes(device_kind: str) -> bool:
     """Whether `add` decodes in processes rather than threads: IDX_DECODE=processes|threads,
-    else processes on a GPU (threads, sharing one interpreter, decode at a fraction of what it
-    embeds; bench/README.md, "GPU") and threads on the CPU, where the model is the slow part."""
+    else processes on a GPU under Linux (threads, sharing one interpreter, decode at a fraction
+    of what it embeds; bench/README.md, "GPU") and threads on the CPU, where the model is the
+    slow part. Elsewhere processes are spawned, which runs an unguarded calling script again in
+    each (no `if __name__ == "__main__"`), so there they are only used when asked for."""
     chosen = (env("DECODE") or "").strip().lower()
     if chosen not in ("", "processes", "threads"):
         raise UsageError(f"IDX_DECODE={chosen!r} is unknown; use processes or threads")
-    return chosen == "processes" or (not chosen and device_kind == "cuda")
+    default = device_kind == "cuda" and sys.platform.startswith("linux")
+    return chosen == "processes" or (not chosen and default)
 
 
 def device(flag: str | None = None) -> str:

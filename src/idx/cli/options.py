@@ -173,7 +173,7 @@ def batch_options(fn: Any) -> Any:
         type=click.IntRange(min=1),
         default=None,
         help="Workers that read, decode or perturb images while the model runs (env "
-        "IDX_WORKERS; default: cores + 1, max 4, on a CPU; every core on a GPU, where `add` "
+        "IDX_WORKERS; default: cores + 1, max 4, on a CPU; every core on a GPU, where `add` (on Linux) "
         "decodes in processes: IDX_DECODE=processes|threads).",
     )(fn)
     return click.option(

@@ -287,7 +287,7 @@ class Database:
         when the insert belongs with other writes.
         """
         data = _arrow(columns)
-        with _Registered(self.con, f"_idx_new_{table}", data) as name:
+        with self.with_table(f"_idx_new_{table}", data) as name:
             names = ", ".join(data.column_names)
             sql = f"INSERT INTO {table} ({names}) SELECT * FROM {name} {on_conflict}"
             if returning:
@@ -299,21 +299,20 @@ class Database:
         """The one bulk update: for each row of `columns`, set its other columns on the row of
         `table` whose `key` equals its `key` value; `also` adds assignments (e.g.
         "updated_at = current_timestamp")."""
-        with _Registered(self.con, f"_idx_set_{table}", _arrow(columns)) as name:
+        with self.with_table(f"_idx_set_{table}", columns) as name:
             sets = [f"{c} = n.{c}" for c in columns if c != key] + ([also] if also else [])
             self.con.execute(
                 f"UPDATE {table} SET {', '.join(sets)} FROM {name} n WHERE {table}.{key} = n.{key}"
             )
 
+    def with_table(self, name: str, columns: dict[str, Any] | pa.Table) -> Any:
+        """Register `columns` (as insert_rows takes them) as a view called `name` for the
+        duration of a `with` block."""
+        return _Registered(self.con, name, _arrow(columns))
+
     def with_ids(self, name: str, ids: Sequence[int]) -> Any:
         """Register `ids` as a one-column (id) view for the duration of a `with` block."""
-        return _Registered(
-            self.con, name, pa.table({"id": pa.array(list(map(int, ids)), pa.int64())})
-        )
-
-    def with_paths(self, name: str, paths: Sequence[str]) -> Any:
-        """Register `paths` as a one-column (path) view for the duration of a `with` block."""
-        return _Registered(self.con, name, pa.table({"path": pa.array(list(paths), pa.string())}))
+        return self.with_table(name, {"id": pa.array(list(map(int, ids)), pa.int64())})
 
     def user_query(self, sql: str) -> tuple[list[str], list[tuple]]:
         """The user's own statement (`idx sql`): (column names, rows); DuckDB's errors and a

@@ -1,7 +1,8 @@
 """The files behind the images: what an `add` run compares its walk with, and how it writes.
 
 Rows under folders, content hashes already embedded, skipped files and their reasons; `apply`
-writes one planned operation (indexer.operations). Call the writers inside a transaction.
+writes a batch of planned operations (indexer.operations) in a few bulk statements. Call the
+writers inside a transaction.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
 from idx.indexer.scan import Rules
@@ -66,7 +69,8 @@ class Files:
 
     def _forget_skips(self, paths: list[str]) -> None:
         if paths:
-            with self.db.with_paths("_idx_unskip", paths) as view:
+            unskip = {"path": pa.array(paths, pa.string())}
+            with self.db.with_table("_idx_unskip", unskip) as view:
                 self.db.rows(f"DELETE FROM skipped WHERE path IN (SELECT path FROM {view})")
 
     def rules(self, root: str) -> Rules | None:
@@ -95,7 +99,8 @@ class Files:
         or gave new content, in the order of `ops`."""
         of = _by_kind(ops)
         if of[SkipFile]:
-            skips = [(op.skip, op.root) for op in of[SkipFile]]
+            # one row a path, the last word kept (overlapping folders can skip a file twice)
+            skips = list({op.skip.path: (op.skip, op.root) for op in of[SkipFile]}.values())
             self.db.insert_rows(
                 "skipped",
                 _columns(
