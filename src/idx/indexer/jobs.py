@@ -61,8 +61,9 @@ class Job:
         now = time.monotonic()
         if event.phase == "embed" and self._embed_start is None:
             self._embed_start = (now, event.done)
+        new_phase = event.phase != self.state["phase"]  # written at once: its total is news
         self.state |= {"phase": event.phase, "done": event.done, "total": event.total}
-        if now - self._written >= 1.0 or event.phase == "done":
+        if new_phase or now - self._written >= 1.0:
             self._write()
 
     def _write(self) -> None:
