@@ -9,6 +9,7 @@ import json
 import duckdb
 import numpy as np
 from click.testing import CliRunner
+from PIL import Image
 
 from idx.cli.main import cli
 from idx.indexer.index import Index
@@ -27,11 +28,20 @@ def test_add_json_counts_and_status(images, tiny_args):
         k: report[k] for k in ("added", "unchanged", "updated", "moved", "removed", "skipped")
     } == {"added": n, "unchanged": 0, "updated": 0, "moved": 0, "removed": 0, "skipped": 0}
     assert "UNTRAINED" in report["model"]
+    # where the time went: each stage measured, none more than the run, the model's time > 0
+    timings = report["timings"]
+    assert set(timings) == {"scan", "read", "embed", "store", "store_wait"}
+    assert all(0 <= t <= report["seconds"] for t in timings.values()), timings
+    assert timings["embed"] > 0 and timings["store"] > 0
+    assert timings["scan"] + timings["read"] + timings["embed"] <= report["seconds"]
     status = json.loads(run("status", "--json").stdout)
     assert status["images"] == n and status["vectors"]["in_sync"] and status["health"] == "ok"
     assert status["model"]["untrained"] is True
     text = run("status").stdout
     assert f"images:    {n}" in text and "UNTRAINED" in text
+    Image.new("RGB", (40, 30), (200, 30, 60)).save(images / "one more.png")
+    again = run("add", images, *tiny_args).stdout
+    assert "added 1," in again and "\ntime: scan " in again and "reading and decoding" in again
 
 
 def test_sql_formats_and_read_only(indexed):

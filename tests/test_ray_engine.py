@@ -65,7 +65,7 @@ def test_ray_engine_gives_the_local_engines_rows_vectors_and_neighbours(
             reports[engine] = index.add([images], engine=engine, progress=progress)
     with Index(tmp_path / "local") as local, Index(tmp_path / "ray") as ray_index:
         _same(local, ray_index)
-    ignore = {"seconds", "images_per_s", "engine", "nodes", "device"}
+    ignore = {"seconds", "images_per_s", "engine", "nodes", "device", "timings"}
     local_report, ray_report = (
         {k: v for k, v in reports[e].as_dict().items() if k not in ignore} for e in reports
     )

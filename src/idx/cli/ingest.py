@@ -135,6 +135,17 @@ def add(
             f"moved {report.moved}, removed {report.removed}, skipped {report.skipped}; "
             f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
         )
+        if report.embedded:
+            t = report.timings
+            work = (
+                f"the cluster reading and embedding {t['read']:.1f}s"
+                if report.engine == "ray"
+                else f"reading and decoding {t['read']:.1f}s, model {t['embed']:.1f}s"
+            )
+            click.echo(
+                f"time: scan {t['scan']:.1f}s, {work}, catalog {t['store']:.1f}s in the "
+                f"background ({t['store_wait']:.1f}s waited for)"
+            )
         note_untrained(ident is not None and ident.untrained)
 
     render_summary(report.as_dict() | {"model": ident.describe() if ident else None}, fmt, table)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,16 @@ import numpy as np
 from idx import config
 from idx.indexer import devices, engines, scan, storage
 from idx.indexer.catalog import Catalog
+from idx.indexer.committer import Committer
 from idx.indexer.engines import Embedding
 from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
 from idx.indexer.reader import Prepared
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
+
+#: AddReport.timings' keys
+STAGES = ("scan", "read", "embed", "store", "store_wait")
 
 
 @dataclass
@@ -50,6 +54,10 @@ class AddReport:
     precision: str | None = None
     engine: str = "local"
     nodes: set[str] = field(default_factory=set)  # Ray nodes that embedded
+    #: where the time went (seconds): walking and planning, waiting for files to be read and
+    #: decoded (on Ray: for the cluster to read and embed them), the model in this process,
+    #: catalog commits (in the background) and this process waiting for them
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def count(self, op: Operation) -> None:
         """Count one applied operation in the summary."""
@@ -88,6 +96,7 @@ class AddReport:
             "precision": self.precision,
             "engine": self.engine,
             "nodes": len(self.nodes),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
         }
 
@@ -141,6 +150,7 @@ class Ingest:
         self.changed_ids: list[int] = []  # ids whose vector is new or different
         self.removed_ids: list[int] = []
         self._moved_ids: set[int] = set()  # rows already given a new path in this run
+        self._committer = Committer()
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -198,6 +208,7 @@ class Ingest:
             self.files.forget_skips(
                 p for p in prev_skips if p not in seen and p not in walked_skips
             )
+        self.report.timings["scan"] = time.perf_counter() - start
         self._ingest(todo, vanished, existing)
         self._sweep(vanished)
         self.report.seconds = time.perf_counter() - start
@@ -249,28 +260,40 @@ class Ingest:
         done = 0
         total = len(todo)
         self.progress(ProgressEvent("embed", 0, total))
-        # Workers skip decoding only content the catalog had before this run.
-        for result in self.engine.stream(todo, frozenset(known)):
-            done += 1
-            if isinstance(result, scan.Skip):
-                self._skip(result.path, result.reason)
-                ops.append(SkipFile(result, self._root_of(result.path)))
-                gone = existing.get(result.path)
-                if gone is not None:  # an indexed file that is no longer a readable image
-                    vanished[gone.path] = gone
-            elif result.sha256 in known:
-                old = existing.get(result.entry.path)
-                ops.append(self._plan_known(result, old, known, vanished_by_sha, vanished))
-            elif result.sha256 in in_batch:
-                waiting.append(result)
-            else:
-                batch.append(result)
-                in_batch.add(result.sha256)
-            if len(batch) >= self.batch_size or len(ops) >= 4 * self.batch_size:
-                self._commit(batch, waiting, ops, existing, known)
-                batch, waiting, ops, in_batch = [], [], [], set()
-            self.progress(ProgressEvent("embed", done, total))
-        self._commit(batch, waiting, ops, existing, known)
+        try:
+            # Workers skip decoding only content the catalog had before this run.
+            for result in _timed(self.engine.stream(todo, frozenset(known)), self.report, "read"):
+                done += 1
+                if isinstance(result, scan.Skip):
+                    self._skip(result.path, result.reason)
+                    ops.append(SkipFile(result, self._root_of(result.path)))
+                    gone = existing.get(result.path)
+                    if gone is not None:  # an indexed file that is no longer a readable image
+                        vanished[gone.path] = gone
+                elif result.sha256 in known:
+                    old = existing.get(result.entry.path)
+                    ops.append(self._plan_known(result, old, known, vanished_by_sha, vanished))
+                elif result.sha256 in in_batch:
+                    waiting.append(result)
+                else:
+                    batch.append(result)
+                    in_batch.add(result.sha256)
+                if len(batch) >= self.batch_size or len(ops) >= 4 * self.batch_size:
+                    self._commit(batch, waiting, ops, existing, known)
+                    batch, waiting, ops, in_batch = [], [], [], set()
+                self.progress(ProgressEvent("embed", done, total))
+            self._commit(batch, waiting, ops, existing, known)
+        except BaseException:
+            self._committer.close(failing=True)  # what was handed over is stored whole
+            raise
+        else:
+            self._committer.close()
+        finally:
+            timings = self.report.timings
+            timings["embed"] = self.engine.seconds_embedding
+            timings["read"] -= timings["embed"]  # the local engine embeds while it is waited on
+            timings["store"] = self._committer.busy
+            timings["store_wait"] = self._committer.waited
 
     def _plan_known(
         self,
@@ -291,6 +314,7 @@ class Ingest:
             self._moved_ids.add(row.id)
             return Move(p, row, self._root_of(p.entry.path))
         # Moved in from a folder that is not being walked now: its old file is gone.
+        self._committer.drain()  # the catalog is the commit thread's while it commits
         for row in self.files.rows_with_content(p.sha256, self.source):
             if row.id not in self._moved_ids and not storage.exists(row.path):
                 vanished.pop(row.path, None)
@@ -316,6 +340,7 @@ class Ingest:
         vectors = None
         if batch:  # embedded by the engine; stored now
             if self.check_batch is not None:  # before anything of this precision is stored
+                self._committer.drain()  # the check writes its figure to the catalog
                 self.check_batch(_measured(batch))
                 self.check_batch = None
             vectors = np.stack([p.vector for p in batch])
@@ -334,12 +359,17 @@ class Ingest:
         for p in waiting:
             p.width, p.height, p.format = known[p.sha256][2:]
             planned.append(self._new_content(p, existing.get(p.entry.path), reused=True))
+        shas, stored = [p.sha256 for p in batch], planned + ops
+        self._committer.submit(lambda: self._store(shas, vectors, stored))
+
+    def _store(self, shas: list[str], vectors: np.ndarray | None, ops: list[Operation]) -> None:
+        """One batch's commit, in the commit thread: its new vectors and its files' rows."""
         with self.catalog.transaction():
-            if batch:
-                self.catalog.images.insert_embeddings([p.sha256 for p in batch], vectors)
-                self.report.embedded += len(batch)
-            self.changed_ids.extend(self.files.apply(planned + ops))
-            for op in planned + ops:
+            if vectors is not None:
+                self.catalog.images.insert_embeddings(shas, vectors)
+                self.report.embedded += len(shas)
+            self.changed_ids.extend(self.files.apply(ops))
+            for op in ops:
                 self.report.count(op)
             self.catalog.bump_generation()
         self.catalog.commit_point()
@@ -366,6 +396,20 @@ class Ingest:
         self.report.removed += len(ids)
         self.report.excluded += sum(storage.exists(r.path) for r in vanished.values())
         self.removed_ids.extend(ids)
+
+
+def _timed(results: Iterable[Any], report: AddReport, stage: str) -> Iterator[Any]:
+    """`results` as they come, the time spent waiting for each added to `report.timings`."""
+    it = iter(results)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            report.timings[stage] += time.perf_counter() - start
+        yield item
 
 
 def _measured(batch: list[Prepared]) -> Embedding:

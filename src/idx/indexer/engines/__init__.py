@@ -60,6 +60,8 @@ class Engine(Protocol):
     name: str
     #: the model identity as loading learnt it (embedding width, image size); None until loaded
     identity: Any
+    #: seconds this process spent in the model (0 where workers elsewhere run it)
+    seconds_embedding: float
 
     def stream(
         self, todo: list[scan.FileEntry], known: frozenset[str]

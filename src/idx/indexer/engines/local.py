@@ -7,6 +7,7 @@ to copy, and less work under the GIL)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +41,7 @@ class LocalEngine:
         self.identity: Any = None
         self._encoder_lock = threading.Lock()
         self._steps: Preprocessing | None = None
+        self.seconds_embedding = 0.0
 
     def get_encoder(self) -> Any:
         # Loaded by the first worker that meets new content: a run of moves never loads torch.
@@ -76,7 +78,10 @@ class LocalEngine:
 
     def _embed(self, rows: list[Prepared]) -> None:
         if rows:
-            embed_rows(self.get_encoder(), rows, self.check)
+            encoder = self.get_encoder()  # loading the model is not embedding
+            start = time.perf_counter()
+            embed_rows(encoder, rows, self.check)
+            self.seconds_embedding += time.perf_counter() - start
             self.check = False
 
     def _read(

@@ -167,6 +167,7 @@ class RayEngine:
         self.device, self.precision = device, precision
         self.batch_size, self.check, self.address = batch_size, check, address
         self.identity: Any = None
+        self.seconds_embedding = 0.0  # the actors embed; this process waits for them
 
     def stream(
         self, todo: list[scan.FileEntry], known: frozenset[str]
