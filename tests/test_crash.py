@@ -56,23 +56,32 @@ def _processes_naming(path: Path) -> list[int]:
     return found
 
 
+def _image_folder(tmp_path: Path) -> tuple[Path, int]:
+    images = tmp_path / "images"
+    synthetic.generate(images, per_category=12, size=64)
+    return images, sum(1 for p in images.rglob("*") if p.suffix in (".jpg", ".png"))
+
+
+def _signal_after(proc: subprocess.Popen, consumed: int, sig: int) -> None:
+    """Send `sig` once the child has consumed `consumed` of the files left to do."""
+    for line in proc.stdout:
+        phase, done = line.split()
+        if phase == "embed" and int(done) >= consumed:
+            break
+    proc.send_signal(sig)
+
+
 # processes: a killed writer's forked decode workers must neither keep its lock nor live on
 @pytest.mark.parametrize("decode", ["threads", "processes"])
 def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model, decode):
-    images = tmp_path / "images"
-    synthetic.generate(images, per_category=12, size=64)
-    total = sum(1 for p in images.rglob("*") if p.suffix in (".jpg", ".png"))
+    images, total = _image_folder(tmp_path)
     index_dir = tmp_path / "index"
     counts = []
     # Kill while files are being read and embedded: after the child has consumed this many of the
     # files left to do (so each kill lands mid-run, at a different batch boundary or inside one).
     for consumed in (1, 7, 20, 33):
         proc = _spawn_add(index_dir, images, tiny_model, decode)
-        for line in proc.stdout:
-            phase, done = line.split()
-            if phase == "embed" and int(done) >= consumed:
-                break
-        proc.send_signal(signal.SIGKILL)
+        _signal_after(proc, consumed, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 5
         while _processes_naming(index_dir) and time.monotonic() < deadline:
@@ -121,18 +130,12 @@ except KeyboardInterrupt:
 # commit finishes whole, the catalog and the FAISS file agree, the lock and the workers are gone.
 @pytest.mark.parametrize("decode", ["threads", "processes"])
 def test_ctrl_c_during_add_keeps_every_committed_batch_whole(tmp_path, tiny_model, decode):
-    images = tmp_path / "images"
-    synthetic.generate(images, per_category=12, size=64)
-    total = sum(1 for p in images.rglob("*") if p.suffix in (".jpg", ".png"))
+    images, total = _image_folder(tmp_path)
     index_dir = tmp_path / "index"
     counts = []
     for consumed in (5, 30):
         proc = _spawn_add(index_dir, images, tiny_model, decode, script=INTERRUPTED)
-        for line in proc.stdout:
-            phase, done = line.split()
-            if phase == "embed" and int(done) >= consumed:
-                break
-        proc.send_signal(signal.SIGINT)
+        _signal_after(proc, consumed, signal.SIGINT)
         rest = proc.stdout.read()
         assert proc.wait(timeout=60) == 130, rest
         assert "interrupted" in rest
