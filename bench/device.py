@@ -83,13 +83,13 @@ def hybrid_rate(paths: list[Path], workers: int, gpu_share: float) -> float:
 
 
 def _timings(timings: dict[str, float], seconds: float) -> str:
-    """AddReport.timings as a line: what the main thread waited for, and the rest (start-up,
-    copies, planning)."""
-    main = timings["scan"] + timings["read"] + timings["embed"] + timings["store_wait"]
+    """AddReport.timings as a line: what the main thread did and waited for, and the rest
+    (forking the decode workers, copies, planning)."""
+    main = sum(timings[k] for k in ("scan", "start", "read", "embed", "store_wait"))
     return (
-        f"scan {timings['scan']:.2f}s, waiting for decode {timings['read']:.2f}s, model "
-        f"{timings['embed']:.2f}s, catalog {timings['store']:.2f}s in the background "
-        f"(waited for {timings['store_wait']:.2f}s), the rest {seconds - main:.2f}s"
+        f"scan {timings['scan']:.2f}s, start {timings['start']:.2f}s, waiting for decode "
+        f"{timings['read']:.2f}s, model {timings['embed']:.2f}s, catalog {timings['store']:.2f}s "
+        f"in the background (waited for {timings['store_wait']:.2f}s), the rest {seconds - main:.2f}s"
     )
 
 

@@ -3,6 +3,8 @@ and the commit under way always finishes before add returns or fails."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -63,3 +65,20 @@ def test_close_waits_for_the_commit_under_way_and_raises_its_error_unless_failin
     committer.submit(fail)
     with pytest.raises(RuntimeError, match="constraint violated"):
         committer.close()
+
+
+def test_ctrl_c_while_closing_still_waits_for_the_commit_under_way():
+    # add uses the catalog right after close: a wait cut short would let it in mid-commit
+    finished = threading.Event()
+
+    def slow() -> None:
+        time.sleep(0.5)
+        finished.set()
+
+    committer = Committer()
+    committer.submit(slow)
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        committer.close()
+    assert finished.is_set()
+    assert committer.waited >= 0.3  # the wait is counted, Ctrl-C or not

@@ -143,8 +143,8 @@ def add(
                 else f"reading and decoding {t['read']:.1f}s, model {t['embed']:.1f}s"
             )
             click.echo(
-                f"time: scan {t['scan']:.1f}s, {work}, catalog {t['store']:.1f}s in the "
-                f"background ({t['store_wait']:.1f}s waited for)"
+                f"time: scan {t['scan']:.1f}s, start-up {t['start']:.1f}s, {work}, catalog "
+                f"{t['store']:.1f}s in the background ({t['store_wait']:.1f}s waited for)"
             )
         note_untrained(ident is not None and ident.untrained)
 

@@ -14,9 +14,12 @@ handed over whole.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+log = logging.getLogger(__name__)
 
 
 class Committer:
@@ -45,11 +48,25 @@ class Committer:
                 self._pending = None
 
     def close(self, failing: bool = False) -> None:
-        """Let the commit under way finish; raise its error unless the caller is failing
-        already (then its own error is the one to tell)."""
-        self._pool.shutdown(wait=True)
-        if not failing:
-            self.drain()
+        """Let the commit under way finish, a second Ctrl-C notwithstanding (the caller uses the
+        catalog next); raise its error, or log it when the caller is failing already (then the
+        caller's error is the one to raise)."""
+        start, interrupted = time.perf_counter(), False
+        pending, self._pending = self._pending, None
+        while pending is not None and not pending.done():
+            try:
+                wait([pending])  # not Thread.join: one cut short by Ctrl-C returns at once after
+            except KeyboardInterrupt:
+                interrupted = True
+        self._pool.shutdown(wait=True)  # the thread has nothing left to do
+        self.waited += time.perf_counter() - start
+        error = pending.exception() if pending is not None else None
+        if error is not None and (failing or interrupted):
+            log.warning("the last batch handed over was not stored either: %s", error)
+        if interrupted:
+            raise KeyboardInterrupt
+        if error is not None and not failing:
+            raise error
 
     def _timed(self, commit: Callable[[], None]) -> None:
         start = time.perf_counter()

@@ -33,7 +33,7 @@ from idx.progress import Progress, ProgressEvent
 log = logging.getLogger(__name__)
 
 #: AddReport.timings' keys
-STAGES = ("scan", "read", "embed", "store", "store_wait")
+STAGES = ("scan", "start", "read", "embed", "store", "store_wait")
 
 
 @dataclass
@@ -54,9 +54,10 @@ class AddReport:
     precision: str | None = None
     engine: str = "local"
     nodes: set[str] = field(default_factory=set)  # Ray nodes that embedded
-    #: where the time went (seconds): walking and planning, waiting for files to be read and
-    #: decoded (on Ray: for the cluster to read and embed them), the model in this process,
-    #: catalog commits (in the background) and this process waiting for them
+    #: where the time went (seconds): walking and planning, starting the engine (loading the
+    #: model, starting workers or Ray), waiting for files to be read and decoded (on Ray: for
+    #: the cluster to read and embed them), the model in this process, catalog commits (in the
+    #: background) and this process waiting for them; not meant to add up to `seconds`
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def count(self, op: Operation) -> None:
@@ -283,6 +284,7 @@ class Ingest:
                     batch, waiting, ops, in_batch = [], [], [], set()
                 self.progress(ProgressEvent("embed", done, total))
             self._commit(batch, waiting, ops, existing, known)
+            self._committer.drain()  # the last commit's wait and error, like the others'
         except BaseException:
             self._committer.close(failing=True)  # what was handed over is stored whole
             raise
@@ -290,8 +292,10 @@ class Ingest:
             self._committer.close()
         finally:
             timings = self.report.timings
+            timings["start"] = self.engine.seconds_starting
             timings["embed"] = self.engine.seconds_embedding
-            timings["read"] -= timings["embed"]  # the local engine embeds while it is waited on
+            # the engine starts and (locally) embeds while its results are waited for
+            timings["read"] = max(0.0, timings["read"] - timings["start"] - timings["embed"])
             timings["store"] = self._committer.busy
             timings["store_wait"] = self._committer.waited
 

@@ -62,6 +62,8 @@ class Engine(Protocol):
     identity: Any
     #: seconds this process spent in the model (0 where workers elsewhere run it)
     seconds_embedding: float
+    #: seconds spent starting: loading the model here, starting workers or Ray
+    seconds_starting: float
 
     def stream(
         self, todo: list[scan.FileEntry], known: frozenset[str]

@@ -41,14 +41,16 @@ class LocalEngine:
         self.identity: Any = None
         self._encoder_lock = threading.Lock()
         self._steps: Preprocessing | None = None
-        self.seconds_embedding = 0.0
+        self.seconds_embedding = self.seconds_starting = 0.0
 
     def get_encoder(self) -> Any:
         # Loaded by the first worker that meets new content: a run of moves never loads torch.
         with self._encoder_lock:
             if self.encoder is None:
+                start = time.perf_counter()
                 self.encoder = self.encoder_factory()
                 self.identity = self.encoder.identity
+                self.seconds_starting += time.perf_counter() - start
         return self.encoder
 
     def preprocessing(self) -> Preprocessing:

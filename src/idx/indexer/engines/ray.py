@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -168,17 +169,20 @@ class RayEngine:
         self.batch_size, self.check, self.address = batch_size, check, address
         self.identity: Any = None
         self.seconds_embedding = 0.0  # the actors embed; this process waits for them
+        self.seconds_starting = 0.0
 
     def stream(
         self, todo: list[scan.FileEntry], known: frozenset[str]
     ) -> Iterator[Prepared | scan.Skip]:
         if not todo:
             return
+        start = time.perf_counter()
         ray = import_ray()
         started = self._connect(ray)
         try:
             encoder = self.encoder_factory()  # here for its preprocessing only
             self.identity = encoder.identity
+            self.seconds_starting = time.perf_counter() - start
             yield from self._run(ray, todo, known, Preprocessing.of(encoder))
         finally:
             if started:
