@@ -174,3 +174,41 @@ def test_an_add_with_nothing_new_records_its_model(tmp_path, images, tiny_args):
     assert later.exit_code == 0, later.stderr
     status = json.loads(run("--index", index_dir, "status", "--json").stdout)
     assert status["model"]["name"] == "idx-tiny" and status["images"] > 0
+
+
+def test_a_commit_waiting_behind_a_reader_gives_up_when_add_is_interrupted(tmp_path):
+    # add's commit thread reconnects behind readers (up to 10 minutes); after Ctrl-C, add waits
+    # for that commit, so one not begun gives up rather than keep the user waiting
+    from idx.indexer.catalog.db import Database
+
+    db = Database(tmp_path / "index")
+    db.release()
+    holder = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+    holder += "print('open', flush=True); time.sleep(60)"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", holder, str(db.path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        failed: list[BaseException] = []
+
+        def commit() -> None:
+            try:
+                db.con.execute("SELECT 1")  # connects first
+            except BaseException as exc:
+                failed.append(exc)
+
+        waiting = threading.Thread(target=commit)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive(), "the writer did not wait behind the reader"
+        db.give_up_waiting = True
+        waiting.join(5)
+        assert not waiting.is_alive() and len(failed) == 1
+        assert "gave up waiting for a reader" in str(failed[0]) and str(db.path) in str(failed[0])
+    finally:
+        reader.kill()
+        reader.wait()
+    db.give_up_waiting = False
+    assert db.con.execute("SELECT 1").fetchall() == [(1,)]  # the reader gone, it connects
+    db.close()

@@ -286,7 +286,11 @@ class Ingest:
             self._commit(batch, waiting, ops, existing, known)
             self._committer.drain()  # the last commit's wait and error, like the others'
         except BaseException:
-            self._committer.close(failing=True)  # what was handed over is stored whole
+            self.catalog.give_up_waiting = True  # a commit not begun for a reader: not at all
+            try:
+                self._committer.close(failing=True)  # one begun is stored whole
+            finally:
+                self.catalog.give_up_waiting = False
             raise
         else:
             self._committer.close()

@@ -92,6 +92,9 @@ class Database:
         #: catalog holds while this number stays the same (a writer may commit between two).
         self.connections = 0
         self._config: dict[str, Any] = {}
+        #: Set from another thread (an interrupted `add` whose commit thread waits to reconnect
+        #: behind a reader): a connect still waiting gives up instead of waiting its time out.
+        self.give_up_waiting = False
         if read_only:
             if not self.path.exists():
                 raise EmptyIndexError(
@@ -173,6 +176,11 @@ class Database:
                 except duckdb.IOException as exc:
                     if "lock" not in str(exc).lower():
                         raise IdxError(f"cannot open catalog {self.path}: {exc}") from exc
+                    if self.give_up_waiting:
+                        raise IdxError(
+                            f"gave up waiting for a reader to let go of {self.path}: the run "
+                            "was interrupted"
+                        ) from None
                     if time.monotonic() >= deadline:
                         raise IndexBusyError(
                             _busy_message(self.index_dir, f" and held the catalog for {wait:g} s")
