@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -46,13 +47,19 @@ def test_a_failed_commit_is_raised_at_the_next_hand_over_and_nothing_after_it_ru
     assert ran == []
 
 
-def test_close_waits_for_the_commit_under_way_and_raises_its_error_unless_failing():
+def _slow(seconds: float) -> tuple[Callable[[], None], threading.Event]:
+    """A commit that takes `seconds`, and the event it sets when it is done."""
     finished = threading.Event()
 
-    def slow() -> None:
-        time.sleep(0.2)
+    def commit() -> None:
+        time.sleep(seconds)
         finished.set()
 
+    return commit, finished
+
+
+def test_close_waits_for_the_commit_under_way_and_raises_its_error_unless_failing():
+    slow, finished = _slow(0.2)
     committer = Committer()
     committer.submit(slow)
     committer.close(failing=True)  # e.g. Ctrl-C in add: the batch handed over is stored whole
@@ -69,12 +76,7 @@ def test_close_waits_for_the_commit_under_way_and_raises_its_error_unless_failin
 
 def test_ctrl_c_while_closing_still_waits_for_the_commit_under_way():
     # add uses the catalog right after close: a wait cut short would let it in mid-commit
-    finished = threading.Event()
-
-    def slow() -> None:
-        time.sleep(0.5)
-        finished.set()
-
+    slow, finished = _slow(0.5)
     committer = Committer()
     committer.submit(slow)
     threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
