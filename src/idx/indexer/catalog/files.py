@@ -65,9 +65,7 @@ class Files:
         return out
 
     def forget_skips(self, paths: Iterable[str]) -> None:
-        self._forget_skips(list(paths))
-
-    def _forget_skips(self, paths: list[str]) -> None:
+        paths = list(paths)
         if paths:
             unskip = {"path": pa.array(paths, pa.string())}
             with self.db.with_table("_idx_unskip", unskip) as view:
@@ -139,7 +137,7 @@ class Files:
             ]
             names = ("path", "root", "sha256", *stat, *_SHAPE, "source")
             added = dict(self.db.insert_rows("images", _columns(names, rows), returning="path, id"))
-        self._forget_skips([op.file.entry.path for op in ops if not isinstance(op, SkipFile)])
+        self.forget_skips(op.file.entry.path for op in ops if not isinstance(op, SkipFile))
         return [
             added[op.file.entry.path] if isinstance(op, Add) else op.row.id
             for op in ops

@@ -100,10 +100,10 @@ class LocalEngine:
             # The preprocessing is needed up front here (a process cannot ask for it later):
             # processes are for GPUs, where new content is what a run is for.
             encoder = self.get_encoder()
-            steps = encoder.pixel_steps()
-            if steps is not None:
-                crops = Preprocessing(encoder.image_size, steps.crop_u8)
-                return DecodeProcesses(self.workers, known, crops, steps.crop, in_flight)
+            crops = Preprocessing.crops(encoder)
+            if crops is not None:
+                crop = encoder.pixel_steps().crop
+                return DecodeProcesses(self.workers, known, crops, crop, in_flight)
         return _Threads(self.workers, known, self.preprocessing, in_flight)
 
 
