@@ -32,7 +32,8 @@ def test_add_json_counts_and_status(images, tiny_args):
     timings = report["timings"]
     assert set(timings) == {"scan", "start", "read", "embed", "store", "store_wait"}
     assert all(0 <= t <= report["seconds"] for t in timings.values()), timings
-    assert timings["start"] > 0 and timings["embed"] > 0 and timings["store"] > 0
+    # (start may round to 0: a model another test loaded in this process is reused)
+    assert timings["embed"] > 0 and timings["store"] > 0
     main_thread = ("scan", "start", "read", "embed", "store_wait")
     assert sum(timings[k] for k in main_thread) <= report["seconds"], timings
     status = json.loads(run("status", "--json").stdout)
