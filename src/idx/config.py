@@ -133,13 +133,20 @@ def prompt(display_name: str) -> str:
 #: `idx serve`: where it listens unless told otherwise (loopback: only this machine can connect).
 SERVE_HOST = "127.0.0.1"
 SERVE_PORT = 8765
-#: `idx serve`: the largest query image accepted (IDX_MAX_UPLOAD, bytes), the most results one
-#: request may ask for, the rows /api/sql returns at most (IDX_SQL_MAX_ROWS), and the seconds
-#: people's SQL (/api/sql, where=) may run (IDX_SQL_TIMEOUT).
+#: `idx serve`: the largest query image accepted (IDX_MAX_UPLOAD, bytes) and the most results one
+#: request may ask for.
 SERVE_MAX_UPLOAD = 20_000_000
 SERVE_MAX_K = 1000
+#: People's SQL (`idx sql`, --where, /api/sql): the rows and about the bytes /api/sql returns at
+#: most (IDX_SQL_MAX_ROWS, IDX_SQL_MAX_BYTES), the seconds one statement may run
+#: (IDX_SQL_TIMEOUT; `idx sql` has no limit unless it is set), the memory it may use
+#: (IDX_SQL_MEMORY_MB: DuckDB's memory_limit, and in `idx serve` the SQL process's whole data
+#: size) and DuckDB's threads for it (IDX_SQL_THREADS).
 SQL_MAX_ROWS = 1000
+SQL_MAX_BYTES = 5_000_000
 SQL_TIMEOUT_S = 5.0
+SQL_MEMORY_MB = 2048
+SQL_THREADS = 1
 
 
 def max_upload() -> int:
@@ -150,8 +157,21 @@ def sql_max_rows() -> int:
     return int(env("SQL_MAX_ROWS") or SQL_MAX_ROWS)
 
 
-def sql_timeout() -> float:
-    return float(env("SQL_TIMEOUT") or SQL_TIMEOUT_S)
+def sql_max_bytes() -> int:
+    return int(env("SQL_MAX_BYTES") or SQL_MAX_BYTES)
+
+
+def sql_timeout(default: float | None = SQL_TIMEOUT_S) -> float | None:
+    value = env("SQL_TIMEOUT")
+    return float(value) if value else default
+
+
+def sql_memory_mb() -> float:
+    return float(env("SQL_MEMORY_MB") or SQL_MEMORY_MB)
+
+
+def sql_threads() -> int:
+    return int(env("SQL_THREADS") or SQL_THREADS)
 
 
 def index_workers() -> int:

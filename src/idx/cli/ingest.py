@@ -220,15 +220,27 @@ def _job_line(job: dict) -> str:
 
 @click.command()
 @click.argument("query")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the query after this many seconds [default: IDX_SQL_TIMEOUT, else no limit].",
+)
 @output_options(rows=True)
 @click.pass_context
-def sql(ctx, query, fmt):
-    """Run a read-only SQL query over the catalog (DuckDB dialect).
+def sql(ctx, query, timeout, fmt):
+    """Run one read-only SQL statement over the catalog (DuckDB dialect).
 
     Tables: images, embeddings, skipped, meta, and those of the analysis commands; the view
     image_info (one row per image: path, folder, size, labels, cluster, ...). Vectors: the view
     image_vectors(id, vector FLOAT[d]), image_embedding(id) and text_embedding('words') (the
-    index's model, loaded when used), for array_cosine_similarity. Write statements are refused.
+    index's model, loaded when used), for array_cosine_similarity.
+
+    Allowed: one SELECT (with WITH, VALUES, FROM-first, DESCRIBE, SHOW, SUMMARIZE) or an
+    EXPLAIN of one. It may read files (read_csv, read_parquet: this is your own shell, unlike
+    `idx serve`), but nothing that writes is allowed: no COPY, EXPORT, ATTACH, CREATE (TEMP
+    too), INSERT, SET, PRAGMA, INSTALL or LOAD. DuckDB may use IDX_SQL_MEMORY_MB of memory
+    (default 2048) and IDX_SQL_THREADS threads (default: every core).
 
     \b
     Example:
@@ -238,11 +250,20 @@ def sql(ctx, query, fmt):
                AS score FROM image_info i JOIN image_vectors v USING (id)
                WHERE list_contains(i.labels, 'Banana') ORDER BY score DESC LIMIT 5"
     """
+    import os
+
+    from idx import config
     from idx.ops.sql import run_sql
 
+    threads = config.env("SQL_THREADS")
     with open_index(ctx, read_only=True) as index:
-        columns, rows, _ = run_sql(index, query)
-    render_rows(columns, rows, fmt)
+        index.catalog.limit_user_sql(
+            memory_mb=config.sql_memory_mb(),
+            threads=config.sql_threads() if threads else os.cpu_count() or 1,
+            file_access=True,
+        )
+        result = run_sql(index, query, timeout=timeout or config.sql_timeout(default=None))
+    render_rows(result.columns, result.rows, fmt)
 
 
 def export_format(out: str, given: str | None) -> str:

@@ -3,20 +3,22 @@ vectors: text_embedding('a red apple'), image_embedding(id) and the image_vector
 idx.indexer.catalog.user_sql).
 
 >>> with Index(read_only=True) as index:                 # doctest: +SKIP
-...     columns, rows, cut = run_sql(index, "SELECT path, array_cosine_similarity(v.vector, "
+...     result = run_sql(index, "SELECT path, array_cosine_similarity(v.vector, "
 ...         "text_embedding('a red apple')) AS score FROM image_info JOIN image_vectors v "
 ...         "USING (id) ORDER BY score DESC LIMIT 5")
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from idx.errors import IdxError
+from idx.indexer.catalog.user_sql import Result, timeout_message
 from idx.indexer.identity import ModelIdentity
 from idx.indexer.index import Index
+
+
+__all__ = ["Result", "enable_vector_sql", "run_sql", "timeout_message"]
 
 
 def enable_vector_sql(index: Index) -> None:
@@ -41,10 +43,18 @@ def enable_vector_sql(index: Index) -> None:
 
 
 def run_sql(
-    index: Index, query: str, *, max_rows: int | None = None, timeout: float | None = None
-) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-    """(column names, rows, whether rows beyond `max_rows` were left out) of one statement, run
-    read-only when the index was opened so; errors are UsageError with DuckDB's reason."""
+    index: Index,
+    query: str,
+    *,
+    max_rows: int | None = None,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
+) -> Result:
+    """One read-only statement (see idx.indexer.catalog.user_sql for what is allowed): its
+    columns, at most `max_rows` rows and about `max_bytes`, and which cap cut them, if any.
+    Errors, refused statements and a time-out are UsageError with the reason."""
     if not index.catalog.user_sql.has_vector_functions:
         enable_vector_sql(index)
-    return index.catalog.user_sql.rows(query, max_rows=max_rows, timeout=timeout)
+    return index.catalog.user_sql.rows(
+        query, max_rows=max_rows, timeout=timeout, max_bytes=max_bytes
+    )

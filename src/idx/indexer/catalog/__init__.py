@@ -2,8 +2,8 @@
 
 The only package that imports duckdb. Callers ask `Catalog` and its parts questions named for what
 they want (`catalog.images.paths_for(ids)`, `catalog.labels.positives()`,
-`catalog.runs.latest("cluster")`) and never write SQL; the user's own SQL goes through
-`Catalog.query` on a read-only connection.
+`catalog.runs.latest("cluster")`) and never write SQL; people's own SQL goes through
+`Catalog.user_sql` (user_sql.py), one read at a time on a connection of its own.
 """
 
 from __future__ import annotations
@@ -36,5 +36,5 @@ class Catalog(Database):
         self.label_files = LabelFiles(self, self.labels)
         self.runs = Runs(self)
         self.neighbors = Neighbors(self)
-        self.image_info = ImageInfo(self)
         self.user_sql = UserSQL(self)
+        self.image_info = ImageInfo(self, self.user_sql)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from idx import config
-from idx.errors import EmptyIndexError, IdxError, IndexBusyError, UsageError
+from idx.errors import EmptyIndexError, IdxError, IndexBusyError
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +133,20 @@ class Database:
         if self._con is not None and (slow or readers_waiting(self.index_dir)):
             self.release()
 
-    def forbid_file_access(self) -> None:
-        """From the next connection on, SQL reads and writes no file but the catalog (DuckDB's
-        enable_external_access = false: no read_csv, COPY, ATTACH or extension installs), for
-        SQL written by people other than the index's owner (`idx serve`)."""
-        self._config["enable_external_access"] = False
+    def limit_user_sql(
+        self, *, memory_mb: float, threads: int, file_access: bool, locked: bool = True
+    ) -> None:
+        """From the next connection on, bound what people's SQL may take, for a read-only
+        catalog that runs it: DuckDB's memory_limit and threads, no file but the catalog when
+        `file_access` is False (enable_external_access: no read_csv, COPY, ATTACH or extension
+        installs; for SQL written by people other than the index's owner, `idx serve`), and
+        the configuration locked, so that no statement can lift these."""
+        assert self.read_only, "limits are for catalogs that only read"
+        self._config.update(memory_limit=f"{memory_mb:g}MB", threads=int(threads))
+        if not file_access:
+            self._config["enable_external_access"] = False
+        if locked:
+            self._config["lock_configuration"] = True
         self.release()
 
     def _take_lock(self, wait: float) -> None:
@@ -321,21 +330,6 @@ class Database:
     def with_ids(self, name: str, ids: Sequence[int]) -> Any:
         """Register `ids` as a one-column (id) view for the duration of a `with` block."""
         return self.with_table(name, {"id": pa.array(list(map(int, ids)), pa.int64())})
-
-    def user_query(self, sql: str) -> tuple[list[str], list[tuple]]:
-        """The user's own statement (`idx sql`): (column names, rows); DuckDB's errors and a
-        refused write on a read-only catalog become UsageError (exit 2) with the reason."""
-        try:
-            return self.query(sql)
-        except duckdb.InvalidInputException as exc:
-            if "read-only" in str(exc).lower() or "read only" in str(exc).lower():
-                raise UsageError(
-                    "idx sql is read-only: write statements are refused; change the index "
-                    "through idx commands"
-                ) from None
-            raise UsageError(f"SQL error: {exc}") from None
-        except duckdb.Error as exc:
-            raise UsageError(f"SQL error: {exc}") from None
 
 
 #: The write locks this process holds (their open lock files).

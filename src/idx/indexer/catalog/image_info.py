@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 
 from idx.errors import NotFoundError, UsageError
-from idx.indexer.catalog.user_sql import one_statement, time_limit, user_error
+from idx.indexer.catalog.user_sql import UserSQL, one_statement, time_limit, user_error
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
@@ -19,8 +19,8 @@ _LATEST_CLUSTER_RUN = "(SELECT max(id) FROM cluster_runs)"
 
 
 class ImageInfo:
-    def __init__(self, db: Database):
-        self.db = db
+    def __init__(self, db: Database, user_sql: UserSQL):
+        self.db, self.user_sql = db, user_sql
 
     def matching_ids(
         self,
@@ -62,13 +62,15 @@ class ImageInfo:
         if not parts:
             raise UsageError("no filter given: use where, label, cluster or folder")
         sql = f"SELECT id FROM {source} WHERE {' AND '.join(parts)} ORDER BY id"
-        if where is not None:
-            one_statement(self.db, sql, "where")
-        try:
-            with time_limit(self.db, timeout, f"where {where!r}"):
-                table = self.db.arrow(sql, params)
-        except duckdb.Error as exc:
-            raise user_error(exc, f"bad where {where!r}") from None
+        if where is None:
+            table = self.db.arrow(sql, params)
+        else:  # people's SQL: on a connection of its own, under the time limit
+            one_statement(self.db.con, sql, "where")
+            try:
+                with self.user_sql.cursor() as cur, time_limit(cur, timeout, f"where {where!r}"):
+                    table = cur.sql(sql, params=params or None).to_arrow_table()
+            except duckdb.Error as exc:
+                raise user_error(exc, f"bad where {where!r}") from None
         return table.column(0).to_numpy().astype(np.int64, copy=False)
 
     def _check_label(self, label: str) -> None:
