@@ -1,3 +1,4 @@
 from idx.cli.main import main
 
-main()
+if __name__ == "__main__":  # imported again by spawned processes: only a run starts the CLI
+    main()

@@ -5,8 +5,9 @@ graph, and rebuilding the FAISS index as another type.
 ...     for hit in search(index, text="a red apple", k=5, label="Banana"):
 ...         print(hit.rank, f"{hit.score:.3f}", hit.path)
 
-A filter (`where`: SQL over the image_info view; `label`, `cluster`, `folder`: shortcuts) restricts
-results to the images it keeps; results then equal an exact search over those images.
+A filter (`where`: SQL over the image_info view; `label`, `cluster`, `folder`: shortcuts), or the
+ids it kept (`among`), restricts results to those images; results then equal an exact search
+over them.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def search(
     label: str | None = None,
     cluster: int | None = None,
     folder: str | None = None,
+    among: np.ndarray | None = None,
 ) -> list[Hit]:
     """The k images nearest to a text, an image file (or its bytes), an indexed image (which is
     then its own rank-1 hit) or a vector of the index's dimension, by cosine similarity; among
@@ -124,7 +126,7 @@ def search(
             raise UsageError(f"vector must be one query of shape (d,), not {query.shape}")
         _check_dim(index, query, "query")
         query = query / np.linalg.norm(query, axis=1, keepdims=True)
-    allowed = matching_ids(index, where=where, label=label, cluster=cluster, folder=folder)
+    allowed = _allowed(index, among, where=where, label=label, cluster=cluster, folder=folder)
     return _nearest(index, query, k, allowed=allowed)
 
 
@@ -137,14 +139,27 @@ def neighbors(
     label: str | None = None,
     cluster: int | None = None,
     folder: str | None = None,
+    among: np.ndarray | None = None,
 ) -> list[Hit]:
     """The k images nearest to an indexed image (given by id or path), itself excluded; among
     the images the filter keeps when one is given (see the module)."""
     _check_k(k)
     index.require_images("search")
     image_id = resolve_image(index, image)
-    allowed = matching_ids(index, where=where, label=label, cluster=cluster, folder=folder)
+    allowed = _allowed(index, among, where=where, label=label, cluster=cluster, folder=folder)
     return _nearest(index, _stored_vector(index, image_id), k, exclude=image_id, allowed=allowed)
+
+
+def _allowed(index: Index, among: np.ndarray | None, **filters: Any) -> np.ndarray | None:
+    """The ids a search may return: `among` (ids a filter kept already, e.g. in idx serve's SQL
+    process) or what the filter keeps; None: all."""
+    if among is None:
+        return matching_ids(index, **filters)
+    if any(value is not None for value in filters.values()):
+        raise UsageError(
+            "give a filter (where, label, cluster, folder) or the ids it kept, not both"
+        )
+    return np.unique(np.asarray(among, np.int64))
 
 
 def text_vector(index: Index, text: str) -> np.ndarray:

@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from idx import config
 from idx.errors import DecodeError, NotFoundError
 from idx.indexer import storage
 from idx.indexer.index import Index
 from idx.jsonable import to_jsonable
 from idx.ops import browse, thumbnails
-from idx.ops.sql import enable_vector_sql
+from idx.serve.sql_runner import Limits, SQLRunner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,8 +39,10 @@ IDLE_RELEASE_S = 0.25
 
 
 class Session:
-    def __init__(self, index: Index):
+    def __init__(self, index: Index, sql: SQLRunner):
         self.index = index
+        #: People's SQL (/api/sql, where=): in a process of its own, never under `_lock`.
+        self.sql = sql
         self._lock = threading.Lock()
         self._thumbs: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._thumbs_lock = threading.Lock()
@@ -51,26 +52,27 @@ class Session:
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **model: Any) -> Session:
         """Open the index read-only and load what queries need: the model (when the index has
-        stored one), the vectors, and SQL's vector functions. SQL may read no other file."""
+        stored one) and the vectors; start the process that runs people's SQL."""
         index = Index(path, read_only=True, **model)
+        sql: SQLRunner | None = None
         try:
-            index.catalog.forbid_file_access()
-            index.catalog.user_sql.timeout = config.sql_timeout()
             if index.stored_identity() is not None:
                 index.encoder  # noqa: B018 - image queries need the model: loaded now
                 index.texts.warm()  # and text queries the text tower (prepared once if need be)
-                enable_vector_sql(index)
             index.vectors  # noqa: B018 - loaded (or rebuilt in memory) now, not on the first query
             index.refresh()
+            index.release()
+            sql = SQLRunner(index.dir, model, Limits.from_config()).start()
         except BaseException:
             index.close()
             raise
         finally:
             index.release()
-        return cls(index)
+        return cls(index, sql)
 
     def close(self) -> None:
         self._idle_release.cancel()
+        self.sql.close()
         self.index.close()
 
     @contextmanager
