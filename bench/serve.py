@@ -11,9 +11,14 @@ latency A --n-vector index (512-d clustered synthetic vectors) with ViT-B-32 (ra
 load    --clients concurrent clients for --seconds mixing those queries: errors (target 0),
         throughput, latency under load, and the server's resident memory sampled each second
         (target: flat).
+fair    --clients - 1 clients for --seconds, twice in one run: alone (the baseline), then beside
+        one client sending slow SQL back to back (each statement runs to IDX_SQL_TIMEOUT): the
+        normal clients' median and p95 and their ratio to the baseline (issue 21: the shared
+        lock put their median at 5.2 s; target: near 1).
 
     PYTHONPATH=src .venv/bin/python bench/serve.py                       # all parts, 100k
     PYTHONPATH=src .venv/bin/python bench/serve.py --parts switch --n 20000
+    PYTHONPATH=src .venv/bin/python bench/serve.py --parts fair --n 20000 --seconds 20
 """
 
 from __future__ import annotations
@@ -265,7 +270,11 @@ def part_latency(index_dir: Path, port: int, n: int, rounds: int, results: dict)
         }
 
 
-def part_load(port: int, pid: int, n: int, clients: int, seconds: float, results: dict) -> None:
+def run_clients(
+    port: int, n: int, clients: int, seconds: float, pid: int | None = None
+) -> tuple[list[float], list[str], list[float], float]:
+    """`clients` threads sending the query mix for `seconds`: (latencies, errors, the server's
+    RSS sampled each second when `pid` is given, elapsed seconds)."""
     stop = time.monotonic() + seconds
     errors: list[str] = []
     latencies: list[float] = []
@@ -292,9 +301,14 @@ def part_load(port: int, pid: int, n: int, clients: int, seconds: float, results
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
-        memory.append(rss_mb(pid))
-        time.sleep(1)
-    elapsed = time.monotonic() - start
+        if pid is not None:
+            memory.append(rss_mb(pid))
+        time.sleep(1 if pid is not None else 0.1)
+    return latencies, errors, memory, time.monotonic() - start
+
+
+def part_load(port: int, pid: int, n: int, clients: int, seconds: float, results: dict) -> None:
+    latencies, errors, memory, elapsed = run_clients(port, n, clients, seconds, pid)
     head, tail = memory[: max(1, len(memory) // 6)], memory[-max(1, len(memory) // 6) :]
     print(
         f"[load] {clients} clients, {elapsed:.0f} s: {len(latencies)} requests "
@@ -316,6 +330,60 @@ def part_load(port: int, pid: int, n: int, clients: int, seconds: float, results
     }
 
 
+#: A statement that runs until the time limit stops it.
+SLOW_SQL = "SELECT count(*) FROM range(100000000000) a, range(1000) b"
+
+
+def part_fair(port: int, n: int, clients: int, seconds: float, results: dict) -> None:
+    normal = max(1, clients - 1)
+    base, base_errors, _, _ = run_clients(port, n, normal, seconds)
+    stop = threading.Event()
+    slow: list[tuple[float, int]] = []
+
+    def slow_client() -> None:
+        client = Client(port)
+        path = "/api/sql?" + urllib.parse.urlencode({"q": SLOW_SQL})
+        while not stop.is_set():
+            t = time.perf_counter()
+            status = client.get(path)
+            slow.append((time.perf_counter() - t, status))
+
+    thread = threading.Thread(target=slow_client)
+    thread.start()
+    time.sleep(0.5)
+    try:
+        beside, beside_errors, _, _ = run_clients(port, n, normal, seconds)
+    finally:
+        stop.set()
+        thread.join()
+    for name, lat, errs in (
+        ("alone", base, base_errors),
+        ("beside slow SQL", beside, beside_errors),
+    ):
+        print(
+            f"[fair] {normal} clients {name:15s}: {len(lat)} requests, {len(errs)} errors, "
+            f"median {ms(lat):6.0f} ms, p95 {ms(lat, 0.95):6.0f} ms",
+            flush=True,
+        )
+    slow_s = [t for t, _ in slow]
+    print(
+        f"[fair] ratio beside/alone: median {ms(beside) / ms(base):.2f}, p95 "
+        f"{ms(beside, 0.95) / ms(base, 0.95):.2f}; the slow client ran {len(slow)} statements "
+        f"of {np.median(slow_s):.1f} s median (answers {sorted({s for _, s in slow})})",
+        flush=True,
+    )
+    results["fair"] = {
+        "clients": normal,
+        "alone": {"median_ms": ms(base), "p95_ms": ms(base, 0.95), "errors": len(base_errors)},
+        "beside_slow_sql": {
+            "median_ms": ms(beside),
+            "p95_ms": ms(beside, 0.95),
+            "errors": len(beside_errors),
+        },
+        "slow_statements": len(slow),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -328,7 +396,7 @@ def main() -> None:
     results: dict = {"n": args.n, "dim": DIM}
     if "switch" in parts:
         part_switch(args.n, results)
-    if parts & {"latency", "load"}:
+    if parts & {"latency", "load", "fair"}:
         index_dir = OUT / f"serve-{args.n}"
         t = time.perf_counter()
         build_index(index_dir, args.n)
@@ -339,6 +407,8 @@ def main() -> None:
                 part_latency(index_dir, port, args.n, args.rounds, results)
             if "load" in parts:
                 part_load(port, proc.pid, args.n, args.clients, args.seconds, results)
+            if "fair" in parts:
+                part_fair(port, args.n, args.clients, args.seconds, results)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)

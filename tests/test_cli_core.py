@@ -125,3 +125,35 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(images, tiny_args):
         "note: the model has UNTRAINED random weights; similarities are not meaningful",
         "device: cpu (auto)",  # auto names the device it chose (issue 12)
     ]
+
+
+def test_sql_reads_files_but_writes_nothing(indexed, tmp_path):
+    """`idx sql` runs in the user's own shell: it may read files, but no statement writes
+    (finding 9: it refused writes to the catalog yet wrote files with COPY ... TO)."""
+    listing = tmp_path / "list.csv"
+    listing.write_text("name\na\nb\n")
+    out = run(
+        "--index", indexed, "sql", f"SELECT count(*) AS n FROM read_csv('{listing}')", "--json"
+    )
+    assert out.exit_code == 0 and json.loads(out.stdout) == [{"n": 2}]
+    for statement in (
+        f"COPY images TO '{tmp_path / 'leak.csv'}'",
+        f"COPY (SELECT 1) TO '{tmp_path / 'leak.csv'}'",
+        f"EXPORT DATABASE '{tmp_path / 'dump'}'",
+        f"ATTACH '{tmp_path / 'other.duckdb'}' AS o",
+        "CREATE TEMP TABLE t AS SELECT 1",
+        "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1",
+        "SET threads = 64",
+    ):
+        refused = run("--index", indexed, "sql", statement)
+        assert refused.exit_code == 2 and "read-only" in refused.stderr, (statement, refused.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.csv"]
+    slow = run(
+        "--index",
+        indexed,
+        "sql",
+        "SELECT count(*) FROM range(100000000000) a, range(9) b",
+        "--timeout",
+        "0.5",
+    )
+    assert slow.exit_code == 2 and "time limit of 0.5 s" in slow.stderr

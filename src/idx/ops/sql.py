@@ -17,7 +17,6 @@ from idx.indexer.catalog.user_sql import Result, timeout_message
 from idx.indexer.identity import ModelIdentity
 from idx.indexer.index import Index
 
-
 __all__ = ["Result", "enable_vector_sql", "run_sql", "timeout_message"]
 
 
