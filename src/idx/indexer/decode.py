@@ -21,11 +21,6 @@ _ORIENTATION_TAG = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}
 
 
-def max_pixels() -> int:
-    value = config.env("MAX_PIXELS")
-    return int(value) if value else int(Image.MAX_IMAGE_PIXELS or config.MAX_IMAGE_PIXELS)
-
-
 @dataclass
 class Decoded:
     image: Image.Image
@@ -54,10 +49,10 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
         raise DecodeError(f"unreadable image header ({exc})") from exc
     fmt = img.format or "unknown"
     width, height = img.size
-    if width * height > max_pixels():
+    if width * height > config.max_pixels():
         raise DecodeError(
             f"{width}x{height} = {width * height} pixels is above the decompression-bomb limit "
-            f"of {max_pixels()}; raise it with IDX_MAX_PIXELS if the file is trusted"
+            f"of {config.max_pixels()}; raise it with IDX_MAX_PIXELS if the file is trusted"
         )
     try:
         orientation = img.getexif().get(_ORIENTATION_TAG, 1)

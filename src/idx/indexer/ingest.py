@@ -139,6 +139,9 @@ class Ingest:
         self.identity, self.precision = identity, precision
         self._batch_flag, self._workers_flag, self.device = batch_size, workers, device
         self.batch_size = config.batch_size(batch_size)  # sized for the device once it is known
+        # Read here, in this process: a bad IDX_MAX_PIXELS fails the run (exit 2) rather than
+        # every file, each skipped for it by a worker that decodes.
+        self.max_pixels = config.max_pixels()
         self.check_batch = check_batch
         self.progress = progress or (lambda event: None)
         self.on_skip = on_skip or (lambda path, reason: None)
