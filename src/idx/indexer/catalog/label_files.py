@@ -8,6 +8,8 @@ catalog as it was.
 
 from __future__ import annotations
 
+import gzip
+import shlex
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,6 +285,8 @@ class LabelFiles:
             raise
         if failure:
             exc = failure[0]
+            if isinstance(exc, duckdb.Error) and "invalid unicode" in str(exc).lower():
+                raise UsageError(not_utf8(file)) from None
             if isinstance(exc, duckdb.Error):
                 detail = str(exc).split("\n\n")[0].split("Possible fixes")[0].strip()
                 detail = "; ".join(line for line in detail.splitlines() if line.strip())
@@ -290,6 +294,34 @@ class LabelFiles:
             raise IdxError(f"cannot import {file}: {exc}") from exc
         if progress is not None:
             progress(ProgressEvent(phase, 100, 100))
+
+
+def not_utf8(file: Path) -> str:
+    """Why `file` (a label, class or hierarchy file) cannot be read: where its first byte that is
+    not UTF-8 is, and how to convert it. Its encoding is not guessed: any bytes read as Latin-1,
+    and a wrong guess (cp1252, Shift-JIS) would store wrong names without a word. Found by reading
+    the file again, only after a read failed, so a good file still costs one pass."""
+    opener: Any = gzip.open if file.suffix == ".gz" else open
+    offset = 0
+    with opener(file, "rb") as fh:
+        for number, line in enumerate(fh, 1):  # b"\n" is never inside a UTF-8 sequence
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                where = f"line {number} (byte {exc.start + 1} of it, 0x{line[exc.start]:02x}; "
+                where += f"byte offset {offset + exc.start} in the file)"
+                break
+            offset += len(line)
+        else:
+            where = "a line"
+    name, iconv = shlex.quote(file.name), "iconv -f latin1 -t utf-8"
+    convert = f"zcat {name} | {iconv}" if file.suffix == ".gz" else f"{iconv} {name}"
+    converted = shlex.quote("utf8-" + file.name.removesuffix(".gz"))
+    return (
+        f"{file}: {where} is not UTF-8, which idx reads label files as; re-save the file as "
+        f"UTF-8 and import that, e.g. for a Latin-1 file `{convert} > {converted}`; nothing "
+        "was imported"
+    )
 
 
 def _read_csv(n_columns: int, header: bool) -> str:
