@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -279,4 +280,36 @@ def test_a_utf_8_file_with_a_byte_order_mark_is_read(indexed_copy, tmp_path, hea
         assert {(s, lab) for s, lab, _, _ in _labels(index, "csv")} == {
             ("sunsets_000", "crépuscule"),
             ("sunsets_001", "dusk"),
+        }
+
+
+def test_csv_paths_with_dot_dot_and_links_name_the_indexed_images(
+    indexed_copy, synthetic_set, tmp_path
+):
+    """Paths relative to the CSV's folder, written as people write them (`../photos/a.jpg`,
+    `./`, `//`), and the CSV reached through a linked folder (macOS's /tmp is one): each names
+    the image as `add` stored it (absolute, links kept)."""
+    real = tmp_path / "real" / "meta"
+    real.mkdir(parents=True)
+    (tmp_path / "meta").symlink_to(real)  # the CSV is given as tmp_path/meta/labels.csv
+    folder = tmp_path / "meta"
+    up = os.path.relpath(synthetic_set, folder)
+    assert up.startswith("..")
+    rows = {
+        f"{up}/sunsets/sunsets_000.jpg": "dusk",
+        f"./{up}/sunsets/../sunsets//sunsets_001.jpg": "dusk",
+        f"{synthetic_set}/./sunsets/sunsets_002.jpg": "dusk",
+        f"{up}/sunsets/sunsets_999.jpg": "dusk",  # not indexed
+    }
+    csv_file = folder / "labels.csv"
+    csv_file.write_text("".join(f"{path},{label}\n" for path, label in rows.items()))
+    res = _import_csv(indexed_copy, csv_file)
+    assert res.exit_code == 0, res.output
+    (report,) = json.loads(res.stdout)["imports"]
+    assert (report["rows"], report["imported"], report["unknown_image_rows"]) == (4, 3, 1)
+    with Index(indexed_copy, read_only=True) as index:
+        assert {(s, lab) for s, lab, _, _ in _labels(index, "csv")} == {
+            ("sunsets_000", "dusk"),
+            ("sunsets_001", "dusk"),
+            ("sunsets_002", "dusk"),
         }

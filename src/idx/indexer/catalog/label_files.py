@@ -9,8 +9,11 @@ catalog as it was.
 from __future__ import annotations
 
 import gzip
+import posixpath
 import shlex
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,9 @@ ID_FROM = {
     "path": "path",
 }
 _BAD_CONFIDENCE = "r.confidence IS NOT NULL AND TRY_CAST(r.confidence AS DOUBLE) IS NULL"
+#: The SQL function that normalises a label file's paths the way `add` stored the images' paths
+#: (os.path.abspath: '.', '..' and '//' resolved without following links).
+_NORMPATH = "idx_normpath"
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,8 @@ class LabelFiles:
         """
         try:
             self._build_keys(id_from, id_regex, with_paths=file.relative_paths)
-            self._run(sql, [str(file.path)], progress, file.path)
+            with self._normpath():
+                self._run(sql, [str(file.path)], progress, file.path)
             bad, bad_value = self.db.rows(
                 "SELECT sum(bad), min(bad_value) FROM _idx_import WHERE bad > 0"
             )[0]
@@ -258,6 +265,17 @@ class LabelFiles:
             params,
         )
 
+    @contextmanager
+    def _normpath(self) -> Iterator[None]:
+        """_NORMPATH as a function of the connection while a file is read: DuckDB has none, and
+        its list lambdas that could make one changed syntax between the versions idx runs on."""
+        con = self.db.con
+        con.create_function(_NORMPATH, posixpath.normpath, ["VARCHAR"], "VARCHAR")
+        try:
+            yield
+        finally:
+            con.remove_function(_NORMPATH)
+
     def _run(self, sql: str, params: list[Any], progress: Progress | None, file: Path) -> None:
         """Run one long statement in a worker thread, reporting DuckDB's progress as the phase
         `read <file name>`; Ctrl-C stops it."""
@@ -345,9 +363,12 @@ def _rows(file: LabelFile) -> str:
     key = f"c{file.key}"
     if file.relative_paths:
         folder = _quote(str(file.path.parent).rstrip("/") + "/")
+        path = f"(CASE WHEN starts_with({key}, '/') THEN {key} ELSE {folder} || {key} END)"
+        # Only a path with a '.' or '..' part or a '//' needs the (Python) function.
         key = (
-            f"CASE WHEN NOT contains({key}, '/') THEN {key} WHEN starts_with({key}, '/') "
-            f"THEN {key} ELSE {folder} || regexp_replace({key}, '^(\\./)+', '') END"
+            f"CASE WHEN NOT contains({key}, '/') THEN {key} "
+            f"WHEN contains({path}, '/.') OR contains({path}, '//') THEN {_NORMPATH}({path}) "
+            f"ELSE {path} END"
         )
     source = _quote(file.default_source)
     if file.source is not None:
