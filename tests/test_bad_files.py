@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.cli.main import cli
+from idx.errors import DecodeError
 from idx.indexer import decode
 from idx.indexer.index import Index
 
@@ -258,3 +259,61 @@ def test_a_file_skipped_under_two_given_folders_is_recorded_once(images, tiny_mo
         index.add([images, sub])  # overlapping folders: the walk meets the link twice
         rows = index.catalog.con.execute("SELECT path, reason FROM skipped").fetchall()
     assert rows == [(str(sub / "broken.jpg"), "broken symbolic link; fix or remove the link")]
+
+
+def _png(width: int, height: int, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def pillow_limit(monkeypatch):
+    """Pillow's limit as it was, back after the test: decode() sets it to IDX_MAX_PIXELS."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
+def test_a_file_skipped_for_its_pixels_is_added_once_the_limit_is_raised(
+    tmp_path, tiny_args, monkeypatch, pillow_limit
+):
+    root = tmp_path / "photos"
+    root.mkdir()
+    (root / "small.jpg").write_bytes(_jpeg_bytes(1))  # 64 x 48
+    (root / "big.png").write_bytes(_png(200, 200))  # over twice the limit: Pillow refuses it
+    (root / "wide.png").write_bytes(_png(150, 100, 1))  # between the limit and twice it
+    monkeypatch.setenv("IDX_MAX_PIXELS", "10000")
+    # In a new process, where warnings print as they do for users (pytest records them instead).
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "idx", "add", str(root), *tiny_args]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "added 1," in first.stdout and "skipped 2" in first.stdout
+    guard = "pixels (a decompression-bomb guard); if the file is trusted, raise the limit"
+    assert [line for line in first.stderr.splitlines() if "pixels" in line] == [
+        f"skipping {root}/big.png: 40000 pixels is above the limit of 10000 {guard} "
+        "(IDX_MAX_PIXELS=40000) and run again",
+        f"skipping {root}/wide.png: 150x100 = 15000 pixels is above the limit of 10000 {guard} "
+        "(IDX_MAX_PIXELS=15000) and run again",
+    ]
+    assert "Warning" not in first.stderr  # Pillow's own, quoting its own figure
+    unchanged = CliRunner().invoke(cli, ["add", str(root), *tiny_args])
+    assert "added 0," in unchanged.stdout and "skipped 2" in unchanged.stdout
+    monkeypatch.setenv("IDX_MAX_PIXELS", "50000")
+    raised = CliRunner().invoke(cli, ["add", str(root), *tiny_args])
+    assert raised.exit_code == 0, raised.output
+    assert "added 2," in raised.stdout and "skipping" not in raised.stderr
+    with Index(read_only=True) as index:
+        assert index.sql("SELECT count(*) FROM skipped")[1] == [(0,)]
+        assert index.sql("SELECT count(*) FROM images")[1] == [(3,)]
+
+
+def test_a_limit_above_pillows_default_is_the_one_pillow_applies(monkeypatch, pillow_limit):
+    header = _png_header_only(20000, 10000)  # 200 megapixels: over twice Pillow's default
+    with pytest.raises(DecodeError, match="^200000000 pixels is above the limit of 89478485 "):
+        decode.decode(header)
+    monkeypatch.setenv("IDX_MAX_PIXELS", "300000000")
+    # Past every size check, it fails only for holding 64 bytes of the 200 megapixels it claims.
+    with pytest.raises(DecodeError, match="^corrupt or truncated image data"):
+        decode.decode(header)
+    assert Image.MAX_IMAGE_PIXELS == 300_000_000

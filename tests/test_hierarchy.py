@@ -99,6 +99,19 @@ def test_closure_and_levels_equal_the_hand_computed_ones(tmp_path, tree_file, ti
     assert report.classes_with_several_parents == 1 and report.roots == 1
 
 
+def test_a_hierarchy_with_a_byte_order_mark_is_read_and_a_latin_1_one_explained(
+    tmp_path, tiny_model
+):
+    bom = tmp_path / "bom.json"
+    bom.write_text(json.dumps(TREE), encoding="utf-8-sig")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps(node("Entité"), ensure_ascii=False).encode("latin-1"))
+    with Index(tmp_path / "index", **tiny_model) as index:
+        assert import_hierarchy(index, bom).classes == 13
+        with pytest.raises(UsageError, match=r"latin.json: line 1 \(byte 21 of it, 0xe9;.*iconv"):
+            import_hierarchy(index, latin)
+
+
 def test_insights_at_parent_classes_count_each_is_a_ancestor(indexed_copy, tree_file, tiny_model):
     with Index(indexed_copy, **tiny_model) as index:
         labels_api.import_folders(index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,89 @@ def test_cli_import_and_list(indexed_copy, tmp_path):
     assert res.exit_code == 2 and "nothing to import" in res.stderr
     res = runner.invoke(cli, [*base, "import", "--from-folders"])
     assert res.exit_code == 0 and "folders" in res.stdout
+
+
+def _import_csv(index_dir: Path, file: Path, *flags: str):
+    return CliRunner().invoke(
+        cli, ["--index", str(index_dir), "labels", "import", "--csv", str(file), *flags, "--json"]
+    )
+
+
+@pytest.mark.parametrize("where", ["first row", "past the first 8 KiB"])
+def test_a_latin_1_file_is_refused_with_the_line_byte_and_the_fix(indexed_copy, tmp_path, where):
+    rows = [b"sunsets_000.jpg,dusk"] * (1 if where == "first row" else 1000)
+    rows.append("sunsets_001.jpg,crépuscule".encode("latin-1"))
+    file = tmp_path / "latin.csv"
+    file.write_bytes(b"\n".join(rows) + b"\n")
+    res = _import_csv(indexed_copy, file, "--id-from", "name")
+    assert res.exit_code == 2, res.output
+    line = len(rows)
+    offset = sum(len(r) + 1 for r in rows[:-1]) + len("sunsets_001.jpg,cr")
+    assert res.stderr.strip() == (
+        f"error: {file}: line {line} (byte 19 of it, 0xe9; byte offset {offset} in the file) is "
+        "not UTF-8, which idx reads label files as; re-save the file as UTF-8 and import that, "
+        "e.g. for a Latin-1 file `iconv -f latin1 -t utf-8 latin.csv > utf8-latin.csv`; "
+        "nothing was imported"
+    )
+    with Index(indexed_copy, read_only=True) as index:
+        assert index.sql("SELECT count(*) FROM labels")[1] == [(0,)]
+
+
+def test_a_compressed_latin_1_label_file_names_zcat_in_the_fix(indexed_copy, tmp_path):
+    file = tmp_path / "image-labels.csv.gz"
+    with gzip.open(file, "wb") as fh:
+        fh.write("ImageID,Source,LabelName,Confidence\nsunsets_000,v,/m/é,1\n".encode("latin-1"))
+    res = CliRunner().invoke(
+        cli, ["--index", str(indexed_copy), "labels", "import", "--labels", str(file)]
+    )
+    assert res.exit_code == 2, res.output
+    assert "line 2 (byte 18 of it, 0xe9; byte offset 53 in the file) is not UTF-8" in res.stderr
+    assert "`zcat image-labels.csv.gz | iconv -f latin1 -t utf-8 > utf8-image-labels.csv`" in (
+        res.stderr
+    )
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_utf_8_file_with_a_byte_order_mark_is_read(indexed_copy, tmp_path, header):
+    file = tmp_path / "bom.csv"
+    rows = ["path,label"] * header + ["sunsets_000.jpg,crépuscule", "sunsets_001.jpg,dusk"]
+    file.write_text("\n".join(rows) + "\n", encoding="utf-8-sig")
+    res = _import_csv(indexed_copy, file, "--id-from", "name")
+    assert res.exit_code == 0, res.output
+    with Index(indexed_copy, read_only=True) as index:
+        assert {(s, lab) for s, lab, _, _ in _labels(index, "csv")} == {
+            ("sunsets_000", "crépuscule"),
+            ("sunsets_001", "dusk"),
+        }
+
+
+def test_csv_paths_with_dot_dot_and_links_name_the_indexed_images(
+    indexed_copy, synthetic_set, tmp_path
+):
+    """Paths relative to the CSV's folder, written as people write them (`../photos/a.jpg`,
+    `./`, `//`), and the CSV reached through a linked folder (macOS's /tmp is one): each names
+    the image as `add` stored it (absolute, links kept)."""
+    real = tmp_path / "real" / "meta"
+    real.mkdir(parents=True)
+    (tmp_path / "meta").symlink_to(real)  # the CSV is given as tmp_path/meta/labels.csv
+    folder = tmp_path / "meta"
+    up = os.path.relpath(synthetic_set, folder)
+    assert up.startswith("..")
+    rows = {
+        f"{up}/sunsets/sunsets_000.jpg": "dusk",
+        f"./{up}/sunsets/../sunsets//sunsets_001.jpg": "dusk",
+        f"{synthetic_set}/./sunsets/sunsets_002.jpg": "dusk",
+        f"{up}/sunsets/sunsets_999.jpg": "dusk",  # not indexed
+    }
+    csv_file = folder / "labels.csv"
+    csv_file.write_text("".join(f"{path},{label}\n" for path, label in rows.items()))
+    res = _import_csv(indexed_copy, csv_file)
+    assert res.exit_code == 0, res.output
+    (report,) = json.loads(res.stdout)["imports"]
+    assert (report["rows"], report["imported"], report["unknown_image_rows"]) == (4, 3, 1)
+    with Index(indexed_copy, read_only=True) as index:
+        assert {(s, lab) for s, lab, _, _ in _labels(index, "csv")} == {
+            ("sunsets_000", "dusk"),
+            ("sunsets_001", "dusk"),
+            ("sunsets_002", "dusk"),
+        }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from idx.errors import UsageError
 
@@ -20,8 +22,9 @@ FILES_SOURCE = "files"
 #: The zero-shot prompt of every command (insights, robustness): `prompt(display_name)` fills it.
 PROMPT_TEMPLATE = "a photo of a {}"
 
-#: Pillow's decompression-bomb guard: images above this many pixels are skipped, not decoded.
-MAX_IMAGE_PIXELS = 89_478_485 * 2
+#: A decompression-bomb guard: images above this many pixels are skipped, not decoded, unless
+#: IDX_MAX_PIXELS says otherwise (the default is Pillow's own, about 89.5 megapixels).
+MAX_IMAGE_PIXELS = 89_478_485
 
 #: Seconds to wait for the model hub before declaring ourselves offline.
 HUB_TIMEOUT_S = 4.0
@@ -51,6 +54,43 @@ def env(name: str, default: str | None = None) -> str | None:
     return value if value else default
 
 
+N = TypeVar("N", int, float)
+
+
+def env_number(
+    name: str, kind: type[N], *, minimum: N, example: N, exclusive: bool = False
+) -> N | None:
+    """The number IDX_<name> holds, None when it is unset: a whole number when `kind` is int, a
+    finite one when float, at least `minimum` (above it when `exclusive`). Anything else is a
+    UsageError that names the variable, its value and what it must be, so a typo in the shell
+    ends the command with exit 2 and the fix, not a traceback (or a skip per file)."""
+    text = env(name)
+    if text is None:
+        return None
+    value: N | None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if (
+        value is None
+        or not math.isfinite(value)
+        or value < minimum
+        or (exclusive and value == minimum)
+    ):
+        what = "a whole number" if kind is int else "a number"
+        bound = f"{'>' if exclusive else '>='} {_plain(minimum)}"
+        raise UsageError(
+            f"IDX_{name}={text!r} is not {what} {bound}; unset it or give e.g. {_plain(example)}"
+        )
+    return value
+
+
+def _plain(number: float) -> str:
+    """20000000 as itself, 5.0 as 5 (`:g` alone writes a large int as 2e+07)."""
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
 def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
     """The index folder: flag > IDX_INDEX > ./.idx."""
     return Path(flag or env("INDEX") or DEFAULT_INDEX_DIR)
@@ -69,7 +109,8 @@ INT8_CHECK_SAMPLE = 32
 
 def batch_size(flag: int | None = None, device: str = "cpu") -> int:
     """Images per model call: flag > IDX_BATCH_SIZE > the device kind's default."""
-    return int(flag or env("BATCH_SIZE") or BATCH_SIZES.get(device.split(":")[0], 64))
+    default = BATCH_SIZES.get(device.split(":")[0], DEFAULT_BATCH_SIZE)
+    return flag or env_number("BATCH_SIZE", int, minimum=1, example=default) or default
 
 
 def workers(flag: int | None = None, device: str = "cpu") -> int:
@@ -77,7 +118,7 @@ def workers(flag: int | None = None, device: str = "cpu") -> int:
     model); every core on a GPU, which embeds faster than one core decodes."""
     cores = os.cpu_count() or 2
     default = min(4, cores + 1) if device == "cpu" else cores
-    return int(flag or env("WORKERS") or default)
+    return flag or env_number("WORKERS", int, minimum=1, example=default) or default
 
 
 def decode_processes(device_kind: str) -> bool:
@@ -150,45 +191,56 @@ SQL_THREADS = 1
 
 
 def max_upload() -> int:
-    return int(env("MAX_UPLOAD") or SERVE_MAX_UPLOAD)
+    return env_number("MAX_UPLOAD", int, minimum=1, example=SERVE_MAX_UPLOAD) or SERVE_MAX_UPLOAD
 
 
 def sql_max_rows() -> int:
-    return int(env("SQL_MAX_ROWS") or SQL_MAX_ROWS)
+    return env_number("SQL_MAX_ROWS", int, minimum=1, example=SQL_MAX_ROWS) or SQL_MAX_ROWS
 
 
 def sql_max_bytes() -> int:
-    return int(env("SQL_MAX_BYTES") or SQL_MAX_BYTES)
+    return env_number("SQL_MAX_BYTES", int, minimum=1, example=SQL_MAX_BYTES) or SQL_MAX_BYTES
 
 
 def sql_timeout(default: float | None = SQL_TIMEOUT_S) -> float | None:
-    value = env("SQL_TIMEOUT")
-    return float(value) if value else default
+    timeout = env_number("SQL_TIMEOUT", float, minimum=0.0, exclusive=True, example=SQL_TIMEOUT_S)
+    return timeout or default
 
 
 def sql_memory_mb() -> float:
-    return float(env("SQL_MEMORY_MB") or SQL_MEMORY_MB)
+    memory = env_number("SQL_MEMORY_MB", float, minimum=64.0, example=float(SQL_MEMORY_MB))
+    return memory or SQL_MEMORY_MB
 
 
 def sql_threads() -> int:
-    return int(env("SQL_THREADS") or SQL_THREADS)
+    return env_number("SQL_THREADS", int, minimum=1, example=2) or SQL_THREADS
 
 
 def index_workers() -> int:
     """Processes that fill IVF-PQ shards in a large build: IDX_INDEX_WORKERS > cores."""
-    return int(env("INDEX_WORKERS") or os.cpu_count() or 1)
+    default = os.cpu_count() or 1
+    return env_number("INDEX_WORKERS", int, minimum=1, example=default) or default
 
 
 def ivf_ram_limit() -> float | None:
     """MiB of IVF-PQ codes kept in RAM (IDX_IVF_RAM_MB); a larger index is merged into on-disk
     inverted lists (memory-mapped). Unset: always in RAM."""
-    value = env("IVF_RAM_MB")
-    return float(value) if value else None
+    return env_number("IVF_RAM_MB", float, minimum=0.0, example=4096.0)
+
+
+LOCK_WAIT_S = 30.0
 
 
 def lock_wait() -> float:
     """Seconds a reader waits for a writer to release the catalog: IDX_LOCK_WAIT, default 30."""
-    return float(env("LOCK_WAIT") or 30.0)
+    wait = env_number("LOCK_WAIT", float, minimum=0.0, example=LOCK_WAIT_S)
+    return LOCK_WAIT_S if wait is None else wait
+
+
+def max_pixels() -> int:
+    """The most pixels an image may have to be decoded: IDX_MAX_PIXELS > MAX_IMAGE_PIXELS."""
+    limit = env_number("MAX_PIXELS", int, minimum=1, example=2 * MAX_IMAGE_PIXELS)
+    return limit or MAX_IMAGE_PIXELS
 
 
 #: `add --engine`: who reads, decodes and embeds (indexer.engines). The Ray engine needs the ray
@@ -209,5 +261,4 @@ def ray_address(flag: str | None = None) -> str | None:
 def ray_actors() -> int | None:
     """Embedding actors of the Ray engine (IDX_RAY_ACTORS); unset: one per GPU of the cluster,
     else one per node."""
-    value = env("RAY_ACTORS")
-    return int(value) if value else None
+    return env_number("RAY_ACTORS", int, minimum=1, example=2)

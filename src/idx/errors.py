@@ -39,5 +39,9 @@ class DecodeError(IdxError):
     """A file could not be decoded as an image."""
 
 
+class TooManyPixelsError(DecodeError):
+    """An image above the pixel limit (IDX_MAX_PIXELS), a guard against decompression bombs."""
+
+
 class PrecisionError(IdxError):
     """A lower precision (int8) disagrees with fp32 on the index's own images."""

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from idx import config
-from idx.errors import DecodeError
+from idx.errors import DecodeError, TooManyPixelsError
 from idx.indexer import formats, storage
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
-
-def max_pixels() -> int:
-    value = config.env("MAX_PIXELS")
-    return int(value) if value else int(Image.MAX_IMAGE_PIXELS or config.MAX_IMAGE_PIXELS)
+# Pillow warns about an image between its limit and twice that; decode() sets that limit to
+# IDX_MAX_PIXELS and refuses every such image itself, with the message users see, so the warning
+# would only say it again, quoting another number than the message does.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass
@@ -39,10 +42,16 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     formats.register_heif()
+    limit = config.max_pixels()
+    # Pillow has a guard of its own (as it opens an image, and as some formats load a frame or a
+    # tile) that refuses from twice Image.MAX_IMAGE_PIXELS: left at Pillow's default it would
+    # refuse what a raised IDX_MAX_PIXELS lets through. Given the same limit, it leaves the
+    # refusing to the check below, whose message is the one users see.
+    Image.MAX_IMAGE_PIXELS = limit
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise DecodeError(_bomb_reason(str(exc))) from exc
+        raise _refused_by_pillow(exc, limit) from exc
     except UnidentifiedImageError as exc:
         if formats.is_heif(data[:16]):
             raise DecodeError(f"HEIC/HEIF image: reading it needs {formats.HEIF_EXTRA}") from exc
@@ -54,10 +63,10 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
         raise DecodeError(f"unreadable image header ({exc})") from exc
     fmt = img.format or "unknown"
     width, height = img.size
-    if width * height > max_pixels():
-        raise DecodeError(
-            f"{width}x{height} = {width * height} pixels is above the decompression-bomb limit "
-            f"of {max_pixels()}; raise it with IDX_MAX_PIXELS if the file is trusted"
+    if width * height > limit:
+        pixels = width * height
+        raise TooManyPixelsError(
+            _too_many_pixels(f"{width}x{height} = {pixels} pixels", pixels, limit)
         )
     try:
         orientation = img.getexif().get(_ORIENTATION_TAG, 1)
@@ -73,15 +82,27 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
             img = ImageOps.exif_transpose(img)
         rgb = to_rgb(img)
     except Image.DecompressionBombError as exc:
-        raise DecodeError(_bomb_reason(str(exc))) from exc
+        raise _refused_by_pillow(exc, limit) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         reason = str(exc) or type(exc).__name__
         raise DecodeError(f"corrupt or truncated image data ({reason})") from exc
     return Decoded(rgb, width, height, fmt)
 
 
-def _bomb_reason(detail: str) -> str:
-    return f"decompression-bomb guard: {detail}; raise IDX_MAX_PIXELS if the file is trusted"
+def _too_many_pixels(size: str, pixels: int | None, limit: int) -> str:
+    raise_to = f"IDX_MAX_PIXELS={pixels}" if pixels else "IDX_MAX_PIXELS"
+    return (
+        f"{size} is above the limit of {limit} pixels (a decompression-bomb guard); if the file "
+        f"is trusted, raise the limit ({raise_to}) and run again"
+    )
+
+
+def _refused_by_pillow(exc: Image.DecompressionBombError, limit: int) -> TooManyPixelsError:
+    """Pillow's refusal in our words and limit (its own quotes twice the limit)."""
+    found = _BOMB_PIXELS.search(str(exc))
+    pixels = int(found.group(1)) if found else None
+    size = f"{pixels} pixels" if pixels else "its size"
+    return TooManyPixelsError(_too_many_pixels(size, pixels, limit))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -139,6 +139,10 @@ class Ingest:
         self.identity, self.precision = identity, precision
         self._batch_flag, self._workers_flag, self.device = batch_size, workers, device
         self.batch_size = config.batch_size(batch_size)  # sized for the device once it is known
+        # Read here, in this process: a bad IDX_MAX_PIXELS fails the run (exit 2) rather than
+        # every file, each skipped for it by a worker that decodes; a file skipped under another
+        # limit is tried again.
+        self.max_pixels = config.max_pixels()
         self.check_batch = check_batch
         self.progress = progress or (lambda event: None)
         self.on_skip = on_skip or (lambda path, reason: None)
@@ -187,6 +191,7 @@ class Ingest:
                         and prev is not None
                         and item.same_as(prev[1], prev[2], prev[4])
                         and (item.etag is not None or prev[3] == item.ctime_ns)
+                        and prev[5] in (None, self.max_pixels)
                     ):
                         still_skipped.append((path, prev[0]))
                         continue

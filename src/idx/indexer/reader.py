@@ -13,7 +13,8 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
-from idx.errors import DecodeError
+from idx import config
+from idx.errors import DecodeError, TooManyPixelsError
 from idx.indexer import decode, scan, storage
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,9 @@ def prepare(
     """Read and hash one file; decode and preprocess it unless its content is in `known`.
     `preprocessing` is called only for new content (a run of moves never loads the model)."""
 
-    def skip(reason: str) -> scan.Skip:
+    def skip(reason: str, max_pixels: int | None = None) -> scan.Skip:
         return scan.Skip(
-            entry.path, reason, entry.bytes, entry.mtime_ns, entry.ctime_ns, entry.etag
+            entry.path, reason, entry.bytes, entry.mtime_ns, entry.ctime_ns, entry.etag, max_pixels
         )
 
     try:
@@ -83,6 +84,8 @@ def prepare(
     try:
         decoded = decode.decode(data, steps.image_size)
         prepared.tensor = steps.transform(decoded.image)
+    except TooManyPixelsError as exc:
+        return skip(str(exc), config.max_pixels())
     except DecodeError as exc:
         return skip(str(exc))
     except Exception as exc:  # noqa: BLE001 - a file no decoder anticipated: a skip, not a crash

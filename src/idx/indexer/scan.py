@@ -45,6 +45,7 @@ class Skip:
     mtime_ns: int | None = None
     ctime_ns: int | None = None
     etag: str | None = None
+    max_pixels: int | None = None  # the limit a file with too many pixels was judged under
 
 
 @dataclass(frozen=True)

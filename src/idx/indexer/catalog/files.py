@@ -53,11 +53,12 @@ class Files:
         return out
 
     def skips_under(self, roots: Sequence[str]) -> dict[str, tuple]:
-        """path -> (reason, bytes, mtime_ns, ctime_ns, etag) of the files skipped under `roots`."""
+        """path -> (reason, bytes, mtime_ns, ctime_ns, etag, max_pixels) of the files skipped
+        under `roots`."""
         out: dict[str, tuple] = {}
         for root in roots:
             for r in self.db.rows(
-                "SELECT path, reason, bytes, mtime_ns, ctime_ns, etag FROM skipped "
+                "SELECT path, reason, bytes, mtime_ns, ctime_ns, etag, max_pixels FROM skipped "
                 "WHERE starts_with(path, ?)",
                 [_prefix(root)],
             ):
@@ -102,13 +103,15 @@ class Files:
             self.db.insert_rows(
                 "skipped",
                 _columns(
-                    ("path", "root", "reason", "bytes", "mtime_ns", "ctime_ns", "etag"),
-                    [(s.path, root, s.reason, s.bytes, s.mtime_ns, s.ctime_ns, s.etag)
-                     for s, root in skips],
+                    ("path", "root", "reason", "bytes", "mtime_ns", "ctime_ns", "etag",
+                     "max_pixels"),
+                    [(s.path, root, s.reason, s.bytes, s.mtime_ns, s.ctime_ns, s.etag,
+                      s.max_pixels) for s, root in skips],
                 ),
                 on_conflict="ON CONFLICT (path) DO UPDATE SET root = excluded.root, reason = "
                 "excluded.reason, bytes = excluded.bytes, mtime_ns = excluded.mtime_ns, "
-                "ctime_ns = excluded.ctime_ns, etag = excluded.etag",
+                "ctime_ns = excluded.ctime_ns, etag = excluded.etag, "
+                "max_pixels = excluded.max_pixels",
             )  # fmt: skip
         stat = ("bytes", "mtime_ns", "etag")
         if of[Touch]:

@@ -8,7 +8,12 @@ catalog as it was.
 
 from __future__ import annotations
 
+import gzip
+import posixpath
+import shlex
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +34,9 @@ ID_FROM = {
     "path": "path",
 }
 _BAD_CONFIDENCE = "r.confidence IS NOT NULL AND TRY_CAST(r.confidence AS DOUBLE) IS NULL"
+#: The SQL function that normalises a label file's paths the way `add` stored the images' paths
+#: (os.path.abspath: '.', '..' and '//' resolved without following links).
+_NORMPATH = "idx_normpath"
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,8 @@ class LabelFiles:
         """
         try:
             self._build_keys(id_from, id_regex, with_paths=file.relative_paths)
-            self._run(sql, [str(file.path)], progress, file.path)
+            with self._normpath():
+                self._run(sql, [str(file.path)], progress, file.path)
             bad, bad_value = self.db.rows(
                 "SELECT sum(bad), min(bad_value) FROM _idx_import WHERE bad > 0"
             )[0]
@@ -256,6 +265,17 @@ class LabelFiles:
             params,
         )
 
+    @contextmanager
+    def _normpath(self) -> Iterator[None]:
+        """_NORMPATH as a function of the connection while a file is read: DuckDB has none, and
+        its list lambdas that could make one changed syntax between the versions idx runs on."""
+        con = self.db.con
+        con.create_function(_NORMPATH, posixpath.normpath, ["VARCHAR"], "VARCHAR")
+        try:
+            yield
+        finally:
+            con.remove_function(_NORMPATH)
+
     def _run(self, sql: str, params: list[Any], progress: Progress | None, file: Path) -> None:
         """Run one long statement in a worker thread, reporting DuckDB's progress as the phase
         `read <file name>`; Ctrl-C stops it."""
@@ -283,6 +303,8 @@ class LabelFiles:
             raise
         if failure:
             exc = failure[0]
+            if isinstance(exc, duckdb.Error) and "invalid unicode" in str(exc).lower():
+                raise UsageError(not_utf8(file)) from None
             if isinstance(exc, duckdb.Error):
                 detail = str(exc).split("\n\n")[0].split("Possible fixes")[0].strip()
                 detail = "; ".join(line for line in detail.splitlines() if line.strip())
@@ -290,6 +312,34 @@ class LabelFiles:
             raise IdxError(f"cannot import {file}: {exc}") from exc
         if progress is not None:
             progress(ProgressEvent(phase, 100, 100))
+
+
+def not_utf8(file: Path) -> str:
+    """Why `file` (a label, class or hierarchy file) cannot be read: where its first byte that is
+    not UTF-8 is, and how to convert it. Its encoding is not guessed: any bytes read as Latin-1,
+    and a wrong guess (cp1252, Shift-JIS) would store wrong names without a word. Found by reading
+    the file again, only after a read failed, so a good file still costs one pass."""
+    opener: Any = gzip.open if file.suffix == ".gz" else open
+    offset = 0
+    with opener(file, "rb") as fh:
+        for number, line in enumerate(fh, 1):  # b"\n" is never inside a UTF-8 sequence
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                where = f"line {number} (byte {exc.start + 1} of it, 0x{line[exc.start]:02x}; "
+                where += f"byte offset {offset + exc.start} in the file)"
+                break
+            offset += len(line)
+        else:
+            where = "a line"
+    name, iconv = shlex.quote(file.name), "iconv -f latin1 -t utf-8"
+    convert = f"zcat {name} | {iconv}" if file.suffix == ".gz" else f"{iconv} {name}"
+    converted = shlex.quote("utf8-" + file.name.removesuffix(".gz"))
+    return (
+        f"{file}: {where} is not UTF-8, which idx reads label files as; re-save the file as "
+        f"UTF-8 and import that, e.g. for a Latin-1 file `{convert} > {converted}`; nothing "
+        "was imported"
+    )
 
 
 def _read_csv(n_columns: int, header: bool) -> str:
@@ -313,9 +363,12 @@ def _rows(file: LabelFile) -> str:
     key = f"c{file.key}"
     if file.relative_paths:
         folder = _quote(str(file.path.parent).rstrip("/") + "/")
+        path = f"(CASE WHEN starts_with({key}, '/') THEN {key} ELSE {folder} || {key} END)"
+        # Only a path with a '.' or '..' part or a '//' needs the (Python) function.
         key = (
-            f"CASE WHEN NOT contains({key}, '/') THEN {key} WHEN starts_with({key}, '/') "
-            f"THEN {key} ELSE {folder} || regexp_replace({key}, '^(\\./)+', '') END"
+            f"CASE WHEN NOT contains({key}, '/') THEN {key} "
+            f"WHEN contains({path}, '/.') OR contains({path}, '//') THEN {_NORMPATH}({path}) "
+            f"ELSE {path} END"
         )
     source = _quote(file.default_source)
     if file.source is not None:

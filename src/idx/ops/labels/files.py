@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from idx.errors import UsageError
-from idx.indexer.catalog.label_files import ID_FROM, LabelFile
+from idx.indexer.catalog.label_files import ID_FROM, LabelFile, not_utf8
 
 __all__ = ["ID_FROM", "class_file_header", "first_row", "label_file"]
 
@@ -21,9 +21,13 @@ _CLASS_HEADER_WORDS = {"labelname", "label_name", "label", "name", "mid"}
 
 
 def first_row(file: Path) -> list[str]:
+    """The first row of a CSV file (UTF-8, with or without a byte-order mark)."""
     opener: Any = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rt", newline="", encoding="utf-8-sig") as fh:
-        return next(csv.reader(fh), [])
+    try:
+        with opener(file, "rt", newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except UnicodeDecodeError:
+        raise UsageError(not_utf8(file)) from None
 
 
 def class_file_header(file: Path) -> tuple[int, bool]:

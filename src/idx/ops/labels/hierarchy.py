@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from idx.errors import UsageError
 from idx.indexer.catalog.hierarchy import IS_A, PART_OF
+from idx.indexer.catalog.label_files import not_utf8
 from idx.ops.labels.positives import Positives, positives_from
 
 if TYPE_CHECKING:
@@ -55,8 +56,10 @@ def read_hierarchy(path: str | Path) -> list[tuple[str, str, str]]:
     file and the node when it is not one, or when its is-a edges have a cycle."""
     path = Path(path)
     try:
-        root = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        root = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise UsageError(not_utf8(path)) from None
+    except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path}: cannot read it as JSON ({exc}); {SHAPE}") from None
     edges: dict[tuple[str, str, str], None] = {}
     stack: list[tuple[Any, str]] = [(root, "the top level")]

@@ -190,7 +190,9 @@ def list_labels(index: Index, *, include_empty: bool = False) -> tuple[list[str]
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
+    """The file as an absolute path made the way `add` makes the images' (os.path.abspath, links
+    kept), so that a --csv path relative to it names an image as the catalog stored it."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise NotFoundError(f"label file {file} does not exist; check the path")
-    return file.resolve()
+    return Path(os.path.abspath(file))
