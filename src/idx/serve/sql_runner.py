@@ -9,8 +9,8 @@ that is bounded from outside:
   it fails the statement, not the machine; DuckDB's own memory_limit is half of it;
 - time: DuckDB interrupts the statement at IDX_SQL_TIMEOUT; a statement that does not stop
   within GRACE_S more is killed with its process;
-- threads: DuckDB's threads (IDX_SQL_THREADS), with the configuration locked, and no file but
-  the catalog readable;
+- CPU: DuckDB's threads (IDX_SQL_THREADS), at a lower priority than the server's requests;
+  the configuration is locked, and no file but the catalog is readable;
 - what comes back: at most IDX_SQL_MAX_ROWS rows and about IDX_SQL_MAX_BYTES.
 
 Searches, neighbours, images and thumbnails never wait for it: the server's own work holds no
@@ -36,6 +36,8 @@ from idx.errors import IdxError, IndexBusyError, UsageError
 log = logging.getLogger(__name__)
 #: Seconds past the time limit before a statement that ignores DuckDB's interrupt is killed.
 GRACE_S = 2.0
+#: How much lower the SQL process's CPU priority is than the server's (os.nice).
+NICE = 10
 #: Seconds a child may take to start (imports, opening the catalog).
 START_S = 120.0
 
@@ -166,6 +168,7 @@ def _child(conn: Connection, index_dir: str, model: dict[str, Any], limits: Limi
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which ends us
+    os.nice(NICE)  # where cores are few, the server's own requests go first
     cap = int(limits.memory_mb * 2**20)
     resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     try:
