@@ -71,10 +71,18 @@ async def _idx_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
-        exc.status_code, str(exc.detail)
-    )
-    return error_response(exc.status_code, message)
+    path = _shown(request.url.path, 200)
+    headers = exc.headers or {}
+    if exc.status_code == 404:
+        what = "API path" if path.startswith("/api/") else "page"
+        message = f"no such {what}: {path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {path}; use {headers.get('Allow')}"
+    else:
+        message = str(exc.detail)
+    response = error_response(exc.status_code, message)
+    response.headers.update(headers)
+    return response
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:
@@ -98,8 +106,15 @@ def _int(params: Any, name: str, default: int | None, low: int, high: int) -> in
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise UsageError(f"{name} must be a whole number from {low} to {high}, not {text!r}")
+        raise UsageError(
+            f"{name} must be a whole number from {low} to {high}, not {_shown(text)!r}"
+        )
     return value
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """`text` cut to `most` characters: an error names the value, not 5,000 digits of it."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
 
 
 def _k(params: Any) -> int:
@@ -115,7 +130,12 @@ def _filters(params: Any) -> dict[str, Any]:
 
 
 def _image_id(request: Request) -> int:
-    image_id = int(request.path_params["id"])
+    """The path's id. Checked here, not by Starlette's `{id:int}`, whose int() of a
+    5,000-digit id raises in the router (a 500 with a traceback) instead of a 404."""
+    text = request.path_params["id"]
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        raise NotFoundError(f"no image with id {_shown(text)!r}")
+    image_id = int(text)
     if image_id > MAX_ID:
         raise NotFoundError(f"no image with id {image_id}")
     return image_id
@@ -158,6 +178,12 @@ def create_app(session: Session) -> Starlette:
             return search.search(index, vector=vector[0], k=k, **filters)
 
         return _hits(await run_in_threadpool(session.run, work))
+
+    async def search_any(request: Request) -> Response:
+        # One route for both methods, so that another method is a 405 that allows both.
+        if request.method == "POST":
+            return await search_post(request)
+        return await run_in_threadpool(search_get, request)
 
     def neighbors(request: Request) -> Response:
         image_id, k, filters = (
@@ -218,22 +244,17 @@ def create_app(session: Session) -> Starlette:
     def page(request: Request) -> Response:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
-    def unknown(request: Request) -> Response:
-        return error_response(404, f"no such API path: {request.url.path}")
-
     routes = [
         Route("/", page),
         Route("/api/status", status),
-        Route("/api/search", search_get, methods=["GET"]),
-        Route("/api/search", search_post, methods=["POST"]),
-        Route("/api/neighbors/{id:int}", neighbors),
-        Route("/api/images/{id:int}", image),
-        Route("/api/thumbs/{id:int}", thumb),
-        Route("/api/details/{id:int}", details),
+        Route("/api/search", search_any, methods=["GET", "POST"]),
+        Route("/api/neighbors/{id}", neighbors),
+        Route("/api/images/{id}", image),
+        Route("/api/thumbs/{id}", thumb),
+        Route("/api/details/{id}", details),
         Route("/api/facets", facets),
         Route("/api/map", map_points),
         Route("/api/sql", sql),
-        Route("/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/static/lib/{name}", shared_script),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
