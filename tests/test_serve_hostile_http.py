@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -69,6 +70,85 @@ def site(tmp_path_factory, synthetic_set, tiny_model):
 
 def _error(body: bytes) -> str:
     return json.loads(body)["error"]
+
+
+# -- files: by the format indexed, only while they are what was indexed ------------------------
+
+
+@pytest.mark.parametrize("name", ["x.html", "y.js"])
+def test_a_gif_named_like_a_page_or_script_is_served_as_a_gif(site, name):
+    server = site["server"]
+    path = site["images"] / name
+    status, headers, body = server.request(f"/api/images/{site['ids'][name]}")
+    assert status == 200 and body == path.read_bytes() and SCRIPT in body
+    assert headers["content-type"] == "image/gif"
+    assert headers["x-content-type-options"] == "nosniff"
+    policy = headers["content-security-policy"]
+    assert "sandbox" in policy and "default-src 'none'" in policy and "'self'" not in policy
+    assert headers["content-disposition"] == f'inline; filename="{Path(name).stem}.gif"'
+
+
+def test_files_are_served_with_their_indexed_format(site):
+    server = site["server"]
+    status, headers, body = server.request(f"/api/images/{site['ids']['to-twin.png']}")
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert headers["content-disposition"] == 'inline; filename="to-twin.png"'
+    jpeg = next(n for n in site["ids"] if n.endswith(".jpg"))
+    status, headers, body = server.request(f"/api/images/{site['ids'][jpeg]}")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+
+
+def _replace_by_link(path: Path, target: Path) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+def test_a_file_replaced_by_a_link_out_of_its_folder_is_refused(site):
+    server, ids, images = site["server"], site["ids"], site["images"]
+    secret = site["private"] / "secret.png"
+    _replace_by_link(images / "to-private.png", secret)
+    _replace_by_link(images / "to-catalog.png", site["dir"] / "catalog.duckdb")
+    for name in ("to-private.png", "to-catalog.png"):
+        for path in (f"/api/images/{ids[name]}", f"/api/thumbs/{ids[name]}"):
+            status, _, body = server.request(path)
+            assert status == 404, (path, status, body[:200])
+            assert "outside" in _error(body) and str(images) in _error(body), body
+            assert b"DUCK" not in body and secret.read_bytes() not in body
+
+
+def test_a_link_out_of_the_folder_is_refused_even_when_size_and_time_match(site):
+    """A planted link whose target was given the indexed size and mtime: only the folder check
+    tells it from the indexed file."""
+    server, ids, images = site["server"], site["ids"], site["images"]
+    original = images / "same-size-and-time.png"
+    st = original.stat()
+    planted = site["private"] / "planted.bin"
+    planted.write_bytes(b"PRIVATE " * (st.st_size // 8) + b"!" * (st.st_size % 8))
+    os.utime(planted, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _replace_by_link(original, planted)
+    status, _, body = server.request(f"/api/images/{ids['same-size-and-time.png']}")
+    assert status == 404 and b"PRIVATE" not in body and "outside" in _error(body), body
+
+
+def test_a_link_to_another_indexed_file_is_a_change(site):
+    server, ids, images = site["server"], site["ids"], site["images"]
+    _replace_by_link(images / "linked.png", images / "to-twin.png")
+    status, _, body = server.request(f"/api/images/{ids['linked.png']}")
+    assert status == 409 and "idx add" in _error(body), body
+
+
+def test_a_changed_file_is_409_and_a_removed_one_404(site):
+    server, ids, images = site["server"], site["ids"], site["images"]
+    Image.new("RGB", (41, 30), (255, 255, 0)).save(images / "edited.png", "PNG")
+    for path in (f"/api/images/{ids['edited.png']}", f"/api/thumbs/{ids['edited.png']}"):
+        status, headers, body = server.request(path)
+        assert status == 409, (path, status, body[:200])
+        assert headers["content-type"] == "application/json"
+        assert "changed since it was indexed" in _error(body) and "idx add" in _error(body)
+    (images / "gone.png").unlink()
+    for path in (f"/api/images/{ids['gone.png']}", f"/api/thumbs/{ids['gone.png']}"):
+        status, _, body = server.request(path)
+        assert status == 404 and "gone" in _error(body), body
 
 
 # -- malformed ids and methods -------------------------------------------------------------------

@@ -17,12 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from idx import config
 from idx.errors import (
+    ChangedFileError,
     DecodeError,
     EmptyIndexError,
     IdxError,
@@ -30,7 +31,6 @@ from idx.errors import (
     NotFoundError,
     UsageError,
 )
-from idx.indexer import storage
 from idx.jsonable import to_jsonable
 from idx.ops import browse, search
 from idx.ops.sql import run_sql
@@ -42,6 +42,9 @@ STATIC = resources.files("idx.serve") / "static"
 #: The largest image id (DuckDB BIGINT): anything above is no image.
 MAX_ID = 2**63 - 1
 FILTERS = ("where", "label", "cluster", "folder")
+#: An indexed file is shown, never run: should a browser take it for a page (a picture that is
+#: also HTML, opened on its own), it gets no scripts, no origin of ours and nothing to load.
+FILE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -55,7 +58,7 @@ def error_response(status: int, message: str) -> Response:
 def _status_of(exc: IdxError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, EmptyIndexError):
+    if isinstance(exc, (EmptyIndexError, ChangedFileError)):
         return 409
     if isinstance(exc, (UsageError, DecodeError)):
         return 400
@@ -194,12 +197,17 @@ def create_app(session: Session) -> Starlette:
         return _hits(session.run(lambda index: search.neighbors(index, image_id, k, **filters)))
 
     def image(request: Request) -> Response:
-        image_id = _image_id(request)
-        path = session.image_file(image_id)
-        if not storage.is_remote(path):
-            return FileResponse(path)
-        data, media_type = session.image_bytes(image_id, path)  # s3://: the storage layer
-        return Response(data, media_type=media_type)
+        found = session.image_file(_image_id(request))
+        headers = {
+            "Content-Disposition": f'inline; filename="{found.filename}"',
+            "Content-Security-Policy": FILE_POLICY,
+        }
+        if found.handle is None:  # s3://: read through the storage layer
+            return Response(
+                session.image_bytes(found), media_type=found.media_type, headers=headers
+            )
+        headers["Content-Length"] = str(found.size)
+        return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
 
     def thumb(request: Request) -> Response:
         side = _int(request.query_params, "size", 256, 16, 1024)

@@ -62,7 +62,8 @@ async def _send_error(send: Any, status: int, message: str) -> None:
 
 
 class SecurityHeaders:
-    """Content-Security-Policy, nosniff and no referrer on every response."""
+    """Content-Security-Policy, nosniff and no referrer on every response that does not set
+    its own (a served file has a stricter policy)."""
 
     HEADERS = [
         (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
@@ -80,7 +81,10 @@ class SecurityHeaders:
 
         async def with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+                headers = message.get("headers", [])
+                have = {name.lower() for name, _ in headers}
+                extra = [(name, value) for name, value in self.HEADERS if name not in have]
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, with_headers)
