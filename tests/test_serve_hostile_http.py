@@ -72,6 +72,87 @@ def _error(body: bytes) -> str:
     return json.loads(body)["error"]
 
 
+# -- Host: DNS rebinding ----------------------------------------------------------------------
+
+
+def test_a_foreign_host_name_is_refused(site):
+    """A page on evil.example whose name now resolves to 127.0.0.1 sends `Host: evil.example`:
+    the same-origin policy no longer protects the API from it."""
+    server = site["server"]
+    port = server.info["port"]
+    for host in (
+        "evil.example",
+        f"evil.example:{port}",
+        f"127.0.0.1.evil.example:{port}",
+        f"localhost.evil.example:{port}",
+        f"0.0.0.0:{port}",
+        f"[::ffff:7f00:1]:{port}",
+    ):
+        for path in ("/api/status", "/api/sql?q=SELECT+1", "/"):
+            status, headers, body = server.request(path, headers={"Host": host})
+            assert status == 403, (host, path, status, body[:200])
+            assert headers["content-type"] == "application/json"
+            assert "Host" in _error(body) and host.split(":")[0] in _error(body), body
+
+
+def test_loopback_host_names_are_served(site):
+    server = site["server"]
+    port = server.info["port"]
+    for host in (
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+        f"LocalHost:{port}",
+        "localhost",
+        f"127.8.9.10:{port}",
+        f"[::1]:{port}",
+    ):
+        status, _, body = server.request("/api/status", headers={"Host": host})
+        assert status == 200, (host, body[:200])
+
+
+# -- cross-site requests ------------------------------------------------------------------------
+
+
+def test_cross_site_api_requests_are_refused(site):
+    server = site["server"]
+    port = server.info["port"]
+    image_id = site["ids"]["to-twin.png"]
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": f"http://localhost:{port + 1}"},
+        {"Origin": f"https://127.0.0.1:{port}.evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": f"http://127.0.0.1:{port}"},
+    ):
+        for path in ("/api/status", f"/api/thumbs/{image_id}", "/api/sql?q=SELECT+1"):
+            status, _, body = server.request(path, headers=headers)
+            assert status == 403, (headers, path, status, body[:200])
+            assert "cross-site" in _error(body), body
+    status, _, body = server.request(
+        "/api/search", data=b"x", headers={"Origin": "http://evil.example"}, method="POST"
+    )
+    assert status == 403 and "cross-site" in _error(body)
+
+
+def test_same_origin_and_direct_requests_are_served(site):
+    server = site["server"]
+    port = server.info["port"]
+    for headers in (
+        {},  # curl, scripts: no Origin, no Sec-Fetch-*
+        {"Origin": f"http://127.0.0.1:{port}"},
+        {"Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},  # typed in the address bar, a bookmark
+    ):
+        status, _, body = server.request("/api/status", headers=headers)
+        assert status == 200, (headers, body[:200])
+    # a link from another site to the app itself is fine: only the API is guarded
+    status, _, page = server.request("/", headers={"Sec-Fetch-Site": "cross-site"})
+    assert status == 200 and b"<script" in page
+
+
 # -- files: by the format indexed, only while they are what was indexed ------------------------
 
 

@@ -34,6 +34,7 @@ from idx.errors import (
 from idx.jsonable import to_jsonable
 from idx.ops import browse, search
 from idx.ops.sql import run_sql
+from idx.serve.guard import RequestGuard
 from idx.serve.limits import BodyLimit, BodyTooLarge, SecurityHeaders
 from idx.serve.session import Session
 
@@ -275,6 +276,8 @@ def create_app(session: Session) -> Starlette:
             Exception: _internal,
         },
     )
+    # The last added runs first: headers on every answer, then the guard, then the body limit.
     app.add_middleware(BodyLimit, max_bytes=config.max_upload())
+    app.add_middleware(RequestGuard)
     app.add_middleware(SecurityHeaders)
     return app

@@ -38,7 +38,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_error(send, 413, _too_large_message(self.max_bytes))
+            await send_error(send, 413, _too_large_message(self.max_bytes))
             return
         seen = 0
 
@@ -54,9 +54,16 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _send_error(send: Any, status: int, message: str) -> None:
+async def send_error(
+    send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer a request from middleware, as the app answers errors: JSON {"error": message}."""
     body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(headers or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
