@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,84 @@ def test_same_origin_and_direct_requests_are_served(site):
     assert status == 200 and b"<script" in page
 
 
+# -- a token beyond loopback --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def remote(site):
+    """A server bound to every interface (spoken to on 127.0.0.1 only), token generated."""
+    server = Server(site["dir"], "--host", "0.0.0.0").start()
+    yield server
+    assert server.stop() == 0, server.stderr()
+    assert "Traceback" not in server.stderr(), server.stderr()
+
+
+def test_beyond_loopback_a_token_is_generated_and_printed(remote):
+    token = remote.info["token"]
+    assert len(token) >= 32 and remote.info["loopback_only"] is False
+    assert remote.info["url"] == f"http://0.0.0.0:{remote.info['port']}/?token={token}"
+
+
+def test_beyond_loopback_requests_need_the_token(remote):
+    token = remote.info["token"]
+    for path in ("/api/status", "/", f"/api/images/{1}"):
+        status, headers, body = remote.request(path)
+        assert status == 401, (path, status, body[:200])
+        assert "token" in _error(body) and headers["www-authenticate"].startswith("Bearer")
+    for wrong in ({"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {token}x"}):
+        status, _, body = remote.request("/api/status", headers=wrong)
+        assert status == 403 and "token" in _error(body), body
+    status, _, body = remote.request("/api/status?token=nope")
+    assert status == 403
+    status, _, body = remote.request("/api/status", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(body)["images"] > 40
+    # with the token, any Host: the name people reach the machine by
+    status, _, _ = remote.request(
+        "/api/status", headers={"Authorization": f"Bearer {token}", "Host": "photos.lan:8765"}
+    )
+    assert status == 200
+
+
+def test_the_token_in_the_url_sets_a_cookie_the_page_then_uses(remote, site):
+    token, port = remote.info["token"], remote.info["port"]
+    status, headers, page = remote.request(f"/?token={token}")
+    assert status == 200 and b"<script" in page
+    cookie = headers["set-cookie"]
+    name_value = cookie.split(";")[0]
+    assert name_value == f"idx_token_{port}={token}"
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= attributes
+    with_cookie = {"Cookie": name_value, "Sec-Fetch-Site": "same-origin"}
+    for path in ("/api/status", "/static/app.js", f"/api/thumbs/{site['ids']['to-twin.png']}"):
+        status, _, body = remote.request(path, headers=with_cookie)
+        assert status == 200, (path, body[:200])
+    status, _, body = remote.request("/api/status", headers={"Cookie": f"idx_token_{port}=old"})
+    assert status == 403
+
+
+def test_on_loopback_a_token_given_is_required_and_the_flag_wins(site):
+    server = Server(
+        site["dir"], "--token", "from-the-flag", env={"IDX_SERVE_TOKEN": "from-the-env"}
+    ).start()
+    try:
+        assert server.info["loopback_only"] is True
+        assert server.info["url"].endswith("/?token=from-the-flag")
+        assert server.request("/api/status")[0] == 401
+        bearer = {"Authorization": "Bearer from-the-env"}
+        assert server.request("/api/status", headers=bearer)[0] == 403
+        bearer = {"Authorization": "Bearer from-the-flag"}
+        assert server.request("/api/status", headers=bearer)[0] == 200
+    finally:
+        assert server.stop() == 0, server.stderr()
+    server = Server(site["dir"], env={"IDX_SERVE_TOKEN": "from-the-env"}).start()
+    try:
+        assert server.request("/api/status")[0] == 401
+        bearer = {"Authorization": "Bearer from-the-env"}
+        assert server.request("/api/status", headers=bearer)[0] == 200
+    finally:
+        assert server.stop() == 0, server.stderr()
+
+
 # -- files: by the format indexed, only while they are what was indexed ------------------------
 
 
@@ -263,3 +342,46 @@ def test_a_method_the_path_does_not_take_is_405(site):
         assert method in _error(body) and "GET" in _error(body)
     status, _, body = server.request("/api/no-such-thing", data=b"", method="POST")
     assert status == 404 and "no such API path" in _error(body)
+
+
+# -- the web app with a token --------------------------------------------------------------------
+
+
+def _until(page, expression: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
+def test_the_web_app_works_with_the_token_from_the_printed_url(chromium, remote):
+    """The page opened at the printed URL gets the cookie; its API requests, thumbnails and
+    the link to a full image carry it. Without it, the page is a 401."""
+    url = remote.info["url"].replace("0.0.0.0", "127.0.0.1")
+    base = url.split("?")[0].rstrip("/")
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(url)
+        _until(page, "document.querySelector('#status').textContent.includes('images')")
+        page.fill("#query", "red circles")
+        page.press("#query", "Enter")
+        page.wait_for_selector("#results .card img")
+        _until(
+            page,
+            "[...document.querySelectorAll('#results .card img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)",
+        )
+        assert errors == []
+        first = page.eval_on_selector("#results .card", "e => e.dataset.id")
+        shown = page.goto(f"{base}/api/images/{first}")
+        assert shown.status == 200 and shown.headers["content-type"].startswith("image/")
+    finally:
+        context.close()
+    context = chromium.new_context()  # another browser session: no cookie
+    try:
+        assert context.new_page().goto(base + "/").status == 401
+    finally:
+        context.close()

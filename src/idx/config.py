@@ -142,6 +142,12 @@ SQL_MAX_ROWS = 1000
 SQL_TIMEOUT_S = 5.0
 
 
+def serve_token(flag: str | None = None) -> str | None:
+    """The token `idx serve` asks every request for: --token > IDX_SERVE_TOKEN; None when
+    neither gives one (a server beyond loopback then makes one)."""
+    return flag or env("SERVE_TOKEN")
+
+
 def max_upload() -> int:
     return int(env("MAX_UPLOAD") or SERVE_MAX_UPLOAD)
 

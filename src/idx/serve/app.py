@@ -152,7 +152,10 @@ def _hits(hits: list[search.Hit]) -> Response:
 # -- routes ---------------------------------------------------------------------------------
 
 
-def create_app(session: Session) -> Starlette:
+def create_app(session: Session, token: str | None = None) -> Starlette:
+    """The app over `session`; with a token, only requests that carry it are answered
+    (guard.RequestGuard)."""
+
     def status(request: Request) -> Response:
         return json_response(session.run(lambda index: index.status()))
 
@@ -278,6 +281,6 @@ def create_app(session: Session) -> Starlette:
     )
     # The last added runs first: headers on every answer, then the guard, then the body limit.
     app.add_middleware(BodyLimit, max_bytes=config.max_upload())
-    app.add_middleware(RequestGuard)
+    app.add_middleware(RequestGuard, token=token)
     app.add_middleware(SecurityHeaders)
     return app
