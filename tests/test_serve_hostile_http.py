@@ -256,6 +256,9 @@ def test_files_are_served_with_their_indexed_format(site):
     jpeg = next(n for n in site["ids"] if n.endswith(".jpg"))
     status, headers, body = server.request(f"/api/images/{site['ids'][jpeg]}")
     assert status == 200 and headers["content-type"] == "image/jpeg"
+    status, headers, body = server.request(f"/api/images/{site['ids']['x.html']}", method="HEAD")
+    assert status == 200 and headers["content-type"] == "image/gif" and body == b""
+    assert int(headers["content-length"]) == (site["images"] / "x.html").stat().st_size
 
 
 def _replace_by_link(path: Path, target: Path) -> None:
