@@ -28,7 +28,9 @@ class Server:
     def __init__(self, index_dir: Path, *args: str, env: dict[str, str] | None = None):
         self.index_dir = Path(index_dir)
         self.args = [str(a) for a in args]
-        self.env = {**os.environ, "PYTHONPATH": SRC, **(env or {})}
+        # a token in the caller's shell would make every test server ask for it
+        inherited = {k: v for k, v in os.environ.items() if k != "IDX_SERVE_TOKEN"}
+        self.env = {**inherited, "PYTHONPATH": SRC, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.info: dict[str, Any] = {}
         self._stderr = tempfile.TemporaryFile()

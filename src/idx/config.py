@@ -190,6 +190,12 @@ SQL_MEMORY_MB = 2048
 SQL_THREADS = 1
 
 
+def serve_token(flag: str | None = None) -> str | None:
+    """The token `idx serve` asks every request for: --token > IDX_SERVE_TOKEN; None when
+    neither gives one (a server beyond loopback then makes one)."""
+    return flag or env("SERVE_TOKEN")
+
+
 def max_upload() -> int:
     return env_number("MAX_UPLOAD", int, minimum=1, example=SERVE_MAX_UPLOAD) or SERVE_MAX_UPLOAD
 

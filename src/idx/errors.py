@@ -31,6 +31,10 @@ class NotFoundError(IdxError):
     """An image id, path or run that the index does not hold."""
 
 
+class ChangedFileError(IdxError):
+    """An indexed file that changed since it was indexed (run add on its folder again)."""
+
+
 class EmptyIndexError(IdxError):
     """The operation needs images and the index has none."""
 

@@ -14,7 +14,8 @@ from idx.cli.output import render_summary, warn
     "--host",
     default=config.SERVE_HOST,
     show_default=True,
-    help="Address to listen on. Anything but loopback lets other machines read the images.",
+    help="Address to listen on. Anything but loopback lets other machines connect, and then "
+    "every request needs the token.",
 )
 @click.option(
     "--port",
@@ -23,11 +24,18 @@ from idx.cli.output import render_summary, warn
     show_default=True,
     help="Port to listen on (0: any free port, printed at start).",
 )
+@click.option(
+    "--token",
+    metavar="TEXT",
+    help="Ask every request for this token (Authorization: Bearer TEXT, or ?token=TEXT once in "
+    "the browser). Default: IDX_SERVE_TOKEN; else, beyond loopback, a new one, printed with the "
+    "URL; on loopback, none.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not log each request (on stderr).")
 @output_options
 @model_options
 @click.pass_context
-def serve(ctx, host, port, quiet, fmt, model, pretrained, checkpoint):
+def serve(ctx, host, port, token, quiet, fmt, model, pretrained, checkpoint):
     """Serve the index: a JSON API and a web app to search, browse and filter images.
 
     Loads the model and the vectors once, then answers until Ctrl-C: text and image queries,
@@ -35,20 +43,30 @@ def serve(ctx, host, port, quiet, fmt, model, pretrained, checkpoint):
     SQL. It follows a running `idx add` (new images appear without a restart) and never changes
     the index. Prints where it listens (with --json: one JSON object) when ready.
 
+    It answers only requests for this machine's loopback names (Host) and, in the API, none
+    from other sites' pages (Origin, Sec-Fetch-Site). Beyond loopback (--host) every request
+    needs the token, printed in the URL (http://HOST:PORT/?token=...). Files are sent only
+    while they are the files that were indexed, with the type of their indexed format.
+
     \b
     Example:
       idx serve                          # then open http://127.0.0.1:8765/
       idx serve --port 9000 --json
       curl 'http://127.0.0.1:8765/api/search?text=a+red+apple&k=5&label=Apple'
+      idx serve --host 0.0.0.0           # other machines too: prints http://0.0.0.0:8765/?token=...
+      curl -H "Authorization: Bearer $TOKEN" 'http://HOST:8765/api/status'
     """
-    from idx.serve.server import is_loopback
+    from idx.serve.server import is_loopback, server_token
     from idx.serve.server import serve as run_server
     from idx.serve.session import Session
 
+    token = server_token(host, config.serve_token(token))
     if not is_loopback(host):
         warn(
-            f"warning: listening on {host}: anyone who can reach port {port} there can see every "
-            "indexed image and run read-only SQL on the catalog"
+            f"warning: listening on {host}: anyone who can reach port {port} there and has the "
+            "token can see every indexed image and run read-only SQL on the catalog; the token "
+            "and the images travel unencrypted (plain HTTP): use a network you trust, or an "
+            "HTTPS proxy in front"
         )
     session = Session.open(
         ctx.obj.get("index_dir"),
@@ -69,7 +87,7 @@ def serve(ctx, host, port, quiet, fmt, model, pretrained, checkpoint):
         click.get_text_stream("stdout").flush()
 
     try:
-        run_server(session, host, port, access_log=not quiet, on_ready=ready)
+        run_server(session, host, port, token=token, access_log=not quiet, on_ready=ready)
     except KeyboardInterrupt:  # Ctrl-C is how a server stops: not an interrupted job
         warn("stopped")
     finally:

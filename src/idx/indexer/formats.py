@@ -9,6 +9,7 @@ candidate: without the plugin it is skipped with a reason that names the extra t
 from __future__ import annotations
 
 import functools
+import re
 
 #: Pillow formats idx never takes: stubs that need a handler registered by the application
 #: (BUFR, GRIB, HDF5, WMF/EMF), vector or video containers that Pillow identifies but cannot
@@ -21,6 +22,23 @@ WEAK_SIGNATURE = frozenset({"PCX", "ICO", "CUR", "TGA", "MCIDAS", "SPIDER", "IM"
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
 HEIF_EXTRA = "pip install 'idx-clip[heif]' (the pillow-heif plugin)"
+#: Format (as the catalog stores it: images.format) -> (media type, file extension) of the formats
+#: browsers show. Every other format is sent as application/octet-stream: a type is never taken
+#: from a file's name, which a GIF named x.html would turn into a page.
+MEDIA_TYPES = {
+    "JPEG": ("image/jpeg", ".jpg"),
+    "MPO": ("image/jpeg", ".jpg"),  # a JPEG with more pictures after the first
+    "PNG": ("image/png", ".png"),
+    "GIF": ("image/gif", ".gif"),
+    "WEBP": ("image/webp", ".webp"),
+    "AVIF": ("image/avif", ".avif"),
+    "BMP": ("image/bmp", ".bmp"),
+    "DIB": ("image/bmp", ".bmp"),
+    "ICO": ("image/x-icon", ".ico"),
+    "TIFF": ("image/tiff", ".tif"),
+    "JPEG2000": ("image/jp2", ".jp2"),
+    "HEIF": ("image/heif", ".heic"),
+}
 
 
 @functools.cache
@@ -56,6 +74,26 @@ def formats() -> dict[str, list[str]]:
     if not register_heif():
         out["HEIF"] = sorted(HEIF_EXTENSIONS)
     return dict(sorted(out.items()))
+
+
+def media_type(fmt: str) -> str:
+    """The media type to send a file whose content is `fmt` with (never one from its name)."""
+    return MEDIA_TYPES[fmt][0] if fmt in MEDIA_TYPES else "application/octet-stream"
+
+
+def file_name(fmt: str, name: str) -> str:
+    """A name to offer for a file `name` whose content is `fmt`: its stem in letters, digits and
+    `._-`, with the format's extension (a format browsers do not show keeps the image extension
+    it had, else gets .bin)."""
+    stem, _, ext = name.rpartition(".")
+    if not stem:  # no extension, or a name such as ".hidden"
+        stem, ext = name, ""
+    if fmt in MEDIA_TYPES:
+        ext = MEDIA_TYPES[fmt][1]
+    else:
+        ext = f".{ext.lower()}" if f".{ext.lower()}" in image_extensions() else ".bin"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:100].lstrip(".")
+    return (safe or "image") + ext
 
 
 def sniff(head: bytes) -> str | None:

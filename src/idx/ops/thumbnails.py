@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from idx.errors import DecodeError
-from idx.indexer.decode import open_image
+from idx.indexer.decode import decode, open_image
 from idx.indexer.index import Index
 from idx.progress import Progress, ProgressEvent
 
@@ -79,6 +79,11 @@ def thumbnail(path: str, side: int) -> np.ndarray:
 def thumbnail_image(path: str, side: int) -> Image.Image:
     """One image as RGB no larger than side x side (draft-decoded)."""
     return shrink(open_image(path, min_side=side).image, side)
+
+
+def thumbnail_of(data: bytes, side: int) -> Image.Image:
+    """`thumbnail_image` of a file's bytes, read already."""
+    return shrink(decode(data, min_side=side).image, side)
 
 
 def shrink(image: Image.Image, side: int) -> Image.Image:

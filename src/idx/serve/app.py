@@ -17,12 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from idx import config
 from idx.errors import (
+    ChangedFileError,
     DecodeError,
     EmptyIndexError,
     IdxError,
@@ -30,9 +31,9 @@ from idx.errors import (
     NotFoundError,
     UsageError,
 )
-from idx.indexer import storage
 from idx.jsonable import to_jsonable
 from idx.ops import browse, search
+from idx.serve.guard import RequestGuard
 from idx.serve.limits import BodyLimit, BodyTooLarge, SecurityHeaders
 from idx.serve.session import Session
 
@@ -41,6 +42,9 @@ STATIC = resources.files("idx.serve") / "static"
 #: The largest image id (DuckDB BIGINT): anything above is no image.
 MAX_ID = 2**63 - 1
 FILTERS = ("where", "label", "cluster", "folder")
+#: An indexed file is shown, never run: should a browser take it for a page (a picture that is
+#: also HTML, opened on its own), it gets no scripts, no origin of ours and nothing to load.
+FILE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -54,7 +58,7 @@ def error_response(status: int, message: str) -> Response:
 def _status_of(exc: IdxError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, EmptyIndexError):
+    if isinstance(exc, (EmptyIndexError, ChangedFileError)):
         return 409
     if isinstance(exc, (UsageError, DecodeError)):
         return 400
@@ -70,10 +74,18 @@ async def _idx_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
-        exc.status_code, str(exc.detail)
-    )
-    return error_response(exc.status_code, message)
+    path = _shown(request.url.path, 200)
+    headers = exc.headers or {}
+    if exc.status_code == 404:
+        what = "API path" if path.startswith("/api/") else "page"
+        message = f"no such {what}: {path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {path}; use {headers.get('Allow')}"
+    else:
+        message = str(exc.detail)
+    response = error_response(exc.status_code, message)
+    response.headers.update(headers)
+    return response
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:
@@ -97,8 +109,15 @@ def _int(params: Any, name: str, default: int | None, low: int, high: int) -> in
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise UsageError(f"{name} must be a whole number from {low} to {high}, not {text!r}")
+        raise UsageError(
+            f"{name} must be a whole number from {low} to {high}, not {_shown(text)!r}"
+        )
     return value
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """`text` cut to `most` characters: an error names the value, not 5,000 digits of it."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
 
 
 def _k(params: Any) -> int:
@@ -119,7 +138,12 @@ def _filters(session: Session, params: Any) -> dict[str, Any]:
 
 
 def _image_id(request: Request) -> int:
-    image_id = int(request.path_params["id"])
+    """The path's id. Checked here, not by Starlette's `{id:int}`, whose int() of a
+    5,000-digit id raises in the router (a 500 with a traceback) instead of a 404."""
+    text = request.path_params["id"]
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        raise NotFoundError(f"no image with id {_shown(text)!r}")
+    image_id = int(text)
     if image_id > MAX_ID:
         raise NotFoundError(f"no image with id {image_id}")
     return image_id
@@ -132,7 +156,10 @@ def _hits(hits: list[search.Hit]) -> Response:
 # -- routes ---------------------------------------------------------------------------------
 
 
-def create_app(session: Session) -> Starlette:
+def create_app(session: Session, token: str | None = None) -> Starlette:
+    """The app over `session`; with a token, only requests that carry it are answered
+    (guard.RequestGuard)."""
+
     def status(request: Request) -> Response:
         return json_response(session.run(lambda index: index.status()))
 
@@ -164,6 +191,12 @@ def create_app(session: Session) -> Starlette:
 
         return _hits(await run_in_threadpool(session.run, work))
 
+    async def search_any(request: Request) -> Response:
+        # One route for both methods, so that another method is a 405 that allows both.
+        if request.method == "POST":
+            return await search_post(request)
+        return await run_in_threadpool(search_get, request)
+
     def neighbors(request: Request) -> Response:
         image_id, k, filters = (
             _image_id(request),
@@ -173,12 +206,17 @@ def create_app(session: Session) -> Starlette:
         return _hits(session.run(lambda index: search.neighbors(index, image_id, k, **filters)))
 
     def image(request: Request) -> Response:
-        image_id = _image_id(request)
-        path = session.image_file(image_id)
-        if not storage.is_remote(path):
-            return FileResponse(path)
-        data, media_type = session.image_bytes(image_id, path)  # s3://: the storage layer
-        return Response(data, media_type=media_type)
+        found = session.image_file(_image_id(request))
+        headers = {
+            "Content-Disposition": f'inline; filename="{found.filename}"',
+            "Content-Security-Policy": FILE_POLICY,
+        }
+        if found.handle is None:  # s3://: read through the storage layer
+            return Response(
+                session.image_bytes(found), media_type=found.media_type, headers=headers
+            )
+        headers["Content-Length"] = str(found.size)
+        return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
 
     def thumb(request: Request) -> Response:
         side = _int(request.query_params, "size", 256, 16, 1024)
@@ -225,22 +263,17 @@ def create_app(session: Session) -> Starlette:
     def page(request: Request) -> Response:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
-    def unknown(request: Request) -> Response:
-        return error_response(404, f"no such API path: {request.url.path}")
-
     routes = [
         Route("/", page),
         Route("/api/status", status),
-        Route("/api/search", search_get, methods=["GET"]),
-        Route("/api/search", search_post, methods=["POST"]),
-        Route("/api/neighbors/{id:int}", neighbors),
-        Route("/api/images/{id:int}", image),
-        Route("/api/thumbs/{id:int}", thumb),
-        Route("/api/details/{id:int}", details),
+        Route("/api/search", search_any, methods=["GET", "POST"]),
+        Route("/api/neighbors/{id}", neighbors),
+        Route("/api/images/{id}", image),
+        Route("/api/thumbs/{id}", thumb),
+        Route("/api/details/{id}", details),
         Route("/api/facets", facets),
         Route("/api/map", map_points),
         Route("/api/sql", sql),
-        Route("/api/{rest:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/static/lib/{name}", shared_script),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
@@ -253,6 +286,8 @@ def create_app(session: Session) -> Starlette:
             Exception: _internal,
         },
     )
+    # The last added runs first: headers on every answer, then the guard, then the body limit.
     app.add_middleware(BodyLimit, max_bytes=config.max_upload())
+    app.add_middleware(RequestGuard, token=token)
     app.add_middleware(SecurityHeaders)
     return app

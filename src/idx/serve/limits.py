@@ -38,7 +38,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_error(send, 413, _too_large_message(self.max_bytes))
+            await send_error(send, 413, _too_large_message(self.max_bytes))
             return
         seen = 0
 
@@ -54,15 +54,23 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _send_error(send: Any, status: int, message: str) -> None:
+async def send_error(
+    send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer a request from middleware, as the app answers errors: JSON {"error": message}."""
     body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(headers or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class SecurityHeaders:
-    """Content-Security-Policy, nosniff and no referrer on every response."""
+    """Content-Security-Policy, nosniff and no referrer on every response that does not set
+    its own (a served file has a stricter policy)."""
 
     HEADERS = [
         (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
@@ -80,7 +88,10 @@ class SecurityHeaders:
 
         async def with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+                headers = message.get("headers", [])
+                have = {name.lower() for name, _ in headers}
+                extra = [(name, value) for name, value in self.HEADERS if name not in have]
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         await self.app(scope, receive, with_headers)

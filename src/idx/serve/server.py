@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import errno
 import ipaddress
+import re
+import secrets
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,23 @@ def is_loopback(host: str) -> bool:
     except socket.gaierror:
         return False
     return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+#: What a token may hold: it travels in a URL, a header and a cookie (token_urlsafe's alphabet).
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def server_token(host: str, given: str | None) -> str | None:
+    """The token every request must carry: the one given (--token, IDX_SERVE_TOKEN); beyond
+    loopback, where others can connect, a new one when none is given; on loopback, none."""
+    if given is not None:
+        if not TOKEN_CHARACTERS.fullmatch(given):
+            raise UsageError(
+                "a token (--token, IDX_SERVE_TOKEN) may hold only letters, digits and ._~- (it "
+                "travels in a URL, a header and a cookie); leave it out to have one made"
+            )
+        return given
+    return None if is_loopback(host) else secrets.token_urlsafe(32)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -63,18 +82,22 @@ def serve(
     host: str,
     port: int,
     *,
+    token: str | None = None,
     access_log: bool = True,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Answer on host:port until interrupted. `on_ready(info)` is called once the socket
-    listens, with the url, host, port, and the session's summary."""
+    listens, with the url (with ?token= when requests need one: server_token), host, port,
+    token, and the session's summary."""
+    token = server_token(host, token)
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    info = {"url": f"http://{shown}:{actual}/", "host": host, "port": actual}
-    info |= session.summary() | {"loopback_only": is_loopback(host)}
+    query = f"?token={token}" if token else ""
+    info = {"url": f"http://{shown}:{actual}/{query}", "host": host, "port": actual}
+    info |= session.summary() | {"loopback_only": is_loopback(host), "token": token}
     config = uvicorn.Config(
-        create_app(session),
+        create_app(session, token=token),
         log_config=_logging(),
         log_level="info",
         access_log=access_log,

@@ -14,7 +14,6 @@ import gzip
 import io
 import json
 import logging
-import mimetypes
 import os
 import threading
 from collections import OrderedDict
@@ -118,42 +117,43 @@ class Session:
 
     # -- pictures ---------------------------------------------------------------------------
 
-    def image_file(self, image_id: int) -> str:
-        """The indexed file of an image (a path, or an s3:// URL); NotFoundError when the id is
-        unknown or its local file is gone (an object that is gone shows when it is read: no
-        request to the store here, whose next step asks it anyway)."""
-        path = self.run(lambda index: browse.image_path(index, image_id))
-        if not storage.is_remote(path) and not os.path.isfile(path):
-            raise _gone(image_id, path)
-        return path
+    def image_file(self, image_id: int) -> browse.ImageFile:
+        """The indexed file of an image, opened when local, and only while it is the file that
+        was indexed (browse.open_image_file: NotFoundError, ChangedFileError). The file is
+        opened after the catalog is let go: a slow disk holds up no other request."""
+        indexed = self.run(lambda index: browse.indexed_file(index, image_id))
+        return browse.open_image_file(indexed)
 
-    def image_bytes(self, image_id: int, path: str) -> tuple[bytes, str]:
-        """The bytes of an image's object (`path` from `image_file`) and their media type; local
-        files are sent as files."""
+    def image_bytes(self, found: browse.ImageFile) -> bytes:
+        """The bytes of an image's object on storage (local files are sent from their handle)."""
         try:
-            data = storage.read_bytes(path)
+            return storage.read_bytes(found.path)
         except FileNotFoundError:
-            raise _gone(image_id, path) from None
+            raise browse.gone(found.image_id, found.path) from None
         except OSError as exc:
-            raise NotFoundError(f"cannot read image {image_id} ({path}): {exc}") from None
-        return data, mimetypes.guess_type(path)[0] or "application/octet-stream"
+            raise NotFoundError(
+                f"cannot read image {found.image_id} ({found.path}): {exc}"
+            ) from None
 
     def thumbnail(self, image_id: int, side: int) -> bytes:
         """A JPEG of the image no larger than side x side (side rounded up to THUMB_SIDES)."""
         side = next((s for s in THUMB_SIDES if s >= side), THUMB_SIDES[-1])
-        path = self.image_file(image_id)
+        found = self.image_file(image_id)
         try:
-            key = (path, *storage.version(path), side)
-        except FileNotFoundError:
-            raise _gone(image_id, path) from None
-        with self._thumbs_lock:
-            if key in self._thumbs:
-                self._thumbs.move_to_end(key)
-                return self._thumbs[key]
-        try:
-            picture = thumbnails.thumbnail_image(path, side)
-        except DecodeError as exc:
-            raise NotFoundError(f"cannot show image {image_id} ({path}): {exc}") from None
+            key = (found.path, *self._version(found), side)
+            with self._thumbs_lock:
+                if key in self._thumbs:
+                    self._thumbs.move_to_end(key)
+                    return self._thumbs[key]
+            try:
+                if found.handle is not None:
+                    picture = thumbnails.thumbnail_of(found.read(), side)
+                else:
+                    picture = thumbnails.thumbnail_image(found.path, side)
+            except DecodeError as exc:
+                raise NotFoundError(f"cannot show image {image_id} ({found.path}): {exc}") from None
+        finally:
+            found.close()
         out = io.BytesIO()
         picture.save(out, "JPEG", quality=82)
         data = out.getvalue()
@@ -162,6 +162,15 @@ class Session:
             while len(self._thumbs) > THUMBS_KEPT:
                 self._thumbs.popitem(last=False)
         return data
+
+    @staticmethod
+    def _version(found: browse.ImageFile) -> tuple[Any, ...]:
+        if found.version is not None:
+            return found.version
+        try:
+            return storage.version(found.path)
+        except FileNotFoundError:
+            raise browse.gone(found.image_id, found.path) from None
 
     # -- the map ----------------------------------------------------------------------------
 
@@ -176,9 +185,3 @@ class Session:
         body = gzip.compress(json.dumps(to_jsonable(payload)).encode(), compresslevel=5)
         self._map = (fingerprint, body)
         return body
-
-
-def _gone(image_id: int, path: str) -> NotFoundError:
-    return NotFoundError(
-        f"the file of image {image_id} ({path}) is gone; run `idx add` on its folder again"
-    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 SUBSETS = ("all", "clean")
 #: Up to this many ids are looked up as an IN list of parameters, more through a registered table.
 IN_LIST_MAX = 1000
+
+
+class IndexedFile(NamedTuple):
+    """What the catalog recorded of an image's file when it was indexed."""
+
+    id: int
+    path: str
+    root: str  # the folder (or s3:// prefix) given to `add` that holds it
+    bytes: int
+    mtime_ns: int
+    format: str  # Pillow's name of what the content is (JPEG, PNG, GIF ...)
 
 
 class Images:
@@ -47,6 +58,14 @@ class Images:
         with self.db.with_ids("_idx_paths_for", ids) as view:
             rows = self.db.rows(f"SELECT i.id, i.path FROM images i JOIN {view} v ON v.id = i.id")
         return {int(i): p for i, p in rows}
+
+    def indexed_file(self, image_id: int) -> IndexedFile | None:
+        """The file of an image as it was indexed; None for an id the index does not hold."""
+        rows = self.db.rows(
+            "SELECT id, path, root, bytes, mtime_ns, format FROM images WHERE id = ?",
+            [int(image_id)],
+        )
+        return IndexedFile._make(rows[0]) if rows else None
 
     def all_paths(self) -> dict[int, str]:
         return {int(i): p for i, p in self.db.rows("SELECT id, path FROM images")}
