@@ -44,7 +44,7 @@ def bench_kmeans(X: np.ndarray, k: int, iters: int, sklearn: bool) -> dict:
     import faiss
 
     from idx.analysis.clustering import KMeans
-    from idx.indexer.kmeans import faiss_engine
+    from idx.indexer.vectors.kmeans import faiss_engine
 
     n, d = X.shape
     ours_s, ours = timed(

@@ -27,8 +27,8 @@ SHARED = ROOT.parent / "shared" / "data" / "openimages-snacks-val" / "images"
 def towers_prepared(kw: dict[str, str]) -> dict[str, str]:
     """The model's ONNX towers (image and text) prepared in the cache, as the first `add` of a
     model on a machine does once (seconds for ViT-B-32): no timed run then pays that export."""
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
 
     ident = identify(ModelSpec(kw["model"], checkpoint=kw["checkpoint"]))
     Encoder.load(ident, "cpu").torch_model().prepare_towers()
@@ -39,7 +39,7 @@ def vit_b32_random() -> dict[str, str]:
     """Index kwargs for ViT-B-32 with random weights, through the offline config+checkpoint path."""
     import open_clip
 
-    from idx.indexer import encoder
+    from idx.indexer.model import encoder
 
     cfg_src = Path(open_clip.__file__).parent / "model_configs" / "ViT-B-32.json"
     cfg = OUT / "models" / "ViT-B-32.json"
@@ -53,7 +53,7 @@ def vit_b32_random() -> dict[str, str]:
 
 
 def tiny_random() -> dict[str, str]:
-    from idx.indexer import encoder, identity
+    from idx.indexer.model import encoder, identity
 
     ckpt = OUT / "models" / "idx-tiny-random.safetensors"
     if not ckpt.exists():

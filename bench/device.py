@@ -19,7 +19,7 @@ from common import OUT, link_files, photo_jpeg, towers_prepared, vit_b32_random
 
 
 def _decode(path: str) -> int:
-    from idx.indexer.decode import open_image
+    from idx.indexer.files.decode import open_image
 
     return open_image(path, 224).width
 
@@ -103,10 +103,10 @@ def main() -> None:
 
     import torch
 
-    from idx.indexer import devices
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
     from idx.indexer.index import Index
+    from idx.indexer.model import devices
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
 
     start = time.perf_counter()
     paths = photos(args.images)  # before CUDA starts in this process: the pool forks
@@ -122,7 +122,7 @@ def main() -> None:
     rows.append(("images", f"{len(paths)} JPEGs of 800x600 (made in {made:.0f} s)"))
 
     def pixels_of(path: Path) -> torch.Tensor:
-        from idx.indexer.decode import open_image
+        from idx.indexer.files.decode import open_image
 
         return cpu.preprocess(open_image(path, 224).image)
 

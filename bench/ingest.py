@@ -49,10 +49,10 @@ def throughput(
     import torch
     from PIL import Image
 
-    from idx.indexer.decode import open_image
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
+    from idx.indexer.files.decode import open_image
     from idx.indexer.index import Index
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
 
     kw = towers_prepared(vit_b32_random())
     enc = Encoder.load(

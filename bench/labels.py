@@ -24,8 +24,8 @@ import duckdb
 import numpy as np
 from PIL import Image
 
-from idx.indexer import encoder, identity
 from idx.indexer.index import Index
+from idx.indexer.model import encoder, identity
 from idx.ops.labels import imports as labels_api
 
 

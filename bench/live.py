@@ -63,9 +63,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from idx.errors import EmptyIndexError
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
     from idx.indexer.index import Index
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
     from idx.ops.search import search
 
     model = towers_prepared(vit_b32_random())

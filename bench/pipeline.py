@@ -38,9 +38,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     args = ap.parse_args()
 
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
     from idx.indexer.index import Index
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
 
     paths = large_jpegs(OUT / "pipeline-jpegs", args.images, size=(800, 600))
     folder = link_files(paths, OUT / "pipeline-add")

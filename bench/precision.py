@@ -28,10 +28,10 @@ def main() -> None:
 
     import torch
 
-    from idx.indexer.decode import open_image
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
+    from idx.indexer.files.decode import open_image
     from idx.indexer.index import Index
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
 
     kw = towers_prepared(vit_b32_random())
     ident = identify(ModelSpec(model=kw["model"], checkpoint=kw["checkpoint"]))

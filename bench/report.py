@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from idx import synthetic
 from idx.analysis.report_html import thumbnail_uri
-from idx.indexer import synthetic
 from idx.indexer.index import Index
 from idx.ops.insights import measure as insights
 from idx.ops.labels import imports as labels

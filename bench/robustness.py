@@ -24,9 +24,9 @@ import open_clip
 import torch
 
 from idx.analysis import perturbations
-from idx.indexer.decode import open_image
-from idx.indexer.encoder import save_random_checkpoint
+from idx.indexer.files.decode import open_image
 from idx.indexer.index import Index
+from idx.indexer.model.encoder import save_random_checkpoint
 from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 from idx.ops.robustness.measure import measure
 

@@ -41,9 +41,10 @@ from common import OUT, shared_photos
 from search import DIM, clustered_chunks, clustered_unit, fill_catalog
 
 from idx import config
-from idx.indexer import ivfpq, shards, vectors
-from idx.indexer.exact_rows import ExactRows
-from idx.indexer.ivfpq import ReRankedIVF
+from idx.indexer.vectors import ivfpq, shards
+from idx.indexer.vectors import store as vectors
+from idx.indexer.vectors.exact_rows import ExactRows
+from idx.indexer.vectors.ivfpq import ReRankedIVF
 
 QUERIES = 300
 
@@ -261,7 +262,7 @@ def part_stages(catalog_n: int, tmp: Path) -> None:
     import open_clip
     import torch
 
-    from idx.indexer.decode import decode
+    from idx.indexer.files.decode import decode
     from idx.indexer.index import Index
 
     photos = shared_photos(1000)

@@ -25,8 +25,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from idx.indexer import vectors
 from idx.indexer.index import Index
+from idx.indexer.vectors import store as vectors
 from idx.ops import search as api
 
 DIM = 512

@@ -40,9 +40,9 @@ import numpy as np
 from common import OUT, ROOT, dump, vit_b32_random
 from search import DIM, clustered_unit, fill_catalog
 
-from idx.indexer import vectors
 from idx.indexer.index import Index
-from idx.indexer.live_vectors import search_selected, vectors_of
+from idx.indexer.vectors import store as vectors
+from idx.indexer.vectors.live import search_selected, vectors_of
 from idx.ops import search as api
 
 SHARES = (0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)

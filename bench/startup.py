@@ -7,7 +7,7 @@ for this checkout and for an earlier revision, runs interleaved so that drift ca
 The baseline runs from a temporary `git worktree` of that revision with this virtualenv
 (its own source on PYTHONPATH). Prints medians and the ratio after / before. Both start with an
 empty model cache (IDX_CACHE): this checkout's first `add` of each model prepares its text tower
-there once (indexer/text_tower.py), which the first ViT-B-32 add's time shows apart.
+there once (indexer/model/text_tower.py), which the first ViT-B-32 add's time shows apart.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    from idx.indexer import synthetic
+    from idx import synthetic
 
     tiny, vit = tiny_random(), vit_b32_random()
     with tempfile.TemporaryDirectory() as tmp:

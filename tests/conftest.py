@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from idx.indexer import encoder, identity, synthetic
+from idx import synthetic
 from idx.indexer.index import Index
+from idx.indexer.model import encoder, identity
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val"
 

@@ -21,7 +21,7 @@ from idx.analysis.clustering import KMeans, check_k, sklearn_engine
 from idx.analysis.metrics import cluster_metrics, silhouette
 from idx.analysis.projection import Projector
 from idx.errors import UsageError
-from idx.indexer.kmeans import faiss_engine
+from idx.indexer.vectors.kmeans import faiss_engine
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from idx.cli.main import cli
 from idx.errors import DecodeError
-from idx.indexer import decode
+from idx.indexer.files import decode
 from idx.indexer.index import Index
 
 

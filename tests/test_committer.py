@@ -1,4 +1,4 @@
-"""add's background commits (indexer.committer): in order, one at a time, errors never lost,
+"""add's background commits (indexer.ingest.committer): in order, one at a time, errors never lost,
 and the commit under way always finishes before add returns or fails."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from idx.indexer.committer import Committer
+from idx.indexer.ingest.committer import Committer
 
 
 def test_commits_run_in_order_one_at_a_time_off_the_callers_thread():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from idx.indexer import synthetic
+from idx import synthetic
 from idx.indexer.index import Index
 
 from .test_incremental import check_invariants

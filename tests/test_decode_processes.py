@@ -16,11 +16,11 @@ from PIL import Image
 
 from idx.cli.main import cli
 from idx.errors import IdxError
-from idx.indexer.encoder import Encoder
-from idx.indexer.engines import processes
-from idx.indexer.engines.local import LocalEngine
-from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
+from idx.indexer.ingest.engines import processes
+from idx.indexer.ingest.engines.local import LocalEngine
+from idx.indexer.model.encoder import Encoder
+from idx.indexer.model.identity import ModelSpec, identify
 
 
 def _stored(index_dir: Path, root: Path) -> tuple[dict[str, np.ndarray], list[tuple]]:

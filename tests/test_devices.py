@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from idx.cli.main import cli
 from idx.errors import UsageError
-from idx.indexer import devices
 from idx.indexer.index import Index
+from idx.indexer.model import devices
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 pytest.importorskip("onnxruntime", reason="pip install 'idx-clip[int8]'")
@@ -121,8 +121,8 @@ def test_int8_on_an_fp32_index_is_checked_then_mixed(images, tiny_args, tmp_path
 
 @gpu
 def test_gpu_vectors_agree_with_cpu_vectors(images, tiny_model):
-    from idx.indexer.encoder import Encoder
-    from idx.indexer.identity import ModelSpec, identify
+    from idx.indexer.model.encoder import Encoder
+    from idx.indexer.model.identity import ModelSpec, identify
 
     ident = identify(ModelSpec(tiny_model["model"], checkpoint=tiny_model["checkpoint"]))
     cpu = Encoder.load(ident, "cpu")

@@ -44,8 +44,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from idx import synthetic
 from idx.cli.main import cli
-from idx.indexer import synthetic
 
 README_PATH = Path(__file__).resolve().parents[1] / "README.md"
 WARM = Path(__file__).resolve().parent / "warm_idx.py"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from idx.indexer import formats
+from idx.indexer.files import formats
 from idx.indexer.index import Index
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from idx.indexer import image_tower, towers
-from idx.indexer.encoder import Encoder
-from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
+from idx.indexer.model import image_tower, towers
+from idx.indexer.model.encoder import Encoder
+from idx.indexer.model.identity import ModelSpec, identify
 from tests.fresh import run_cli
 
 pytest.importorskip("onnxruntime")

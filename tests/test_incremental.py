@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from idx.indexer.encoder import Encoder
-from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
+from idx.indexer.model.encoder import Encoder
+from idx.indexer.model.identity import ModelSpec, identify
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from idx import config
-from idx.indexer import ivfpq, shards, vectors
-from idx.indexer.exact_rows import ExactRows
 from idx.indexer.index import Index
-from idx.indexer.ivfpq import ReRankedIVF
+from idx.indexer.vectors import ivfpq, shards
+from idx.indexer.vectors import store as vectors
+from idx.indexer.vectors.exact_rows import ExactRows
+from idx.indexer.vectors.ivfpq import ReRankedIVF
 from idx.ops import search as api
 
 DIM = 32

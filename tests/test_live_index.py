@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from idx import synthetic
 from idx.cli.main import cli
-from idx.indexer import synthetic
 from idx.indexer.index import Index
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

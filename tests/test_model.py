@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from idx.cli.main import cli
 from idx.errors import ModelLoadError, ModelMismatchError, UsageError
-from idx.indexer import encoder, identity
 from idx.indexer.index import Index
+from idx.indexer.model import encoder, identity
 
 
 def test_model_is_stored_and_reused_without_flags(images, tiny_model):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idx.indexer import precision as precisions
 from idx.indexer.index import Index
+from idx.indexer.model import precision as precisions
 
 from .test_incremental import check_invariants
 

@@ -12,7 +12,7 @@ from sklearn.cluster import KMeans
 
 from idx.analysis import perturbations
 from idx.errors import NotFoundError, UsageError
-from idx.indexer.decode import open_image
+from idx.indexer.files.decode import open_image
 from idx.indexer.index import Index
 from idx.ops.injection import compare, eject, inject, list_injections
 from idx.ops.robustness.inputs import sample_ids

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from idx import synthetic
 from idx.cli.main import cli
-from idx.indexer import synthetic, vectors
 from idx.indexer.index import Index
+from idx.indexer.vectors import store as vectors
 from idx.ops import search as api
 from idx.ops.duplicates import duplicates
 

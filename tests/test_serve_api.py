@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idx.indexer.encoder import Encoder
-from idx.indexer.identity import ModelIdentity
 from idx.indexer.index import Index
+from idx.indexer.model.encoder import Encoder
+from idx.indexer.model.identity import ModelIdentity
 from tests.serving import Server, brute_force, exported, multipart, prepare_index
 
 LIMITS = {"IDX_MAX_UPLOAD": "300000", "IDX_SQL_MAX_ROWS": "20", "IDX_SQL_TIMEOUT": "2"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from idx.indexer import synthetic
+from idx import synthetic
 from idx.indexer.index import Index
 from idx.ops import search as api
 from tests.serving import SRC, Server, brute_force, exported, insert_vectors

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idx.indexer import text_tower, towers
-from idx.indexer.encoder import Encoder
-from idx.indexer.identity import ModelSpec, identify
 from idx.indexer.index import Index
+from idx.indexer.model import text_tower, towers
+from idx.indexer.model.encoder import Encoder
+from idx.indexer.model.identity import ModelSpec, identify
 from idx.ops.search import search
 from tests.fresh import run_cli
 

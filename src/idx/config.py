@@ -145,7 +145,7 @@ def precision(flag: str | None = None) -> str:
 
 
 def onnx_towers() -> bool:
-    """Whether the model's fp32 towers may run in ONNX Runtime without torch (indexer.towers);
+    """Whether the model's fp32 towers may run in ONNX Runtime without torch (indexer.model.towers);
     IDX_ONNX=0 turns them off."""
     return (env("ONNX") or "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -249,7 +249,7 @@ def max_pixels() -> int:
     return limit or MAX_IMAGE_PIXELS
 
 
-#: `add --engine`: who reads, decodes and embeds (indexer.engines). The Ray engine needs the ray
+#: `add --engine`: who reads, decodes and embeds (indexer.ingest.engines). The Ray engine needs the ray
 #: extra; without an address it starts a Ray instance on this machine for the run.
 ENGINES = ("local", "ray")
 

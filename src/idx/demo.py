@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idx import config
-from idx.indexer import encoder, identity, synthetic
+from idx import config, synthetic
 from idx.indexer.index import Index
+from idx.indexer.model import encoder, identity
 from idx.progress import Progress
 
 Message = Callable[[str], None]

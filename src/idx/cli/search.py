@@ -183,7 +183,9 @@ def duplicates(ctx, threshold, fmt):
 @click.option(
     "--type",
     "kind",
-    type=LazyChoice(Lazy("idx.indexer.vectors", "INDEX_TYPES", lambda types: ("auto", *types))),
+    type=LazyChoice(
+        Lazy("idx.indexer.vectors.store", "INDEX_TYPES", lambda types: ("auto", *types))
+    ),
     default="auto",
     show_default=True,
     help="flat: exact; hnsw: graph, fast and accurate, rebuilt when images are removed; ivfpq: "

@@ -15,18 +15,18 @@ import numpy as np
 
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
-from idx.indexer import devices
-from idx.indexer import precision as precisions
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
-from idx.indexer.encoder import Encoder
-from idx.indexer.engines import Embedding
-from idx.indexer.identity import ModelIdentity, check_compatible, resolve
-from idx.indexer.ingest import AddReport, Ingest
-from idx.indexer.jobs import Job
-from idx.indexer.live_vectors import catch_up
-from idx.indexer.texts import TextEncoder
-from idx.indexer.vectors import REMOVABLE, VectorStore
+from idx.indexer.ingest.engines import Embedding
+from idx.indexer.ingest.jobs import Job
+from idx.indexer.ingest.pipeline import AddReport, Ingest
+from idx.indexer.model import devices
+from idx.indexer.model import precision as precisions
+from idx.indexer.model.encoder import Encoder
+from idx.indexer.model.identity import ModelIdentity, check_compatible, resolve
+from idx.indexer.model.texts import TextEncoder
+from idx.indexer.vectors.live import catch_up
+from idx.indexer.vectors.store import REMOVABLE, VectorStore
 from idx.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class Index:
         engine: str | None = None,
         ray_address: str | None = None,
     ) -> AddReport:
-        """Ingest folders (or s3://bucket/prefix URLs) incrementally; see idx.indexer.ingest for
+        """Ingest folders (or s3://bucket/prefix URLs) incrementally; see idx.indexer.ingest.pipeline for
         the rules.
 
         `source` marks the rows (images.source), e.g. 'inject:3' for injected test images.
@@ -304,7 +304,7 @@ class Index:
 
     def _check_precision(self, embedding: Embedding) -> None:
         """Before an index stores its first vectors of a lower precision: their agreement with
-        fp32 on these images of its own, measured where they were embedded (indexer.precision);
+        fp32 on these images of its own, measured where they were embedded (indexer.model.precision);
         refuses with the figure."""
         if embedding.precision != "fp32" and embedding.agreement is not None:
             precisions.judge(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from idx.indexer import jobs, precision
-from idx.indexer.vectors import VectorStore
+from idx.indexer.ingest import jobs
+from idx.indexer.model import precision
+from idx.indexer.vectors.store import VectorStore
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index

@@ -12,8 +12,8 @@ from importlib import resources
 from typing import Any, BinaryIO
 
 from idx.errors import ChangedFileError, NotFoundError
-from idx.indexer import formats, storage
 from idx.indexer.catalog.images import IndexedFile
+from idx.indexer.files import formats, storage
 from idx.indexer.index import Index
 from idx.ops.report.data import LabelIndex, map_section
 

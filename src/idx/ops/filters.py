@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from idx.indexer.index import Index
-from idx.indexer.live_vectors import search_selected, vectors_of
-from idx.indexer.vectors import VectorStore, exact_neighbors, single_thread
+from idx.indexer.vectors.live import search_selected, vectors_of
+from idx.indexer.vectors.store import VectorStore, exact_neighbors, single_thread
 
 #: A filter keeping at most this share of the vectors is answered by an exact scan of its
 #: vectors, a larger one by FAISS with an id selector: where the two cost the same, measured by

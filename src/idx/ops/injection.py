@@ -20,7 +20,7 @@ from idx.analysis import perturbations as registry
 from idx.analysis.injection import SYNTHETIC_KINDS, InjectionComparison, synthetic_image
 from idx.analysis.robustness import lookup
 from idx.errors import DecodeError, NotFoundError, UsageError
-from idx.indexer.decode import open_image
+from idx.indexer.files.decode import open_image
 from idx.indexer.index import Index
 from idx.ops.labels.positives import load_positives
 from idx.ops.robustness.inputs import sample_ids

@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
-from idx.indexer import storage
 from idx.indexer.catalog import Catalog
-from idx.indexer.decode import Decoded, decode, open_image
+from idx.indexer.files import storage
+from idx.indexer.files.decode import Decoded, decode, open_image
 from idx.indexer.index import Index
-from idx.indexer.live_vectors import vectors_of
-from idx.indexer.vectors import VectorStore, check_type, exact_neighbors
+from idx.indexer.vectors.live import vectors_of
+from idx.indexer.vectors.store import VectorStore, check_type, exact_neighbors
 from idx.ops.filters import matching_ids, search_among
 from idx.progress import Progress, ProgressEvent
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from idx.errors import IdxError
 from idx.indexer.catalog.user_sql import Result, timeout_message
-from idx.indexer.identity import ModelIdentity
 from idx.indexer.index import Index
+from idx.indexer.model.identity import ModelIdentity
 
 __all__ = ["Result", "enable_vector_sql", "run_sql", "timeout_message"]
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from idx.errors import DecodeError
-from idx.indexer.decode import decode, open_image
+from idx.indexer.files.decode import decode, open_image
 from idx.indexer.index import Index
 from idx.progress import Progress, ProgressEvent
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from idx.errors import DecodeError, NotFoundError
-from idx.indexer import storage
+from idx.indexer.files import storage
 from idx.indexer.index import Index
 from idx.jsonable import to_jsonable
 from idx.ops import browse, thumbnails

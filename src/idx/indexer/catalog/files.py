@@ -1,7 +1,7 @@
 """The files behind the images: what an `add` run compares its walk with, and how it writes.
 
 Rows under folders, content hashes already embedded, skipped files and their reasons; `apply`
-writes a batch of planned operations (indexer.operations) in a few bulk statements. Call the
+writes a batch of planned operations (indexer.catalog.operations) in a few bulk statements. Call the
 writers inside a transaction.
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
-from idx.indexer.scan import Rules
+from idx.indexer.catalog.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
+from idx.indexer.files.scan import Rules
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database

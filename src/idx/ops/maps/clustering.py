@@ -19,7 +19,7 @@ from idx.analysis.metrics import cluster_metrics
 from idx.analysis.projection import Projector
 from idx.errors import UsageError
 from idx.indexer.index import Index
-from idx.indexer.kmeans import faiss_engine
+from idx.indexer.vectors.kmeans import faiss_engine
 from idx.ops.maps.label_scores import label_scores, label_truth
 from idx.ops.maps.projection import latest_covering, load_projection, map_of, project
 from idx.ops.thumbnails import decode_thumbnails

@@ -18,7 +18,7 @@ from idx.analysis.clustering import KMeans, check_k
 from idx.analysis.metrics import cluster_metrics
 from idx.errors import UsageError
 from idx.indexer.index import Index
-from idx.indexer.kmeans import faiss_engine
+from idx.indexer.vectors.kmeans import faiss_engine
 from idx.ops.maps.clustering import N_ITER, points_in_space
 from idx.ops.maps.label_scores import SCORES, label_scores, label_truth
 from idx.progress import Progress, ProgressEvent

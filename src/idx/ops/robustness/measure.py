@@ -24,7 +24,7 @@ from idx.analysis import perturbations as registry
 from idx.analysis import robustness as metrics
 from idx.analysis.perturbations.weather import reference_frost_photos
 from idx.errors import DecodeError, EmptyIndexError, UsageError
-from idx.indexer.decode import open_image
+from idx.indexer.files.decode import open_image
 from idx.indexer.index import Index
 from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.ops.robustness.inputs import (

@@ -2,7 +2,7 @@
 
 One rule for every text a command encodes (search queries, zero-shot prompts, SQL's
 `text_embedding`), so that a text gets the same vector whichever way the process started: the
-cached ONNX text tower (indexer.text_tower) when this machine has it for the model, the text is
+cached ONNX text tower (indexer.model.text_tower) when this machine has it for the model, the text is
 `eligible`, and the model runs (or would run) on the CPU; otherwise the loaded open_clip model,
 which then prepares the tower for later processes (once per model and machine).
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from idx.indexer import text_tower
-from idx.indexer.identity import ModelIdentity
+from idx.indexer.model import text_tower
+from idx.indexer.model.identity import ModelIdentity
 
 
 class TextEncoder:

@@ -25,8 +25,8 @@ import faiss
 import numpy as np
 
 from idx import config
-from idx.indexer import shards
-from idx.indexer.exact_rows import CHUNK_ROWS, ExactRows
+from idx.indexer.vectors import shards
+from idx.indexer.vectors.exact_rows import CHUNK_ROWS, ExactRows
 from idx.progress import Progress, ProgressEvent
 
 #: The files beside the FAISS file that only an ivfpq index uses.

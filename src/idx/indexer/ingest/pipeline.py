@@ -1,7 +1,7 @@
 """`add`: incremental ingestion of folders into the catalog.
 
 Stages: walk (stat only) -> plan (compare with the catalog) -> read+hash+decode -> embed in
-batches (both run by an engine, indexer.engines: threads here, or Ray tasks and actors) -> commit
+batches (both run by an engine, indexer.ingest.engines: threads here, or Ray tasks and actors) -> commit
 each batch in one transaction, here, whatever the engine.
 
 Rules: an unchanged file (size, mtime; size, ETag for an object) is not read; a file whose content hash is already known
@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from idx import config
-from idx.indexer import devices, engines, scan, storage
 from idx.indexer.catalog import Catalog
-from idx.indexer.committer import Committer
-from idx.indexer.engines import Embedding
-from idx.indexer.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
-from idx.indexer.reader import Prepared
+from idx.indexer.catalog.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
+from idx.indexer.files import scan, storage
+from idx.indexer.files.reader import Prepared
+from idx.indexer.ingest import engines
+from idx.indexer.ingest.committer import Committer
+from idx.indexer.ingest.engines import Embedding
+from idx.indexer.model import devices
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)

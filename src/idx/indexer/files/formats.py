@@ -125,7 +125,7 @@ def register_heif() -> bool:
 
 
 if __name__ == "__main__":
-    # `python -m idx.indexer.formats` prints the README's generated list (paste it over the block
+    # `python -m idx.indexer.files.formats` prints the README's generated list (paste it over the block
     # between the <!-- formats --> markers; tests/test_formats.py checks it against this Pillow).
     import textwrap
 

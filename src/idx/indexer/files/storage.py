@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from idx.errors import UsageError
-from idx.indexer import formats, scan
+from idx.indexer.files import formats, scan
 
 #: URL schemes read through fsspec, and the package each needs.
 SCHEMES = {"s3": "s3fs"}

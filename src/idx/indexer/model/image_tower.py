@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from idx.indexer import towers
-from idx.indexer.identity import ModelIdentity
+from idx.indexer.model import towers
+from idx.indexer.model.identity import ModelIdentity
 
 MIN_COSINE = 0.9999
 MAX_PIXEL_DIFF = 1e-5

@@ -4,7 +4,7 @@ order. Built on Ray Data: `map_batches` with a function (tasks) then with a call
 the pattern of Ray's batch inference guide.
 
 Ray retries a task or restarts an actor whose worker died, so a batch may be computed twice; the
-driver sees each file once and commits it once (indexer.ingest), and a rerun after the driver
+driver sees each file once and commits it once (indexer.ingest.pipeline), and a rerun after the driver
 itself died submits only what the catalog does not have. A bad file is a skip row, never a failed
 task (reader.prepare).
 
@@ -29,9 +29,9 @@ import numpy as np
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer import scan
-from idx.indexer.engines import embed_rows
-from idx.indexer.reader import Prepared, Preprocessing, prepare
+from idx.indexer.files import scan
+from idx.indexer.files.reader import Prepared, Preprocessing, prepare
+from idx.indexer.ingest.engines import embed_rows
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,8 @@ class EmbedBatch:
         import ray
         import torch
 
-        from idx.indexer.encoder import Encoder
-        from idx.indexer.identity import ModelIdentity
+        from idx.indexer.model.encoder import Encoder
+        from idx.indexer.model.identity import ModelIdentity
 
         if device == "cpu":  # Ray sets one thread per CPU asked for; this node's cores are ours
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // share))

@@ -15,7 +15,7 @@ from typing import Any
 
 from idx import config
 from idx.errors import DecodeError, TooManyPixelsError
-from idx.indexer import decode, scan, storage
+from idx.indexer.files import decode, scan, storage
 
 log = logging.getLogger(__name__)
 

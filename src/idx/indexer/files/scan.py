@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from stat import S_ISREG
 from typing import NamedTuple
 
-from idx.indexer import formats
+from idx.indexer.files import formats
 
 #: Folders that hold tool metadata, never a user's photos.
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "@eaDir", "__MACOSX", ".Trash", ".idx"})
@@ -22,7 +22,7 @@ IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "@eaDir", "__MACOSX", ".Trash",
 
 class FileEntry(NamedTuple):
     """A candidate file and its stat (a tuple: one is made per file on every walk). `etag` is set
-    for an object on object storage (indexer.storage), whose change key is size + ETag."""
+    for an object on object storage (indexer.files.storage), whose change key is size + ETag."""
 
     path: str
     bytes: int

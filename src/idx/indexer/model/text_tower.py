@@ -14,7 +14,7 @@ tokenizers' Unicode tables might split differently (combining marks, control and
 characters, characters outside the Basic Multilingual Plane) also take the torch path:
 `eligible` says which; over 150,000 random eligible strings the tokens were identical.
 
-The cached files are derived data (indexer.towers: keyed by the model's identity and the library
+The cached files are derived data (indexer.model.towers: keyed by the model's identity and the library
 versions, built once, a model that cannot be converted recorded as refused).
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from idx.indexer import towers
-from idx.indexer.identity import ModelIdentity
+from idx.indexer.model import towers
+from idx.indexer.model.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 

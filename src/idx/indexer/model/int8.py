@@ -7,7 +7,7 @@ random weights. Trained
 weights have activation outliers that random ones lack, so an index trusts int8 only after
 checking it against fp32 on its own images (Index.add).
 
-The quantised file is derived data, a tower of indexer.towers: cached under config.cache_dir(),
+The quantised file is derived data, a tower of indexer.model.towers: cached under config.cache_dir(),
 keyed by the model's identity and the ONNX Runtime version, and rebuilt when missing.
 """
 
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from idx.errors import IdxError, UsageError
-from idx.indexer import towers
-from idx.indexer.identity import ModelIdentity
+from idx.indexer.model import towers
+from idx.indexer.model.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Int8ImageTower:
 
 def load(identity: ModelIdentity, visual: Any, image_size: int) -> Int8ImageTower:
     """The quantised tower of `visual` (the fp32 torch module), built and cached on first use
-    (indexer.towers: once per model and machine, loaded once per process)."""
+    (indexer.model.towers: once per model and machine, loaded once per process)."""
     try:
         import onnx  # noqa: F401
         import onnxruntime.quantization  # noqa: F401

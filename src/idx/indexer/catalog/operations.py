@@ -1,6 +1,6 @@
 """The typed operations an `add` run plans and the catalog applies, one per file.
 
-Planning (indexer.ingest) compares the walk with the catalog and decides; applying
+Planning (indexer.ingest.pipeline) compares the walk with the catalog and decides; applying
 (catalog.files.Files.apply) writes. Each operation carries exactly what its write needs.
 """
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from idx.indexer.reader import Prepared
-    from idx.indexer.scan import Skip
+    from idx.indexer.files.reader import Prepared
+    from idx.indexer.files.scan import Skip
 
 
 class Row(NamedTuple):
@@ -22,7 +22,7 @@ class Row(NamedTuple):
     sha256: str
     bytes: int
     mtime_ns: int
-    etag: str | None  # objects on object storage (indexer.storage); None for local files
+    etag: str | None  # objects on object storage (indexer.files.storage); None for local files
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ TINY_CONFIG = "idx-tiny"
 
 def tiny_config_path() -> Path:
     """The shipped config of the tiny model used by `idx demo` offline and by the tests."""
-    return Path(str(resources.files("idx.indexer") / "configs" / f"{TINY_CONFIG}.json"))
+    return Path(str(resources.files("idx.indexer.model") / "configs" / f"{TINY_CONFIG}.json"))
 
 
 @dataclass(frozen=True)

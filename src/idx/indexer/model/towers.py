@@ -1,12 +1,12 @@
 """A model's towers in ONNX: the cache they live in, built once and loaded once per process.
 
-The text tower (indexer.text_tower), the fp32 image tower (indexer.image_tower) and the int8 image
-tower (indexer.int8) are derived files under config.cache_dir(), keyed by the model's identity
+The text tower (indexer.model.text_tower), the fp32 image tower (indexer.model.image_tower) and the int8 image
+tower (indexer.model.int8) are derived files under config.cache_dir(), keyed by the model's identity
 and the library versions. A tower is built by a process that has the torch model loaded and
 written atomically (a folder renamed into place). The fp32 towers are checked against the model
 before they are kept, and a model that cannot have them is recorded as refused and not tried
 again; IDX_ONNX=0 turns them off (every command then runs the model in torch). int8 is asked for
-by name, so it is always built, and checked on each index's own images (indexer.precision).
+by name, so it is always built, and checked on each index's own images (indexer.model.precision).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from idx import config
-from idx.indexer.identity import ModelIdentity
+from idx.indexer.model.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import faiss
 import numpy as np
 
-from idx.indexer.vectors import REMOVABLE, VectorStore, single_thread
+from idx.indexer.vectors.store import REMOVABLE, VectorStore, single_thread
 
 Contents = tuple[np.ndarray, np.ndarray]
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from idx.errors import IdxError
-from idx.indexer import scan
-from idx.indexer.reader import Prepared, Preprocessing, prepare
+from idx.indexer.files import scan
+from idx.indexer.files.reader import Prepared, Preprocessing, prepare
 
 _FORK = sys.platform.startswith("linux")
 

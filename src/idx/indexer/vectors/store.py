@@ -22,8 +22,8 @@ import numpy as np
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer import ivfpq
-from idx.indexer.ivfpq import ReRankedIVF
+from idx.indexer.vectors import ivfpq
+from idx.indexer.vectors.ivfpq import ReRankedIVF
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from idx.indexer import scan
-from idx.indexer.engines import embed_rows
-from idx.indexer.engines.processes import DecodeProcesses
-from idx.indexer.reader import Prepared, Preprocessing, prepare
+from idx.indexer.files import scan
+from idx.indexer.files.reader import Prepared, Preprocessing, prepare
+from idx.indexer.ingest.engines import embed_rows
+from idx.indexer.ingest.engines.processes import DecodeProcesses
 
 
 class LocalEngine:

@@ -17,7 +17,7 @@ from idx.errors import PrecisionError
 
 if TYPE_CHECKING:
     from idx.indexer.catalog import Catalog
-    from idx.indexer.encoder import Encoder
+    from idx.indexer.model.encoder import Encoder
 
 META_KEY = "precision"
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from idx import config
 from idx.errors import DecodeError, TooManyPixelsError
-from idx.indexer import formats, storage
+from idx.indexer.files import formats, storage
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}
@@ -127,7 +127,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Decoded:
-    """Read and decode one file (a local path or an s3:// URL, indexer.storage); errors carry a
+    """Read and decode one file (a local path or an s3:// URL, indexer.files.storage); errors carry a
     reason fit for `skipping <path>: <reason>`."""
     try:
         data = storage.read_bytes(path)

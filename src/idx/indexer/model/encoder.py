@@ -23,9 +23,9 @@ import numpy as np
 
 from idx import config
 from idx.errors import ModelLoadError, UsageError
-from idx.indexer import devices, image_tower, int8, text_tower
-from idx.indexer.devices import Device
-from idx.indexer.identity import UNTRAINED_KEY, ModelIdentity
+from idx.indexer.model import devices, image_tower, int8, text_tower
+from idx.indexer.model.devices import Device
+from idx.indexer.model.identity import UNTRAINED_KEY, ModelIdentity
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Encoder:
     int8 through ONNX Runtime (`precision="int8"`, CPU only). `cuda` on a machine with several
     GPUs runs one replica per GPU and splits each batch between them. In fp32 on the CPU, once
     a first load prepared it (`prepare_towers`), the image tower runs from its ONNX export
-    without torch (indexer.image_tower): `model` and `tokenizer` are then None, `preprocess`
+    without torch (indexer.model.image_tower): `model` and `tokenizer` are then None, `preprocess`
     gives numpy arrays, and `torch_model()` loads the torch model should a caller need it.
     """
 
@@ -167,7 +167,7 @@ class Encoder:
 
     @classmethod
     def _from_tower(cls, identity: ModelIdentity, device: Device, tower: Any) -> Encoder:
-        """The image tower from the cache (indexer.image_tower), torch left unloaded; texts the
+        """The image tower from the cache (indexer.model.image_tower), torch left unloaded; texts the
         text tower cannot take load the torch model on first use (`torch_model`)."""
         identity.embed_dim = identity.embed_dim or tower.embed_dim
         identity.image_size = identity.image_size or tower.image_size
@@ -186,7 +186,7 @@ class Encoder:
 
     def prepare_towers(self) -> None:
         """Export the ONNX towers of this loaded model for later processes (once per model and
-        machine; indexer.towers): the image tower, and the text tower."""
+        machine; indexer.model.towers): the image tower, and the text tower."""
         if self.model is None:
             return
         image_tower.prepare(self.identity, self.model, self.preprocess, self.image_size)

@@ -4,7 +4,7 @@ and the per-batch embedding (`embed_rows`), both engine-agnostic functions.
 `local` runs them in threads of this process; `ray` as Ray tasks (decoding, on CPUs) and an actor
 pool (embedding, the model loaded once per actor, on GPUs where the cluster has them). Either way
 `stream` yields one result per file, in the order given: a scan.Skip, or a reader.Prepared whose
-`vector` is set when its content was new. The driver (indexer.ingest) plans before and commits
+`vector` is set when its content was new. The driver (indexer.ingest.pipeline) plans before and commits
 after, one transaction per batch, whatever the engine: an engine's retries may deliver work twice,
 the catalog's keys (path, content hash) store it once.
 """
@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer import scan
-from idx.indexer.reader import Prepared
+from idx.indexer.files import scan
+from idx.indexer.files.reader import Prepared
 
 NAMES = ("local", "ray")
 
@@ -26,7 +26,7 @@ NAMES = ("local", "ray")
 @dataclass
 class Embedding:
     """How one batch was embedded: where, in which precision, and, when asked, the model's
-    agreement with fp32 on the batch's first images (the int8 check, indexer.precision)."""
+    agreement with fp32 on the batch's first images (the int8 check, indexer.model.precision)."""
 
     device: str
     precision: str
@@ -75,7 +75,7 @@ def require(name: str) -> None:
     if name not in NAMES:
         raise UsageError(f"--engine {name!r} is unknown; use {' or '.join(NAMES)}")
     if name == "ray":
-        from idx.indexer.engines.ray import import_ray
+        from idx.indexer.ingest.engines.ray import import_ray
 
         import_ray()
 
@@ -96,7 +96,7 @@ def create(
     engine embeds with it; the Ray engine only takes its preprocessing)."""
     require(name)
     if name == "ray":
-        from idx.indexer.engines.ray import RayEngine
+        from idx.indexer.ingest.engines.ray import RayEngine
 
         return RayEngine(
             encoder_factory,
@@ -107,8 +107,8 @@ def create(
             check=check,
             address=ray_address,
         )
-    from idx.indexer import devices
-    from idx.indexer.engines.local import LocalEngine
+    from idx.indexer.ingest.engines.local import LocalEngine
+    from idx.indexer.model import devices
 
     return LocalEngine(
         encoder_factory,

@@ -1,0 +1,7 @@
+"""Vectors: the FAISS side of an index, derived from the catalog and rebuilt from it.
+
+The FAISS file and its types (`store`: flat, HNSW, IVF-PQ; `ivfpq`, `shards` and `exact_rows` for
+the big ones), the copy a long-lived reader holds and catches up (`live`), and FAISS k-means for
+analysis (`kmeans`). Takes arrays in and gives arrays out: never imports the catalog, the model,
+the add pipeline or the front door.
+"""
