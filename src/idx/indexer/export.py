@@ -11,26 +11,30 @@ import numpy as np
 from idx.errors import UsageError
 
 if TYPE_CHECKING:
-    from idx.indexer.index import Index
+    from idx.indexer.catalog import Catalog
+    from idx.indexer.model.identity import ModelIdentity
 
 FORMATS = ("parquet", "npy")
 
 
-def export(index: Index, out: Path, fmt: str) -> list[Path]:
-    """Write `out` (parquet: one file; npy: a folder of embeddings.npy, ids.npy, paths.json)."""
+def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    index.require_images("export")
-    ident = index.stored_identity()
+
+
+def export(catalog: Catalog, ident: ModelIdentity | None, out: Path, fmt: str) -> list[Path]:
+    """Write `out` (parquet: one file; npy: a folder of embeddings.npy, ids.npy, paths.json,
+    model.json) from a catalog that holds images (`Index.export` checks both first)."""
+    check_format(fmt)
     if fmt == "parquet":
         out.parent.mkdir(parents=True, exist_ok=True)
-        index.catalog.images.export_parquet(str(out))
+        catalog.images.export_parquet(str(out))
         return [out]
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file; npy export writes a folder, give a folder path")
     out.mkdir(parents=True, exist_ok=True)
-    ids, matrix = index.embeddings()
-    paths = index.catalog.images.paths_for(ids)
+    ids, matrix = catalog.images.vectors()
+    paths = catalog.images.paths_for(ids)
     np.save(out / "embeddings.npy", matrix.astype(np.float32, copy=False))
     np.save(out / "ids.npy", ids.astype(np.int64, copy=False))
     (out / "paths.json").write_text(json.dumps([paths[int(i)] for i in ids], indent=0))

@@ -373,14 +373,18 @@ class Index:
         return self.catalog.query(query)
 
     def status(self) -> dict[str, Any]:
+        """What `idx status` shows: counts, model, vectors in step, the running job, problems."""
         from idx.indexer.status import collect_status
 
-        return collect_status(self)
+        return collect_status(self.dir, self.catalog, self.stored_identity())
 
     def export(self, out: str | os.PathLike[str], fmt: str) -> list[Path]:
-        from idx.indexer.export import export
+        """Write ids, paths and embeddings as stored (`fmt`: parquet or npy) to `out`."""
+        from idx.indexer.export import check_format, export
 
-        return export(self, Path(out), fmt)
+        check_format(fmt)  # a wrong format is named before an empty index
+        self.require_images("export")
+        return export(self.catalog, self.stored_identity(), Path(out), fmt)
 
     def _require_writable(self, what: str) -> None:
         if self.read_only:

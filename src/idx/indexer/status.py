@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idx.indexer.ingest import jobs
@@ -10,25 +11,28 @@ from idx.indexer.model import precision
 from idx.indexer.vectors.store import VectorStore
 
 if TYPE_CHECKING:
-    from idx.indexer.index import Index
+    from idx.indexer.catalog import Catalog
+    from idx.indexer.model.identity import ModelIdentity
 
 
-def collect_status(index: Index) -> dict[str, Any]:
-    counts = index.catalog.images.summary()
+def collect_status(
+    index_dir: Path, catalog: Catalog, ident: ModelIdentity | None
+) -> dict[str, Any]:
+    """What `Index.status()` returns for the index at `index_dir`, whose stored model is `ident`."""
+    counts = catalog.images.summary()
     images = counts["images"]
     orphans = counts["without_vector"]
-    ident = index.stored_identity()
-    generation = index.catalog.generation()
-    vmeta = VectorStore(index.dir).read_meta()
+    generation = catalog.generation()
+    vmeta = VectorStore(index_dir).read_meta()
     vectors_ok = vmeta.get("generation") == generation and vmeta.get("count", 0) == images
     problems = []
     if orphans:
         problems.append(f"{orphans} images without a vector (run `idx add` on their folder again)")
     if not vectors_ok:
         problems.append("FAISS file behind the catalog; it is rebuilt automatically on next use")
-    last_add = index.catalog.get_meta("last_add")
+    last_add = catalog.get_meta("last_add")
     return {
-        "index": str(index.dir.resolve()),
+        "index": str(index_dir.resolve()),
         **{k: v for k, v in counts.items() if k != "without_vector"},
         "model": None
         if ident is None
@@ -51,10 +55,10 @@ def collect_status(index: Index) -> dict[str, Any]:
         "health": "ok" if not problems else "attention",
         "problems": problems,
         "last_add": json.loads(last_add) if last_add else None,
-        "job": jobs.current(index.dir),
-        "precision": precision.describe(index.catalog),
+        "job": jobs.current(index_dir),
+        "precision": precision.describe(catalog),
         "folders": {
             path: {"include_hidden": rules.include_hidden, "excludes": list(rules.excludes)}
-            for path, rules in index.catalog.files.folders().items()
+            for path, rules in catalog.files.folders().items()
         },
     }
