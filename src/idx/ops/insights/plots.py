@@ -14,7 +14,7 @@ from idx.ops.thumbnails import thumbnail
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
-    from idx.ops.insights.measure import LabelledSet
+    from idx.ops.insights.labelled import LabelledSet
     from idx.ops.insights.runs import InsightsResult
 
 log = logging.getLogger(__name__)

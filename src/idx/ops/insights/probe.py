@@ -15,7 +15,7 @@ from idx.progress import Progress
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index
-    from idx.ops.insights.measure import LabelledSet
+    from idx.ops.insights.labelled import LabelledSet
 
 #: Side of the decoded images the colour histograms are computed from (as `idx cluster`).
 BASELINE_SIDE = 64

@@ -17,7 +17,7 @@ from idx.ops.insights.probe import FEATURES
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
     from idx.indexer.index import Index
-    from idx.ops.insights.measure import LabelledSet
+    from idx.ops.insights.labelled import LabelledSet
 
 CLASS_COLUMNS = (
     "label_name",
