@@ -17,7 +17,7 @@ from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
-from idx.indexer.ingest.engines import Embedding
+from idx.indexer.ingest.engines.embedding import Embedding
 from idx.indexer.ingest.jobs import Job
 from idx.indexer.ingest.pipeline import AddReport, Ingest
 from idx.indexer.model import devices

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Prepared:
     """A file read and hashed. `tensor` is set while its content waits to be embedded, `vector`
-    once it has been (engines.embed_rows)."""
+    once it has been (engines.embedding.embed_rows)."""
 
     entry: scan.FileEntry
     sha256: str
@@ -32,7 +32,7 @@ class Prepared:
     format: str = ""
     tensor: Any = None
     vector: Any = None
-    embedding: Any = None  # engines.Embedding: how `vector` was made
+    embedding: Any = None  # engines.embedding.Embedding: how `vector` was made
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from idx.indexer.files import scan, storage
 from idx.indexer.files.reader import Prepared
 from idx.indexer.ingest import engines
 from idx.indexer.ingest.committer import Committer
-from idx.indexer.ingest.engines import Embedding
+from idx.indexer.ingest.engines.embedding import Embedding
 from idx.indexer.model import devices
 from idx.progress import Progress, ProgressEvent
 
@@ -107,7 +107,7 @@ class AddReport:
 class Ingest:
     """One `add` run. Needs the catalog; gets the encoder lazily (only if something is new).
 
-    `check_batch` is called with the first batch's engines.Embedding before anything is stored
+    `check_batch` is called with the first batch's engines.embedding.Embedding before anything is stored
     (the int8 check); `engine` names who reads and embeds (engines.NAMES); `identity` and
     `precision` tell an engine's remote workers which model to load.
     """

@@ -1,5 +1,5 @@
 """Engines run `add`'s work: the per-file work (reader.prepare: read, hash, decode, preprocess)
-and the per-batch embedding (`embed_rows`), both engine-agnostic functions.
+and the per-batch embedding (`embedding.embed_rows`), both engine-agnostic functions.
 
 `local` runs them in threads of this process; `ray` as Ray tasks (decoding, on CPUs) and an actor
 pool (embedding, the model loaded once per actor, on GPUs where the cluster has them). Either way
@@ -12,7 +12,6 @@ the catalog's keys (path, content hash) store it once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from idx import config
@@ -21,39 +20,6 @@ from idx.indexer.files import scan
 from idx.indexer.files.reader import Prepared
 
 NAMES = ("local", "ray")
-
-
-@dataclass
-class Embedding:
-    """How one batch was embedded: where, in which precision, and, when asked, the model's
-    agreement with fp32 on the batch's first images (the int8 check, indexer.model.precision)."""
-
-    device: str
-    precision: str
-    agreement: float | None = None
-    sample: int = 0
-    node: str | None = None  # the Ray node that ran the model (None: this process)
-
-
-def embed_rows(encoder: Any, rows: list[Prepared], check: bool = False) -> Embedding:
-    """Embed the rows' tensors in one model call (content repeated within the batch once), set
-    each row's `vector`, drop its tensor; with `check`, measure a lower precision against fp32."""
-    slot: dict[str, int] = {}
-    tensors = []
-    for row in rows:
-        if row.sha256 not in slot:
-            slot[row.sha256] = len(tensors)
-            tensors.append(row.tensor)
-    pixels = encoder.stack(tensors)
-    done = Embedding(encoder.device.describe(), encoder.precision)
-    if check and encoder.precision != "fp32":
-        sample = pixels[: config.INT8_CHECK_SAMPLE]
-        done.agreement, done.sample = encoder.agreement(sample), len(sample)
-    vectors = encoder.encode_images(pixels)
-    for row in rows:
-        row.vector, row.tensor = vectors[slot[row.sha256]], None
-        row.embedding = done
-    return done
 
 
 class Engine(Protocol):

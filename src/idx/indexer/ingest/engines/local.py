@@ -16,7 +16,7 @@ from typing import Any
 
 from idx.indexer.files import scan
 from idx.indexer.files.reader import Prepared, Preprocessing, prepare
-from idx.indexer.ingest.engines import embed_rows
+from idx.indexer.ingest.engines.embedding import embed_rows
 from idx.indexer.ingest.engines.processes import DecodeProcesses
 
 

@@ -31,7 +31,7 @@ from idx import config
 from idx.errors import UsageError
 from idx.indexer.files import scan
 from idx.indexer.files.reader import Prepared, Preprocessing, prepare
-from idx.indexer.ingest.engines import embed_rows
+from idx.indexer.ingest.engines.embedding import embed_rows
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def prepare_files(batch: dict[str, np.ndarray], known: Any, steps: Any) -> dict[
 
 class EmbedBatch:
     """An embedding actor (Ray Data's callable class): the model loaded once, in __init__; each
-    call embeds the new content of one batch of rows (engines.embed_rows)."""
+    call embeds the new content of one batch of rows (engines.embedding.embed_rows)."""
 
     def __init__(self, identity: str, device: str, precision: str, check: bool, share: int):
         import ray
