@@ -39,7 +39,7 @@ def vit_b32_random() -> dict[str, str]:
     """Index kwargs for ViT-B-32 with random weights, through the offline config+checkpoint path."""
     import open_clip
 
-    from idx.indexer.model import encoder
+    from idx.indexer.model import weights
 
     cfg_src = Path(open_clip.__file__).parent / "model_configs" / "ViT-B-32.json"
     cfg = OUT / "models" / "ViT-B-32.json"
@@ -48,16 +48,16 @@ def vit_b32_random() -> dict[str, str]:
     if not cfg.exists():
         shutil.copy(cfg_src, cfg)
     if not ckpt.exists():
-        encoder.save_random_checkpoint(cfg, ckpt)
+        weights.save_random_checkpoint(cfg, ckpt)
     return {"model": str(cfg), "checkpoint": str(ckpt)}
 
 
 def tiny_random() -> dict[str, str]:
-    from idx.indexer.model import encoder, identity
+    from idx.indexer.model import identity, weights
 
     ckpt = OUT / "models" / "idx-tiny-random.safetensors"
     if not ckpt.exists():
-        encoder.save_random_checkpoint(identity.tiny_config_path(), ckpt)
+        weights.save_random_checkpoint(identity.tiny_config_path(), ckpt)
     return {"model": str(identity.tiny_config_path()), "checkpoint": str(ckpt)}
 
 

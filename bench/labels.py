@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from idx.indexer.index import Index
-from idx.indexer.model import encoder, identity
+from idx.indexer.model import identity, weights
 from idx.ops.labels import imports as labels_api
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     for image_id in ids:
         pixels = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(photos / f"{image_id}.jpg")
-    ckpt = encoder.save_random_checkpoint(identity.tiny_config_path(), work / "tiny.safetensors")
+    ckpt = weights.save_random_checkpoint(identity.tiny_config_path(), work / "tiny.safetensors")
     model = {"model": str(identity.tiny_config_path()), "checkpoint": str(ckpt)}
     label_file = work / "train-annotations-human-imagelabels.csv"
     t = time.perf_counter()

@@ -26,7 +26,7 @@ import torch
 from idx.analysis import perturbations
 from idx.indexer.files.decode import open_image
 from idx.indexer.index import Index
-from idx.indexer.model.encoder import save_random_checkpoint
+from idx.indexer.model.weights import save_random_checkpoint
 from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
 from idx.ops.robustness.measure import measure
 

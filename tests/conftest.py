@@ -13,7 +13,7 @@ import pytest
 
 from idx import synthetic
 from idx.indexer.index import Index
-from idx.indexer.model import encoder, identity
+from idx.indexer.model import identity, weights
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val"
 
@@ -56,7 +56,7 @@ def _isolated_env(tmp_path, monkeypatch, model_cache):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    return encoder.save_random_checkpoint(
+    return weights.save_random_checkpoint(
         identity.tiny_config_path(), tmp_path_factory.mktemp("model") / "idx-tiny.safetensors"
     )
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from idx.cli.main import cli
 from idx.errors import ModelLoadError, ModelMismatchError, UsageError
 from idx.indexer.index import Index
-from idx.indexer.model import encoder, identity
+from idx.indexer.model import identity, weights
 
 
 def test_model_is_stored_and_reused_without_flags(images, tiny_model):
@@ -26,7 +26,7 @@ def test_model_is_stored_and_reused_without_flags(images, tiny_model):
 def test_other_model_is_refused_with_a_way_out(images, tiny_model, tmp_path):
     with Index(**tiny_model) as index:
         index.add([images])
-    other = encoder.save_random_checkpoint(
+    other = weights.save_random_checkpoint(
         identity.tiny_config_path(), tmp_path / "other.safetensors", seed=1
     )
     with Index(model=tiny_model["model"], checkpoint=str(other)) as index:

@@ -20,7 +20,7 @@ from typing import Any
 
 from idx import config, synthetic
 from idx.indexer.index import Index
-from idx.indexer.model import encoder, identity
+from idx.indexer.model import identity, weights
 from idx.progress import Progress
 
 Message = Callable[[str], None]
@@ -36,7 +36,7 @@ def choose_model(out: Path, tiny: bool, say: Message) -> dict[str, str]:
         default = identity.identify(
             identity.ModelSpec(config.DEFAULT_MODEL, config.DEFAULT_PRETRAINED)
         )
-        if encoder.weights_available(default):
+        if weights.available(default):
             return {"model": config.DEFAULT_MODEL, "pretrained": config.DEFAULT_PRETRAINED}
         say(
             f"demo: weights for {config.DEFAULT_MODEL}/{config.DEFAULT_PRETRAINED} cannot be "
@@ -45,7 +45,7 @@ def choose_model(out: Path, tiny: bool, say: Message) -> dict[str, str]:
         )
     ckpt = out / "model" / f"{identity.TINY_CONFIG}-random.safetensors"
     if not ckpt.exists():
-        encoder.save_random_checkpoint(identity.tiny_config_path(), ckpt)
+        weights.save_random_checkpoint(identity.tiny_config_path(), ckpt)
     return {"model": identity.TINY_CONFIG, "checkpoint": str(ckpt.resolve())}
 
 

@@ -7,95 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
-import os
-import pickle
-import socket
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from idx import config
-from idx.errors import ModelLoadError, UsageError
-from idx.indexer.model import devices, image_tower, int8, text_tower
+from idx.errors import UsageError
+from idx.indexer.model import devices, image_tower, int8, text_tower, weights
 from idx.indexer.model.devices import Device
-from idx.indexer.model.identity import UNTRAINED_KEY, ModelIdentity
+from idx.indexer.model.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
-
-
-def _hub_reachable(url: str) -> bool:
-    """Whether the hub answers within HUB_TIMEOUT_S (name lookup included, which the socket's
-    own timeout does not bound); never tried under HF_HUB_OFFLINE=1."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    host = urlparse(url).hostname or "huggingface.co"
-
-    answered: list[bool] = []
-
-    def connect() -> None:
-        try:
-            with socket.create_connection((host, 443), timeout=config.HUB_TIMEOUT_S):
-                answered.append(True)
-        except OSError:
-            answered.append(False)
-
-    # A daemon thread: a name lookup that hangs neither holds this call nor the process's exit.
-    probe = threading.Thread(target=connect, daemon=True)
-    probe.start()
-    probe.join(config.HUB_TIMEOUT_S)
-    return bool(answered and answered[0])
-
-
-def _cached_pretrained(name: str, tag: str) -> bool:
-    """Whether open_clip can load these weights without the network."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(name, tag)
-    if not cfg:
-        raise UsageError(
-            f"open_clip has no pretrained weights {tag!r} for {name!r}; "
-            f"see open_clip.list_pretrained() for the valid pairs"
-        )
-    if "file" in cfg:
-        return True
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-
-        repo, filename = os.path.split(hub)
-        names = [filename] if filename else []
-        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        for candidate in names:
-            hit = try_to_load_from_cache(repo_id=repo, filename=candidate)
-            if isinstance(hit, str):
-                return True
-    url = cfg.get("url", "")
-    if url:
-        cache = Path(os.path.expanduser("~/.cache/clip"))
-        if (cache / os.path.basename(url)).is_file():
-            return True
-    return False
-
-
-def weights_available(identity: ModelIdentity) -> bool:
-    """Whether loading can succeed now: local weights, cached ones, or a reachable hub."""
-    if identity.checkpoint:
-        return Path(identity.checkpoint).is_file()
-    if not identity.pretrained:
-        return True
-    if _cached_pretrained(identity.name, identity.pretrained):
-        return True
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(identity.name, identity.pretrained)
-    return _hub_reachable("https://huggingface.co" if cfg.get("hf_hub") else cfg.get("url", ""))
 
 
 class Encoder:
@@ -194,58 +119,7 @@ class Encoder:
 
     @classmethod
     def _create(cls, identity: ModelIdentity, device: Device, precision: str) -> Encoder:
-        import open_clip
-
-        name = identity.name
-        if identity.model_config is not None:
-            _register_config(name, identity.model_config)
-        elif name not in open_clip.list_models() and not name.startswith(("hf-hub:", "local-dir:")):
-            raise UsageError(
-                f"unknown model {name!r}; pass an open_clip model name (see "
-                "open_clip.list_models()) or the path of a model config JSON"
-            )
-        tag_cfg = (
-            open_clip.get_pretrained_cfg(name, identity.pretrained)
-            if identity.pretrained and identity.model_config is None
-            else {}
-        )
-        try:
-            if identity.checkpoint:
-                if not Path(identity.checkpoint).is_file():
-                    raise ModelLoadError(
-                        f"checkpoint {identity.checkpoint} recorded in the index is missing; "
-                        "pass its new location with --checkpoint FILE"
-                    )
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    name,
-                    pretrained=identity.checkpoint,
-                    force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-                    weights_only=True,
-                    **_preprocess_overrides(tag_cfg),
-                )
-            else:
-                if not weights_available(identity):
-                    raise ModelLoadError(
-                        f"cannot download weights {name}/{identity.pretrained}: no network "
-                        f"and not in the Hugging Face cache ({_hf_cache_dir()}). Run once "
-                        "with network access to cache them, or pass local weights with "
-                        "--model NAME|CONFIG.json --checkpoint FILE"
-                    )
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    name, pretrained=identity.pretrained
-                )
-        except (ModelLoadError, UsageError):
-            raise
-        except pickle.UnpicklingError as exc:
-            raise ModelLoadError(
-                f"could not load model {identity.describe()}: the checkpoint holds pickled code or "
-                "objects, which idx never executes (weights_only). Convert it to a plain state "
-                "dict or .safetensors file"
-            ) from exc
-        except (RuntimeError, OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"could not load model {identity.describe()}: {exc}") from exc
-        model.eval()
-        tokenizer = open_clip.get_tokenizer(name)
+        model, preprocess, tokenizer = weights.load(identity)
         identity.embed_dim = _embed_dim(model)
         identity.image_size = _model_image_size(model)
         encoder = cls(identity, model, preprocess, tokenizer, device, precision)
@@ -408,61 +282,9 @@ def _fast_fp16(device: Any) -> bool:
     return major >= 7  # tensor cores: Volta and newer
 
 
-def _register_config(name: str, model_config: dict[str, Any]) -> None:
-    from open_clip import factory
-
-    # open_clip's registry is filled from files; a stored config is registered under its name.
-    factory._MODEL_CONFIGS[name] = model_config
-
-
-def _preprocess_overrides(tag_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Preprocessing that a pretrained tag prescribes, for its weights loaded from a file."""
-    keys = {
-        "mean": "image_mean",
-        "std": "image_std",
-        "interpolation": "image_interpolation",
-        "resize_mode": "image_resize_mode",
-    }
-    return {arg: tag_cfg[k] for k, arg in keys.items() if k in tag_cfg}
-
-
 def _model_image_size(model: Any) -> int:
     size = getattr(model.visual, "image_size", 224)
     return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-
-def _hf_cache_dir() -> str:
-    try:
-        from huggingface_hub import constants
-
-        return str(constants.HF_HUB_CACHE)
-    except ImportError:  # pragma: no cover - huggingface_hub ships with open_clip
-        return "~/.cache/huggingface/hub"
-
-
-def save_random_checkpoint(model_config: Path, out: Path, seed: int = 0) -> Path:
-    """Write random open_clip weights for a config, marked untrained (demo and tests)."""
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-
-    cfg = json.loads(Path(model_config).read_text())
-    name = Path(model_config).stem
-    _register_config(name, cfg)
-    torch.manual_seed(seed)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # open_clip warns that the weights are random: that is the point
-    try:
-        model = open_clip.create_model(name, pretrained=None)
-    finally:
-        root.setLevel(level)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={UNTRAINED_KEY: "true"})
-    os.replace(tmp, out)
-    return out
 
 
 def _is_crops(batch: Any) -> bool:
