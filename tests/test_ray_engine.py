@@ -151,14 +151,26 @@ import json, sys
 import ray
 from ray.cluster_utils import Cluster
 from idx import Index
+from idx.indexer.engines.ray import LOOPBACK
 index_dir, images, model, checkpoint = sys.argv[1:5]
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-cluster.add_node(num_cpus=2)
+held = []
+def progress(event):
+    if event.phase == "embed" and event.done and not held:
+        held.append(event)
+        print("held: running", flush=True)  # while the test reads the cluster's sockets
+        sys.stdin.readline()
+# both nodes on 127.0.0.1, where they listen and talk (on any other address Ray's processes
+# listen on every interface)
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "node_ip_address": LOOPBACK})
+cluster.add_node(num_cpus=2, node_ip_address=LOOPBACK)
 cluster.wait_for_nodes()
 try:
     with Index(index_dir, model=model, checkpoint=checkpoint) as index:
-        report = index.add([images], engine="ray", ray_address=cluster.address, batch_size=8)
-    print(json.dumps(report.as_dict()))
+        report = index.add(
+            [images], engine="ray", ray_address=cluster.address, batch_size=8, progress=progress
+        )
+    nodes = sorted(node.node_ip_address for node in cluster.list_all_nodes())
+    print(json.dumps({"report": report.as_dict(), "nodes": nodes}))
 finally:
     ray.shutdown()
     cluster.shutdown()
@@ -166,18 +178,14 @@ finally:
 
 
 def test_a_two_node_cluster_embeds_on_both_nodes(ray_cluster, synthetic_set, tiny_model, tmp_path):
-    """Its own two-node cluster, in a child process (this one is attached to the session's)."""
+    """Its own two-node cluster, in a child process (this one is attached to the session's), on
+    loopback only."""
     args = [str(tmp_path / "index"), str(synthetic_set), tiny_model["model"]]
-    done = subprocess.run(
-        [sys.executable, "-c", TWO_NODES, *args, tiny_model["checkpoint"]],
-        env={**os.environ, "PYTHONPATH": SRC},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (report["added"], report["nodes"]) == (48, 2), report
+    said, listening, out = _held(TWO_NODES, [*args, tiny_model["checkpoint"]], dict(os.environ))
+    done = json.loads(out.strip().splitlines()[-1])
+    assert (done["report"]["added"], done["report"]["nodes"]) == (48, 2), done
+    assert done["nodes"] == ["127.0.0.1"] * 2
+    _assert_ray_on_loopback_only(listening)
 
 
 def test_int8_is_checked_against_fp32_on_ray_workers(ray_cluster, images, tiny_model, tmp_path):
@@ -290,3 +298,15 @@ def test_the_ray_idx_starts_for_itself_listens_on_loopback_only(images, tiny_mod
     said, listening, _ = _held(HELD_MID_RUN, args, env)
     assert said == "running"
     _assert_ray_on_loopback_only(listening)
+
+
+def test_the_tests_own_ray_listens_and_talks_on_loopback_only(ray_cluster):
+    """The session's instance (conftest.ray_cluster, started in this process after `import
+    ray`, which is when Ray reads its own loopback switch)."""
+    import ray
+
+    assert ray_cluster.startswith("127.0.0.1:")
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    ray.get(ray.remote(lambda: None).remote())  # a worker up
+    me = psutil.Process()
+    _assert_ray_on_loopback_only(_listening([me, *me.children(recursive=True)]))
