@@ -116,14 +116,14 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray instance for the whole test session, stopped at the end; its address (for
-    drivers in child processes). 4 logical CPUs on this 2-core machine, so that decode tasks
-    still get CPUs beside an embedding actor (with 2, a job can wait forever)."""
+    drivers in child processes). Started as idx starts its own: a new instance even where another
+    Ray cluster runs on this machine, on 127.0.0.1 only. 4 logical CPUs on this 2-core machine, so
+    that decode tasks still get CPUs beside an embedding actor (with 2, a job can wait forever)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'idx-clip[ray]'")
     pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'ray[data]'")
-    import logging
+    from idx.indexer.engines.ray import start_local
 
-    # A new instance of the tests' own even where another Ray cluster runs on this machine.
-    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
+    start_local(ray, num_cpus=4)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

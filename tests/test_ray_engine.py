@@ -1,14 +1,19 @@
 """`add --engine ray` on a local Ray cluster: the same result as the local engine, nothing lost or
-doubled when a worker or the driver dies, embedding actors on every node of a cluster."""
+doubled when a worker or the driver dies, embedding actors on every node of a cluster, and the
+Ray that idx starts for itself reachable from this machine only."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +25,13 @@ from idx.indexer.model import precision as precisions
 from .test_incremental import check_invariants
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'idx-clip[ray]'")
+# Ray's own copy of psutil (ray/thirdparty_files, on sys.path once ray is imported)
+psutil = pytest.importorskip("psutil", reason="psutil comes with Ray: pip install 'idx-clip[ray]'")
 
 ROWS = "SELECT id, path, sha256, bytes, mtime_ns, width, height, format FROM images ORDER BY id"
 SRC = str(Path(__file__).parents[1] / "src")
+#: Ray's own switch that keeps a node it starts on 127.0.0.1 (read once, when ray is imported).
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _state(index: Index) -> tuple[list, list, np.ndarray, np.ndarray]:
@@ -142,14 +151,26 @@ import json, sys
 import ray
 from ray.cluster_utils import Cluster
 from idx import Index
+from idx.indexer.engines.ray import LOOPBACK
 index_dir, images, model, checkpoint = sys.argv[1:5]
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-cluster.add_node(num_cpus=2)
+held = []
+def progress(event):
+    if event.phase == "embed" and event.done and not held:
+        held.append(event)
+        print("held: running", flush=True)  # while the test reads the cluster's sockets
+        sys.stdin.readline()
+# both nodes on 127.0.0.1, where they listen and talk (on any other address Ray's processes
+# listen on every interface)
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "node_ip_address": LOOPBACK})
+cluster.add_node(num_cpus=2, node_ip_address=LOOPBACK)
 cluster.wait_for_nodes()
 try:
     with Index(index_dir, model=model, checkpoint=checkpoint) as index:
-        report = index.add([images], engine="ray", ray_address=cluster.address, batch_size=8)
-    print(json.dumps(report.as_dict()))
+        report = index.add(
+            [images], engine="ray", ray_address=cluster.address, batch_size=8, progress=progress
+        )
+    nodes = sorted(node.node_ip_address for node in cluster.list_all_nodes())
+    print(json.dumps({"report": report.as_dict(), "nodes": nodes}))
 finally:
     ray.shutdown()
     cluster.shutdown()
@@ -157,18 +178,14 @@ finally:
 
 
 def test_a_two_node_cluster_embeds_on_both_nodes(ray_cluster, synthetic_set, tiny_model, tmp_path):
-    """Its own two-node cluster, in a child process (this one is attached to the session's)."""
+    """Its own two-node cluster, in a child process (this one is attached to the session's), on
+    loopback only."""
     args = [str(tmp_path / "index"), str(synthetic_set), tiny_model["model"]]
-    done = subprocess.run(
-        [sys.executable, "-c", TWO_NODES, *args, tiny_model["checkpoint"]],
-        env={**os.environ, "PYTHONPATH": SRC},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (report["added"], report["nodes"]) == (48, 2), report
+    said, listening, out = _held(TWO_NODES, [*args, tiny_model["checkpoint"]], dict(os.environ))
+    done = json.loads(out.strip().splitlines()[-1])
+    assert (done["report"]["added"], done["report"]["nodes"]) == (48, 2), done
+    assert done["nodes"] == ["127.0.0.1"] * 2
+    _assert_ray_on_loopback_only(listening)
 
 
 def test_int8_is_checked_against_fp32_on_ray_workers(ray_cluster, images, tiny_model, tmp_path):
@@ -179,3 +196,117 @@ def test_int8_is_checked_against_fp32_on_ray_workers(ray_cluster, images, tiny_m
         state = precisions.recorded(index.catalog)
     assert state["int8_passed"] and state["int8_agreement"] >= 0.99
     assert state["used"] == ["int8"]
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # an IPv6 socket bound to ::ffff:127.0.0.1
+    return address.is_loopback
+
+
+def _listening(processes: list) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of these processes."""
+    found = []
+    for process in processes:
+        try:
+            name = process.name()
+            sockets = process.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:  # an idle worker Ray let go meanwhile
+            continue
+        found += [
+            (name, s.laddr.ip, s.laddr.port) for s in sockets if s.status == psutil.CONN_LISTEN
+        ]
+    return found
+
+
+def _assert_ray_on_loopback_only(listening: list[tuple[str, str, int]]) -> None:
+    names = {name for name, _, _ in listening}
+    # Ray's processes were there to be read: its GCS, a raylet, workers or actors
+    assert {"gcs_server", "raylet"} <= names, listening
+    assert any(name.startswith("ray::") for name in names), listening
+    exposed = [entry for entry in listening if not _is_loopback(entry[1])]
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def _held(script: str, args: list[str], env: dict[str, str]) -> tuple[str, list, str]:
+    """Run `script` in a child process that prints "held: WHAT" and then waits on stdin: (WHAT,
+    every listening TCP socket of the child and its descendants then, what it prints after); the
+    child must then exit 0. Ray's gcs_server and raylet are the driver's children, its workers and agents the
+    raylet's; all are killed on failure, the child after 300 s."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            env={**env, "PYTHONPATH": SRC},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        watchdog = threading.Timer(300, child.kill)
+        watchdog.start()
+        processes: list = []
+        listening: list = []
+        out = ""
+        try:
+            line = ""
+            for line in child.stdout:  # Ray may print its workers' output here too
+                if line.startswith("held: "):
+                    break
+            if line.startswith("held: "):
+                driver = psutil.Process(child.pid)
+                processes = [driver, *driver.children(recursive=True)]
+                listening = _listening(processes)
+                out, _ = child.communicate("go on\n", timeout=300)
+            code = child.wait()
+            stderr.seek(0)
+            assert line.startswith("held: ") and code == 0, stderr.read()[-3000:]
+        finally:
+            watchdog.cancel()
+            if child.poll() is None:
+                child.kill()
+                for process in processes:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.kill()
+                child.wait()
+    return line.removeprefix("held: ").strip(), listening, out
+
+
+# idx's own Ray instance (no address), held once the embedding actors are at work, so that its
+# gcs_server, raylet, agents and workers are all up while the test reads their sockets.
+HELD_MID_RUN = """
+import sys
+from idx import Index
+index_dir, images, model, checkpoint = sys.argv[1:5]
+held = []
+def progress(event):
+    if event.phase == "embed" and event.done and not held:
+        held.append(event)
+        print("held: running", flush=True)
+        sys.stdin.readline()
+with Index(index_dir, model=model, checkpoint=checkpoint) as index:
+    index.add([images], engine="ray", progress=progress)
+"""
+
+
+def test_the_ray_idx_starts_for_itself_listens_on_loopback_only(images, tiny_model, tmp_path):
+    """Ray runs whatever code reaches its ports; the instance `idx add --engine ray` starts
+    without an address must not listen on the machine's network interfaces (Ray's default)."""
+    # neither a cluster to join nor Ray's own loopback switch: what idx does by itself
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOOPBACK_SWITCH)}
+    args = [str(tmp_path / "index"), str(images), tiny_model["model"], tiny_model["checkpoint"]]
+    said, listening, _ = _held(HELD_MID_RUN, args, env)
+    assert said == "running"
+    _assert_ray_on_loopback_only(listening)
+
+
+def test_the_tests_own_ray_listens_and_talks_on_loopback_only(ray_cluster):
+    """The session's instance (conftest.ray_cluster, started in this process after `import
+    ray`, which is when Ray reads its own loopback switch)."""
+    import ray
+
+    assert ray_cluster.startswith("127.0.0.1:")
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    ray.get(ray.remote(lambda: None).remote())  # a worker up
+    me = psutil.Process()
+    _assert_ray_on_loopback_only(_listening([me, *me.children(recursive=True)]))

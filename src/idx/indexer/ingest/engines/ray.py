@@ -9,7 +9,8 @@ itself died submits only what the catalog does not have. A bad file is a skip ro
 task (reader.prepare).
 
 Without an address (--ray-address, RAY_ADDRESS) a Ray instance is started on this machine for the
-run and stopped after it; one already started in this process (ray.init) is used as it is. The
+run and stopped after it, listening on loopback only (start_local); one already started in this
+process (ray.init) is used as it is, and a cluster named by its address is the user's to secure. The
 driver loads the model on its CPU once to take its preprocessing for the decode tasks; workers
 find the model the way the driver names it (a checkpoint path must exist on every node).
 """
@@ -17,6 +18,7 @@ find the model the way the driver names it (a checkpoint path must exist on ever
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import math
 import os
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from idx import config
-from idx.errors import UsageError
+from idx.errors import IdxError, UsageError
 from idx.indexer.files import scan
 from idx.indexer.files.reader import Prepared, Preprocessing, prepare
 from idx.indexer.ingest.engines.embedding import embed_rows
@@ -53,6 +55,11 @@ ACTORS_WAIT_S = 600
 #: worker of that stage that creates FILE exit at once, mid-batch, as a crashed or pre-empted node
 #: would.
 FAULT_ENV = "IDX_RAY_FAULT"
+#: The one address of the Ray instance idx starts for itself. Ray runs whatever code reaches its
+#: ports (its docs: never expose it to an untrusted network), and a node started on 127.0.0.1
+#: listens there only; on any other address its gcs_server, raylet and workers listen on every
+#: interface.
+LOOPBACK = "127.0.0.1"
 
 
 def import_ray() -> Any:
@@ -192,14 +199,12 @@ class RayEngine:
         """Whether this run started Ray (and so stops it)."""
         if ray.is_initialized():
             return False
-        quiet = {"logging_level": logging.WARNING, "include_dashboard": False}
         try:
             if self.address:
-                ray.init(address=self.address, **quiet)
+                with _loopback_kept(ray):  # a cluster on 127.0.0.1 is reached there
+                    ray.init(address=self.address, **QUIET)
             else:
-                # address="local": a new instance of our own, not a cluster `ray start` left
-                # running on this machine (whose CPUs we could not set).
-                ray.init(address="local", num_cpus=(os.cpu_count() or 1) + 1, **quiet)
+                start_local(ray, num_cpus=(os.cpu_count() or 1) + 1)
         except ConnectionError as exc:
             raise UsageError(
                 f"cannot reach the Ray cluster at {self.address}: {exc}; check --ray-address "
@@ -266,6 +271,48 @@ class RayEngine:
                     f"{ACTORS_WAIT_S}s: the cluster lacks the resources; add nodes, or ask for "
                     "fewer actors with IDX_RAY_ACTORS"
                 ) from None
+
+
+#: ray.init's settings for every instance idx starts or joins: its own log lines at WARNING, no
+#: dashboard (one more web server, whose job API runs code).
+QUIET: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False}
+
+
+def start_local(ray: Any, num_cpus: int) -> None:
+    """Start a new Ray instance of this process's own (address="local": not a cluster `ray start`
+    left running on this machine, whose CPUs we could not set) that listens and talks on
+    LOOPBACK only; stop it with ray.shutdown()."""
+    with _loopback_kept(ray):
+        ray.init(address="local", num_cpus=num_cpus, _node_ip_address=LOOPBACK, **QUIET)
+    address = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(address).is_loopback:
+        ray.shutdown()
+        raise IdxError(
+            f"the Ray instance started for this run took the address {address}, not {LOOPBACK}, "
+            f"so it would listen on this machine's network interfaces (Ray {ray.__version__} "
+            "does not keep 127.0.0.1 the way idx asks it to); it was stopped. Start Ray "
+            f"yourself on loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head "
+            f"--node-ip-address={LOOPBACK}) and name it with --ray-address"
+        )
+
+
+@contextlib.contextmanager
+def _loopback_kept(ray: Any) -> Iterator[None]:
+    """While ray.init runs, 127.0.0.1 stays 127.0.0.1: Ray on Linux turns it (a node's address
+    asked for, a cluster's address given) into this machine's network address unless
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, a setting it reads once, when imported, into
+    ray_constants.ENABLE_RAY_CLUSTER. Held off for the call only, not the process, whose later
+    ray.init may still start or join a cluster beyond this machine."""
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if not hasattr(constants, "ENABLE_RAY_CLUSTER"):  # another Ray: start_local checks the result
+        yield
+        return
+    saved = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved
 
 
 @contextlib.contextmanager
