@@ -121,7 +121,7 @@ def ray_cluster():
     that decode tasks still get CPUs beside an embedding actor (with 2, a job can wait forever)."""
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'idx-clip[ray]'")
     pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'ray[data]'")
-    from idx.indexer.engines.ray import start_local
+    from idx.indexer.ingest.engines.ray import start_local
 
     start_local(ray, num_cpus=4)
     try:

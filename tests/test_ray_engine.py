@@ -151,7 +151,7 @@ import json, sys
 import ray
 from ray.cluster_utils import Cluster
 from idx import Index
-from idx.indexer.engines.ray import LOOPBACK
+from idx.indexer.ingest.engines.ray import LOOPBACK
 index_dir, images, model, checkpoint = sys.argv[1:5]
 held = []
 def progress(event):
