@@ -150,7 +150,7 @@ def test_cli_filters_match_the_library_and_say_when_nothing_passes(labelled, ref
     ("args", "code", "message"),
     [
         (["--where", "no_such_column = 1"], 2, "bad where 'no_such_column = 1': Binder Error"),
-        (["--where", "1=1; DROP TABLE images"], 2, "bad where"),
+        (["--where", "1=1; DROP TABLE images"], 2, "does not parse"),
         (["--where", " "], 2, "where is empty"),
         (["--label", "checkerbords"], 1, "did you mean 'checkerboards'?"),
         (["--cluster", "7"], 2, "clusters 0 to 3"),

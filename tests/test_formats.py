@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from idx.errors import UsageError
 from idx.indexer.files import formats
 from idx.indexer.index import Index
 
@@ -163,3 +164,29 @@ def test_heic_without_the_plugin_is_skipped_naming_the_extra(tmp_path, tiny_mode
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("1 ")
     assert "IMG_0001.heic" in out.stdout and "idx-clip[heif]" in out.stdout
+
+
+def test_excludes_match_as_gitignore_lines(tmp_path, tiny_model):
+    """Issue 24: `--exclude "*/thumbnails/*"` kept photos/thumbnails/* (the README said it left
+    thumbnails out). Patterns now mean what they mean in a .gitignore file."""
+    root = tmp_path / "photos"
+    for i, rel in enumerate(
+        [
+            "thumbnails/a.jpg",
+            "album/thumbnails/b.jpg",
+            "album/2024/thumbnails/c.jpg",
+            "raw/d.jpg",
+            "album/raw/e.jpg",
+            "album/keep.jpg",
+            "album/draft.tmp.jpg",
+        ]
+    ):
+        _picture(root / rel, seed=60 + i)
+    for patterns in (["thumbnails/", "/raw", "*.tmp.jpg"], ["**/thumbnails", "/raw/", "*.tmp.*"]):
+        index_dir = tmp_path / f"index-{patterns[0].strip('*/')}"
+        with Index(index_dir, **tiny_model) as index:
+            index.add([root], exclude=patterns)
+        assert _indexed(index_dir, root) == {"album/keep.jpg", "album/raw/e.jpg"}, patterns
+    with Index(tmp_path / "bad", **tiny_model) as index, pytest.raises(UsageError) as bad:
+        index.add([root], exclude=["!"])
+    assert "'!'" in str(bad.value) and ".gitignore" in str(bad.value)

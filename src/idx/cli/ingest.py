@@ -53,8 +53,9 @@ class FolderOrURL(click.Path):
 @click.option(
     "--exclude",
     multiple=True,
-    metavar="GLOB",
-    help="Leave out paths matching GLOB, relative to the folder (repeatable; replaces the "
+    metavar="PATTERN",
+    help="Leave out paths matching PATTERN as a .gitignore line would, relative to the folder: "
+    "'thumbnails/' at any depth, '/raw' at the top only, '*.tmp.jpg' (repeatable; replaces the "
     "folder's stored excludes).",
 )
 @click.option(
@@ -100,7 +101,7 @@ def add(
     \b
     Example:
       idx add ~/photos/openimages
-      idx add ~/photos --exclude "*/thumbnails/*" --hidden
+      idx add ~/photos --exclude "thumbnails/" --hidden
       idx add ~/photos --model ViT-B-32 --pretrained laion2b_s34b_b79k --json
       idx add imgs --model ViT-B-32 --checkpoint ViT-B-32.safetensors   # local weights
       idx add s3://my-bucket/photos --engine ray --ray-address ray://head:10001

@@ -65,7 +65,7 @@ class ImageInfo:
         if where is None:
             table = self.db.arrow(sql, params)
         else:  # people's SQL: on a connection of its own, under the time limit
-            one_statement(self.db.con, sql, "where")
+            one_statement(self.db.con, sql, f"where {where!r}")
             try:
                 with self.user_sql.cursor() as cur, time_limit(cur, timeout, f"where {where!r}"):
                     table = cur.sql(sql, params=params or None).to_arrow_table()

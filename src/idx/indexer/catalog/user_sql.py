@@ -109,7 +109,7 @@ def statement_types(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list
     try:
         return [s.type for s in con.extract_statements(sql)]
     except duckdb.Error as exc:
-        raise user_error(exc, f"bad {what}") from None
+        raise user_error(exc, f"{what} does not parse") from None
 
 
 def one_statement(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> None:

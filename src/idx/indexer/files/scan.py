@@ -1,18 +1,20 @@
 """Walk folders for image files: stat only, no reads except to sniff files with foreign names.
 
 Hidden files and folders (names starting with '.') are left out unless the folder's rules take
-them; --exclude globs leave out paths relative to the folder given (a glob without '/' matches a
-name at any depth).
+them; --exclude patterns leave out paths as a .gitignore file's lines would, relative to the
+folder given (`thumbnails/` or `**/thumbnails` at any depth, `/raw` at its top only).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
 from typing import NamedTuple
+
+import pathspec
 
 from idx.indexer.files import formats
 
@@ -56,21 +58,35 @@ class Rules:
     excludes: tuple[str, ...] = ()
 
     def excluded(self, relative: str, name: str, is_dir: bool) -> bool:
-        """Whether an --exclude glob leaves out the path (relative to the folder given,
-        '/'-separated); hidden names are checked apart, in the walk's loop."""
-        for pattern in self.excludes:
-            if "/" not in pattern.rstrip("/"):
-                if fnmatch.fnmatch(name, pattern.rstrip("/")):
-                    return True
-            elif fnmatch.fnmatch(relative, pattern) or (
-                is_dir and fnmatch.fnmatch(relative + "/", pattern)
-            ):
-                return True
-        return False
+        """Whether the --exclude patterns leave out the path (relative to the folder given,
+        '/'-separated), matched as git matches .gitignore lines (pathspec's GitIgnoreSpec, so
+        that the patterns people know from git mean here what they mean there); hidden names
+        are checked apart, in the walk's loop."""
+        return self._spec.match_file(relative + "/" if is_dir else relative)
+
+    @functools.cached_property
+    def _spec(self) -> pathspec.GitIgnoreSpec:
+        return exclude_spec(self.excludes)
 
     def describe(self) -> str:
         hidden = "hidden files taken" if self.include_hidden else "hidden files left out"
         return hidden + "".join(f"; --exclude {p}" for p in self.excludes)
+
+
+def exclude_spec(patterns: tuple[str, ...] | list[str]) -> pathspec.GitIgnoreSpec:
+    """The --exclude patterns as one .gitignore-style matcher; UsageError for one git would not
+    read, naming it."""
+    from idx.errors import UsageError
+
+    for pattern in patterns:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([pattern])
+        except (ValueError, TypeError) as exc:
+            raise UsageError(
+                f"--exclude {pattern!r} is not a pattern as .gitignore writes them ({exc}); e.g. "
+                "'thumbnails/' or '**/thumbnails' (a folder at any depth), '*.tmp.jpg', '/raw'"
+            ) from None
+    return pathspec.GitIgnoreSpec.from_lines(list(patterns))
 
 
 def _has_image_content(path: str) -> bool:

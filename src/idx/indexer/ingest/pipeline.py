@@ -152,6 +152,7 @@ class Ingest:
         self.exclude = frozenset(os.path.abspath(p) for p in exclude)
         self.include_hidden = include_hidden
         self.excludes = None if excludes is None else tuple(excludes)
+        scan.exclude_spec(self.excludes or ())  # a bad pattern ends the run before any work
         self.rules: dict[str, scan.Rules] = {}
         self.report = AddReport(engine=engine)
         self.changed_ids: list[int] = []  # ids whose vector is new or different
