@@ -22,15 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from idx import config
-from idx.errors import (
-    ChangedFileError,
-    DecodeError,
-    EmptyIndexError,
-    IdxError,
-    IndexBusyError,
-    NotFoundError,
-    UsageError,
-)
+from idx.errors import IdxError, NotFoundError, UsageError
 from idx.jsonable import to_jsonable
 from idx.ops import browse, search
 from idx.serve.guard import RequestGuard
@@ -55,21 +47,9 @@ def error_response(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
-def _status_of(exc: IdxError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, (EmptyIndexError, ChangedFileError)):
-        return 409
-    if isinstance(exc, (UsageError, DecodeError)):
-        return 400
-    if isinstance(exc, IndexBusyError):
-        return 503
-    return 500
-
-
 async def _idx_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdxError)
-    return error_response(_status_of(exc), str(exc))
+    return error_response(exc.http_status, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
