@@ -24,8 +24,12 @@ from idx.indexer.model.identity import UNTRAINED_KEY, ModelIdentity
 
 def _hub_reachable(url: str) -> bool:
     """Whether the hub answers within HUB_TIMEOUT_S (name lookup included, which the socket's
-    own timeout does not bound); never tried under HF_HUB_OFFLINE=1."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    own timeout does not bound); never tried when huggingface_hub is offline (HF_HUB_OFFLINE,
+    which it reads once, when it is first imported: a later change would not stop its own
+    downloads either)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
         return False
     host = urlparse(url).hostname or "huggingface.co"
 
