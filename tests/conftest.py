@@ -17,6 +17,11 @@ from idx.indexer.model import identity, weights
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-snacks-val"
 
+# No test downloads. huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported, and idx
+# asks huggingface_hub (weights._hub_reachable): so it is set here, before any fixture or test
+# loads open_clip, for this process and every process it starts.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
@@ -51,7 +56,6 @@ def _isolated_env(tmp_path, monkeypatch, model_cache):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IDX_CACHE", str(model_cache))
     monkeypatch.setenv("IDX_INDEX", str(tmp_path / "index"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import numbers
 import re
 from importlib import resources
 from typing import Any
 
 from PIL import Image
+
+from idx.jsonable import to_jsonable
 
 ASSETS = "report_assets"
 #: The page's scripts, in load order; they share one function scope in the page.
@@ -41,8 +42,9 @@ def render_html(data: dict[str, Any]) -> str:
 
 
 def json_for_script(data: Any) -> str:
-    """JSON safe inside <script>: no `</script>`, no HTML comment openers, no NaN."""
-    text = json.dumps(_finite(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """JSON safe inside <script>: no `</script>`, no HTML comment openers, and NaN or infinities
+    as null (JSON has neither)."""
+    text = json.dumps(to_jsonable(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -50,17 +52,6 @@ def json_for_script(data: Any) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null (JSON has neither); containers are walked."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _escape_text(text: str) -> str:

@@ -22,15 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from idx import config
-from idx.errors import (
-    ChangedFileError,
-    DecodeError,
-    EmptyIndexError,
-    IdxError,
-    IndexBusyError,
-    NotFoundError,
-    UsageError,
-)
+from idx.errors import IdxError, NotFoundError, UsageError
 from idx.jsonable import to_jsonable
 from idx.ops import browse, search
 from idx.serve.guard import RequestGuard
@@ -55,21 +47,9 @@ def error_response(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
-def _status_of(exc: IdxError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, (EmptyIndexError, ChangedFileError)):
-        return 409
-    if isinstance(exc, (UsageError, DecodeError)):
-        return 400
-    if isinstance(exc, IndexBusyError):
-        return 503
-    return 500
-
-
 async def _idx_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdxError)
-    return error_response(_status_of(exc), str(exc))
+    return error_response(exc.http_status, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -156,32 +136,35 @@ def _hits(hits: list[search.Hit]) -> Response:
 # -- routes ---------------------------------------------------------------------------------
 
 
-def create_app(session: Session, token: str | None = None) -> Starlette:
-    """The app over `session`; with a token, only requests that carry it are answered
-    (guard.RequestGuard)."""
+class Routes:
+    """The answers over one session, one method a route (Starlette runs the plain ones in its
+    thread pool)."""
 
-    def status(request: Request) -> Response:
-        return json_response(session.run(lambda index: index.status()))
+    def __init__(self, session: Session):
+        self.session = session
 
-    def search_get(request: Request) -> Response:
+    def status(self, request: Request) -> Response:
+        return json_response(self.session.run(lambda index: index.status()))
+
+    def search_get(self, request: Request) -> Response:
         params = request.query_params
-        k, filters = _k(params), _filters(session, params)
+        k, filters = _k(params), _filters(self.session, params)
         text, image_id = params.get("text"), _int(params, "id", None, 0, MAX_ID)
         if (text is None) == (image_id is None):
             raise UsageError(
                 "give text=WORDS or id=N (or POST an image file in the multipart field `image`)"
             )
         query = {"text": text} if text is not None else {"id": image_id}
-        return _hits(session.run(lambda index: search.search(index, k=k, **query, **filters)))
+        return _hits(self.session.run(lambda index: search.search(index, k=k, **query, **filters)))
 
-    async def search_post(request: Request) -> Response:
+    async def search_post(self, request: Request) -> Response:
         form = await request.form(max_files=1, max_fields=20)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise UsageError("POST /api/search takes an image file in the multipart field `image`")
         params = {**request.query_params, **{k: v for k, v in form.items() if isinstance(v, str)}}
         k = _k(params)
-        filters = await run_in_threadpool(_filters, session, params)
+        filters = await run_in_threadpool(_filters, self.session, params)
         data = await upload.read()
         name = f"the uploaded image {upload.filename!r}" if upload.filename else "the upload"
 
@@ -189,62 +172,64 @@ def create_app(session: Session, token: str | None = None) -> Starlette:
             vector = search.image_data_vector(index, data, name)
             return search.search(index, vector=vector[0], k=k, **filters)
 
-        return _hits(await run_in_threadpool(session.run, work))
+        return _hits(await run_in_threadpool(self.session.run, work))
 
-    async def search_any(request: Request) -> Response:
+    async def search_any(self, request: Request) -> Response:
         # One route for both methods, so that another method is a 405 that allows both.
         if request.method == "POST":
-            return await search_post(request)
-        return await run_in_threadpool(search_get, request)
+            return await self.search_post(request)
+        return await run_in_threadpool(self.search_get, request)
 
-    def neighbors(request: Request) -> Response:
+    def neighbors(self, request: Request) -> Response:
         image_id, k, filters = (
             _image_id(request),
             _k(request.query_params),
-            _filters(session, request.query_params),
+            _filters(self.session, request.query_params),
         )
-        return _hits(session.run(lambda index: search.neighbors(index, image_id, k, **filters)))
+        return _hits(
+            self.session.run(lambda index: search.neighbors(index, image_id, k, **filters))
+        )
 
-    def image(request: Request) -> Response:
-        found = session.image_file(_image_id(request))
+    def image(self, request: Request) -> Response:
+        found = self.session.image_file(_image_id(request))
         headers = {
             "Content-Disposition": f'inline; filename="{found.filename}"',
             "Content-Security-Policy": FILE_POLICY,
         }
         if found.handle is None:  # s3://: read through the storage layer
             return Response(
-                session.image_bytes(found), media_type=found.media_type, headers=headers
+                self.session.image_bytes(found), media_type=found.media_type, headers=headers
             )
         headers["Content-Length"] = str(found.size)
         return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
 
-    def thumb(request: Request) -> Response:
+    def thumb(self, request: Request) -> Response:
         side = _int(request.query_params, "size", 256, 16, 1024)
         assert side is not None
-        data = session.thumbnail(_image_id(request), side)
+        data = self.session.thumbnail(_image_id(request), side)
         headers = {"Cache-Control": "private, max-age=60"}
         return Response(data, media_type="image/jpeg", headers=headers)
 
-    def details(request: Request) -> Response:
+    def details(self, request: Request) -> Response:
         image_id = _image_id(request)
-        return json_response(session.run(lambda index: browse.image_details(index, image_id)))
+        return json_response(self.session.run(lambda index: browse.image_details(index, image_id)))
 
-    def facets(request: Request) -> Response:
-        return json_response(session.run(browse.facets))
+    def facets(self, request: Request) -> Response:
+        return json_response(self.session.run(browse.facets))
 
-    def map_points(request: Request) -> Response:
-        body = session.map_json_gz()
+    def map_points(self, request: Request) -> Response:
+        body = self.session.map_json_gz()
         if "gzip" in request.headers.get("accept-encoding", ""):
             headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
             return Response(body, media_type="application/json", headers=headers)
         return Response(gzip.decompress(body), media_type="application/json")
 
-    def sql(request: Request) -> Response:
+    def sql(self, request: Request) -> Response:
         query = request.query_params.get("q")
         if query is None:
             raise UsageError("give the SQL in q, e.g. /api/sql?q=SELECT count(*) FROM images")
-        result = session.sql.rows(query)
-        limits = session.sql.limits
+        result = self.session.sql.rows(query)
+        limits = self.session.sql.limits
         return json_response(
             {
                 "columns": result.columns,
@@ -256,29 +241,35 @@ def create_app(session: Session, token: str | None = None) -> Starlette:
             }
         )
 
-    def shared_script(request: Request) -> Response:
+    def shared_script(self, request: Request) -> Response:
         text = browse.shared_script(request.path_params["name"])
         return Response(text, media_type="text/javascript")
 
-    def page(request: Request) -> Response:
+    def page(self, request: Request) -> Response:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
-    routes = [
-        Route("/", page),
-        Route("/api/status", status),
-        Route("/api/search", search_any, methods=["GET", "POST"]),
-        Route("/api/neighbors/{id}", neighbors),
-        Route("/api/images/{id}", image),
-        Route("/api/thumbs/{id}", thumb),
-        Route("/api/details/{id}", details),
-        Route("/api/facets", facets),
-        Route("/api/map", map_points),
-        Route("/api/sql", sql),
-        Route("/static/lib/{name}", shared_script),
-        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
-    ]
+    def table(self) -> list[Route | Mount]:
+        return [
+            Route("/", self.page),
+            Route("/api/status", self.status),
+            Route("/api/search", self.search_any, methods=["GET", "POST"]),
+            Route("/api/neighbors/{id}", self.neighbors),
+            Route("/api/images/{id}", self.image),
+            Route("/api/thumbs/{id}", self.thumb),
+            Route("/api/details/{id}", self.details),
+            Route("/api/facets", self.facets),
+            Route("/api/map", self.map_points),
+            Route("/api/sql", self.sql),
+            Route("/static/lib/{name}", self.shared_script),
+            Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        ]
+
+
+def create_app(session: Session, token: str | None = None) -> Starlette:
+    """The app over `session`; with a token, only requests that carry it are answered
+    (guard.RequestGuard)."""
     app = Starlette(
-        routes=routes,
+        routes=Routes(session).table(),
         exception_handlers={
             IdxError: _idx_error,
             HTTPException: _http_error,

@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,12 @@ from idx.indexer.model.identity import UNTRAINED_KEY, ModelIdentity
 
 def _hub_reachable(url: str) -> bool:
     """Whether the hub answers within HUB_TIMEOUT_S (name lookup included, which the socket's
-    own timeout does not bound); never tried under HF_HUB_OFFLINE=1."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    own timeout does not bound); never tried when huggingface_hub is offline (HF_HUB_OFFLINE,
+    which it reads once, when it is first imported: a later change would not stop its own
+    downloads either)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
         return False
     host = urlparse(url).hostname or "huggingface.co"
 
@@ -89,11 +94,36 @@ def available(identity: ModelIdentity) -> bool:
     return _hub_reachable("https://huggingface.co" if cfg.get("hf_hub") else cfg.get("url", ""))
 
 
-def _register_config(name: str, model_config: dict[str, Any]) -> None:
-    from open_clip import factory
+#: The model configs given to open_clip in this process: name -> the JSON text registered.
+_registered: dict[str, str] = {}
+_registered_lock = threading.Lock()
+_config_folder: tempfile.TemporaryDirectory[str] | None = None
 
-    # open_clip's registry is filled from files; a stored config is registered under its name.
-    factory._MODEL_CONFIGS[name] = model_config
+
+def _register_config(name: str, model_config: dict[str, Any]) -> None:
+    """`model_config` known to open_clip as `name`, through its public add_model_config. That
+    reads files and names each config by its file's stem, so the config is written to
+    `<a folder of this process>/<name>.json`, kept while the process runs (open_clip rereads
+    every registered file at each registration: a name is registered again only if its config
+    changed)."""
+    global _config_folder
+    import open_clip
+
+    text = json.dumps(model_config, sort_keys=True)
+    if Path(name).name != name or Path(f"{name}.json").stem != name:
+        raise ModelLoadError(
+            f"model name {name!r} cannot name a config file for open_clip; give the model "
+            "as --model CONFIG.json, named for the model, with --checkpoint FILE"
+        )
+    with _registered_lock:
+        if _registered.get(name) == text:
+            return
+        if _config_folder is None:
+            _config_folder = tempfile.TemporaryDirectory(prefix="idx-model-configs-")
+        path = Path(_config_folder.name) / f"{name}.json"
+        path.write_text(text, encoding="utf-8")
+        open_clip.add_model_config(path)
+        _registered[name] = text
 
 
 def _preprocess_overrides(tag_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idx.jsonable import to_jsonable
 from idx.ops.insights.probe import FEATURES
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def store_insights(
                 "cluster_run_id": cluster_run_id,
                 "k_nn": fitted.k_,
                 "model": metrics["model"],
-                "metrics": json.dumps(_jsonable(metrics)),
+                "metrics": json.dumps(to_jsonable(metrics)),
             },
         )
         for table, columns, rows in (
@@ -223,11 +224,3 @@ def store_insights(
     return InsightsResult(
         run_id, cluster_run_id, metrics, classes, pairs, suspects, probes=probe_rows
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return _nan_to_none(value)

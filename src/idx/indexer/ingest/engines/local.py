@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -18,6 +16,7 @@ from idx.indexer.files import scan
 from idx.indexer.files.reader import Prepared, Preprocessing, prepare
 from idx.indexer.ingest.engines.embedding import embed_rows
 from idx.indexer.ingest.engines.processes import DecodeProcesses
+from idx.parallel import ordered_map
 
 
 class LocalEngine:
@@ -108,7 +107,8 @@ class LocalEngine:
 
 
 class _Threads:
-    """Decode threads of this process, one file a task, `lookahead` files ahead."""
+    """Decode threads of this process (parallel.ordered_map), one file a task, `lookahead` files
+    ahead."""
 
     def __init__(
         self,
@@ -117,21 +117,15 @@ class _Threads:
         steps: Callable[[], Preprocessing],
         lookahead: int,
     ):
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="idx-decode")
+        self.workers = workers
         self._task = partial(prepare, known=known, preprocessing=steps)
         self.lookahead = lookahead
 
     def map(self, entries: Sequence[scan.FileEntry]) -> Iterator[Prepared | scan.Skip]:
-        pending: deque[Future] = deque()
-        for entry in entries:
-            if len(pending) >= self.lookahead:
-                yield pending.popleft().result()
-            pending.append(self._pool.submit(self._task, entry))
-        while pending:
-            yield pending.popleft().result()
+        return ordered_map(self._task, entries, self.workers, "idx-decode", self.lookahead)
 
     def __enter__(self) -> _Threads:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        """Nothing to end: map's threads end with its iterator (finished, failed or closed)."""
