@@ -1,7 +1,9 @@
-"""Progress reporting shared by every layer: the library calls a callback, the CLI draws it."""
+"""What long work and the library's log tell the user, shared by every layer: progress events (the
+library calls a callback, the CLI draws it) and the form of log lines on stderr."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,3 +26,14 @@ def forward(progress: Progress | None, phase: str) -> Callable[[int, int], None]
     if progress is None:
         return None
     return lambda done, total: progress(ProgressEvent(phase, done, total))
+
+
+class LogLines(logging.Formatter):
+    """Log records as idx's own stderr lines, `warning: message` beside its `note:` and `error:`
+    lines (not `WARNING idx.ops.duplicates: ...`); with `with_names` (idx -v) the module too."""
+
+    def __init__(self, with_names: bool = False):
+        super().__init__("%(name)s: %(message)s" if with_names else "%(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"

@@ -8,6 +8,7 @@ import sys
 import click
 
 from idx.errors import IdxError
+from idx.progress import LogLines
 
 
 class IdxGroup(click.Group):
@@ -60,11 +61,9 @@ def cli(ctx: click.Context, index_dir: str | None, wait: float, verbose: bool) -
       idx status
       idx sql "SELECT count(*) FROM images"
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogLines(with_names=verbose))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
     ctx.obj["wait"] = wait

@@ -70,10 +70,22 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _logging() -> dict[str, Any]:
-    """uvicorn's logging with every line on stderr (stdout carries only what idx prints)."""
+    """uvicorn's logging with every line on stderr (stdout carries only what idx prints), in
+    idx's form: its warnings and errors as `warning: ...` (not its INFO start-up lines, which
+    idx's own `serving ...` line replaces), each request as `127.0.0.1:PORT "GET / HTTP/1.1"
+    200` (none with -q)."""
     settings = copy.deepcopy(LOGGING_CONFIG)
     for handler in settings["handlers"].values():
         handler["stream"] = "ext://sys.stderr"
+    settings["formatters"]["default"] = {"()": "idx.progress.LogLines"}
+    settings["formatters"]["access"] = {
+        "()": "uvicorn.logging.AccessFormatter",
+        "fmt": '%(client_addr)s "%(request_line)s" %(status_code)s',
+        "use_colors": False,
+    }
+    settings["loggers"]["uvicorn"]["level"] = "WARNING"
+    settings["loggers"]["uvicorn.error"] = {"level": "WARNING"}
+    settings["loggers"]["uvicorn.access"]["level"] = "INFO"
     return settings
 
 
@@ -99,7 +111,7 @@ def serve(
     config = uvicorn.Config(
         create_app(session, token=token),
         log_config=_logging(),
-        log_level="info",
+        log_level=None,  # the levels are _logging()'s
         access_log=access_log,
         timeout_graceful_shutdown=5,
     )

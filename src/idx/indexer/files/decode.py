@@ -56,8 +56,9 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
         if formats.is_heif(data[:16]):
             raise DecodeError(f"HEIC/HEIF image: reading it needs {formats.HEIF_EXTRA}") from exc
         raise DecodeError(
-            "not an image Pillow can read (its content is none of the formats `idx add --help` "
-            "lists)"
+            "not an image Pillow can read (its content is none of the formats idx reads: "
+            "`python -m idx.indexer.files.formats` lists them, as the README's \"Which files\" "
+            "does)"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise DecodeError(f"unreadable image header ({exc})") from exc
