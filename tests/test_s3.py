@@ -86,8 +86,9 @@ def test_add_readd_change_delete_and_bad_objects(bucket, tiny_model, tiny_args, 
         reason = index.catalog.con.execute("SELECT reason FROM skipped").fetchall()
         assert reason == [
             (
-                "not an image Pillow can read (its content is none of the formats "
-                "`idx add --help` lists)",
+                "not an image Pillow can read (its content is none of the formats idx reads: "
+                '`python -m idx.indexer.files.formats` lists them, as the README\'s "Which files" '
+                "does)",
             )
         ]
         tiles = decode_thumbnails(index, [1, 2], 32)  # read back through the storage layer
