@@ -157,3 +157,9 @@ def test_sql_reads_files_but_writes_nothing(indexed, tmp_path):
         "0.5",
     )
     assert slow.exit_code == 2 and "time limit of 0.5 s" in slow.stderr
+
+
+def test_tables_print_no_negative_zero(indexed):
+    """Issue 24: an entropy of -1e-17 printed as -0.0000."""
+    out = run("--index", indexed, "sql", "SELECT -0.0::DOUBLE AS z, -0.00001::DOUBLE AS t")
+    assert out.exit_code == 0 and out.stdout.splitlines()[2].split() == ["0.0000", "0.0000"]

@@ -26,7 +26,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
+        text = f"{value:.4f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # not -0.0000
     if isinstance(value, (list, tuple)) and len(value) > 8:
         return f"[{', '.join(_cell(v) for v in value[:3])}, ... {len(value)} values]"
     return str(value)

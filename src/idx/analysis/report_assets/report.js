@@ -44,7 +44,7 @@ function missingNote(info) {
 }
 
 function fmtSeconds(s) {
-  if (s < 1) return `${(s * 1000).toPrecision(2)} ms`;
+  if (s < 1) return s >= 0.01 ? `${Math.round(s * 1000)} ms` : `${(s * 1000).toPrecision(2)} ms`;
   if (s < 120) return `${s.toFixed(1)} s`;
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
