@@ -163,3 +163,19 @@ def test_tables_print_no_negative_zero(indexed):
     """Issue 24: an entropy of -1e-17 printed as -0.0000."""
     out = run("--index", indexed, "sql", "SELECT -0.0::DOUBLE AS z, -0.00001::DOUBLE AS t")
     assert out.exit_code == 0 and out.stdout.splitlines()[2].split() == ["0.0000", "0.0000"]
+
+
+def test_quiet_leaves_out_notes_on_every_command_that_has_them(indexed, tiny_args):
+    """Issue 24: -q was missing on search, sql, status, duplicates and robustness compare."""
+    loud = run("--index", indexed, "search", "--text", "red circles", "-k", "2", *tiny_args)
+    assert loud.exit_code == 0 and "note: the model has UNTRAINED" in loud.stderr
+    for args in (
+        ["search", "--text", "red circles", "-k", "2", *tiny_args],
+        ["sql", "SELECT 1 AS one"],
+        ["status"],
+        ["duplicates", "--threshold", "0.999"],
+    ):
+        quiet = run("--index", indexed, *args, "-q")
+        assert quiet.exit_code == 0 and "note:" not in quiet.stderr, (args, quiet.stderr)
+        assert "device:" not in quiet.stderr, (args, quiet.stderr)
+    assert run("--index", indexed, "robustness", "compare", "--help").stdout.count("-q") >= 1

@@ -12,6 +12,7 @@ from idx.cli.options import (
     LazyChoice,
     batch_options,
     model_options,
+    notes_option,
     open_index,
     output_options,
     precision_option,
@@ -154,6 +155,7 @@ def add(
 
 @click.command()
 @output_options
+@notes_option
 @click.pass_context
 def status(ctx, fmt):
     """Show what the index holds: images, model, vectors, skipped files, health.
@@ -228,6 +230,7 @@ def _job_line(job: dict) -> str:
     help="Stop the query after this many seconds [default: IDX_SQL_TIMEOUT, else no limit].",
 )
 @output_options(rows=True)
+@notes_option
 @click.pass_context
 def sql(ctx, query, timeout, fmt):
     """Run one read-only SQL statement over the catalog (DuckDB dialect).

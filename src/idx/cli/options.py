@@ -139,6 +139,15 @@ precision_option = click.option(
 quiet_option = click.option(
     "-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages."
 )
+#: -q on a command with no progress of its own: no notes on stderr (warnings and errors stay).
+notes_option = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__("idx.quiet", value),
+    help="No notes on stderr (the device used, an untrained model); warnings and errors stay.",
+)
 
 
 def count_option(
@@ -267,6 +276,9 @@ def open_index(ctx: click.Context, *, read_only: bool = False, **model: Any) -> 
 
 
 def _say_device(index: Index) -> None:
-    """Name the device the model ran on, when it ran and the user did not pick it."""
+    """Name the device the model ran on, when it ran and the user did not pick it (not with -q)."""
+    quiet = click.get_current_context(silent=True)
+    if quiet is not None and quiet.meta.get("idx.quiet"):
+        return
     if index.device_used is not None and index.device == "auto":
         click.echo(f"device: {index.device_used}", err=True)

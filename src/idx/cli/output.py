@@ -100,7 +100,14 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
+def note(message: str) -> None:
+    """A `note:` line on stderr, left out when the command was given -q (notes_option)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not ctx.meta.get("idx.quiet"):
+        warn(f"note: {message}")
+
+
 def note_untrained(untrained: bool, what: str = "similarities are not meaningful") -> None:
     """The stderr note of every command whose results come from an untrained model."""
     if untrained:
-        warn(f"note: the model has UNTRAINED random weights; {what}")
+        note(f"the model has UNTRAINED random weights; {what}")

@@ -12,6 +12,7 @@ from idx.cli.options import (
     count_option,
     model_options,
     no_plots_option,
+    notes_option,
     open_index,
     output_options,
     quiet_option,
@@ -345,6 +346,7 @@ def eject_command(ctx, injection_id, all_, fmt):
 )
 @seed_option
 @output_options
+@notes_option
 @click.pass_context
 def compare_command(ctx, injection_id, k, seed, fmt):
     """Cluster with and without an injection's images, side by side.

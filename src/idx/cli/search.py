@@ -12,6 +12,7 @@ from idx.cli.options import (
     count_option,
     filter_options,
     model_options,
+    notes_option,
     open_index,
     output_options,
     quiet_option,
@@ -56,6 +57,7 @@ def _print_hits(hits: list[Any], fmt: str, filtered: bool = False) -> None:
 @filter_options
 @output_options(rows=True)
 @model_options
+@notes_option
 @click.pass_context
 def search(
     ctx, text, image, image_id, k, where, label, cluster, fmt, model, pretrained, checkpoint
@@ -150,6 +152,7 @@ def neighbors(ctx, image, all_images, k, where, label, cluster, fmt, quiet):
     help="Cosine similarity at or above which two images count as near-duplicates.",
 )
 @output_options(rows=True)
+@notes_option
 @click.pass_context
 def duplicates(ctx, threshold, fmt):
     """List groups of near-duplicate images (exact search over all pairs).
