@@ -84,3 +84,36 @@ def test_env_vars_select_the_model(images, tiny_model, monkeypatch):
     result = CliRunner().invoke(cli, ["add", str(images), "--json"])
     assert result.exit_code == 0, result.stderr
     assert "idx-tiny" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--model", "ViT-B-99"], ["unknown model 'ViT-B-99'", "did you mean ViT-B-32"]),
+        (["--model", "idx-tini"], ["unknown model 'idx-tini'", "did you mean idx-tiny?"]),
+    ],
+)
+def test_unknown_model_names_suggest_close_ones(images, tmp_path, args, words):
+    """Issue 24: a mistyped name suggested nothing but a Python call."""
+    result = CliRunner().invoke(cli, ["--index", str(tmp_path / "i"), "add", str(images), *args])
+    assert result.exit_code == 2 and all(w in result.stderr for w in words), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_a_checkpoint_of_another_model_is_one_message_naming_what_fits(
+    images, tiny_checkpoint, tmp_path
+):
+    """Issue 24: ViT-B-32 with the tiny checkpoint ended in a 90-line traceback (`text pos_embed
+    width changed!`); a text file as checkpoint in a SafetensorError traceback."""
+    base = ["--index", str(tmp_path / "i"), "add", str(images)]
+    result = CliRunner().invoke(
+        cli, [*base, "--model", "ViT-B-32", "--checkpoint", tiny_checkpoint]
+    )
+    assert result.exit_code == 2, result.output
+    message = result.stderr
+    assert f"checkpoint {tiny_checkpoint} does not fit model ViT-B-32" in message
+    assert "text width 64 (the model needs 512)" in message and "idx-tiny" in message
+    text = tmp_path / "notes.safetensors"
+    text.write_text("not weights\n")
+    result = CliRunner().invoke(cli, [*base, "--model", "idx-tiny", "--checkpoint", str(text)])
+    assert result.exit_code == 2 and "is not a safetensors file" in result.stderr

@@ -16,6 +16,7 @@ from typing import Any
 
 from idx import config
 from idx.errors import ModelMismatchError, UsageError
+from idx.indexer.model import known
 
 #: safetensors metadata key that marks a checkpoint as random (untrained) weights.
 UNTRAINED_KEY = "idx_untrained"
@@ -110,6 +111,8 @@ def identify(spec: ModelSpec) -> ModelIdentity:
     elif model_config is None and spec.model.endswith(".json"):
         model_config = _read_config(Path(spec.model))
         name = Path(spec.model).stem
+    if model_config is None:
+        known.check_name(name)
     pretrained = spec.pretrained
     if model_config is None and not spec.checkpoint and not pretrained:
         pretrained = default_pretrained(name)
@@ -128,6 +131,7 @@ def identify(spec: ModelSpec) -> ModelIdentity:
         ident.checkpoint = str(ckpt)
         ident.checkpoint_sha256 = spec.checkpoint_sha256 or file_sha256(ckpt)
         ident.extra = {"checkpoint_bytes": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns}
+        known.check_fits(name, model_config or known.model_config(name), ckpt)
         ident.untrained = _read_untrained_flag(ckpt)
     elif model_config is not None:
         raise UsageError(

@@ -198,8 +198,16 @@ def load(identity: ModelIdentity) -> tuple[Any, Any, Any]:
             "objects, which idx never executes (weights_only). Convert it to a plain state "
             "dict or .safetensors file"
         ) from exc
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"could not load model {identity.describe()}: {exc}") from exc
+    except (RuntimeError, OSError, ValueError, KeyError, AssertionError) as exc:
+        # open_clip asserts on a checkpoint of another shape ("text pos_embed width changed!"),
+        # and torch raises a size mismatch: the first line names what differs.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        fix = (
+            "; give the model it was saved from with --model NAME|CONFIG.json"
+            if identity.checkpoint
+            else ""
+        )
+        raise ModelLoadError(f"could not load model {identity.describe()}: {first}{fix}") from exc
     model.eval()
     tokenizer = open_clip.get_tokenizer(name)
     return model, preprocess, tokenizer
