@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer.catalog.db import arrow_to_matrix, list_column
+from idx.indexer.catalog.arrow import arrow_to_matrix, list_column
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
