@@ -133,8 +133,8 @@ def summary(catalog: Catalog, status: dict[str, Any], labels: LabelIndex) -> dic
     out["untrained"] = bool(status["model"] and status["model"]["untrained"])
     out["vectors"] = status["vectors"]
     out["skipped_reasons"] = catalog.images.skip_reasons(20)
-    edges, k = catalog.neighbors.shape()
-    out["neighbors"] = {"edges": edges, "k": k} if edges else None
+    graph = catalog.neighbors.shape()
+    out["neighbors"] = graph._asdict() if graph.edges else None
     out["labels"] = None
     if labels.keys:
         out["labels"] = {"classes": len(labels.keys), "labelled_images": len(labels.of_image)}
