@@ -33,9 +33,10 @@ def robustness_section(catalog: Catalog, labels: LabelIndex, thumb_size: int) ->
     run = latest_run(catalog, "robustness")
     if run is None:
         return missing("No robustness run yet.", COMMANDS["robustness"])
-    results = result_table(catalog, "robustness_results", run["id"], "perturbation, severity")
+    # both in their tables' order: perturbation, severity (classes: label_name first)
+    results = result_table(catalog, "robustness", "robustness_results", run["id"])
     classes = labels.display_columns(
-        result_table(catalog, "robustness_classes", run["id"], "label_name, perturbation, severity")
+        result_table(catalog, "robustness", "robustness_classes", run["id"])
     )
     section = {
         "run": run_info(run),
