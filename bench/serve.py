@@ -139,6 +139,7 @@ def _fill(index_dir: Path, n: int) -> None:
                 {"k": 50, "method": "kmeans", "space": "embedding", "seed": 0, "n_images": n},
             )
             cat.runs.add_rows(
+                "cluster",
                 "clusters",
                 run,
                 {

@@ -10,6 +10,8 @@ import pytest
 from idx.analysis.clustering import nearest_centres
 from idx.analysis.metrics import silhouette
 from idx.errors import EmptyIndexError, NotFoundError, UsageError
+from idx.indexer.catalog import Catalog
+from idx.indexer.catalog.runs import KINDS
 from idx.indexer.index import Index
 from idx.ops.maps.clustering import cluster, load_clusters
 from idx.ops.maps.projection import load_projection, project
@@ -173,3 +175,50 @@ def test_run_ids_continue_past_runs_written_without_the_sequence(indexed_copy):
         index.catalog.con.execute("INSERT INTO cluster_runs (id, k, space) VALUES (7, 4, 'x')")
         assert cluster(index, 2, plot=False).run_id == 8
         assert load_clusters(index).run_id == 8
+
+
+def test_run_kinds_name_every_table_the_migrations_made_for_runs(tmp_path):
+    catalog = Catalog(tmp_path / "idx")
+    try:
+        tables = {
+            name
+            for (name,) in catalog.rows(
+                "SELECT DISTINCT table_name FROM information_schema.columns "
+                "WHERE column_name = 'run_id' AND table_schema = 'main' "
+                "AND table_name IN (SELECT table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE')"
+            )
+        }
+        stored = {table for kind in KINDS.values() for table in kind.stores}
+        assert stored == tables
+        for kind in KINDS.values():
+            assert catalog.value(f"SELECT count(*) FROM {kind.table}") == 0
+            for table, order in kind.stores.items():  # each default order names its columns
+                columns = [r[0] for r in catalog.rows(f"DESCRIBE {table}")]
+                assert set(order) <= set(columns), table
+    finally:
+        catalog.close()
+
+
+def test_ops_may_name_only_run_kinds_their_tables_and_columns(indexed_copy):
+    with Index(indexed_copy) as index:
+        runs = index.catalog.runs
+        r = cluster(index, 2, plot=False)
+        with pytest.raises(ValueError, match="run kind 'clusters' is unknown; the kinds are proj"):
+            runs.latest("clusters")
+        with pytest.raises(ValueError, match="store no rows in 'projections'.*clusters, cluster_c"):
+            runs.rows("cluster", "projections", r.run_id)
+        with pytest.raises(ValueError, match="no column 'id; DROP TABLE images'.*image_id"):
+            runs.rows("cluster", "clusters", r.run_id, ["id; DROP TABLE images"])
+        with pytest.raises(ValueError, match="clusters has no column 'image'"):
+            runs.rows("cluster", "clusters", r.run_id, order_by=["-image"])
+        with pytest.raises(ValueError, match="cluster_runs has no column 'kk'"):
+            runs.update("cluster", r.run_id, {"kk": 3})
+        with pytest.raises(ValueError, match="cluster_centers has no column 'centre'"):
+            runs.add_rows("cluster", "cluster_centers", r.run_id, {"centre": [1]})
+        with pytest.raises(TypeError, match="give a list of names"):
+            runs.rows("cluster", "clusters", r.run_id, "image_id")
+        table = runs.rows("cluster", "clusters", r.run_id, order_by=["-cluster", "image_id"])
+    assert table.column_names == ["image_id", "cluster", "distance"]  # every column but run_id
+    pairs = list(zip(table.column("cluster").to_pylist(), table.column("image_id").to_pylist()))
+    assert pairs == sorted(pairs, key=lambda p: (-p[0], p[1]))

@@ -16,7 +16,7 @@ import numpy as np
 from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer.catalog import Catalog
-from idx.indexer.catalog.db import writer_pid
+from idx.indexer.catalog.lock import writer_pid
 from idx.indexer.ingest.engines.embedding import Embedding
 from idx.indexer.ingest.jobs import Job
 from idx.indexer.ingest.pipeline import AddReport, Ingest

@@ -136,11 +136,9 @@ def facets(index: Index, labels: int = 2000, folders: int = 500) -> dict[str, An
     clustering's clusters and sizes, and the folders holding the most images."""
     info = index.catalog.image_info
     return {
-        "labels": [
-            {"name": name, "key": key, "images": n} for name, key, n in info.label_counts(labels)
-        ],
-        "clusters": info.cluster_sizes(),
-        "folders": [{"folder": f, "images": n} for f, n in info.folder_counts(folders)],
+        "labels": [count._asdict() for count in info.label_counts(labels)],
+        "clusters": info.cluster_sizes(),  # its sizes go out as [cluster, images] pairs
+        "folders": [count._asdict() for count in info.folder_counts(folders)],
     }
 
 

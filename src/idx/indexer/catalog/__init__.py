@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idx.indexer.catalog.db import Database, arrow_to_matrix, list_column
+from idx.indexer.catalog.arrow import arrow_to_matrix, list_column
+from idx.indexer.catalog.db import Database
 from idx.indexer.catalog.files import Files
 from idx.indexer.catalog.hierarchy import Hierarchy
 from idx.indexer.catalog.image_info import ImageInfo

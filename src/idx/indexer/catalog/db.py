@@ -1,18 +1,14 @@
-"""The DuckDB connection under the catalog: lock, migrations, transactions, one bulk insert.
+"""The DuckDB connection under the catalog: opening, migrations, transactions, one bulk insert.
 
-One writer at a time (an advisory lock file beside the database gives a clear "busy" message);
-read-only openers use DuckDB's read-only mode, which refuses any write statement. Nothing outside
+One writer at a time (an advisory lock file beside the database gives a clear "busy" message:
+lock.py); read-only openers use DuckDB's read-only mode, which refuses any write statement. Nothing outside
 `idx.indexer.catalog` imports duckdb: callers use the methods of `Catalog` and its parts.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -20,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from idx import config
 from idx.errors import EmptyIndexError, IdxError, IndexBusyError
+from idx.indexer.catalog import lock
+from idx.indexer.catalog.arrow import Registered, to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -37,32 +34,6 @@ def _migrations() -> list[tuple[int, str, str]]:
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, item.read_text()))
     return sorted(found)
-
-
-def _busy_message(index_dir: Path, detail: str = "") -> str:
-    pid = writer_pid(index_dir)
-    who = f" (pid {pid})" if pid else ""
-    return (
-        f"index is busy: another idx process{who} is using {index_dir}{detail}; wait for it to "
-        "finish (or pass --wait SECONDS to queue behind it), or use another --index"
-    )
-
-
-def writer_pid(index_dir: Path) -> int | None:
-    """The pid of the process that holds the index for writing now, None when none does."""
-    lock = Path(index_dir) / config.LOCK_FILE
-    try:
-        fh = open(lock)
-    except OSError:
-        return None
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = fh.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return None
 
 
 class Database:
@@ -130,7 +101,7 @@ class Database:
         now = time.monotonic()
         slow = now - self._last_commit_point > self.HOLD_S
         self._last_commit_point = now
-        if self._con is not None and (slow or readers_waiting(self.index_dir)):
+        if self._con is not None and (slow or lock.readers_waiting(self.index_dir)):
             self.release()
 
     def limit_user_sql(
@@ -150,24 +121,7 @@ class Database:
         self.release()
 
     def _take_lock(self, wait: float) -> None:
-        fh = open(self.index_dir / config.LOCK_FILE, "a+")
-        deadline = time.monotonic() + max(0.0, wait)
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.close()
-                    detail = f" (waited {wait:g} s)" if wait > 0 else ""
-                    raise IndexBusyError(_busy_message(self.index_dir, detail)) from None
-                time.sleep(0.1)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._lock_fh = fh
-        _HELD_LOCKS.add(fh)
+        self._lock_fh = lock.take_write_lock(self.index_dir, wait)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         # A writer may wait behind a reader for long (a reader holds the file for one query);
@@ -192,11 +146,13 @@ class Database:
                         ) from None
                     if time.monotonic() >= deadline:
                         raise IndexBusyError(
-                            _busy_message(self.index_dir, f" and held the catalog for {wait:g} s")
+                            lock.busy_message(
+                                self.index_dir, f" and held the catalog for {wait:g} s"
+                            )
                             + "; raise IDX_LOCK_WAIT to wait longer"
                         ) from None
                     if marker is None and self.read_only:
-                        marker = _announce_reader(self.index_dir)
+                        marker = lock.announce_reader(self.index_dir)
                     time.sleep(0.02)
         finally:
             if marker is not None:
@@ -246,9 +202,7 @@ class Database:
             self._con.execute("CHECKPOINT")  # fold the write-ahead log into the file, once
         self.release()
         if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            _HELD_LOCKS.discard(self._lock_fh)
-            self._lock_fh.close()
+            lock.release_write_lock(self._lock_fh)
             self._lock_fh = None
 
     # -- settings ---------------------------------------------------------------------------
@@ -303,7 +257,7 @@ class Database:
         `on_conflict` is appended as is (e.g. "ON CONFLICT DO NOTHING"). Call inside a transaction
         when the insert belongs with other writes.
         """
-        data = _arrow(columns)
+        data = to_arrow(columns)
         with self.with_table(f"_idx_new_{table}", data) as name:
             names = ", ".join(data.column_names)
             sql = f"INSERT INTO {table} ({names}) SELECT * FROM {name} {on_conflict}"
@@ -325,101 +279,8 @@ class Database:
     def with_table(self, name: str, columns: dict[str, Any] | pa.Table) -> Any:
         """Register `columns` (as insert_rows takes them) as a view called `name` for the
         duration of a `with` block."""
-        return _Registered(self.con, name, _arrow(columns))
+        return Registered(self.con, name, to_arrow(columns))
 
     def with_ids(self, name: str, ids: Sequence[int]) -> Any:
         """Register `ids` as a one-column (id) view for the duration of a `with` block."""
         return self.with_table(name, {"id": pa.array(list(map(int, ids)), pa.int64())})
-
-
-#: The write locks this process holds (their open lock files).
-_HELD_LOCKS: weakref.WeakSet = weakref.WeakSet()
-
-
-def _drop_inherited_locks() -> None:
-    """In a forked child (a decode worker): close the lock files inherited from the writer, so
-    that the lock ends with the writer and not with its last child. Closing a copy does not
-    unlock (flock's lock belongs to the open file, which the writer still has)."""
-    for fh in list(_HELD_LOCKS):
-        fh.close()
-    _HELD_LOCKS.clear()
-
-
-os.register_at_fork(after_in_child=_drop_inherited_locks)
-
-
-def readers_waiting(index_dir: Path) -> bool:
-    """Whether a reader is waiting for the catalog (a marker of a live process in readers/)."""
-    folder = Path(index_dir) / config.READERS_DIR
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return False
-    for entry in entries:
-        pid = entry.name.split("-")[0]
-        if pid.isdigit() and _alive(int(pid)):
-            return True
-        Path(entry.path).unlink(missing_ok=True)  # left by a reader that died waiting
-    return False
-
-
-def _announce_reader(index_dir: Path) -> Path | None:
-    folder = Path(index_dir) / config.READERS_DIR
-    try:
-        folder.mkdir(exist_ok=True)
-        marker = folder / f"{os.getpid()}-{threading.get_ident()}"
-        marker.touch()
-        return marker
-    except OSError:  # a read-only folder: the writer then releases on its own schedule
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class _Registered:
-    def __init__(self, con: Any, name: str, table: pa.Table):
-        self.con, self.name, self.table = con, name, table
-
-    def __enter__(self) -> str:
-        self.con.register(self.name, self.table)
-        return self.name
-
-    def __exit__(self, *exc: object) -> None:
-        self.con.unregister(self.name)
-
-
-def list_column(matrix: np.ndarray) -> pa.ListArray:
-    """Rows of a float matrix as an Arrow list column (DuckDB FLOAT[])."""
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    n, d = matrix.shape if matrix.ndim == 2 else (0, 0)
-    offsets = pa.array(np.arange(0, n * d + 1, d or 1, dtype=np.int32)[: n + 1])
-    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
-
-
-def _arrow(columns: dict[str, Any] | pa.Table) -> pa.Table:
-    if isinstance(columns, pa.Table):
-        return columns
-    return pa.table(
-        {
-            c: list_column(v) if isinstance(v, np.ndarray) and v.ndim == 2 else v
-            for c, v in columns.items()
-        }
-    )
-
-
-def arrow_to_matrix(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """(ids int64 [n], matrix float32 [n, d]) from a two-column (id, FLOAT[]) Arrow table."""
-    ids = table.column(0).to_numpy().astype(np.int64, copy=False)
-    if table.num_rows == 0:
-        return ids, np.zeros((0, 0), dtype=np.float32)
-    vectors = table.column(1).combine_chunks()
-    flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return ids, flat.reshape(table.num_rows, -1)

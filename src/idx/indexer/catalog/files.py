@@ -10,17 +10,28 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 
 from idx.indexer.catalog.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
-from idx.indexer.files.scan import Rules
+from idx.indexer.files.scan import Rules, Skip
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
 
 _ROW = "SELECT id, path, sha256, bytes, mtime_ns, etag FROM images"
+
+
+class KnownContent(NamedTuple):
+    """Content the index has a vector for, as the first image holding it was read: a file with
+    this content is not decoded again (a tuple: `add` reads one per indexed image)."""
+
+    id: int  # 0 for content first seen in the running batch, not stored yet
+    path: str
+    width: int
+    height: int
+    format: str
 
 
 class Files:
@@ -43,26 +54,26 @@ class Files:
             for r in self.db.rows(f"{_ROW} WHERE sha256 = ? AND source = ?", [sha256, source])
         ]
 
-    def known_content(self) -> dict[str, tuple[int, str, int, int, str]]:
-        """sha256 -> (id, path, width, height, format) of the first image holding it."""
-        out: dict[str, tuple[int, str, int, int, str]] = {}
+    def known_content(self) -> dict[str, KnownContent]:
+        """sha256 -> the first image holding it."""
+        out: dict[str, KnownContent] = {}
         for sha, *rest in self.db.rows(
             "SELECT sha256, id, path, width, height, format FROM images ORDER BY id"
         ):
-            out.setdefault(sha, tuple(rest))  # type: ignore[arg-type]
+            out.setdefault(sha, KnownContent._make(rest))
         return out
 
-    def skips_under(self, roots: Sequence[str]) -> dict[str, tuple]:
-        """path -> (reason, bytes, mtime_ns, ctime_ns, etag, max_pixels) of the files skipped
-        under `roots`."""
-        out: dict[str, tuple] = {}
+    def skips_under(self, roots: Sequence[str]) -> dict[str, Skip]:
+        """path -> the skip recorded for it, of the files skipped under `roots` (as `apply` was
+        given it: reason, and the stat the file had then)."""
+        out: dict[str, Skip] = {}
         for root in roots:
             for r in self.db.rows(
                 "SELECT path, reason, bytes, mtime_ns, ctime_ns, etag, max_pixels FROM skipped "
                 "WHERE starts_with(path, ?)",
                 [_prefix(root)],
             ):
-                out[r[0]] = tuple(r[1:])
+                out[r[0]] = Skip(*r)
         return out
 
     def forget_skips(self, paths: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ image's details, and the values people filter by (labels, clusters, folders)."""
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -16,6 +16,22 @@ if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
 
 _LATEST_CLUSTER_RUN = "(SELECT max(id) FROM cluster_runs)"
+
+
+class LabelCount(NamedTuple):
+    name: str  # the display name
+    key: str  # the label_name
+    images: int  # indexed images with it as a positive label
+
+
+class ClusterSize(NamedTuple):
+    cluster: int
+    images: int
+
+
+class FolderCount(NamedTuple):
+    folder: str
+    images: int  # directly in it, not below
 
 
 class ImageInfo:
@@ -115,18 +131,18 @@ class ImageInfo:
         columns, rows = self.db.query("SELECT * FROM image_info WHERE id = ?", [int(image_id)])
         return dict(zip(columns, rows[0])) if rows else None
 
-    def label_counts(self, limit: int = 2000) -> list[tuple[str, str, int]]:
-        """(display name, key, images) of the most frequent positive labels of indexed images."""
+    def label_counts(self, limit: int = 2000) -> list[LabelCount]:
+        """The most frequent positive labels of indexed images, most images first."""
         rows = self.db.rows(
             "SELECT coalesce(max(display_name), label_name), label_name, count(DISTINCT image_id) "
             "FROM labels WHERE confidence > 0 AND image_id IN (SELECT id FROM images) "
             "GROUP BY label_name ORDER BY 3 DESC, 1 LIMIT ?",
             [limit],
         )
-        return [(str(d), str(key), int(n)) for d, key, n in rows]
+        return [LabelCount(str(d), str(key), int(n)) for d, key, n in rows]
 
     def cluster_sizes(self) -> dict[str, Any] | None:
-        """The latest clustering run: {run, k, sizes: [(cluster, images)]}, None when none."""
+        """The latest clustering run: {run, k, sizes: [ClusterSize]}, None when none."""
         run = self.db.rows(f"SELECT id, k FROM cluster_runs WHERE id = {_LATEST_CLUSTER_RUN}")
         if not run:
             return None
@@ -134,16 +150,17 @@ class ImageInfo:
             "SELECT cluster, count(*) FROM clusters WHERE run_id = ? GROUP BY 1 ORDER BY 1",
             [run[0][0]],
         )
-        return {"run": int(run[0][0]), "k": run[0][1], "sizes": [(int(c), int(n)) for c, n in rows]}
+        sizes = [ClusterSize(int(c), int(n)) for c, n in rows]
+        return {"run": int(run[0][0]), "k": run[0][1], "sizes": sizes}
 
-    def folder_counts(self, limit: int = 500) -> list[tuple[str, int]]:
-        """(folder, images directly in it) of the folders holding the most images."""
+    def folder_counts(self, limit: int = 500) -> list[FolderCount]:
+        """The folders holding the most images, most images first."""
         rows = self.db.rows(
             "SELECT parse_dirpath(path) AS folder, count(*) FROM images GROUP BY 1 "
             "ORDER BY 2 DESC, 1 LIMIT ?",
             [limit],
         )
-        return [(str(f), int(n)) for f, n in rows]
+        return [FolderCount(str(f), int(n)) for f, n in rows]
 
     def labels_fingerprint(self) -> tuple[int, int]:
         """Changes when any label row does (an import, a removal): for caches of label views."""

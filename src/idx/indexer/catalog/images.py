@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from idx import config
 from idx.errors import UsageError
-from idx.indexer.catalog.db import arrow_to_matrix, list_column
+from idx.indexer.catalog.arrow import arrow_to_matrix, list_column
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
@@ -31,6 +31,11 @@ class IndexedFile(NamedTuple):
     bytes: int
     mtime_ns: int
     format: str  # Pillow's name of what the content is (JPEG, PNG, GIF ...)
+
+
+class ImagePath(NamedTuple):
+    id: int
+    path: str
 
 
 class Images:
@@ -70,10 +75,10 @@ class Images:
     def all_paths(self) -> dict[int, str]:
         return {int(i): p for i, p in self.db.rows("SELECT id, path FROM images")}
 
-    def first(self) -> tuple[int, str] | None:
-        """(id, path) of the image with the lowest id, None in an empty index."""
+    def first(self) -> ImagePath | None:
+        """The image with the lowest id, None in an empty index."""
         rows = self.db.rows("SELECT id, path FROM images ORDER BY id LIMIT 1")
-        return (int(rows[0][0]), rows[0][1]) if rows else None
+        return ImagePath(int(rows[0][0]), rows[0][1]) if rows else None
 
     def roots(self) -> list[str]:
         """The folders images were added from."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
@@ -19,6 +20,28 @@ from idx.errors import NotFoundError
 
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
+
+
+class ImportRow(NamedTuple):
+    """One recorded import, with the rows it holds now."""
+
+    id: int
+    name: str
+    kind: str  # labels, boxes, csv, classes or folders
+    file: str | None
+    label_rows: int
+    class_rows: int
+    created_at: datetime
+
+
+class ClassCount(NamedTuple):
+    """One class with how many indexed images carry it."""
+
+    label_name: str
+    display_name: str  # its label_name when it has none
+    images: int  # positives
+    verified_absent: int  # images with a Confidence 0 row for it
+    sources: str  # the labels' sources, comma-separated
 
 
 class _DryRun(Exception):
@@ -107,15 +130,15 @@ class Labels:
             self.db.rows("DROP TABLE IF EXISTS _idx_touched_labels")
             self.db.rows("DROP TABLE IF EXISTS _idx_touched_classes")
 
-    def imports(self) -> tuple[list[str], list[tuple]]:
-        """Every recorded import, oldest first: id, name, kind, file, label and class rows it
-        holds, created_at."""
-        return self.db.query(
+    def imports(self) -> tuple[list[str], list[ImportRow]]:
+        """Every recorded import, oldest first, as a table: (its column names, its rows)."""
+        rows = self.db.rows(
             "SELECT i.id, i.name, i.kind, i.file, "
-            "(SELECT count(*) FROM label_rows r WHERE r.import_id = i.id) AS label_rows, "
-            "(SELECT count(*) FROM class_rows c WHERE c.import_id = i.id) AS class_rows, "
+            "(SELECT count(*) FROM label_rows r WHERE r.import_id = i.id), "
+            "(SELECT count(*) FROM class_rows c WHERE c.import_id = i.id), "
             "i.created_at FROM label_imports i ORDER BY i.id"
         )
+        return list(ImportRow._fields), [ImportRow._make(r) for r in rows]
 
     def _touched(self, import_id: int | None, *, fresh: bool = False) -> None:
         """Collect the keys an import wrote into _idx_touched_labels / _idx_touched_classes."""
@@ -243,11 +266,11 @@ class Labels:
             self.db.rows("DROP TABLE IF EXISTS _idx_import")
         return {key: int(value) for key, value in found.items()}
 
-    def class_counts(self, include_empty: bool = False) -> tuple[list[str], list[tuple]]:
-        """Per class: label_name, display_name, images (positives), verified_absent, sources;
-        most images first. Classes without labels only with `include_empty`."""
+    def class_counts(self, include_empty: bool = False) -> tuple[list[str], list[ClassCount]]:
+        """Per class, most images first, as a table: (its column names, its rows). Classes
+        without labels only with `include_empty`."""
         join = "LEFT JOIN" if include_empty else "JOIN"
-        return self.db.query(
+        rows = self.db.rows(
             f"""
             SELECT c.label_name, coalesce(c.display_name, c.label_name) AS display_name,
                    count(DISTINCT l.image_id) FILTER (WHERE l.confidence > 0) AS images,
@@ -260,6 +283,7 @@ class Labels:
             GROUP BY ALL ORDER BY images DESC, display_name
             """
         )
+        return list(ClassCount._fields), [ClassCount._make(r) for r in rows]
 
     def sync_display_names(self) -> None:
         """Keep labels.display_name equal to the class's display name (else its label_name)."""

@@ -7,7 +7,7 @@ cosine similarity. What the last run was (k, index type, time) is kept in meta b
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 #: meta key holding what the last `neighbors --all` run stored.
 RUN_KEY = "neighbors_run"
+
+
+class GraphShape(NamedTuple):
+    edges: int  # pairs stored
+    k: int  # neighbours per image: the highest rank
 
 
 class Neighbors:
@@ -30,10 +35,10 @@ class Neighbors:
         """Store edges: an Arrow table of image_id, neighbor_id, rank, score."""
         self.db.insert_rows("neighbors", edges)
 
-    def shape(self) -> tuple[int, int]:
-        """(edges stored, k: the highest rank); (0, 0) before the first `neighbors --all`."""
+    def shape(self) -> GraphShape:
+        """The stored graph's size; (0, 0) before the first `neighbors --all`."""
         edges, k = self.db.rows("SELECT count(*), coalesce(max(rank), 0) FROM neighbors")[0]
-        return int(edges), int(k)
+        return GraphShape(int(edges), int(k))
 
     def record_run(self, info: dict[str, Any]) -> None:
         """Keep what the run that wrote the graph was, with the vectors generation it saw."""

@@ -1,12 +1,19 @@
 """Analysis runs: one way to create a run id, find the latest run of a kind, and read a run back.
 
-A kind names a pair of tables: `<kind>_runs` (one row per run) and the rows it stores elsewhere
-with a run_id column. Runs are kept; the highest id is the latest.
+A kind (KINDS) names a table of runs (one row per run) and the tables of the rows a run stores,
+each with a run_id column. Runs are kept; the highest id is the latest.
+
+What callers (ops) may name: a run kind from KINDS, and, for stored rows, one of the tables that
+kind stores; column names (a run's values, the columns of its rows, their order) only as columns
+of that table. Never a table or column of their own: each name is checked against KINDS and the
+migrated schema before it reaches SQL, and a wrong one raises ValueError naming the allowed ones.
+A new kind of run is a migration plus its entry in KINDS.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -16,25 +23,54 @@ from idx.errors import NotFoundError
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
 
-#: kind -> (runs table, the command that makes one)
+
+class RunKind(NamedTuple):
+    table: str  # one row per run
+    command: str  # the command that makes one
+    stores: dict[str, tuple[str, ...]]  # tables of its rows -> the order they are read in
+
+
+#: kind -> its tables and command, as the migrations made them (a test checks they agree)
 KINDS = {
-    "projection": ("projection_runs", "idx project"),
-    "cluster": ("cluster_runs", "idx cluster"),
-    "sweep": ("sweep_runs", "idx sweep"),
-    "insight": ("insight_runs", "idx insights"),
-    "robustness": ("robustness_runs", "idx robustness"),
-    "injection": ("injections", "idx robustness inject"),
+    "projection": RunKind("projection_runs", "idx project", {"projections": ("image_id",)}),
+    "cluster": RunKind(
+        "cluster_runs",
+        "idx cluster",
+        {"clusters": ("image_id",), "cluster_centers": ("cluster",)},
+    ),
+    "sweep": RunKind("sweep_runs", "idx sweep", {"sweep_results": ("k",)}),
+    "insight": RunKind(
+        "insight_runs",
+        "idx insights",
+        {
+            "class_insights": ("label_name",),
+            "confused_pairs": ("label_a", "label_b"),
+            "suspect_labels": ("image_id", "label_name"),
+            "linear_probes": ("features",),
+        },
+    ),
+    "robustness": RunKind(
+        "robustness_runs",
+        "idx robustness",
+        {
+            "robustness_results": ("perturbation", "severity"),
+            "robustness_classes": ("label_name", "perturbation", "severity"),
+        },
+    ),
+    "injection": RunKind("injections", "idx robustness inject", {}),
 }
 
 
 class Runs:
     def __init__(self, db: Database):
         self.db = db
+        self._columns: dict[str, list[str]] = {}  # table -> its columns (migrations fix them)
 
     def create(self, kind: str, values: dict[str, Any]) -> int:
         """Insert one run row (inside a transaction) and return its id: the next value of the
         table's sequence, moved past any id written without it."""
         table = _table(kind)
+        self._check_columns(table, values)
         run_id = int(
             self.db.value(
                 f"SELECT greatest(nextval('{table}_id_seq'), "
@@ -49,8 +85,10 @@ class Runs:
         return run_id
 
     def update(self, kind: str, run_id: int, values: dict[str, Any]) -> None:
+        table = _table(kind)
+        self._check_columns(table, values)
         sets = ", ".join(f"{c} = ?" for c in values)
-        self.db.rows(f"UPDATE {_table(kind)} SET {sets} WHERE id = ?", [*values.values(), run_id])
+        self.db.rows(f"UPDATE {table} SET {sets} WHERE id = ?", [*values.values(), run_id])
 
     def latest(self, kind: str) -> int | None:
         """The newest run id of `kind`, None when there is none."""
@@ -60,7 +98,7 @@ class Runs:
     def resolve(self, kind: str, run_id: int | None = None) -> int:
         """`run_id` checked to exist, or the latest run when None; NotFoundError says how to
         make or list runs."""
-        table, command = KINDS[kind]
+        table, command = _table(kind), KINDS[kind].command
         if run_id is None:
             latest = self.latest(kind)
             if latest is None:
@@ -78,16 +116,67 @@ class Runs:
         columns, rows = self.db.query(f"SELECT * FROM {_table(kind)} WHERE id = ?", [run_id])
         return dict(zip(columns, rows[0])) if rows else None
 
-    def rows(self, table: str, run_id: int, columns: str, order_by: str = "image_id") -> pa.Table:
-        """`columns` of a run's rows in `table` (e.g. clusters, projections), ordered."""
+    def rows(
+        self,
+        kind: str,
+        stored: str,
+        run_id: int,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """A run's rows in `stored` (one of the tables its kind stores): `columns` (default:
+        every one but run_id), in the order of the `order_by` columns ("-name": descending;
+        NULLs last either way), by default the table's own (KINDS)."""
+        table = _stored(kind, stored)
+        known = self._table_columns(table)
+        if columns is None:
+            columns = [c for c in known if c != "run_id"]
+        order_by = KINDS[kind].stores[stored] if order_by is None else order_by
+        self._check_columns(table, columns)
+        self._check_columns(table, order_by, descending="-")
+        order = ", ".join(
+            f'"{c[1:]}" DESC NULLS LAST' if c.startswith("-") else f'"{c}" NULLS LAST'
+            for c in order_by
+        )
+        select = ", ".join(f'"{c}"' for c in columns)
         return self.db.arrow(
-            f"SELECT {columns} FROM {table} WHERE run_id = ? ORDER BY {order_by}", [int(run_id)]
+            f"SELECT {select} FROM {table} WHERE run_id = ? ORDER BY {order}", [int(run_id)]
         )
 
-    def add_rows(self, table: str, run_id: int, columns: dict[str, Any]) -> None:
-        """Store a run's rows: `columns` of equal length, each row tagged with run_id."""
+    def add_rows(self, kind: str, stored: str, run_id: int, columns: dict[str, Any]) -> None:
+        """Store a run's rows in `stored` (one of the tables its kind stores): `columns` of
+        equal length, each row tagged with run_id."""
+        table = _stored(kind, stored)
+        self._check_columns(table, columns)
         n = len(next(iter(columns.values())))
         self.db.insert_rows(table, {"run_id": np.full(n, run_id, dtype=np.int32), **columns})
+
+    def _table_columns(self, table: str) -> list[str]:
+        if table not in self._columns:
+            self._columns[table] = [
+                r[0]
+                for r in self.db.rows(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                    "AND table_schema = 'main' ORDER BY ordinal_position",
+                    [table],
+                )
+            ]
+        return self._columns[table]
+
+    def _check_columns(
+        self, table: str, names: Sequence[str] | dict[str, Any], descending: str = ""
+    ) -> None:
+        """ValueError naming the table's columns unless every one of `names` (each maybe
+        prefixed with `descending`) is one of them."""
+        if isinstance(names, str):
+            raise TypeError(f"columns of {table} as one string {names!r}: give a list of names")
+        known = self._table_columns(table)
+        unknown = [c for c in (n.removeprefix(descending) for n in names) if c not in known]
+        if unknown:
+            raise ValueError(
+                f"{table} has no column {', '.join(map(repr, unknown))}; its columns: "
+                f"{', '.join(known)}"
+            )
 
     def covering_projection(self, ids: np.ndarray, method: str | None = None) -> int | None:
         """The newest 2-D map (of `method`, if given) holding a point for every one of `ids`."""
@@ -131,4 +220,18 @@ class Runs:
 
 
 def _table(kind: str) -> str:
-    return KINDS[kind][0]
+    """The runs table of `kind`; ValueError naming the kinds for one that is not in KINDS."""
+    if kind not in KINDS:
+        raise ValueError(f"run kind {kind!r} is unknown; the kinds are {', '.join(KINDS)}")
+    return KINDS[kind].table
+
+
+def _stored(kind: str, stored: str) -> str:
+    """`stored`, checked to be one of the tables a run of `kind` stores its rows in."""
+    _table(kind)
+    if stored not in KINDS[kind].stores:
+        held = ", ".join(KINDS[kind].stores) or "none"
+        raise ValueError(
+            f"{kind} runs store no rows in {stored!r}; the tables of their rows: {held}"
+        )
+    return stored

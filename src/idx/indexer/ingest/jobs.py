@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from idx import config
-from idx.indexer.catalog.db import writer_pid
+from idx.indexer.catalog.lock import writer_pid
 from idx.progress import Progress, ProgressEvent
 
 JOB_FILE = config.JOB_FILE

@@ -23,6 +23,7 @@ import numpy as np
 
 from idx import config
 from idx.indexer.catalog import Catalog
+from idx.indexer.catalog.files import KnownContent
 from idx.indexer.catalog.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
 from idx.indexer.files import scan, storage
 from idx.indexer.files.reader import Prepared
@@ -185,18 +186,18 @@ class Ingest:
                         continue
                     seen.add(path)
                     row = existing.get(path)
-                    if row is not None and item.same_as(row[3], row[4], row[5]):
+                    if row is not None and item.same_as(row.bytes, row.mtime_ns, row.etag):
                         self.report.unchanged += 1
                         continue
                     prev = prev_skips.get(path)
                     if (
                         row is None
                         and prev is not None
-                        and item.same_as(prev[1], prev[2], prev[4])
-                        and (item.etag is not None or prev[3] == item.ctime_ns)
-                        and prev[5] in (None, self.max_pixels)
+                        and item.same_as(prev.bytes, prev.mtime_ns, prev.etag)
+                        and (item.etag is not None or prev.ctime_ns == item.ctime_ns)
+                        and prev.max_pixels in (None, self.max_pixels)
                     ):
-                        still_skipped.append((path, prev[0]))
+                        still_skipped.append((path, prev.reason))
                         continue
                     todo.append(item)
                 if len(seen) >= next_report:
@@ -315,12 +316,12 @@ class Ingest:
         self,
         p: Prepared,
         old: Row | None,
-        known: dict[str, tuple],
+        known: dict[str, KnownContent],
         vanished_by_sha: dict[str, list[Row]],
         vanished: dict[str, Row],
     ) -> Operation:
         """A file whose content the index already has a vector for: no embedding needed."""
-        _, _, p.width, p.height, p.format = known[p.sha256]
+        _same_shape(p, known[p.sha256])
         if old is not None:
             return Touch(p, old) if old.sha256 == p.sha256 else Update(p, old, reused=True)
         moved_from = vanished_by_sha.get(p.sha256)
@@ -349,7 +350,7 @@ class Ingest:
         waiting: list[Prepared],
         ops: list[Operation],
         existing: dict[str, Row],
-        known: dict[str, tuple],
+        known: dict[str, KnownContent],
     ) -> None:
         if not batch and not waiting and not ops:
             return
@@ -370,10 +371,10 @@ class Ingest:
                 p.vector = None
         planned: list[Operation] = []
         for p in batch:
-            known.setdefault(p.sha256, (0, p.entry.path, p.width, p.height, p.format))
+            known.setdefault(p.sha256, KnownContent(0, p.entry.path, p.width, p.height, p.format))
             planned.append(self._new_content(p, existing.get(p.entry.path), reused=False))
         for p in waiting:
-            p.width, p.height, p.format = known[p.sha256][2:]
+            _same_shape(p, known[p.sha256])
             planned.append(self._new_content(p, existing.get(p.entry.path), reused=True))
         shas, stored = [p.sha256 for p in batch], planned + ops
         self._committer.submit(lambda: self._store(shas, vectors, stored))
@@ -412,6 +413,11 @@ class Ingest:
         self.report.removed += len(ids)
         self.report.excluded += sum(storage.exists(r.path) for r in vanished.values())
         self.removed_ids.extend(ids)
+
+
+def _same_shape(p: Prepared, known: KnownContent) -> None:
+    """A file not decoded (its content was known) takes the shape recorded for that content."""
+    p.width, p.height, p.format = known.width, known.height, known.format
 
 
 def _timed(results: Iterable[Any], report: AddReport, stage: str) -> Iterator[Any]:

@@ -43,7 +43,7 @@ def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
 
 def cluster_assignments(index: Index, run_id: int, ids: np.ndarray) -> np.ndarray:
     """Cluster of each image in `ids` (sorted) for a clustering run; -1 where the run has none."""
-    table = index.catalog.runs.rows("clusters", run_id, "image_id, cluster")
+    table = index.catalog.runs.rows("cluster", "clusters", run_id, ["image_id", "cluster"])
     found = table.column("image_id").to_numpy()
     out = np.full(len(ids), -1, dtype=np.int64)
     if len(found):

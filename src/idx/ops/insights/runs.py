@@ -94,22 +94,24 @@ def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
     runs = index.catalog.runs
     run_id = runs.resolve("insight", run_id)
     run = runs.get("insight", run_id)
-    classes = runs.rows("class_insights", run_id, ", ".join(CLASS_COLUMNS), "label_name")
+    classes = runs.rows("insight", "class_insights", run_id, CLASS_COLUMNS)  # by label_name
     pairs = runs.rows(
+        "insight",
         "confused_pairs",
         run_id,
-        ", ".join(PAIR_COLUMNS),
-        "knn_confusions DESC, centroid_similarity DESC",
+        PAIR_COLUMNS,
+        ["-knn_confusions", "-centroid_similarity"],
     )
     stored = [c for c in SUSPECT_COLUMNS if c != "path"]
     suspects = runs.rows(
+        "insight",
         "suspect_labels",
         run_id,
-        ", ".join(stored),
-        "vote_share DESC, own_vote_share, image_id, label_name",
+        stored,
+        ["-vote_share", "own_vote_share", "image_id", "label_name"],
     ).to_pylist()
     paths = index.catalog.images.paths_for([s["image_id"] for s in suspects])
-    probes = runs.rows("linear_probes", run_id, ", ".join(PROBE_COLUMNS), "features")
+    probes = runs.rows("insight", "linear_probes", run_id, PROBE_COLUMNS)  # by features
     order = {name: i for i, name in enumerate(FEATURES)}
     return InsightsResult(
         run_id,
@@ -217,6 +219,7 @@ def store_insights(
         ):
             if rows:
                 runs.add_rows(
+                    "insight",
                     table,
                     run_id,
                     {c: [r[j] for r in rows] for j, c in enumerate(columns) if c != "path"},

@@ -18,6 +18,7 @@ from idx.ops.labels.files import class_file_header, label_file
 from idx.progress import Progress
 
 if TYPE_CHECKING:
+    from idx.indexer.catalog.labels import ClassCount, ImportRow
     from idx.indexer.index import Index
 
 log = logging.getLogger(__name__)
@@ -179,13 +180,14 @@ def remove_import(index: Index, name: str, *, dry_run: bool = False) -> dict[str
     return index.catalog.labels.remove_import(name, dry_run=dry_run) | {"dry_run": dry_run}
 
 
-def list_imports(index: Index) -> tuple[list[str], list[tuple]]:
-    """Every recorded import, oldest first, with the rows it holds."""
+def list_imports(index: Index) -> tuple[list[str], list[ImportRow]]:
+    """Every recorded import, oldest first, with the rows it holds: (column names, rows)."""
     return index.catalog.labels.imports()
 
 
-def list_labels(index: Index, *, include_empty: bool = False) -> tuple[list[str], list[tuple]]:
-    """Per class: images with it (positives), verified absent, sources. Most images first."""
+def list_labels(index: Index, *, include_empty: bool = False) -> tuple[list[str], list[ClassCount]]:
+    """Per class: images with it (positives), verified absent, sources. Most images first:
+    (column names, rows)."""
     return index.catalog.labels.class_counts(include_empty)
 
 

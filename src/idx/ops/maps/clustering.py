@@ -230,6 +230,7 @@ def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
             },
         )
         index.catalog.runs.add_rows(
+            "cluster",
             "clusters",
             run_id,
             {
@@ -239,6 +240,7 @@ def _store(index: Index, r: ClusterResult, n_iter: int) -> int:
             },
         )
         index.catalog.runs.add_rows(
+            "cluster",
             "cluster_centers",
             run_id,
             {
@@ -344,9 +346,13 @@ def load_clusters(index: Index, run_id: int | None = None) -> ClusterResult:
             "seconds",
         )
     )
-    rows = index.catalog.runs.rows("clusters", run_id, "image_id, cluster, distance")
-    centres = index.catalog.runs.rows("cluster_centers", run_id, "vector", order_by="cluster")
-    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in centres.column(0).to_pylist()])
+    rows = index.catalog.runs.rows(
+        "cluster", "clusters", run_id, ["image_id", "cluster", "distance"]
+    )
+    centres = index.catalog.runs.rows("cluster", "cluster_centers", run_id, ["vector"])
+    matrix = np.stack(
+        [np.asarray(v, dtype=np.float32) for v in centres.column("vector").to_pylist()]
+    )
     return ClusterResult(
         run_id=run_id,
         k=k,

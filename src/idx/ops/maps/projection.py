@@ -82,6 +82,7 @@ def project(
             },
         )
         index.catalog.runs.add_rows(
+            "projection",
             "projections",
             run_id,
             {
@@ -133,12 +134,12 @@ def load_projection(index: Index, run_id: int | None = None) -> ProjectionResult
     """A stored map (the latest when run_id is None), ordered by image id."""
     run_id = index.catalog.runs.resolve("projection", run_id)
     run = index.catalog.runs.get("projection", run_id)
-    table = index.catalog.runs.rows("projections", run_id, "image_id, x, y")
+    table = index.catalog.runs.rows("projection", "projections", run_id, ["image_id", "x", "y"])
     method, params, seed, model, subset, seconds = (
         run[c] for c in ("method", "params", "seed", "model", "subset", "seconds")
     )
-    ids = table.column(0).to_numpy().astype(np.int64)
-    xy = np.column_stack([table.column(1).to_numpy(), table.column(2).to_numpy()])
+    ids = table.column("image_id").to_numpy().astype(np.int64)
+    xy = np.column_stack([table.column("x").to_numpy(), table.column("y").to_numpy()])
     untrained = index.describe_model()[1]
     return ProjectionResult(
         run_id, method, json.loads(params), seed, ids, xy, model, untrained, subset, seconds

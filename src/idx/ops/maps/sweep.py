@@ -154,6 +154,7 @@ def sweep(
             },
         )
         index.catalog.runs.add_rows(
+            "sweep",
             "sweep_results",
             run_id,
             {"k": ks} | {name: curves[name] for name in STORED_CURVES if name in curves},

@@ -52,10 +52,12 @@ def latest_run(catalog: Catalog, kind: str) -> dict[str, Any] | None:
     return {k: _decode_json(v) for k, v in run.items()}
 
 
-def result_table(catalog: Catalog, table: str, run_id: int, order_by: str) -> dict[str, Any]:
-    """{"columns": [{name, numeric}], "rows": [dict]}: a run's rows in a result table, every
-    column but run_id, as the page shows them."""
-    found = catalog.runs.rows(table, run_id, "*", order_by=order_by).drop_columns(["run_id"])
+def result_table(
+    catalog: Catalog, kind: str, stored: str, run_id: int, order_by: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """{"columns": [{name, numeric}], "rows": [dict]}: a run's rows in one of the tables its
+    kind stores, every column but run_id, as the page shows them (order: as `Runs.rows`)."""
+    found = catalog.runs.rows(kind, stored, run_id, order_by=order_by)
     rows = found.to_pylist()
     columns = [
         {"name": n, "numeric": bool(rows) and all(_numeric(r[n]) for r in rows)}
@@ -133,8 +135,8 @@ def summary(catalog: Catalog, status: dict[str, Any], labels: LabelIndex) -> dic
     out["untrained"] = bool(status["model"] and status["model"]["untrained"])
     out["vectors"] = status["vectors"]
     out["skipped_reasons"] = catalog.images.skip_reasons(20)
-    edges, k = catalog.neighbors.shape()
-    out["neighbors"] = {"edges": edges, "k": k} if edges else None
+    graph = catalog.neighbors.shape()
+    out["neighbors"] = graph._asdict() if graph.edges else None
     out["labels"] = None
     if labels.keys:
         out["labels"] = {"classes": len(labels.keys), "labelled_images": len(labels.of_image)}
@@ -152,15 +154,15 @@ def split_common_prefix(paths: list[str]) -> tuple[str, list[str]]:
 
 def cluster_of(catalog: Catalog, run_id: int) -> dict[int, int]:
     """image id -> its cluster in a clustering run."""
-    rows = catalog.runs.rows("clusters", run_id, "image_id, cluster")
-    return dict(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist()))
+    rows = catalog.runs.rows("cluster", "clusters", run_id, ["image_id", "cluster"])
+    return dict(zip(rows.column("image_id").to_pylist(), rows.column("cluster").to_pylist()))
 
 
 def map_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     run = latest_run(catalog, "projection")
     if run is None:
         return missing("No 2-D map yet.", COMMANDS["project"])
-    table = catalog.runs.rows("projections", run["id"], "image_id, x, y")
+    table = catalog.runs.rows("projection", "projections", run["id"], ["image_id", "x", "y"])
     found = catalog.images.paths_for(table.column("image_id").to_numpy())
     points = [
         (int(i), x, y, found[i])
@@ -227,7 +229,7 @@ def sweep(catalog: Catalog) -> dict[str, Any]:
         return missing("No k sweep yet.", COMMANDS["sweep"])
     return {
         "run": run_info(run),
-        "rows": result_table(catalog, "sweep_results", run["id"], "k")["rows"],
+        "rows": result_table(catalog, "sweep", "sweep_results", run["id"])["rows"],
     }
 
 

@@ -43,15 +43,16 @@ def insights_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     for row in out["metrics"]:
         if row["name"] == "linear_probe_accuracy" and isinstance(probe, dict):
             row["notes"] = {"95% CI": probe.get("ci95"), "folds": probe.get("folds")}
-    out["probes"] = result_table(catalog, "linear_probes", run["id"], "accuracy DESC")
+    out["probes"] = result_table(catalog, "insight", "linear_probes", run["id"], ["-accuracy"])
     out["classes"] = labels.display_columns(
-        result_table(catalog, "class_insights", run["id"], "size DESC NULLS LAST")
+        result_table(catalog, "insight", "class_insights", run["id"], ["-size"])
     )
     suspects = catalog.runs.rows(
+        "insight",
         "suspect_labels",
         run["id"],
-        "image_id, label_name, predicted_label, vote_share",
-        order_by="vote_share DESC NULLS LAST, image_id",
+        ["image_id", "label_name", "predicted_label", "vote_share"],
+        order_by=["-vote_share", "image_id"],
     ).to_pylist()
     votes = {
         (s["image_id"], s["label_name"], s["predicted_label"]): s["vote_share"] for s in suspects
@@ -62,8 +63,8 @@ def insights_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
 
 
 def _pairs(catalog: Catalog, labels: LabelIndex, run_id: int, votes: Votes) -> list[dict[str, Any]]:
-    order = "knn_confusions DESC NULLS LAST, centroid_similarity DESC NULLS LAST"
-    rows = result_table(catalog, "confused_pairs", run_id, order)["rows"][:PAIRS_SHOWN]
+    order = ["-knn_confusions", "-centroid_similarity"]
+    rows = result_table(catalog, "insight", "confused_pairs", run_id, order)["rows"][:PAIRS_SHOWN]
     pairs = []
     for row in rows:
         a, b = row["label_a"], row["label_b"]

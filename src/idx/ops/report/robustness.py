@@ -33,9 +33,10 @@ def robustness_section(catalog: Catalog, labels: LabelIndex, thumb_size: int) ->
     run = latest_run(catalog, "robustness")
     if run is None:
         return missing("No robustness run yet.", COMMANDS["robustness"])
-    results = result_table(catalog, "robustness_results", run["id"], "perturbation, severity")
+    # both in their tables' order: perturbation, severity (classes: label_name first)
+    results = result_table(catalog, "robustness", "robustness_results", run["id"])
     classes = labels.display_columns(
-        result_table(catalog, "robustness_classes", run["id"], "label_name, perturbation, severity")
+        result_table(catalog, "robustness", "robustness_classes", run["id"])
     )
     section = {
         "run": run_info(run),
@@ -56,11 +57,10 @@ def examples(
     first = catalog.images.first()
     if first is None:
         return []
-    image_id, path = first
     try:
-        image = thumbnail_image(path, side)
+        image = thumbnail_image(first.path, side)
     except DecodeError as exc:
-        log.warning("no robustness examples: %s: %s", path, exc)
+        log.warning("no robustness examples: %s: %s", first.path, exc)
         return []
     seed = int(section["run"].get("seed") or 0)
     clean = {"severity": 0, "uri": thumbnail_uri(image, size)}
@@ -72,7 +72,7 @@ def examples(
         images = [clean]
         for severity in sorted(set(levels)):
             try:
-                perturbed = apply(name, image, severity, seed=seed, key=int(image_id))
+                perturbed = apply(name, image, severity, seed=seed, key=first.id)
             except IdxError as exc:
                 log.info("no example for %s at severity %s: %s", name, severity, exc)
                 continue

@@ -75,10 +75,10 @@ def load_clusters(catalog: Catalog, run_id: int | None, dim: int) -> Clusters | 
     if run_id is not None:
         runs = [r for r in runs if r["id"] == run_id]
     for run in runs:
-        vectors = catalog.runs.rows("cluster_centers", run["id"], "vector", "cluster")
+        vectors = catalog.runs.rows("cluster", "cluster_centers", run["id"], ["vector"])
         if vectors.num_rows == 0:
             continue
-        centers = np.asarray(vectors.column(0).to_pylist(), dtype=np.float32)
+        centers = np.asarray(vectors.column("vector").to_pylist(), dtype=np.float32)
         if centers.ndim == 2 and centers.shape[1] == dim:
             return Clusters(int(run["id"]), int(run["k"]), centers)
         if run_id is not None:

@@ -346,7 +346,9 @@ def _store(index: Index, report: RobustnessReport) -> None:
             ("robustness_classes", CLASS_COLUMNS, report.classes),
         ):
             if rows:
-                runs.add_rows(table, report.run_id, {c: [r[c] for r in rows] for c in columns})
+                runs.add_rows(
+                    "robustness", table, report.run_id, {c: [r[c] for r in rows] for c in columns}
+                )
 
 
 def _draw(index: Index, report: RobustnessReport, examples: dict) -> dict[str, str]:
