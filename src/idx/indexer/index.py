@@ -321,7 +321,7 @@ class Index:
         if self._new_dir and not any(self.dir.iterdir()):
             self.dir.rmdir()
 
-    def remove(self, ids: Sequence[int]) -> int:
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Delete images (and rows referring to them) from the catalog and the FAISS file."""
         self._require_writable("remove images")
         ids = [int(i) for i in ids]
@@ -334,7 +334,7 @@ class Index:
         return len(ids)
 
     def embeddings(
-        self, ids: Sequence[int] | None = None, *, subset: str = "all"
+        self, ids: Sequence[int] | np.ndarray | None = None, *, subset: str = "all"
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`, or
         only the 'clean' subset (images added from files)."""

@@ -93,6 +93,7 @@ def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
     runs = index.catalog.runs
     run_id = runs.resolve("insight", run_id)
     run = runs.get("insight", run_id)
+    assert run is not None  # resolve checked it exists
     classes = runs.rows("class_insights", run_id, ", ".join(CLASS_COLUMNS), "label_name")
     pairs = runs.rows(
         "confused_pairs",
