@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/idx demo
 
 test: $(STAMP)
+	$(VENV)/bin/mypy  # the files and settings: [tool.mypy] in pyproject.toml
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from idx import config, synthetic
 from idx.indexer.index import Index
@@ -30,7 +30,15 @@ QUERY = "red circles"
 K = len(synthetic.CATEGORIES)
 
 
-def choose_model(out: Path, tiny: bool, say: Message) -> dict[str, str]:
+class ModelChoice(TypedDict, total=False):
+    """The demo's model as Index's keyword arguments (and the CLI's flags of the same names)."""
+
+    model: str
+    pretrained: str
+    checkpoint: str
+
+
+def choose_model(out: Path, tiny: bool, say: Message) -> ModelChoice:
     """The default model when its weights can be had, else a tiny random one (said plainly)."""
     if not tiny:
         default = identity.identify(
@@ -49,9 +57,9 @@ def choose_model(out: Path, tiny: bool, say: Message) -> dict[str, str]:
     return {"model": identity.TINY_CONFIG, "checkpoint": str(ckpt.resolve())}
 
 
-def model_flags(model: dict[str, str]) -> str:
+def model_flags(model: ModelChoice) -> str:
     """The command-line flags that name `model`: `--model idx-tiny --checkpoint FILE`."""
-    return " ".join(f"--{name} {shlex.quote(value)}" for name, value in model.items())
+    return " ".join(f"--{name} {shlex.quote(str(value))}" for name, value in model.items())
 
 
 @dataclass
@@ -61,7 +69,7 @@ class DemoRun:
     out: Path
     images: Path
     index_dir: Path
-    model: dict[str, str]
+    model: ModelChoice
     progress: Progress | None
     say: Message
     on_skip: Callable[[str, str], None] | None
@@ -70,7 +78,7 @@ class DemoRun:
     next_commands: list[str] = field(default_factory=list)
 
     def index(self, read_only: bool = False) -> Index:
-        model = {} if read_only else self.model
+        model: ModelChoice = {} if read_only else self.model
         return Index(self.index_dir, read_only=read_only, device=self.device, **model)
 
     def outputs(self) -> dict[str, Any]:

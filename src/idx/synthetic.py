@@ -100,7 +100,9 @@ def yellow_triangles(rng: np.random.Generator, size: int) -> Image.Image:
 
 def foggy_noise(rng: np.random.Generator, size: int) -> Image.Image:
     arr = rng.normal(128, 45, size=(size // 4, size // 4, 1)).clip(0, 255).astype(np.uint8)
-    img = Image.fromarray(np.repeat(arr, 3, axis=2), "RGB").resize((size, size), Image.BICUBIC)
+    img = Image.fromarray(np.repeat(arr, 3, axis=2), "RGB").resize(
+        (size, size), Image.Resampling.BICUBIC
+    )
     return img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(1, 4))))
 
 

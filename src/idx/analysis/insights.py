@@ -280,11 +280,11 @@ class LabelInsights:
         self.zero_shot_pred_ = None
         zs_hit = np.full(n, np.nan)
         if text_embeddings is not None:
-            self.zero_shot_pred_ = zero_shot_predict(x, text_embeddings, sizes)
-            zs_hit = hits(self.zero_shot_pred_, y)
+            self.zero_shot_pred_ = zs_pred = zero_shot_predict(x, text_embeddings, sizes)
+            zs_hit = hits(zs_pred, y)
             summary["zero_shot_accuracy"] = float(zs_hit.mean())
             random_base["zero_shot_accuracy"] = permutation_baseline(
-                y, perms, lambda yp: hits(self.zero_shot_pred_, yp).mean()
+                y, perms, lambda yp: hits(zs_pred, yp).mean()
             )
             majority_base["zero_shot_accuracy"] = majority_base["knn_accuracy"]
 

@@ -56,13 +56,14 @@ def plot_map(
         k = max(int(labels.max()) + 1, len(names or ()))
         none = labels < 0
         if none.any():
-            ax.scatter(*xy[none].T, s=size, color="#c4c9cf", alpha=0.6, linewidths=0)
+            ax.scatter(xy[none, 0], xy[none, 1], s=size, color="#c4c9cf", alpha=0.6, linewidths=0)
         cmap = colormaps[_cmap(k)]  # tab10 / tab20: group i gets the palette's i-th colour
         for group in range(k) if k <= 20 else ():
             mine = labels == group
             if mine.any():
                 ax.scatter(
-                    *xy[mine].T,
+                    xy[mine, 0],
+                    xy[mine, 1],
                     s=size,
                     color=cmap(group),
                     alpha=0.85,
@@ -70,7 +71,9 @@ def plot_map(
                     label=names[group] if names is not None else str(group),
                 )
         if k > 20:  # too many to name: one colour map, no legend
-            ax.scatter(*xy[~none].T, c=labels[~none], cmap=_cmap(k), s=size, linewidths=0)
+            ax.scatter(
+                xy[~none, 0], xy[~none, 1], c=labels[~none], cmap=_cmap(k), s=size, linewidths=0
+            )
         else:
             if none.any():
                 ax.scatter([], [], color="#c4c9cf", label="unlabelled")

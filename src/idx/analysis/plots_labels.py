@@ -59,7 +59,7 @@ def _heatmap(
 def label_cluster_heatmap(
     table: np.ndarray,
     class_names: Sequence[str],
-    cluster_ids: Sequence[int],
+    cluster_ids: Sequence[int] | np.ndarray,
     out: Path,
     untrained: bool = False,
 ) -> Path:

@@ -188,7 +188,7 @@ def per_class(
     display_names: list[str] | None = None,
 ) -> list[dict[str, float | int | str | None]]:
     """Per label: how many sampled images carry it, their mean cosine and kNN accuracy."""
-    rows = []
+    rows: list[dict[str, float | int | str | None]] = []
     for j, name in enumerate(label_names):
         mask = truth[:, j]
         if not mask.any():

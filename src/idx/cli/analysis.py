@@ -183,7 +183,7 @@ def _print_cluster(results: dict[str, ClusterResult]) -> None:
 @output_options
 @quiet_option
 @click.pass_context
-def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, fmt, quiet):
+def cluster_command(ctx, k, method, space, seed, baseline, compare_clean, out, fmt, quiet) -> None:
     """Cluster the images with K-means; print and store the quality metrics; draw plots.
 
     Prints the silhouette (cosine, in embedding space), Davies-Bouldin and Calinski-Harabasz

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from idx import config
@@ -84,7 +86,7 @@ def serve(ctx, host, port, token, quiet, fmt, model, pretrained, checkpoint):
             )
 
         render_summary(info, fmt, table)
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()  # click.get_text_stream is deprecated (click 8.5) and untyped
 
     try:
         run_server(session, host, port, token=token, access_log=not quiet, on_ready=ready)

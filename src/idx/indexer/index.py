@@ -252,7 +252,7 @@ class Index:
         ray_address = config.ray_address(ray_address)
         flags = [] if engine == "local" else ["--engine", engine]
         flags += ["--ray-address", ray_address] if ray_address and engine == "ray" else []
-        resume = shlex.join(["idx", "--index", str(self.dir), "add", *paths, *flags])
+        resume = shlex.join(["idx", "--index", str(self.dir), "add", *map(str, paths), *flags])
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
@@ -288,9 +288,8 @@ class Index:
                 summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
                 self.catalog.set_meta("last_add", json.dumps(summary))
                 loaded = ingest.engine.identity if ingest.engine is not None else None
-                if self._encoder is not None or loaded is not None:
-                    # what loading learnt (embed_dim, image_size)
-                    learnt = self._encoder.identity if self._encoder is not None else loaded
+                learnt = self._encoder.identity if self._encoder is not None else loaded
+                if learnt is not None:  # what loading learnt (embed_dim, image_size)
                     self.catalog.set_meta("model", learnt.to_json())
                 if report.embedded and report.precision:
                     precisions.note_precision(self.catalog, report.precision)
@@ -322,7 +321,7 @@ class Index:
         if self._new_dir and not any(self.dir.iterdir()):
             self.dir.rmdir()
 
-    def remove(self, ids: Sequence[int]) -> int:
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Delete images (and rows referring to them) from the catalog and the FAISS file."""
         self._require_writable("remove images")
         ids = [int(i) for i in ids]
@@ -335,7 +334,7 @@ class Index:
         return len(ids)
 
     def embeddings(
-        self, ids: Sequence[int] | None = None, *, subset: str = "all"
+        self, ids: Sequence[int] | np.ndarray | None = None, *, subset: str = "all"
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, unit vectors float32 [n, d]) as stored, ordered by id; optionally only `ids`, or
         only the 'clean' subset (images added from files)."""

@@ -215,5 +215,7 @@ def _latest_cluster_k(index: Index) -> int | None:
     run_id = index.catalog.runs.latest("cluster")
     if run_id is None:
         return None
-    k = index.catalog.runs.get("cluster", run_id)["k"]
+    run = index.catalog.runs.get("cluster", run_id)
+    assert run is not None  # latest() has just returned its id
+    k = run["k"]
     return None if k is None else int(k)

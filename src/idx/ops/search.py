@@ -277,10 +277,10 @@ def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
     if cached is None:  # a first query (perhaps the only one, `idx search`): look its hits up
         _PATHS[index.catalog] = (generation, None)
         return index.catalog.images.paths_for(ids)
-    if cached[1] is None or cached[0] != generation:  # a writer committed since (idx serve)
-        cached = (generation, index.catalog.images.path_table())
-        _PATHS[index.catalog] = cached
     table = cached[1]
+    if table is None or cached[0] != generation:  # a writer committed since (idx serve)
+        table = index.catalog.images.path_table()
+        _PATHS[index.catalog] = (generation, table)
     known = table.column("id").to_numpy()
     if len(known) == 0:
         return {}

@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 def decode_thumbnails(
     index: Index,
-    ids: Sequence[int],
+    ids: Sequence[int] | np.ndarray,
     side: int,
     progress: Progress | None = None,
     phase: str = "decode",
@@ -40,7 +40,7 @@ def decode_thumbnails(
 
 def each_image(
     index: Index,
-    ids: Sequence[int],
+    ids: Sequence[int] | np.ndarray,
     side: int,
     convert: Callable[[Image.Image], T],
     progress: Progress | None = None,

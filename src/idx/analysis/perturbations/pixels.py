@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -43,7 +44,8 @@ def level(values: Sequence, severity: int):
 def gaussian(x: np.ndarray, sigma: float | Sequence[float], mode: str = "nearest") -> np.ndarray:
     """scikit-image's `filters.gaussian` on a float image: each channel blurred apart."""
     if np.ndim(sigma) == 0 and x.ndim == 3:
-        sigma = (sigma, sigma, 0)
+        scalar = cast(float, sigma)  # np.ndim 0: a number, not a sequence
+        sigma = (scalar, scalar, 0)
     return ndimage.gaussian_filter(x, sigma, mode=mode, truncate=4.0)
 
 

@@ -84,7 +84,7 @@ def _import_with_shims() -> Any:
     finally:
         if fake is not None:
             del sys.modules["pkg_resources"]
-    corruptions = importlib.import_module("imagecorruptions.corruptions")
+    corruptions: Any = importlib.import_module("imagecorruptions.corruptions")  # patched below
     corruptions.np = _NumpyWithFloat()
     corruptions.gaussian = _gaussian_with_multichannel(corruptions.gaussian)
     return package

@@ -132,8 +132,9 @@ def synthetic_frost(choice: int, h: int, w: int, rng: np.random.Generator) -> np
     haze = plasma_fractal(side, 2.0, rng)[:h, :w]
     seeds = (rng.random((h, w)) > 0.985).astype(np.float32)
     length = max(2.0, min(h, w) / 16)
-    crystals = sum(
-        motion_streak(seeds, length, length / 2, angle) for angle in rng.uniform(0, 360, 6)
+    crystals = sum(  # from zeros, not sum's 0: an array to mypy too; 0.0 + x is x exactly
+        (motion_streak(seeds, length, length / 2, angle) for angle in rng.uniform(0, 360, 6)),
+        np.zeros_like(seeds),
     )
     crystals = crystals / max(float(crystals.max()), 1e-6)
     field = 0.5 * (haze - haze.mean()) / (haze.std() + 1e-6)

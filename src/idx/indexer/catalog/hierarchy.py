@@ -4,7 +4,7 @@ every class) computed by SQL, and the positive labels rolled up to parent classe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import pyarrow as pa
 
@@ -12,6 +12,17 @@ if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
 
 IS_A, PART_OF = "is_a", "part_of"
+
+
+class HierarchySummary(TypedDict):
+    """Hierarchy.summary's counts, by name."""
+
+    classes: int
+    is_a_edges: int
+    part_of_edges: int
+    classes_with_several_parents: int
+    roots: int
+    deepest_level: int
 
 
 class Hierarchy:
@@ -116,7 +127,7 @@ class Hierarchy:
             params,
         )
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> HierarchySummary:
         """Counts: classes, is-a and part-of edges, classes with several is-a parents, roots,
         the deepest level."""
         (classes, is_a, part_of, shared, roots, deepest) = self.db.rows(

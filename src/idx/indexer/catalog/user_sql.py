@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from idx.errors import UsageError
 if TYPE_CHECKING:
     from idx.indexer.catalog.db import Database
 
-TextFn = Callable[[str], Sequence[float]]
+TextFn = Callable[[str], Iterable[float]]  # the text's dim floats (a list, a numpy row)
 
 #: What people's SQL may be, by DuckDB's statement type: reads only.
 READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})

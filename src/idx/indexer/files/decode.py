@@ -49,7 +49,7 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
     # refusing to the check below, whose message is the one users see.
     Image.MAX_IMAGE_PIXELS = limit
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))  # exif_transpose gives a plain Image
     except Image.DecompressionBombError as exc:
         raise _refused_by_pillow(exc, limit) from exc
     except UnidentifiedImageError as exc:
@@ -57,7 +57,7 @@ def decode(data: bytes, min_side: int | None = None) -> Decoded:
             raise DecodeError(f"HEIC/HEIF image: reading it needs {formats.HEIF_EXTRA}") from exc
         raise DecodeError(
             "not an image Pillow can read (its content is none of the formats idx reads: "
-            "`python -m idx.indexer.files.formats` lists them, as the README's \"Which files\" "
+            '`python -m idx.indexer.files.formats` lists them, as the README\'s "Which files" '
             "does)"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:

@@ -10,7 +10,7 @@ import copy
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class Encoder:
         self.int8: Any = None
         #: The fp32 image tower in ONNX Runtime when the model runs without torch (then None).
         self.image_tower: Any = None
-        self._pixel_steps: image_tower.Preprocess | None | bool = None  # False: none
+        self._pixel_steps: image_tower.Preprocess | None | Literal[False] = None  # False: none
         self._scale_offset: dict[Any, tuple[Any, Any]] = {}  # crops to input, by torch device
 
     @property

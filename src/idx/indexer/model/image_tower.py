@@ -42,8 +42,9 @@ class Preprocess:
     resize: tuple[int, ...]
     interpolation: str
     crop: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    #: per channel (R, G, B), or one for all three: torchvision's Normalize takes either
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         return self.normalize(self.crop_u8(image)[None])[0]

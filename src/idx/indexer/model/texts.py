@@ -10,7 +10,7 @@ which then prepares the tower for later processes (once per model and machine).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class TextEncoder:
         self._encoder = encoder
         self._loaded = loaded
         self._device = device
-        self._tower: text_tower.TextTower | None | bool = None  # False: looked, none
+        self._tower: text_tower.TextTower | None | Literal[False] = None  # False: looked, none
         self._prepared = False  # whether this process tried to prepare the tower
         #: What encoded the last texts: "text tower" or "model".
         self.used: str | None = None

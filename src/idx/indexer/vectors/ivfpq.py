@@ -122,7 +122,9 @@ class ReRankedIVF:
             _, candidates = self.ivf.search(q, depth)
         else:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(among, np.int64))
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)
+            # faiss's wrapper takes the fields as keywords (handle_SearchParameters); its stub
+            # declares __init__(self) only
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)  # type: ignore[call-arg]
             _, candidates = self.ivf.search(q, depth, params=params)
         scores = np.full((len(q), k), NO_SCORE, np.float32)
         ids = np.full((len(q), k), -1, np.int64)
@@ -249,6 +251,7 @@ def build(
         with stdout_to_stderr():
             ivf = shards.merge_on_disk(trained, shards.write_shards(done, Path(tmp)), partial)
     lists = faiss.downcast_InvertedLists(ivf.invlists)
+    assert isinstance(lists, faiss.OnDiskInvertedLists)  # merge_on_disk's lists are on disk
     lists.filename = str(data)  # what the FAISS file records; read back from its folder
     os.replace(partial, data)
     params["on_disk"] = 1

@@ -31,7 +31,9 @@ def search_selected(
         if not isinstance(store.index, faiss.Index):  # idx's own IVF takes the selection itself
             return store.index.search(q, k, among=wanted)
         selector = faiss.IDSelectorBatch(wanted)
-        return store.index.search(q, k, params=faiss.SearchParameters(sel=selector))
+        # faiss's wrapper takes the fields as keywords; its stub declares __init__(self) only
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        return store.index.search(q, k, params=params)
 
 
 def vectors_of(store: VectorStore, ids: np.ndarray) -> np.ndarray:

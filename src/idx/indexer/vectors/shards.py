@@ -47,7 +47,7 @@ def train(index: Any, matrix: np.ndarray, nbits: int, seed: int = 0) -> bytes:
     ivf = faiss.extract_index_ivf(index)
     sample = training_sample(len(matrix), ivf.nlist, nbits, seed)
     index.train(np.ascontiguousarray(matrix[sample], np.float32))
-    return faiss.serialize_index(index)
+    return faiss.serialize_index(index).tobytes()
 
 
 def fill(trained: bytes, ids: np.ndarray, vectors: np.ndarray, step: int = 65_536) -> Any:

@@ -87,7 +87,9 @@ def insights(
     data = load_labelled(index, sources, rollup)
     notes: list[str] = []
     if rollup is not None:
-        left_out = len(load_positives(index.catalog, sources).ids) - len(data.ids)
+        positives = load_positives(index.catalog, sources)
+        assert positives is not None  # the rolled-up labels came from these
+        left_out = len(positives.ids) - len(data.ids)
         notes.append(
             f"labels rolled up to {rollup.describe()}: {len(data.label_names)} classes"
             + (

@@ -33,6 +33,7 @@ def draw_insights(
     prefix = f"insights-{result.run_id}"
     written: dict[str, Path] = {}
     if fitted.cluster_table_ is not None and fitted.cluster_table_.size:
+        assert fitted.cluster_ids_ is not None  # fit sets both together
         written["label_cluster_heatmap"] = plots_labels.label_cluster_heatmap(
             fitted.cluster_table_,
             names,

@@ -28,8 +28,9 @@ def baseline_features(
 ) -> dict[str, np.ndarray]:
     """The baselines' feature rows for the labelled images, in their order."""
     decoded = decode_thumbnails(index, data.ids, BASELINE_SIDE, progress, "baseline")
+    n, d = data.vectors.shape
     return {
-        "random_vectors": baselines.random_vectors(*data.vectors.shape, random_state=seed),
+        "random_vectors": baselines.random_vectors(n, d, random_state=seed),
         "colour_histogram": baselines.colour_histograms(decoded),
     }
 

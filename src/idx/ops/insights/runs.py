@@ -94,6 +94,7 @@ def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
     runs = index.catalog.runs
     run_id = runs.resolve("insight", run_id)
     run = runs.get("insight", run_id)
+    assert run is not None  # resolve checked it exists
     classes = runs.rows("insight", "class_insights", run_id, CLASS_COLUMNS)  # by label_name
     pairs = runs.rows(
         "insight",

@@ -87,8 +87,8 @@ def read_hierarchy(path: str | Path) -> list[tuple[str, str, str]]:
 
 def _check_acyclic(path: Path, edges: list[tuple[str, str, str]]) -> None:
     children: dict[str, list[str]] = {}
-    for parent, child, _ in edges:
-        children.setdefault(parent, []).append(child)
+    for parent, kid, _ in edges:  # not `child`: the walk below has it None at a node's end
+        children.setdefault(parent, []).append(kid)
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     for start in children:
         if state.get(start):

@@ -198,7 +198,8 @@ def baseline_metrics(
 ) -> dict[str, dict[str, Any]]:
     """The same K-means and metrics on random vectors of the same shape and on pixel features."""
     decoded = decode_thumbnails(index, ids, BASELINE_SIDE, progress, "baseline")
-    features = {"random": baselines.random_vectors(*vectors.shape, random_state=seed)}
+    n, d = vectors.shape
+    features = {"random": baselines.random_vectors(n, d, random_state=seed)}
     features |= {name: fn(decoded) for name, fn in baselines.IMAGE_FEATURES.items()}
     out = {}
     for name, X in features.items():
@@ -265,6 +266,7 @@ def draw(
         xy, map_name = _map_for_plot(index, r)
     else:
         map_name = r.space
+    assert r.silhouette_values is not None  # drawn when computed (cluster), not when loaded
     drawn: dict[str, Any] = {
         "map": plots.plot_map(
             xy,
@@ -332,6 +334,7 @@ def load_clusters(index: Index, run_id: int | None = None) -> ClusterResult:
     """A stored clustering (the latest when run_id is None) with its centres, ordered by image id."""
     run_id = index.catalog.runs.resolve("cluster", run_id)
     run = index.catalog.runs.get("cluster", run_id)
+    assert run is not None  # resolve checked it exists
     k, method, space, seed, subset, model, metrics, projection_run, seconds = (
         run[c]
         for c in (

@@ -134,6 +134,7 @@ def load_projection(index: Index, run_id: int | None = None) -> ProjectionResult
     """A stored map (the latest when run_id is None), ordered by image id."""
     run_id = index.catalog.runs.resolve("projection", run_id)
     run = index.catalog.runs.get("projection", run_id)
+    assert run is not None  # resolve checked it exists
     table = index.catalog.runs.rows("projection", "projections", run_id, ["image_id", "x", "y"])
     method, params, seed, model, subset, seconds = (
         run[c] for c in ("method", "params", "seed", "model", "subset", "seconds")

@@ -129,7 +129,7 @@ def sweep(
         curves["davies_bouldin"].append(m.davies_bouldin)
         curves["calinski_harabasz"].append(m.calinski_harabasz)
         curves["inertia"].append(km.inertia_)
-        if scored:
+        if scored and truth is not None:  # scored implies it; said for mypy
             for name, value in (label_scores(truth, km.labels_) or {}).items():
                 curves[name].append(value)
         if progress:

@@ -92,8 +92,8 @@ def _nearest_to_the_other(
     images of each class that look most like the other one, different for every pair."""
     members = {a: labels.members.get(a, []), b: labels.members.get(b, [])}
     vectors = {}
-    for label, ids in members.items():
-        found, matrix = catalog.images.vectors(ids)
+    for label, wanted in members.items():
+        found, matrix = catalog.images.vectors(wanted)
         vectors[label] = (found, matrix)
     out: dict[tuple[int, str], float] = {}
     for label, other in ((a, b), (b, a)):

@@ -27,7 +27,7 @@ def embed_rows(encoder: Any, rows: list[Prepared], check: bool = False) -> Embed
     """Embed the rows' tensors in one model call (content repeated within the batch once), set
     each row's `vector`, drop its tensor; with `check`, measure a lower precision against fp32."""
     slot: dict[str, int] = {}
-    tensors = []
+    tensors: list[Any] = []  # Prepared.tensor: whatever the encoder's preprocessing made
     for row in rows:
         if row.sha256 not in slot:
             slot[row.sha256] = len(tensors)

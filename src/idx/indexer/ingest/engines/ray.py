@@ -303,7 +303,7 @@ def _loopback_kept(ray: Any) -> Iterator[None]:
     RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, a setting it reads once, when imported, into
     ray_constants.ENABLE_RAY_CLUSTER. Held off for the call only, not the process, whose later
     ray.init may still start or join a cluster beyond this machine."""
-    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    constants: Any = getattr(getattr(ray, "_private", None), "ray_constants", None)  # a module
     if not hasattr(constants, "ENABLE_RAY_CLUSTER"):  # another Ray: start_local checks the result
         yield
         return
