@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from idx import config
 from idx.cli.main import cli
 from idx.errors import UsageError
+from idx.indexer.index import Index
 from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model.identity import ModelSpec, identify, tiny_config_path
 
@@ -147,3 +148,10 @@ def test_run_settings_take_the_model_asked_then_the_stored_one_then_the_default(
     flag = RunSettings.resolve(checkpoint=named)
     assert flag.model_identity(stored, tmp_path).checkpoint == str(named)
 
+
+def test_a_run_refuses_settings_that_place_the_model_elsewhere(images, tiny_model):
+    with Index(**tiny_model, device="cpu") as index:
+        with pytest.raises(UsageError, match="open the Index with those settings"):
+            index.add([images], settings=RunSettings.resolve(**tiny_model, device="auto"))
+    with pytest.raises(UsageError, match="not both"):
+        Index(settings=RunSettings.resolve(), device="cpu")

@@ -29,6 +29,7 @@ from idx.indexer.files.reader import Prepared
 from idx.indexer.ingest import engines
 from idx.indexer.ingest.committer import Committer
 from idx.indexer.ingest.engines.embedding import Embedding
+from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import devices
 from idx.progress import Progress, ProgressEvent
 
@@ -107,19 +108,17 @@ class AddReport:
 class Ingest:
     """One `add` run. Needs the catalog; gets the encoder lazily (only if something is new).
 
-    `check_batch` is called with the first batch's engines.embedding.Embedding before anything is stored
-    (the int8 check); `engine` names who reads and embeds (engines.NAMES); `identity` and
-    `precision` tell an engine's remote workers which model to load.
+    `settings` (RunSettings, with the model's `identity`) say who reads and embeds, where and how;
+    `check_batch` is called with the first batch's engines.embedding.Embedding before anything is
+    stored (the int8 check).
     """
 
     def __init__(
         self,
         catalog: Catalog,
         encoder_factory: Callable[[], Any],
+        settings: RunSettings,
         *,
-        batch_size: int | None = None,
-        workers: int | None = None,
-        device: str = "cpu",
         check_batch: Callable[[Embedding], None] | None = None,
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
@@ -127,20 +126,13 @@ class Ingest:
         exclude: Iterable[str] = (),
         include_hidden: bool | None = None,
         excludes: Sequence[str] | None = None,
-        engine: str = "local",
-        ray_address: str | None = None,
-        identity: Any = None,
-        precision: str = "fp32",
     ):
         self.catalog = catalog
         self.files = catalog.files
         self.encoder_factory = encoder_factory
-        engines.require(engine)
+        engines.require(settings.engine)
         self.engine: engines.Engine | None = None
-        self.engine_name, self.ray_address = engine, ray_address
-        self.identity, self.precision = identity, precision
-        self._batch_flag, self._workers_flag, self.device = batch_size, workers, device
-        self.batch_size = config.batch_size(batch_size)  # sized for the device once it is known
+        self.settings = settings  # sized for the device once it is known (_ingest)
         # Read here, in this process: a bad IDX_MAX_PIXELS fails the run (exit 2) rather than
         # every file, each skipped for it by a worker that decodes; a file skipped under another
         # limit is tried again.
@@ -153,7 +145,7 @@ class Ingest:
         self.include_hidden = include_hidden
         self.excludes = None if excludes is None else tuple(excludes)
         self.rules: dict[str, scan.Rules] = {}
-        self.report = AddReport(engine=engine)
+        self.report = AddReport(engine=settings.engine)
         self.changed_ids: list[int] = []  # ids whose vector is new or different
         self.removed_ids: list[int] = []
         self._moved_ids: set[int] = set()  # rows already given a new path in this run
@@ -245,19 +237,11 @@ class Ingest:
             return
         known = self.files.known_content()
         self.catalog.release()  # held again only to commit each batch
-        kind = devices.kind(self.device)
-        self.batch_size = max(1, config.batch_size(self._batch_flag, kind))
+        self.settings = self.settings.for_kind(devices.kind(self.settings.device))
         self.engine = engines.create(
-            self.engine_name,
-            self.encoder_factory,
-            identity=self.identity,
-            device=self.device,
-            precision=self.precision,
-            batch_size=self.batch_size,
-            workers=config.workers(self._workers_flag, kind),
-            check=self.check_batch is not None,
-            ray_address=self.ray_address,
+            self.encoder_factory, self.settings, check=self.check_batch is not None
         )
+        batch_size = self.settings.sizes()[0]
         vanished_by_sha: dict[str, list[Row]] = {}
         for row in vanished.values():
             vanished_by_sha.setdefault(row.sha256, []).append(row)
@@ -286,7 +270,7 @@ class Ingest:
                 else:
                     batch.append(result)
                     in_batch.add(result.sha256)
-                if len(batch) >= self.batch_size or len(ops) >= 4 * self.batch_size:
+                if len(batch) >= batch_size or len(ops) >= 4 * batch_size:
                     self._commit(batch, waiting, ops, existing, known)
                     batch, waiting, ops, in_batch = [], [], [], set()
                 self.progress(ProgressEvent("embed", done, total))
