@@ -263,11 +263,7 @@ class Index:
         run = self._run_settings(settings).with_flags(
             batch_size=batch_size, workers=workers, engine=engine, ray_address=ray_address
         )
-        flags = [] if run.engine == "local" else ["--engine", run.engine]
-        flags += (
-            ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
-        )
-        resume = shlex.join(["idx", "--index", str(self.dir), "add", *paths, *flags])
+        resume = _resume_command(self.dir, paths, run)
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
@@ -288,23 +284,8 @@ class Index:
                     include_hidden=include_hidden,
                     excludes=exclude,
                 )
-                start_gen = self.catalog.generation()
-                try:
-                    report = ingest.run(paths)
-                finally:
-                    if ingest.changed_ids or ingest.removed_ids:
-                        self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
-                summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
-                self.catalog.set_meta("last_add", json.dumps(summary))
-                loaded = ingest.engine.identity if ingest.engine is not None else None
-                if self._encoder is not None or loaded is not None:
-                    # what loading learnt (embed_dim, image_size)
-                    learnt = self._encoder.identity if self._encoder is not None else loaded
-                    self.catalog.set_meta("model", learnt.to_json())
-                if report.embedded and report.precision:
-                    precisions.note_precision(self.catalog, report.precision)
-                if self._encoder is not None:  # later processes start without torch
-                    self._encoder.prepare_towers()
+                report = self._run(ingest, paths)
+                self._record(report, ingest)
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()
@@ -321,6 +302,31 @@ class Index:
             f"({self.precision}, model {self.settings.model or 'as stored'}); open the Index "
             "with those settings: Index(path, settings=...)"
         )
+
+    def _run(self, ingest: Ingest, paths: list[str]) -> AddReport:
+        """Run `ingest` over `paths`; the FAISS file follows what it committed, even when it
+        failed part way."""
+        start_gen = self.catalog.generation()
+        try:
+            return ingest.run(paths)
+        finally:
+            if ingest.changed_ids or ingest.removed_ids:
+                self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
+
+    def _record(self, report: AddReport, ingest: Ingest) -> None:
+        """Store what the run learnt: its summary (`idx status`), the model as loading learnt it
+        (embed_dim, image_size), the precision of its vectors; and prepare the ONNX towers, so
+        that later processes start without torch."""
+        summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
+        self.catalog.set_meta("last_add", json.dumps(summary))
+        loaded = ingest.engine.identity if ingest.engine is not None else None
+        if self._encoder is not None or loaded is not None:
+            learnt = self._encoder.identity if self._encoder is not None else loaded
+            self.catalog.set_meta("model", learnt.to_json())
+        if report.embedded and report.precision:
+            precisions.note_precision(self.catalog, report.precision)
+        if self._encoder is not None:
+            self._encoder.prepare_towers()
 
     def _check_precision(self, embedding: Embedding) -> None:
         """Before an index stores its first vectors of a lower precision: their agreement with
@@ -409,3 +415,11 @@ class Index:
     def _require_writable(self, what: str) -> None:
         if self.read_only:
             raise UsageError(f"cannot {what}: index {self.dir} was opened read-only")
+
+
+def _resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
+    """The `idx add` that runs this again, for `idx status` to show (the engine only where it is
+    not the default)."""
+    flags = [] if run.engine == "local" else ["--engine", run.engine]
+    flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
+    return shlex.join(["idx", "--index", str(index_dir), "add", *paths, *flags])
