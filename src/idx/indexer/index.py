@@ -257,13 +257,13 @@ class Index:
         `batch_size`, `workers`, `engine` and `ray_address` in front where given.
         """
         self._require_writable("add")
-        paths = [os.path.expanduser(os.fspath(p)) for p in paths]
-        if not paths:
+        folders = [os.path.expanduser(os.fspath(p)) for p in paths]
+        if not folders:
             raise UsageError("add needs at least one folder")
         run = self._run_settings(settings).with_flags(
             batch_size=batch_size, workers=workers, engine=engine, ray_address=ray_address
         )
-        resume = _resume_command(self.dir, paths, run)
+        resume = _resume_command(self.dir, folders, run)
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
@@ -284,7 +284,7 @@ class Index:
                     include_hidden=include_hidden,
                     excludes=exclude,
                 )
-                report = self._run(ingest, paths)
+                report = self._run(ingest, folders)
                 self._record(report, ingest)
         except BaseException:
             if self._new and self.catalog.images.count() == 0:

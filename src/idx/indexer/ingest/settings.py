@@ -88,13 +88,13 @@ class RunSettings:
         ray_address: str | None = None,
     ) -> RunSettings:
         """These settings with `add`'s flags in front where given (flag > what these hold)."""
-        given = {
-            "batch_size": batch_size,
-            "workers": workers,
-            "engine": engine,
-            "ray_address": ray_address,
-        }
-        return replace(self, **{name: flag for name, flag in given.items() if flag})
+        return replace(
+            self,
+            batch_size=batch_size or self.batch_size,
+            workers=workers or self.workers,
+            engine=engine or self.engine,
+            ray_address=ray_address or self.ray_address,
+        )
 
     def places_model_as(self, other: RunSettings) -> bool:
         """Whether both run the same model the same way (device, precision, the model asked)."""
