@@ -20,7 +20,8 @@ from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.db import writer_pid
 from idx.indexer.ingest.engines.embedding import Embedding
 from idx.indexer.ingest.jobs import Job
-from idx.indexer.ingest.pipeline import AddReport, Ingest
+from idx.indexer.ingest.pipeline import Ingest
+from idx.indexer.ingest.report import AddReport
 from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import precision as precisions
 from idx.indexer.model.encoder import Encoder
