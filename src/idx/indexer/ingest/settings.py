@@ -2,12 +2,12 @@
 CLI through `Index` and the pipeline to the engine.
 
 Precedence, setting by setting: flag > IDX_* env var > what the index stored > the default, each
-tier read by config's function for that setting. Each setting is resolved at the first point
-where it can be known, and only there: `resolve` takes the flags and the environment (the CLI's
-`add`, or `Index` from its keyword arguments); `model_identity` adds what the index stored (`Index`,
-once the catalog is open); `for_kind` adds the defaults of the device the model lands on (batch
-size, workers, decode processes), known only once `auto` is resolved, which imports torch, so
-only when a run has something new to embed.
+read by config's function for that setting. Each setting is resolved at the first point where it
+can be known, and only there: `resolve` takes the flags and the environment (the CLI's `add`, or
+`Index` from its keyword arguments); `model_identity` adds what the index stored (`Index`, once
+the catalog is open); `for_kind` resolves batch size, workers and decode processes, whose
+defaults depend on the kind of device the model lands on, known only once `auto` is resolved
+(which imports torch), so only when a run has something new to embed.
 
 It lives here, not in config.py, because it applies the model's rules (int8 runs on the CPU,
 `devices`; the stored model's precedence, `identity`), which the base layer may not import.
