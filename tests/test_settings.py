@@ -4,6 +4,7 @@ names the variable, the value and what it must be; never a traceback."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,9 @@ from click.testing import CliRunner
 from idx import config
 from idx.cli.main import cli
 from idx.errors import UsageError
+from idx.indexer.index import Index
+from idx.indexer.ingest.settings import RunSettings
+from idx.indexer.model.identity import ModelSpec, identify, tiny_config_path
 
 
 def run(*args):
@@ -90,3 +94,64 @@ def test_every_numeric_setting_is_checked(read, name, bad, good, value, monkeypa
     monkeypatch.setenv(f"IDX_{name}", good)
     assert read() == value
     assert type(read()) is type(value)
+
+
+#: Every setting one `add` run resolves from the environment (RunSettings).
+RUN_ENV = ("DEVICE", "PRECISION", "BATCH_SIZE", "WORKERS", "ENGINE", "DECODE")
+
+
+def _settings(**flags):
+    return RunSettings.resolve(**flags).for_kind("cpu")
+
+
+def test_run_settings_take_the_flag_then_the_environment_then_the_default(monkeypatch):
+    for name in RUN_ENV:
+        monkeypatch.delenv(f"IDX_{name}", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fields = ("device", "precision", "batch_size", "workers", "engine", "ray_address")
+
+    def picked(settings):
+        return tuple(getattr(settings, name) for name in fields)
+
+    cores = os.cpu_count() or 2
+    assert picked(_settings()) == ("auto", "fp32", 64, min(4, cores + 1), "local", None)
+    assert _settings().decode_processes is False
+    for name, value in zip(RUN_ENV, ("cuda:1", "fp32", "7", "3", "ray", "processes")):
+        monkeypatch.setenv(f"IDX_{name}", value)
+    monkeypatch.setenv("RAY_ADDRESS", "ray://env:10001")
+    assert picked(_settings()) == ("cuda:1", "fp32", 7, 3, "ray", "ray://env:10001")
+    flags = dict(device="cpu", precision="int8", batch_size=5, workers=2, engine="local")
+    assert picked(_settings(**flags, ray_address="ray://flag:1")) == (
+        *flags.values(),
+        "ray://flag:1",
+    )
+    # add's keywords go in front of settings already resolved
+    resolved = RunSettings.resolve(**flags)
+    assert resolved.with_flags(workers=6, engine="ray").for_kind("cpu").sizes() == (5, 6, False)
+    # the batch size and workers nobody asked for are the device kind's
+    monkeypatch.delenv("IDX_BATCH_SIZE")
+    assert RunSettings.resolve().for_kind("cuda").batch_size == config.BATCH_SIZES["cuda"]
+
+
+def test_run_settings_take_the_model_asked_then_the_stored_one_then_the_default(
+    tiny_checkpoint, monkeypatch, tmp_path
+):
+    stored = identify(ModelSpec(str(tiny_config_path()), checkpoint=str(tiny_checkpoint)))
+    moved, named = tmp_path / "moved.safetensors", tmp_path / "named.safetensors"
+    shutil.copy(tiny_checkpoint, moved)
+    shutil.copy(tiny_checkpoint, named)
+    default = RunSettings.resolve().model_identity(None, tmp_path)
+    assert (default.name, default.pretrained) == (config.DEFAULT_MODEL, config.DEFAULT_PRETRAINED)
+    assert RunSettings.resolve().model_identity(stored, tmp_path) == stored
+    monkeypatch.setenv("IDX_CHECKPOINT", str(moved))  # the same weights, moved
+    assert RunSettings.resolve().model_identity(stored, tmp_path).checkpoint == str(moved)
+    flag = RunSettings.resolve(checkpoint=named)
+    assert flag.model_identity(stored, tmp_path).checkpoint == str(named)
+
+
+def test_a_run_refuses_settings_that_place_the_model_elsewhere(images, tiny_model):
+    with Index(**tiny_model, device="cpu") as index:
+        with pytest.raises(UsageError, match="open the Index with those settings"):
+            index.add([images], settings=RunSettings.resolve(**tiny_model, device="auto"))
+    with pytest.raises(UsageError, match="not both"):
+        Index(settings=RunSettings.resolve(), device="cpu")

@@ -17,6 +17,7 @@ from idx.cli.options import (
     output_options,
     precision_option,
     quiet_option,
+    run_settings,
 )
 from idx.cli.output import note_untrained, render_rows, render_summary
 from idx.cli.progress import ProgressBar
@@ -107,10 +108,17 @@ def add(
       idx add imgs --model ViT-B-32 --checkpoint ViT-B-32.safetensors   # local weights
       idx add s3://my-bucket/photos --engine ray --ray-address ray://head:10001
     """
-    with (
-        ProgressBar(quiet) as bar,
-        open_index(ctx, model=model, pretrained=pretrained, checkpoint=checkpoint) as index,
-    ):
+    settings = run_settings(
+        ctx,
+        model=model,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+        ray_address=ray_address,
+    )
+    with ProgressBar(quiet) as bar, open_index(ctx, settings=settings) as index:
 
         def on_skip(path: str, reason: str) -> None:
             if not quiet:
@@ -118,14 +126,11 @@ def add(
 
         report = index.add(
             paths,
-            batch_size=batch_size,
-            workers=workers,
             progress=bar,
             on_skip=on_skip,
             include_hidden=include_hidden,
             exclude=list(exclude) or None,
-            engine=engine,
-            ray_address=ray_address,
+            settings=settings,
         )
         bar.close()
         ident = index.stored_identity()

@@ -17,6 +17,7 @@ from idx import config
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index
+    from idx.indexer.ingest.settings import RunSettings
 
 #: Output formats of every command; commands that list rows also stream `jsonl`.
 FORMATS = ("table", "csv", "json")
@@ -257,22 +258,39 @@ def filter_options(fn: Any) -> Any:
     return fn
 
 
-def open_index(ctx: click.Context, *, read_only: bool = False, **model: Any) -> Index:
-    """The index named by `idx --index` (or IDX_INDEX, or ./.idx), opened with `model` flags;
-    a writer queues `idx --wait` seconds behind another one."""
+def open_index(
+    ctx: click.Context,
+    *,
+    read_only: bool = False,
+    settings: RunSettings | None = None,
+    **model: Any,
+) -> Index:
+    """The index named by `idx --index` (or IDX_INDEX, or ./.idx), opened with `model` flags,
+    or with `settings` (run_settings) that hold them; a writer queues `idx --wait` seconds behind
+    another one."""
     from idx.indexer.index import Index
 
     wait = 0.0 if read_only else float(ctx.obj.get("wait") or 0.0)
+    where = {"device": ctx.obj.get("device"), "precision": ctx.obj.get("precision"), **model}
     index = Index(
         ctx.obj.get("index_dir"),
         read_only=read_only,
         wait=wait,
-        device=ctx.obj.get("device"),
-        precision=ctx.obj.get("precision"),
-        **model,
+        settings=settings,
+        **({} if settings is not None else where),
     )
     ctx.call_on_close(lambda: _say_device(index))
     return index
+
+
+def run_settings(ctx: click.Context, **flags: Any) -> RunSettings:
+    """One `add` run's settings, resolved once from the command's flags with --device and
+    --precision (flag > IDX_* env > default; what the index stored applies when it is open)."""
+    from idx.indexer.ingest.settings import RunSettings
+
+    return RunSettings.resolve(
+        device=ctx.obj.get("device"), precision=ctx.obj.get("precision"), **flags
+    )
 
 
 def _say_device(index: Index) -> None:

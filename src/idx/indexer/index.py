@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.lock import writer_pid
 from idx.indexer.ingest.engines.embedding import Embedding
 from idx.indexer.ingest.jobs import Job
-from idx.indexer.ingest.pipeline import AddReport, Ingest
-from idx.indexer.model import devices
+from idx.indexer.ingest.pipeline import Ingest
+from idx.indexer.ingest.report import AddReport
+from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import precision as precisions
 from idx.indexer.model.encoder import Encoder
-from idx.indexer.model.identity import ModelIdentity, check_compatible, resolve
+from idx.indexer.model.identity import ModelIdentity, check_compatible
 from idx.indexer.model.texts import TextEncoder
 from idx.indexer.vectors.live import catch_up
 from idx.indexer.vectors.store import REMOVABLE, VectorStore
@@ -41,7 +43,8 @@ class Index:
 
     model / pretrained / checkpoint override what the index stored (flag > IDX_* env > stored >
     default); an index refuses a model other than the one it was built with. `encoder` passes a
-    model already loaded (Encoder.load) instead.
+    model already loaded (Encoder.load) instead. `settings` (RunSettings) gives device, precision
+    and model, and the settings of `add`, as one value resolved once, instead of those arguments.
     """
 
     def __init__(
@@ -56,22 +59,29 @@ class Index:
         wait: float = 0.0,
         device: str | None = None,
         precision: str | None = None,
+        settings: RunSettings | None = None,
     ):
         self.dir = config.index_dir(path)
-        # Where and how the model runs (flag > IDX_DEVICE / IDX_PRECISION > auto, fp32).
-        self.precision = config.precision(precision)
-        # int8 is CPU only: auto means the CPU then, a GPU named with it is refused here and now
-        self.device = devices.for_precision(config.device(device), self.precision)
+        asked = (model, pretrained, checkpoint, device, precision)
+        if settings is not None and any(a is not None for a in asked):
+            raise UsageError(
+                "Index takes settings= or model, pretrained, checkpoint, device and precision, "
+                "not both: the settings hold them (RunSettings.resolve(model=..., ...))"
+            )
+        self.settings = settings or RunSettings.resolve(
+            device=device,
+            precision=precision,
+            model=model,
+            pretrained=pretrained,
+            checkpoint=checkpoint,
+        )
+        #: where and how the model runs (with int8: the CPU)
+        self.precision, self.device = self.settings.precision, self.settings.device
         self.read_only = read_only
         # A new index that ends up holding nothing is removed again (see add): no half-made index.
         self._new_dir = not self.dir.exists()
         self._new = not (self.dir / config.CATALOG_FILE).exists()
         self.catalog = Catalog(self.dir, read_only=read_only, wait=wait)
-        self._asked = (
-            model or config.env("MODEL"),
-            pretrained or config.env("PRETRAINED"),
-            os.fspath(checkpoint) if checkpoint else config.env("CHECKPOINT"),
-        )
         self._identity: ModelIdentity | None = None
         self._encoder: Encoder | None = None
         #: Texts to vectors (queries, prompts): the torch-free text tower where it applies.
@@ -115,7 +125,7 @@ class Index:
         """The model this index uses, checked against what it stored."""
         if self._identity is None:
             stored = self.stored_identity()
-            ident = resolve(stored, *self._asked, index_dir=self.dir)
+            ident = self.settings.model_identity(stored, self.dir)
             if stored is not None and ident.checkpoint != stored.checkpoint and not self.read_only:
                 self.catalog.set_meta("model", ident.to_json())  # the same weights, moved
             self._identity = ident
@@ -232,6 +242,7 @@ class Index:
         command: str | None = None,
         engine: str | None = None,
         ray_address: str | None = None,
+        settings: RunSettings | None = None,
     ) -> AddReport:
         """Ingest folders (or s3://bucket/prefix URLs) incrementally; see idx.indexer.ingest.pipeline for
         the rules.
@@ -243,30 +254,29 @@ class Index:
         `idx status` shows for the running job (default: the equivalent `idx add`). `engine`
         runs the reading and embedding: "local" (threads here, the default) or "ray" (Ray tasks
         and actors, on the cluster at `ray_address` / RAY_ADDRESS, else a local Ray instance).
+        `settings` (RunSettings) are the run's settings (default: the Index's own), with
+        `batch_size`, `workers`, `engine` and `ray_address` in front where given.
         """
         self._require_writable("add")
-        paths = [os.path.expanduser(os.fspath(p)) for p in paths]
-        if not paths:
+        folders = [os.path.expanduser(os.fspath(p)) for p in paths]
+        if not folders:
             raise UsageError("add needs at least one folder")
-        engine = config.engine(engine)
-        ray_address = config.ray_address(ray_address)
-        flags = [] if engine == "local" else ["--engine", engine]
-        flags += ["--ray-address", ray_address] if ray_address and engine == "ray" else []
-        resume = shlex.join(["idx", "--index", str(self.dir), "add", *map(str, paths), *flags])
+        run = self._run_settings(settings).with_flags(
+            batch_size=batch_size, workers=workers, engine=engine, ray_address=ray_address
+        )
+        resume = _resume_command(self.dir, folders, run)
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
                 if self.stored_identity() is None:
                     self.catalog.set_meta("model", ident.to_json())  # even if nothing is new
-                local = engine == "local"
+                local = run.engine == "local"
                 trusted = precisions.trusted_model(self.catalog, self.precision, ident.key())
                 ingest = Ingest(
                     self.catalog,
                     # Ray's actors load the model where they run; here only its preprocessing
                     (lambda: self.encoder) if local else (lambda: Encoder.load(ident, "cpu")),
-                    batch_size=batch_size,
-                    workers=workers,
-                    device=self.device,
+                    replace(run, identity=ident),
                     check_batch=None if trusted else self._check_precision,
                     progress=job,
                     on_skip=on_skip,
@@ -274,32 +284,50 @@ class Index:
                     exclude=[str(self.dir)],
                     include_hidden=include_hidden,
                     excludes=exclude,
-                    engine=engine,
-                    ray_address=ray_address,
-                    identity=ident,
-                    precision=self.precision,
                 )
-                start_gen = self.catalog.generation()
-                try:
-                    report = ingest.run(paths)
-                finally:
-                    if ingest.changed_ids or ingest.removed_ids:
-                        self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
-                summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
-                self.catalog.set_meta("last_add", json.dumps(summary))
-                loaded = ingest.engine.identity if ingest.engine is not None else None
-                learnt = self._encoder.identity if self._encoder is not None else loaded
-                if learnt is not None:  # what loading learnt (embed_dim, image_size)
-                    self.catalog.set_meta("model", learnt.to_json())
-                if report.embedded and report.precision:
-                    precisions.note_precision(self.catalog, report.precision)
-                if self._encoder is not None:  # later processes start without torch
-                    self._encoder.prepare_towers()
+                report = self._run(ingest, folders)
+                self._record(report, ingest)
         except BaseException:
             if self._new and self.catalog.images.count() == 0:
                 self._discard()
             raise
         return report
+
+    def _run_settings(self, settings: RunSettings | None) -> RunSettings:
+        """`settings` for a run, which must run the model as this Index does; else its own."""
+        if settings is None or settings.places_model_as(self.settings):
+            return settings or self.settings
+        raise UsageError(
+            f"add(settings=...) runs the model on {settings.device} ({settings.precision}, "
+            f"model {settings.model or 'as stored'}), this Index on {self.device} "
+            f"({self.precision}, model {self.settings.model or 'as stored'}); open the Index "
+            "with those settings: Index(path, settings=...)"
+        )
+
+    def _run(self, ingest: Ingest, paths: list[str]) -> AddReport:
+        """Run `ingest` over `paths`; the FAISS file follows what it committed, even when it
+        failed part way."""
+        start_gen = self.catalog.generation()
+        try:
+            return ingest.run(paths)
+        finally:
+            if ingest.changed_ids or ingest.removed_ids:
+                self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
+
+    def _record(self, report: AddReport, ingest: Ingest) -> None:
+        """Store what the run learnt: its summary (`idx status`), the model as loading learnt it
+        (embed_dim, image_size), the precision of its vectors; and prepare the ONNX towers, so
+        that later processes start without torch."""
+        summary = report.as_dict() | {"skipped_files": len(report.skipped_files)}
+        self.catalog.set_meta("last_add", json.dumps(summary))
+        loaded = ingest.engine.identity if ingest.engine is not None else None
+        learnt = self._encoder.identity if self._encoder is not None else loaded
+        if learnt is not None:  # what loading learnt (embed_dim, image_size)
+            self.catalog.set_meta("model", learnt.to_json())
+        if report.embedded and report.precision:
+            precisions.note_precision(self.catalog, report.precision)
+        if self._encoder is not None:
+            self._encoder.prepare_towers()
 
     def _check_precision(self, embedding: Embedding) -> None:
         """Before an index stores its first vectors of a lower precision: their agreement with
@@ -388,3 +416,11 @@ class Index:
     def _require_writable(self, what: str) -> None:
         if self.read_only:
             raise UsageError(f"cannot {what}: index {self.dir} was opened read-only")
+
+
+def _resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
+    """The `idx add` that runs this again, for `idx status` to show (the engine only where it is
+    not the default)."""
+    flags = [] if run.engine == "local" else ["--engine", run.engine]
+    flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
+    return shlex.join(["idx", "--index", str(index_dir), "add", *paths, *flags])

@@ -1,6 +1,6 @@
 """The typed operations an `add` run plans and the catalog applies, one per file.
 
-Planning (indexer.ingest.pipeline) compares the walk with the catalog and decides; applying
+Planning (indexer.ingest: walk, planner) compares the walk with the catalog and decides; applying
 (catalog.files.Files.apply) writes. Each operation carries exactly what its write needs.
 """
 

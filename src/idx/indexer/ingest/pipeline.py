@@ -1,13 +1,14 @@
-"""`add`: incremental ingestion of folders into the catalog.
+"""`add`: incremental ingestion of folders into the catalog, one step after another.
 
-Stages: walk (stat only) -> plan (compare with the catalog) -> read+hash+decode -> embed in
-batches (both run by an engine, indexer.ingest.engines: threads here, or Ray tasks and actors) -> commit
-each batch in one transaction, here, whatever the engine.
+Steps: walk (stat only) and compare with the catalog (`walk`) -> read+hash+decode -> embed in
+batches (both run by an engine, indexer.ingest.engines: threads here, or Ray tasks and actors) ->
+plan each file's operation (`planner`) -> commit each batch in one transaction, here, whatever the
+engine (`batches`, `committer`) -> sweep what vanished. `report` is what the run did.
 
-Rules: an unchanged file (size, mtime; size, ETag for an object) is not read; a file whose content hash is already known
-keeps that vector (a moved file keeps its id, a copy gets a new id without a new embedding);
-changed content is re-embedded under the same id; catalog rows under a walked folder whose file
-is gone are removed at the end.
+Rules: an unchanged file (size, mtime; size, ETag for an object) is not read; a file whose content
+hash is already known keeps that vector (a moved file keeps its id, a copy gets a new id without a
+new embedding); changed content is re-embedded under the same id; catalog rows under a walked
+folder whose file is gone are removed at the end.
 """
 
 from __future__ import annotations
@@ -16,111 +17,40 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from idx import config
 from idx.indexer.catalog import Catalog
-from idx.indexer.catalog.files import KnownContent
-from idx.indexer.catalog.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
+from idx.indexer.catalog.operations import Row, SkipFile
 from idx.indexer.files import scan, storage
-from idx.indexer.files.reader import Prepared
 from idx.indexer.ingest import engines
+from idx.indexer.ingest.batches import Batches
 from idx.indexer.ingest.committer import Committer
 from idx.indexer.ingest.engines.embedding import Embedding
+from idx.indexer.ingest.planner import Planner, root_of
+from idx.indexer.ingest.report import AddReport
+from idx.indexer.ingest.settings import RunSettings
+from idx.indexer.ingest.walk import Walk, walk
 from idx.indexer.model import devices
 from idx.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-#: AddReport.timings' keys
-STAGES = ("scan", "start", "read", "embed", "store", "store_wait")
-
-
-@dataclass
-class AddReport:
-    added: int = 0
-    unchanged: int = 0
-    updated: int = 0
-    moved: int = 0
-    removed: int = 0
-    excluded: int = 0  # of `removed`: files still there that the folder's rules now leave out
-    skipped: int = 0
-    embedded: int = 0
-    reused: int = 0
-    seconds: float = 0.0
-    roots: list[str] = field(default_factory=list)
-    skipped_files: list[tuple[str, str]] = field(default_factory=list)
-    device: str | None = None  # where new content was embedded (None: nothing was)
-    precision: str | None = None
-    engine: str = "local"
-    nodes: set[str] = field(default_factory=set)  # Ray nodes that embedded
-    #: where the time went (seconds): walking and planning, starting the engine (loading the
-    #: model, starting workers or Ray), waiting for files to be read and decoded (on Ray: for
-    #: the cluster to read and embed them), the model in this process, catalog commits (in the
-    #: background) and this process waiting for them; not meant to add up to `seconds`
-    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-
-    def count(self, op: Operation) -> None:
-        """Count one applied operation in the summary."""
-        if isinstance(op, SkipFile):
-            return
-        if isinstance(op, Add):
-            self.added += 1
-        elif isinstance(op, Update):
-            self.updated += 1
-        elif isinstance(op, Touch):
-            self.unchanged += 1
-        elif isinstance(op, Move):
-            self.moved += 1
-        if getattr(op, "reused", False):
-            self.reused += 1
-
-    @property
-    def images_per_s(self) -> float:
-        return self.embedded / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "unchanged": self.unchanged,
-            "updated": self.updated,
-            "moved": self.moved,
-            "removed": self.removed,
-            "excluded": self.excluded,
-            "skipped": self.skipped,
-            "embedded": self.embedded,
-            "reused": self.reused,
-            "seconds": round(self.seconds, 3),
-            "images_per_s": round(self.images_per_s, 2),
-            "roots": self.roots,
-            "device": self.device,
-            "precision": self.precision,
-            "engine": self.engine,
-            "nodes": len(self.nodes),
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
-        }
-
 
 class Ingest:
     """One `add` run. Needs the catalog; gets the encoder lazily (only if something is new).
 
-    `check_batch` is called with the first batch's engines.embedding.Embedding before anything is stored
-    (the int8 check); `engine` names who reads and embeds (engines.NAMES); `identity` and
-    `precision` tell an engine's remote workers which model to load.
+    `settings` (RunSettings, with the model's `identity`) say who reads and embeds, where and how;
+    `check_batch` is called with the first batch's engines.embedding.Embedding before anything is
+    stored (the int8 check).
     """
 
     def __init__(
         self,
         catalog: Catalog,
         encoder_factory: Callable[[], Any],
+        settings: RunSettings,
         *,
-        batch_size: int | None = None,
-        workers: int | None = None,
-        device: str = "cpu",
         check_batch: Callable[[Embedding], None] | None = None,
         progress: Progress | None = None,
         on_skip: Callable[[str, str], None] | None = None,
@@ -128,20 +58,13 @@ class Ingest:
         exclude: Iterable[str] = (),
         include_hidden: bool | None = None,
         excludes: Sequence[str] | None = None,
-        engine: str = "local",
-        ray_address: str | None = None,
-        identity: Any = None,
-        precision: str = "fp32",
     ):
         self.catalog = catalog
         self.files = catalog.files
         self.encoder_factory = encoder_factory
-        engines.require(engine)
+        engines.require(settings.engine)
         self.engine: engines.Engine | None = None
-        self.engine_name, self.ray_address = engine, ray_address
-        self.identity, self.precision = identity, precision
-        self._batch_flag, self._workers_flag, self.device = batch_size, workers, device
-        self.batch_size = config.batch_size(batch_size)  # sized for the device once it is known
+        self.settings = settings  # sized for the device once it is known (_ingest)
         # Read here, in this process: a bad IDX_MAX_PIXELS fails the run (exit 2) rather than
         # every file, each skipped for it by a worker that decodes; a file skipped under another
         # limit is tried again.
@@ -155,74 +78,41 @@ class Ingest:
         self.excludes = None if excludes is None else tuple(excludes)
         scan.exclude_spec(self.excludes or ())  # a bad pattern ends the run before any work
         self.rules: dict[str, scan.Rules] = {}
-        self.report = AddReport(engine=engine)
+        self.report = AddReport(engine=settings.engine)
         self.changed_ids: list[int] = []  # ids whose vector is new or different
         self.removed_ids: list[int] = []
-        self._moved_ids: set[int] = set()  # rows already given a new path in this run
         self._committer = Committer()
-
-    # -- plan -------------------------------------------------------------------------------
 
     def run(self, paths: Iterable[str | os.PathLike[str]]) -> AddReport:
         start = time.perf_counter()
         roots = [storage.folder(p) for p in paths]
         self.report.roots = roots
         self.rules = {root: self._rules(root) for root in roots}
-        existing = self.files.rows_under(roots, self.source)
-        prev_skips = self.files.skips_under(roots)
-        self.catalog.release()  # readers get the catalog while the tree is walked
-        seen: set[str] = set()
-        walk_skips: list[scan.Skip] = []
-        todo: list[scan.FileEntry] = []
-        still_skipped: list[tuple[str, str]] = []
-        next_report = 2000
-        # One pass over the walk: this loop is the whole cost of re-adding an unchanged tree.
-        for root in roots:
-            for files, skips in storage.walk(root, self.exclude, self.rules[root]):
-                walk_skips += skips
-                for item in files:
-                    path = item.path
-                    if path in seen:  # overlapping roots
-                        continue
-                    seen.add(path)
-                    row = existing.get(path)
-                    if row is not None and item.same_as(row.bytes, row.mtime_ns, row.etag):
-                        self.report.unchanged += 1
-                        continue
-                    prev = prev_skips.get(path)
-                    if (
-                        row is None
-                        and prev is not None
-                        and item.same_as(prev.bytes, prev.mtime_ns, prev.etag)
-                        and (item.etag is not None or prev.ctime_ns == item.ctime_ns)
-                        and prev.max_pixels in (None, self.max_pixels)
-                    ):
-                        still_skipped.append((path, prev.reason))
-                        continue
-                    todo.append(item)
-                if len(seen) >= next_report:
-                    self.progress(ProgressEvent("scan", len(seen), 0))
-                    next_report = len(seen) + 2000
-        todo.sort()  # new images get ids in path order
-        vanished = {p: existing[p] for p in existing.keys() - seen}
-        for skip in walk_skips:
+        found = walk(
+            self.catalog,
+            roots,
+            self.rules,
+            exclude=self.exclude,
+            source=self.source,
+            max_pixels=self.max_pixels,
+            progress=self.progress,
+        )
+        self.report.unchanged += found.unchanged
+        for skip in found.skips:
             self._skip(skip.path, skip.reason)
-        for path, reason in still_skipped:
+        for path, reason in found.still_skipped:
             self._skip(path, reason)
         with self.catalog.transaction():
             if self.source == config.FILES_SOURCE:
                 for root, rules in self.rules.items():
                     self.files.set_rules(root, rules)
-            self.files.apply([SkipFile(skip, self._root_of(skip.path)) for skip in walk_skips])
-            walked_skips = {s.path for s in walk_skips}
-            self.files.forget_skips(
-                p for p in prev_skips if p not in seen and p not in walked_skips
-            )
+            self.files.apply([SkipFile(skip, root_of(roots, skip.path)) for skip in found.skips])
+            self.files.forget_skips(found.forgotten)
         self.report.timings["scan"] = time.perf_counter() - start
-        self._ingest(todo, vanished, existing)
-        self._sweep(vanished)
+        self._ingest(found)
+        self._sweep(found.vanished)
         self.report.seconds = time.perf_counter() - start
-        self.progress(ProgressEvent("done", len(todo), len(todo)))
+        self.progress(ProgressEvent("done", len(found.todo), len(found.todo)))
         return self.report
 
     def _rules(self, root: str) -> scan.Rules:
@@ -238,61 +128,46 @@ class Ingest:
         self.report.skipped_files.append((path, reason))
         self.on_skip(path, reason)
 
-    # -- read, hash, decode, embed ----------------------------------------------------------
-
-    def _ingest(
-        self, todo: list[scan.FileEntry], vanished: dict[str, Row], existing: dict[str, Row]
-    ) -> None:
-        if not todo:
+    def _ingest(self, found: Walk) -> None:
+        """Read, hash, decode and embed the files to read (an engine), and commit them batch by
+        batch."""
+        if not found.todo:
             return
         known = self.files.known_content()
         self.catalog.release()  # held again only to commit each batch
-        kind = devices.kind(self.device)
-        self.batch_size = max(1, config.batch_size(self._batch_flag, kind))
-        self.engine = engines.create(
-            self.engine_name,
-            self.encoder_factory,
-            identity=self.identity,
-            device=self.device,
-            precision=self.precision,
-            batch_size=self.batch_size,
-            workers=config.workers(self._workers_flag, kind),
-            check=self.check_batch is not None,
-            ray_address=self.ray_address,
+        self.settings = self.settings.for_kind(devices.kind(self.settings.device))
+        self.engine = engine = engines.create(
+            self.encoder_factory, self.settings, check=self.check_batch is not None
         )
-        vanished_by_sha: dict[str, list[Row]] = {}
-        for row in vanished.values():
-            vanished_by_sha.setdefault(row.sha256, []).append(row)
-        batch: list[Prepared] = []  # new content, embedded at the commit
-        in_batch: set[str] = set()  # its content hashes
-        waiting: list[Prepared] = []  # files whose content equals something in `batch`
-        ops: list[Operation] = []
-        done = 0
-        total = len(todo)
+        planner = Planner(
+            self.files,
+            self.source,
+            self.report.roots,
+            found.existing,
+            found.vanished,
+            known,
+            wait=self._committer.drain,
+        )
+        batches = Batches(
+            self.catalog,
+            planner,
+            self._committer,
+            self.report,
+            size=self.settings.sizes()[0],
+            check=self.check_batch,
+            changed=self.changed_ids,
+        )
+        total = len(found.todo)
         self.progress(ProgressEvent("embed", 0, total))
         try:
             # Workers skip decoding only content the catalog had before this run.
-            for result in _timed(self.engine.stream(todo, frozenset(known)), self.report, "read"):
-                done += 1
+            results = engine.stream(found.todo, frozenset(known))
+            for done, result in enumerate(_timed(results, self.report, "read"), start=1):
                 if isinstance(result, scan.Skip):
                     self._skip(result.path, result.reason)
-                    ops.append(SkipFile(result, self._root_of(result.path)))
-                    gone = existing.get(result.path)
-                    if gone is not None:  # an indexed file that is no longer a readable image
-                        vanished[gone.path] = gone
-                elif result.sha256 in known:
-                    old = existing.get(result.entry.path)
-                    ops.append(self._plan_known(result, old, known, vanished_by_sha, vanished))
-                elif result.sha256 in in_batch:
-                    waiting.append(result)
-                else:
-                    batch.append(result)
-                    in_batch.add(result.sha256)
-                if len(batch) >= self.batch_size or len(ops) >= 4 * self.batch_size:
-                    self._commit(batch, waiting, ops, existing, known)
-                    batch, waiting, ops, in_batch = [], [], [], set()
+                batches.add(result)
                 self.progress(ProgressEvent("embed", done, total))
-            self._commit(batch, waiting, ops, existing, known)
+            batches.commit()
             self._committer.drain()  # the last commit's wait and error, like the others'
         except BaseException:
             self.catalog.give_up_waiting = True  # a commit not begun for a reader: not at all
@@ -304,101 +179,17 @@ class Ingest:
         else:
             self._committer.close()
         finally:
-            timings = self.report.timings
-            timings["start"] = self.engine.seconds_starting
-            timings["embed"] = self.engine.seconds_embedding
-            # the engine starts and (locally) embeds while its results are waited for
-            timings["read"] = max(0.0, timings["read"] - timings["start"] - timings["embed"])
-            timings["store"] = self._committer.busy
-            timings["store_wait"] = self._committer.waited
+            self._note_timings(engine)
 
-    def _plan_known(
-        self,
-        p: Prepared,
-        old: Row | None,
-        known: dict[str, KnownContent],
-        vanished_by_sha: dict[str, list[Row]],
-        vanished: dict[str, Row],
-    ) -> Operation:
-        """A file whose content the index already has a vector for: no embedding needed."""
-        _same_shape(p, known[p.sha256])
-        if old is not None:
-            return Touch(p, old) if old.sha256 == p.sha256 else Update(p, old, reused=True)
-        moved_from = vanished_by_sha.get(p.sha256)
-        if moved_from:
-            row = moved_from.pop()
-            vanished.pop(row.path, None)
-            self._moved_ids.add(row.id)
-            return Move(p, row, self._root_of(p.entry.path))
-        # Moved in from a folder that is not being walked now: its old file is gone.
-        self._committer.drain()  # the catalog is the commit thread's while it commits
-        for row in self.files.rows_with_content(p.sha256, self.source):
-            if row.id not in self._moved_ids and not storage.exists(row.path):
-                vanished.pop(row.path, None)
-                self._moved_ids.add(row.id)
-                return Move(p, row, self._root_of(p.entry.path))
-        return self._new_content(p, existing_row=None, reused=True)
-
-    def _new_content(self, p: Prepared, existing_row: Row | None, reused: bool) -> Operation:
-        if existing_row is not None:
-            return Update(p, existing_row, reused=reused)
-        return Add(p, self._root_of(p.entry.path), self.source, reused=reused)
-
-    def _commit(
-        self,
-        batch: list[Prepared],
-        waiting: list[Prepared],
-        ops: list[Operation],
-        existing: dict[str, Row],
-        known: dict[str, KnownContent],
-    ) -> None:
-        if not batch and not waiting and not ops:
-            return
-        vectors = None
-        if batch:  # embedded by the engine; stored now
-            if self.check_batch is not None:  # before anything of this precision is stored
-                self._committer.drain()  # the check writes its figure to the catalog
-                self.check_batch(_measured(batch))
-                self.check_batch = None
-            vectors = np.stack([p.vector for p in batch])
-            for p in batch:
-                self.report.device, self.report.precision = (
-                    p.embedding.device,
-                    p.embedding.precision,
-                )
-                if p.embedding.node:
-                    self.report.nodes.add(p.embedding.node)
-                p.vector = None
-        planned: list[Operation] = []
-        for p in batch:
-            known.setdefault(p.sha256, KnownContent(0, p.entry.path, p.width, p.height, p.format))
-            planned.append(self._new_content(p, existing.get(p.entry.path), reused=False))
-        for p in waiting:
-            _same_shape(p, known[p.sha256])
-            planned.append(self._new_content(p, existing.get(p.entry.path), reused=True))
-        shas, stored = [p.sha256 for p in batch], planned + ops
-        self._committer.submit(lambda: self._store(shas, vectors, stored))
-
-    def _store(self, shas: list[str], vectors: np.ndarray | None, ops: list[Operation]) -> None:
-        """One batch's commit, in the commit thread: its new vectors and its files' rows."""
-        with self.catalog.transaction():
-            if vectors is not None:
-                self.catalog.images.insert_embeddings(shas, vectors)
-                self.report.embedded += len(shas)
-            self.changed_ids.extend(self.files.apply(ops))
-            for op in ops:
-                self.report.count(op)
-            self.catalog.bump_generation()
-        self.catalog.commit_point()
-
-    def _root_of(self, path: str) -> str:
-        best = ""
-        for r in self.report.roots:
-            if path.startswith(r.rstrip(os.sep) + os.sep) and len(r) > len(best):
-                best = r
-        return best or os.path.dirname(path)
-
-    # -- sweep ------------------------------------------------------------------------------
+    def _note_timings(self, engine: engines.Engine) -> None:
+        """Where the run's time went (AddReport.timings)."""
+        timings = self.report.timings
+        timings["start"] = engine.seconds_starting
+        timings["embed"] = engine.seconds_embedding
+        # the engine starts and (locally) embeds while its results are waited for
+        timings["read"] = max(0.0, timings["read"] - timings["start"] - timings["embed"])
+        timings["store"] = self._committer.busy
+        timings["store_wait"] = self._committer.waited
 
     def _sweep(self, vanished: dict[str, Row]) -> None:
         """Remove rows whose file is gone, and vectors no image uses any more."""
@@ -415,11 +206,6 @@ class Ingest:
         self.removed_ids.extend(ids)
 
 
-def _same_shape(p: Prepared, known: KnownContent) -> None:
-    """A file not decoded (its content was known) takes the shape recorded for that content."""
-    p.width, p.height, p.format = known.width, known.height, known.format
-
-
 def _timed(results: Iterable[Any], report: AddReport, stage: str) -> Iterator[Any]:
     """`results` as they come, the time spent waiting for each added to `report.timings`."""
     it = iter(results)
@@ -432,11 +218,3 @@ def _timed(results: Iterable[Any], report: AddReport, stage: str) -> Iterator[An
         finally:
             report.timings[stage] += time.perf_counter() - start
         yield item
-
-
-def _measured(batch: list[Prepared]) -> Embedding:
-    """The int8 check's figure from a batch: every engine worker measures its first batch."""
-    for p in batch:
-        if p.embedding.agreement is not None:
-            return p.embedding
-    raise RuntimeError("the first embedded batch came without the precision check's figure")

@@ -12,12 +12,14 @@ the catalog's keys (path, content hash) store it once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from idx import config
 from idx.errors import UsageError
 from idx.indexer.files import scan
 from idx.indexer.files.reader import Prepared
+
+if TYPE_CHECKING:
+    from idx.indexer.ingest.settings import RunSettings
 
 NAMES = ("local", "ray")
 
@@ -46,40 +48,31 @@ def require(name: str) -> None:
         import_ray()
 
 
-def create(
-    name: str,
-    encoder_factory: Callable[[], Any],
-    *,
-    identity: Any,
-    device: str,
-    precision: str,
-    batch_size: int,
-    workers: int,
-    check: bool,
-    ray_address: str | None = None,
-) -> Engine:
-    """The engine called `name`; `encoder_factory` loads the model in this process (the local
-    engine embeds with it; the Ray engine only takes its preprocessing)."""
-    require(name)
-    if name == "ray":
+def create(encoder_factory: Callable[[], Any], settings: RunSettings, *, check: bool) -> Engine:
+    """The engine `settings` name, with the settings sized for the device
+    (`RunSettings.for_kind`); `encoder_factory` loads the model in this process (the local engine
+    embeds with it; the Ray engine only takes its preprocessing). `check`: measure the first
+    batch against fp32 (the int8 check)."""
+    require(settings.engine)
+    batch_size, workers, processes = settings.sizes()
+    if settings.engine == "ray":
         from idx.indexer.ingest.engines.ray import RayEngine
 
         return RayEngine(
             encoder_factory,
-            identity=identity,
-            device=device,
-            precision=precision,
+            identity=settings.identity,
+            device=settings.device,
+            precision=settings.precision,
             batch_size=batch_size,
             check=check,
-            address=ray_address,
+            address=settings.ray_address,
         )
     from idx.indexer.ingest.engines.local import LocalEngine
-    from idx.indexer.model import devices
 
     return LocalEngine(
         encoder_factory,
         batch_size=batch_size,
         workers=workers,
         check=check,
-        processes=config.decode_processes(devices.kind(device)),
+        processes=processes,
     )

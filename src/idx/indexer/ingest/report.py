@@ -1,0 +1,78 @@
+"""What one `add` run did (`AddReport`): the files added, unchanged, updated, moved, removed and
+skipped, what was embedded where, and where the time went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from idx.indexer.catalog.operations import Add, Move, Operation, SkipFile, Touch, Update
+
+#: AddReport.timings' keys
+STAGES = ("scan", "start", "read", "embed", "store", "store_wait")
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    unchanged: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    excluded: int = 0  # of `removed`: files still there that the folder's rules now leave out
+    skipped: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    roots: list[str] = field(default_factory=list)
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    device: str | None = None  # where new content was embedded (None: nothing was)
+    precision: str | None = None
+    engine: str = "local"
+    nodes: set[str] = field(default_factory=set)  # Ray nodes that embedded
+    #: where the time went (seconds): walking and planning, starting the engine (loading the
+    #: model, starting workers or Ray), waiting for files to be read and decoded (on Ray: for
+    #: the cluster to read and embed them), the model in this process, catalog commits (in the
+    #: background) and this process waiting for them; not meant to add up to `seconds`
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def count(self, op: Operation) -> None:
+        """Count one applied operation in the summary."""
+        if isinstance(op, SkipFile):
+            return
+        if isinstance(op, Add):
+            self.added += 1
+        elif isinstance(op, Update):
+            self.updated += 1
+        elif isinstance(op, Touch):
+            self.unchanged += 1
+        elif isinstance(op, Move):
+            self.moved += 1
+        if getattr(op, "reused", False):
+            self.reused += 1
+
+    @property
+    def images_per_s(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "unchanged": self.unchanged,
+            "updated": self.updated,
+            "moved": self.moved,
+            "removed": self.removed,
+            "excluded": self.excluded,
+            "skipped": self.skipped,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "roots": self.roots,
+            "device": self.device,
+            "precision": self.precision,
+            "engine": self.engine,
+            "nodes": len(self.nodes),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
+        }
