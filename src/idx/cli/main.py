@@ -78,6 +78,7 @@ def _register() -> None:
         ingest,
         insights,
         labels,
+        openimages,
         report,
         robustness,
         search,
@@ -86,6 +87,7 @@ def _register() -> None:
 
     for module in (ingest, search, analysis, labels, insights, robustness, report, serve, demo):
         module.register(cli)
+    openimages.register(cli)
 
 
 _register()
