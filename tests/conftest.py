@@ -5,8 +5,10 @@ The tiny model goes through the same --model CONFIG.json --checkpoint FILE path 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,42 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "images").is_dir():
         pytest.skip("../shared/data is not present (it is only beside the workplace checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible server (moto) on 127.0.0.1 for the whole session: its URL."""
+    moto_server = pytest.importorskip(
+        "moto.server", reason="moto is not installed: pip install 'moto[server]'"
+    )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch):
+    """(s3fs filesystem, name) of a new, empty bucket on the local server, with the AWS_*
+    settings of the test pointing at it."""
+    pytest.importorskip("s3fs", reason="s3fs is not installed: pip install 'idx-clip[s3]'")
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    name = f"idx-test-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(name)
+    return fs, name
 
 
 @pytest.fixture(scope="session")

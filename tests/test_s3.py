@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import uuid
 
 import numpy as np
 import pytest
@@ -27,33 +25,10 @@ pytest.importorskip("s3fs", reason="s3fs is not installed: pip install 'idx-clip
 ROWS = "SELECT id, path, sha256, bytes, width, height, format FROM images ORDER BY id"
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def bucket(s3_endpoint, monkeypatch, synthetic_set):
+def bucket(s3_bucket, synthetic_set):
     """(filesystem, bucket name): a new bucket holding the synthetic set under photos/."""
-    for name, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    import fsspec
-
-    fs = fsspec.filesystem("s3")
-    name = f"idx-test-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(name)
+    fs, name = s3_bucket
     for path in sorted(synthetic_set.rglob("*")):
         if path.suffix in (".jpg", ".png"):
             fs.pipe(

@@ -77,6 +77,7 @@ def _register() -> None:
         ingest,
         insights,
         labels,
+        openimages,
         report,
         robustness,
         search,
@@ -85,6 +86,7 @@ def _register() -> None:
 
     for module in (ingest, search, analysis, labels, insights, robustness, report, serve, demo):
         module.register(cli)
+    openimages.register(cli)
 
 
 _register()
