@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
+from idx.analysis import palette
+
 _DPI = 110
 _UNTRAINED = "  [UNTRAINED model]"
+#: Legend entries at most; a map of more clusters goes without one.
+MAX_LEGEND = 50
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -31,8 +35,90 @@ def _title(text: str, untrained: bool) -> str:
     return text + (_UNTRAINED if untrained else "")
 
 
-def _cmap(k: int) -> str:
-    return "tab10" if k <= 10 else "tab20" if k <= 20 else "turbo"
+def _dot_size(n: int) -> float:
+    """Marker area (points^2): big dots for a few hundred points, never under ~3 px across."""
+    return float(np.clip(6000 / max(n, 1), 9, 40))
+
+
+def class_ranks(labels: np.ndarray, names: Sequence[str]) -> list[int]:
+    """Classes present in `labels` (-1 = none), largest first, ties by name: the i-th gets
+    `palette.colour(i)`, as on the report's and the web app's maps."""
+    counts = np.bincount(labels[labels >= 0], minlength=len(names))
+    present = [c for c in range(len(counts)) if counts[c]]
+    return sorted(present, key=lambda c: (-counts[c], str(names[c]) if c < len(names) else "", c))
+
+
+def map_figure(
+    xy: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+    legend: str = "cluster",
+    title: str = "",
+    untrained: bool = False,
+) -> Figure:
+    """The figure of `plot_map`: clusters (no names) coloured `palette.colour(cluster)`; classes
+    (names given) ranked by size, the TOP_CLASSES largest coloured `palette.colour(rank)` and the
+    rest grey as "other"; -1 is "unlabelled". The legend, sorted as drawn, sits right of the axes
+    so it never covers a point."""
+    fig = Figure(figsize=(9.5, 6.5))
+    ax = fig.add_subplot()
+    size = _dot_size(len(xy))
+    style: dict[str, Any] = {"s": size, "linewidths": 0, "alpha": 0.85}
+    entries: list[tuple[Any, str]] = []  # (artist, legend text), in legend order
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], color=palette.colour(0), **style)
+    elif names is None:
+        k = int(labels.max()) + 1
+        for cluster in range(k):
+            mine = labels == cluster
+            artist = ax.scatter(*xy[mine].T, color=palette.colour(cluster), **style)
+            entries.append((artist, f"{cluster} ({int(mine.sum())})"))
+    else:
+        entries = _class_layers(ax, xy, labels, names, style)
+    if labels is not None and labels.min() < 0 and names is None:
+        none = labels < 0
+        artist = ax.scatter(*xy[none].T, color=palette.UNLABELLED, zorder=0, **style)
+        entries.append((artist, f"none ({int(none.sum())})"))
+    if 0 < len(entries) <= MAX_LEGEND:
+        ax.legend(
+            [a for a, _ in entries],
+            [text for _, text in entries],
+            title=legend,
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0,
+            ncols=1 + (len(entries) - 1) // 25,
+            markerscale=max(1.0, (60 / size) ** 0.5),
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(_title(title, untrained))
+    return fig
+
+
+def _class_layers(
+    ax: Any, xy: np.ndarray, labels: np.ndarray, names: Sequence[str], style: dict[str, Any]
+) -> list[tuple[Any, str]]:
+    """Greys beneath, then the coloured classes smallest on top; legend entries largest first."""
+    ranked = class_ranks(labels, names)
+    top, rest = ranked[: palette.TOP_CLASSES], ranked[palette.TOP_CLASSES :]
+    entries: list[tuple[Any, str]] = []
+    none = labels < 0
+    if none.any():
+        artist = ax.scatter(*xy[none].T, color=palette.UNLABELLED, zorder=1, **style)
+        entries.append((artist, f"unlabelled ({int(none.sum())})"))
+    if rest:
+        other = np.isin(labels, rest)
+        artist = ax.scatter(*xy[other].T, color=palette.OTHER, zorder=0, **style)
+        entries.insert(0, (artist, f"other: {len(rest)} classes ({int(other.sum())})"))
+    coloured = []
+    for rank, cls in enumerate(top):
+        mine = labels == cls
+        artist = ax.scatter(*xy[mine].T, color=palette.colour(rank), zorder=2 + rank, **style)
+        coloured.append((artist, f"{names[cls]} ({int(mine.sum())})"))
+    return coloured + entries
 
 
 def plot_map(
@@ -46,45 +132,46 @@ def plot_map(
     untrained: bool = False,
 ) -> Path:
     """Scatter of a 2-D map, coloured by cluster (or class) when labels are given: group
-    labels[i] of point i, named names[labels[i]] when names are given; -1 (unlabelled) is grey."""
-    fig = Figure(figsize=(7, 6) if names is None else (9, 6))
-    ax = fig.add_subplot()
-    size = float(np.clip(4000 / max(len(xy), 1), 1, 30))
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.8, linewidths=0)
-    else:
-        k = max(int(labels.max()) + 1, len(names or ()))
-        none = labels < 0
-        if none.any():
-            ax.scatter(*xy[none].T, s=size, color="#c4c9cf", alpha=0.6, linewidths=0)
-        cmap = colormaps[_cmap(k)]  # tab10 / tab20: group i gets the palette's i-th colour
-        for group in range(k) if k <= 20 else ():
-            mine = labels == group
-            if mine.any():
-                ax.scatter(
-                    *xy[mine].T,
-                    s=size,
-                    color=cmap(group),
-                    alpha=0.85,
-                    linewidths=0,
-                    label=names[group] if names is not None else str(group),
-                )
-        if k > 20:  # too many to name: one colour map, no legend
-            ax.scatter(*xy[~none].T, c=labels[~none], cmap=_cmap(k), s=size, linewidths=0)
-        else:
-            if none.any():
-                ax.scatter([], [], color="#c4c9cf", label="unlabelled")
-            ax.legend(
-                title=legend,
-                fontsize="small",
-                loc="center left" if names is not None else "best",
-                bbox_to_anchor=(1.0, 0.5) if names is not None else None,
-                markerscale=max(1.0, 20 / size) ** 0.5,
-            )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(_title(title, untrained))
+    labels[i] of point i, named names[labels[i]] when names are given (see `map_figure`)."""
+    fig = map_figure(
+        xy, labels=labels, names=names, legend=legend, title=title, untrained=untrained
+    )
     return _save(fig, path)
+
+
+def silhouette_figure(
+    values: np.ndarray,
+    labels: np.ndarray,
+    *,
+    score: float,
+    title: str = "",
+    untrained: bool = False,
+) -> Figure:
+    """The figure of `plot_silhouette`; cluster i filled with `palette.colour(i)`, as on its map."""
+    k = int(labels.max()) + 1
+    fig = Figure(figsize=(7, max(4.0, min(12.0, 0.35 * k + 3))))
+    ax = fig.add_subplot()
+    y = 0
+    for cluster in range(k):
+        part = np.sort(values[labels == cluster])
+        ax.fill_betweenx(
+            np.arange(y, y + len(part)),
+            0,
+            part,
+            color=palette.colour(cluster),
+            alpha=0.85,
+            gid=f"cluster {cluster}",
+        )
+        if len(part):
+            ax.text(-0.02, y + len(part) / 2, str(cluster), ha="right", va="center", fontsize=8)
+        y += len(part) + max(2, len(values) // 100)
+    ax.axvline(score, color="black", linestyle="--", label=f"mean {score:.3f}")
+    ax.set_xlabel("silhouette s(i)")
+    ax.set_ylabel("cluster")
+    ax.set_yticks([])
+    ax.legend(loc="lower right")
+    ax.set_title(_title(title, untrained))
+    return fig
 
 
 def plot_silhouette(
@@ -97,25 +184,7 @@ def plot_silhouette(
     untrained: bool = False,
 ) -> Path:
     """The classic silhouette plot: per cluster, its points' s(i) sorted, and the mean as a line."""
-    k = int(labels.max()) + 1
-    fig = Figure(figsize=(7, max(4.0, min(12.0, 0.35 * k + 3))))
-    ax = fig.add_subplot()
-    colours = colormaps[_cmap(k)]
-    y = 0
-    for cluster in range(k):
-        part = np.sort(values[labels == cluster])
-        ax.fill_betweenx(
-            np.arange(y, y + len(part)), 0, part, color=colours(cluster / max(k - 1, 1)), alpha=0.8
-        )
-        if len(part):
-            ax.text(-0.02, y + len(part) / 2, str(cluster), ha="right", va="center", fontsize=8)
-        y += len(part) + max(2, len(values) // 100)
-    ax.axvline(score, color="black", linestyle="--", label=f"mean {score:.3f}")
-    ax.set_xlabel("silhouette s(i)")
-    ax.set_ylabel("cluster")
-    ax.set_yticks([])
-    ax.legend(loc="lower right")
-    ax.set_title(_title(title, untrained))
+    fig = silhouette_figure(values, labels, score=score, title=title, untrained=untrained)
     return _save(fig, path)
 
 
@@ -167,7 +236,7 @@ def plot_sweep(
     fig = Figure(figsize=(4 * cols, 3.4 * rows + 0.4))
     for i, (name, values) in enumerate(curves.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.plot(list(ks), list(values), marker="o")
+        ax.plot(list(ks), list(values), marker="o", color=palette.LINE)
         mark = (best_by or {}).get(name, best_k if not best_by else None)
         if mark is not None:
             ax.axvline(mark, color="gray", linestyle=":")
