@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from idx.analysis import palette
 
@@ -21,6 +22,8 @@ _DPI = 110
 _UNTRAINED = "  [UNTRAINED model]"
 #: Legend entries at most; a map of more clusters goes without one.
 MAX_LEGEND = 50
+#: Side of a contact sheet's thumbnails: six to a row make a sheet 1,256 px wide.
+SHEET_TILE = 200
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -194,29 +197,64 @@ def contact_sheet(
     path: Path,
     *,
     title: str,
-    tile: int = 96,
+    tile: int = SHEET_TILE,
+    captions: tuple[Sequence[str], Sequence[str]] | None = None,
     untrained: bool = False,
 ) -> Path:
-    """Two rows of thumbnails (HxWx3 uint8): nearest the centre on top, farthest below."""
+    """Two rows of thumbnails (HxWx3 uint8): nearest the centre on top, farthest below; under
+    each, its caption (`captions` = (nearest's, farthest's), a line or two each: id, label)."""
+    rows = []
+    for row, (name, arrays) in enumerate(
+        (("nearest the centre", nearest), ("farthest from the centre", farthest))
+    ):
+        thumbs = [Image.fromarray(np.asarray(a, dtype=np.uint8)) for a in arrays]
+        for thumb in thumbs:
+            thumb.thumbnail((tile, tile))
+        texts = list(captions[row]) if captions else []
+        rows.append((name, thumbs, texts))
+    small, big = _font(13), _font(16)
+    pad, header, row_title, line = 8, 34, 22, 17
+    lines = max((len(t.splitlines()) for _, _, texts in rows for t in texts), default=0)
+    caption = lines * line + (4 if lines else 0)
+    # Each row as tall as its tallest thumbnail, so small images leave no empty band.
+    tall = [max((t.height for t in thumbs), default=0) for _, thumbs, _ in rows]
     columns = max(len(nearest), len(farthest), 1)
-    pad, header, caption = 4, 22, 16
-    width = columns * (tile + pad) + pad
-    height = header + 2 * (caption + tile + pad) + pad
+    width = max(columns * (tile + pad) + pad, 640)
+    height = header + sum(row_title + h + caption + pad for h in tall) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 4), _title(title, untrained), fill="black")
-    for row, (label, images) in enumerate((("nearest", nearest), ("farthest", farthest))):
-        top = header + row * (caption + tile + pad)
-        draw.text((pad, top), label, fill="dimgray")
-        for col, array in enumerate(images):
-            thumb = Image.fromarray(np.asarray(array, dtype=np.uint8))
-            thumb.thumbnail((tile, tile))
-            x = pad + col * (tile + pad) + (tile - thumb.width) // 2
-            sheet.paste(thumb, (x, top + caption + (tile - thumb.height) // 2))
+    draw.text((pad, 8), _fit(draw, _title(title, untrained), big, width - 2 * pad), "black", big)
+    top = header
+    for (name, thumbs, texts), h in zip(rows, tall):
+        draw.text((pad, top + 2), name, fill="dimgray", font=small)
+        for col, thumb in enumerate(thumbs):
+            x = pad + col * (tile + pad)
+            sheet.paste(thumb, (x + (tile - thumb.width) // 2, top + row_title + h - thumb.height))
+            for i, text in enumerate(texts[col].splitlines() if col < len(texts) else []):
+                y = top + row_title + h + 4 + i * line
+                draw.text((x, y), _fit(draw, text, small, tile), "black", small)
+        top += row_title + h + caption + pad
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, format="PNG")
     return path
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans, which matplotlib ships, so the text is legible wherever matplotlib is."""
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (OSError, ImportError):  # no FreeType in this Pillow: its small bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
+    """`text`, cut with an ellipsis to fit `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
 
 
 def plot_sweep(
