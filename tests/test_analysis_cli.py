@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from idx.cli.main import cli
 
@@ -31,6 +32,8 @@ def test_cluster_json_shape_and_plots(indexed_copy, tmp_path):
     assert all(
         Path(p).is_file() for p in [data["plots"]["silhouette"], *data["plots"]["contact_sheets"]]
     )
+    # large enough to judge: six thumbnails of 200 px to a row (captions: tests/test_palette.py)
+    assert max(Image.open(p).width for p in data["plots"]["contact_sheets"]) >= 1200
     assert "UNTRAINED" in result.stderr
 
 

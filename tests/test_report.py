@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from idx.analysis import palette
 from idx.analysis.report_html import json_for_script, metric_rows
 from idx.cli.main import cli
 from idx.indexer.index import Index
@@ -451,6 +452,40 @@ def test_page_in_chromium_map_hover_zoom_and_tables(chromium, filled):
         min(12, c) for c in np.bincount(filled["assign"])
     )
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def swatches(page, entries: str) -> list[tuple[int, str, str]]:
+    """(category, legend text, swatch colour as #rrggbb) of each legend entry."""
+    found = page.eval_on_selector_all(
+        entries,
+        "els => els.map(e => [Number(e.dataset.category), e.textContent,"
+        " getComputedStyle(e.querySelector('.sw')).backgroundColor])",
+    )
+    return [(cat, text, rgb_hex(colour)) for cat, text, colour in found]
+
+
+def rgb_hex(css: str) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*map(int, re.findall(r"\d+", css)[:3]))
+
+
+def test_page_colours_clusters_and_classes_with_the_python_palette(chromium, filled):
+    page, problems = open_page(chromium, filled["html"])
+    # cluster i is palette.colour(i): on the map's legend and beside its contact sheet
+    clusters = swatches(page, "#legend .entry")
+    assert [c for c, _, _ in clusters] == sorted(set(filled["assign"].tolist()))
+    assert all(colour == palette.colour(c) for c, _, colour in clusters)
+    for c, _, colour in clusters:
+        sheet = page.locator(f".cluster-sheet[data-cluster='{c}'] > .sw")
+        assert rgb_hex(sheet.evaluate("e => getComputedStyle(e).backgroundColor")) == colour
+    # classes: largest first, the i-th largest palette.colour(i), none grey
+    page.select_option("#colour-by", "label")
+    classes = swatches(page, "#legend .entry")
+    counts = [int(re.search(r"\((\d+)\)$", text).group(1)) for _, text, _ in classes]
+    assert counts == sorted(counts, reverse=True)
+    assert [c for c, _, _ in classes] == list(range(len(classes)))
+    assert [colour for _, _, colour in classes] == list(palette.COLOURS[: len(classes)])
     assert problems == []
     page.close()
 

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from idx.analysis import palette
 from tests.serving import Server, prepare_index
 
 
@@ -185,6 +186,32 @@ def test_the_map_draws_every_point_and_opens_one(page, server):
     first = page.evaluate("state.map.ids[0]")
     until(page, f"document.querySelector('#d-id').textContent === '#{first}'")
     page.wait_for_selector("#neighbors .card")
+
+
+def test_the_map_colours_with_the_python_palette(page):
+    until(page, "document.querySelector('#map').dataset.drawn === '48'")
+    # colourOf() of palette.js, read back through a canvas as #rrggbb, past the list too
+    shown = page.evaluate(
+        "() => { const c = document.createElement('canvas').getContext('2d');"
+        " return Array.from({length: 42}, (_, i) => { c.fillStyle = colourOf(i - 2);"
+        " return c.fillStyle; }); }"
+    )
+    for i, colour in enumerate(shown, start=-2):
+        want = palette.colour(i)
+        assert all(
+            abs(int(colour[k : k + 2], 16) - int(want[k : k + 2], 16)) <= 1 for k in (1, 3, 5)
+        ), (i, colour, want)
+    # the legend's clusters, by number, each in its palette colour
+    legend = page.eval_on_selector_all(
+        "#legend > span",
+        "els => els.map(e => [Number(e.dataset.value),"
+        " getComputedStyle(e.querySelector('.sw')).backgroundColor])",
+    )
+    assert [v for v, _ in legend] == sorted(v for v, _ in legend)
+    for value, css in legend:
+        assert "#{:02x}{:02x}{:02x}".format(*map(int, re.findall(r"\d+", css))) == palette.colour(
+            value
+        )
 
 
 def test_the_page_says_what_is_missing_without_a_map(chromium, indexed, tmp_path):

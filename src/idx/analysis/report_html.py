@@ -16,10 +16,12 @@ from typing import Any
 
 from PIL import Image
 
+from idx.analysis import palette
 from idx.jsonable import to_jsonable
 
 ASSETS = "report_assets"
-#: The page's scripts, in load order; they share one function scope in the page.
+#: The page's scripts, in load order, after the palette's (`palette.script()`); they share one
+#: function scope in the page.
 SCRIPTS = ("charts.js", "scatter.js", "report.js")
 BASELINE_SUFFIXES = ("_baseline", "_random", "_shuffled")
 
@@ -33,6 +35,7 @@ def render_html(data: dict[str, Any]) -> str:
         "/*@@CSS@@*/": (folder / "report.css").read_text(encoding="utf-8"),
         "@@DATA@@": json_for_script(data),
         "/*@@JS@@*/": '(function () {\n"use strict";\n'
+        + palette.script()
         + "\n".join((folder / name).read_text(encoding="utf-8") for name in SCRIPTS)
         + "\n})();",
     }

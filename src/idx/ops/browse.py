@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, BinaryIO
 
+from idx.analysis import palette
 from idx.errors import ChangedFileError, NotFoundError
 from idx.indexer.catalog.images import IndexedFile
 from idx.indexer.files import formats, storage
 from idx.indexer.index import Index
 from idx.ops.report.data import LabelIndex, map_section
 
-#: Scripts of the report page the web app reuses: DOM helpers and colours, the canvas scatter.
-SHARED_SCRIPTS = ("charts.js", "scatter.js")
+#: Scripts of the report page the web app reuses: the palette (made by `palette.script()`), DOM
+#: helpers and charts, the canvas scatter.
+SHARED_SCRIPTS = ("palette.js", "charts.js", "scatter.js")
 
 
 def image_details(index: Index, image_id: int) -> dict[str, Any]:
@@ -168,5 +170,7 @@ def shared_script(name: str) -> str:
     """One of SHARED_SCRIPTS, as the report ships it."""
     if name not in SHARED_SCRIPTS:
         raise NotFoundError(f"no shared script {name!r}")
+    if name == "palette.js":
+        return palette.script()
     folder = resources.files("idx.analysis") / "report_assets"
     return (folder / name).read_text(encoding="utf-8")

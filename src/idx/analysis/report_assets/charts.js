@@ -50,15 +50,41 @@ function fmtBytes(n) {
   return n + " B";
 }
 
-const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
-  "#ff9da7", "#9c755f", "#17becf", "#8c564b", "#bcbd22", "#1f77b4", "#d62728", "#2ca02c",
-  "#9467bd", "#e377c2", "#7f7f7f", "#aec7e8", "#ffbb78"];
+// PALETTE, colourOf(i), the greys and TOP_CLASSES come from idx.analysis.palette (palette.js, made
+// by palette.script()): every PNG, the report and the web app colour with that one list.
 
-function colourOf(i) {
-  if (i < 0) return "#c4c9cf";
-  if (i < PALETTE.length) return PALETTE[i];
-  const hue = (i * 137.508) % 360;  // golden angle: neighbours in index get distant hues
-  return `hsl(${hue.toFixed(1)}, 62%, ${40 + (i % 3) * 12}%)`;
+// Map categories for colouring `values` (a number per point, -1 = none). Clusters keep their
+// number: cluster i is colourOf(i) everywhere. Classes (`names` given) are ranked by how many
+// points carry them, ties by name; the i-th largest gets category i (colourOf(i)) for the
+// TOP_CLASSES largest, and the rest OTHER_CATEGORY, as the PNG maps do. Returns {cats: category
+// per point, legend: [{cat, text, count}] (clusters by number, classes largest first), greys
+// last, of: value -> category}.
+function mapCategories(values, names) {
+  const counts = new Map();
+  for (const v of values) if (v >= 0) counts.set(v, (counts.get(v) || 0) + 1);
+  const none = values.filter((v) => v < 0).length;
+  const byName = (a, b) => b[1] - a[1] || (names ? String(names[a[0]]).localeCompare(String(names[b[0]])) : 0) || a[0] - b[0];
+  const ranked = [...counts.entries()].sort(byName);
+  const of = new Map();
+  const legend = [];
+  if (!names) {  // by cluster number, as the PNG's legend
+    for (const [v, n] of ranked.sort((a, b) => a[0] - b[0])) {
+      of.set(v, v);
+      legend.push({cat: v, text: `cluster ${v}`, count: n});
+    }
+  } else {
+    let other = 0;
+    ranked.forEach(([v, n], rank) => {
+      of.set(v, rank < TOP_CLASSES ? rank : OTHER_CATEGORY);
+      if (rank < TOP_CLASSES) legend.push({cat: rank, text: String(names[v]), count: n});
+      else other += n;
+    });
+    const rest = ranked.length - TOP_CLASSES;
+    if (rest > 0) legend.push({cat: OTHER_CATEGORY, text: `other: ${rest} classes`, count: other});
+  }
+  if (none && counts.size) legend.push({cat: -1, text: names ? "unlabelled" : "none", count: none});
+  const cats = values.map((v) => (v >= 0 ? of.get(v) : -1));
+  return {cats, legend, of};
 }
 
 // Round tick values; `integer` (k, severity) never gets fractional ticks. `label` prints a tick

@@ -165,19 +165,15 @@ function renderMap() {
   state.scatter = scatter;
   const apply = () => {
     const by = select.value;
-    const cats = by === "cluster" ? mp.cluster : by === "label" ? mp.label : new Array(n).fill(0);
-    const names = by === "label" ? LABELS : null;
-    scatter.setColours(cats);
-    const counts = new Map();
-    for (const c of cats) counts.set(c, (counts.get(c) || 0) + 1);
-    const top = [...counts.entries()].sort((a, b) => b[1] - a[1]);
-    const entries = by === "none" ? [] : top.slice(0, 30).map(([c, count]) => {
+    const values = by === "cluster" ? mp.cluster : by === "label" ? mp.label : new Array(n).fill(0);
+    const {cats, legend: groups} = mapCategories(values, by === "label" ? LABELS : null);
+    scatter.setColours(by === "none" ? new Array(n).fill(0) : cats);
+    const entries = by === "none" ? [] : groups.slice(0, 30).map(({cat, text, count}) => {
       const entry = h("span", {class: "entry", role: "button", tabindex: "0", "aria-pressed": "false",
-        title: "click to bring this group forward; click again to show all"},
-        h("span", {class: "sw", style: {background: colourOf(c)}}),
-        `${c < 0 ? "none" : names ? names[c] : "cluster " + c} (${count})`);
+        "data-category": cat, title: "click to bring this group forward; click again to show all"},
+        h("span", {class: "sw", style: {background: colourOf(cat)}}), `${text} (${count})`);
       const toggle = () => {
-        scatter.focus = scatter.focus === c ? null : c;
+        scatter.focus = scatter.focus === cat ? null : cat;
         entries.forEach((e) => e.setAttribute("aria-pressed", "false"));
         if (scatter.focus !== null) entry.setAttribute("aria-pressed", "true");
         scatter.draw();
@@ -187,7 +183,7 @@ function renderMap() {
       return entry;
     });
     legend.replaceChildren(...entries,
-      top.length > 30 ? h("span", {class: "muted", text: `+ ${top.length - 30} more`}) : "");
+      groups.length > 30 ? h("span", {class: "muted", text: `+ ${groups.length - 30} more`}) : "");
   };
   select.addEventListener("change", apply);
   apply();
@@ -229,14 +225,15 @@ function renderClusters() {
     sec.appendChild(h("p", {class: "muted", id: "sweep-best", text: (best && best.silhouette !== undefined
       ? `Best k by silhouette: ${best.k} (dashed line).` : "Metrics per k.") +
       (byLabels ? ` Against the labels, best k by ${byLabels} (purity grows with k).` : "")}));
-    sec.appendChild(h("div", {class: "charts", id: "sweep-charts"}, keys.map((key, i) => lineChart({
-      title: key, xLabel: "k", series: [{name: key, xs: ks, ys: rows.map((r) => r[key]), colour: colourOf(i)}],
+    sec.appendChild(h("div", {class: "charts", id: "sweep-charts"}, keys.map((key) => lineChart({
+      title: key, xLabel: "k", series: [{name: key, xs: ks, ys: rows.map((r) => r[key]), colour: LINE_COLOUR}],
       mark: best ? best.k : null}))));
   }
   sec.appendChild(h("h3", {text: "Contact sheets: the images nearest each cluster's centre"}));
   for (const sh of cl.sheets) {
     const tops = sh.top_labels.map(([name, count]) => `${name} (${count})`).join(", ");
     sec.appendChild(h("div", {class: "cluster-sheet", "data-cluster": sh.cluster},
+      h("span", {class: "sw", style: {background: colourOf(sh.cluster)}}),
       h("strong", {text: `Cluster ${sh.cluster}`}),
       h("span", {class: "muted", text: ` · ${fmt(sh.size)} images` + (tops ? ` · top labels: ${tops}` : "")}),
       h("div", {class: "sheet"}, sh.images.map((im) => thumb(im.id, basename(im.path), im.path)))));
@@ -300,14 +297,19 @@ function renderRobustness() {
   if (rb.missing) { sec.appendChild(missingNote(rb.missing)); return; }
   sec.appendChild(runLine(rb.run, "robustness run"));
   const rows = rb.results.rows;
-  const perts = [...new Set(rows.map((r) => r.perturbation))];
+  // The run's order gives each perturbation its colour, as in curves.png; clean is severity 0.
+  const found = new Set(rows.filter((r) => r.perturbation !== "clean").map((r) => r.perturbation));
+  const order = (rb.run.perturbations || []).filter((p) => found.has(p));
+  const perts = [...order, ...[...found].filter((p) => !order.includes(p))];
+  const clean = rows.find((r) => r.perturbation === "clean");
   const metricKeys = rb.results.columns.filter((c) => c.numeric && !["severity", "n"].includes(c.name))
     .map((c) => c.name).filter((k) => rows.some((r) => r[k] !== null && r[k] !== undefined));
   sec.appendChild(h("h3", {text: "Metrics against severity, one line per perturbation"}));
   sec.appendChild(h("div", {class: "charts", id: "robustness-charts"}, metricKeys.map((key) => lineChart({
-    title: key, xLabel: "severity", series: perts.map((p) => {
+    title: key, xLabel: "severity", series: perts.map((p, i) => {
       const mine = rows.filter((r) => r.perturbation === p).sort((a, b) => a.severity - b.severity);
-      return {name: p, xs: mine.map((r) => r.severity), ys: mine.map((r) => r[key])};
+      if (clean) mine.unshift(clean);
+      return {name: p, xs: mine.map((r) => r.severity), ys: mine.map((r) => r[key]), colour: colourOf(i)};
     })}))));
   if (rb.by_corruption && rb.by_corruption.length) {
     sec.appendChild(h("h3", {text: "Per perturbation: mean over the severities, drop from clean"}));

@@ -59,7 +59,8 @@ class Scatter {
   setColours(categories) {
     this.categories = Int32Array.from(categories);
     this.focus = null;
-    // Draw order: points grouped by colour, so each colour is one fill call.
+    // Draw order: points grouped by colour, so each colour is one fill call; the greys (negative
+    // categories) first, beneath the colours.
     const order = Array.from({length: this.n}, (_, i) => i);
     order.sort((a, b) => this.categories[a] - this.categories[b]);
     this.order = Int32Array.from(order);
@@ -116,7 +117,7 @@ class Scatter {
         const cat = this.categories[order[i]];
         const mine = cat === this.focus;
         const skip = (pass === "others" && mine) || (pass === "focus" && !mine);
-        ctx.fillStyle = pass === "others" ? "#dfe3e8" : colourOf(cat < 0 ? -1 : cat);
+        ctx.fillStyle = pass === "others" ? UNLABELLED_COLOUR : colourOf(cat);
         ctx.beginPath();
         for (; i < this.n && this.categories[order[i]] === cat; i++) {
           if (skip) continue;

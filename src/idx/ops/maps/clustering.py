@@ -20,7 +20,7 @@ from idx.analysis.projection import Projector
 from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.vectors.kmeans import faiss_engine
-from idx.ops.maps.label_scores import label_scores, label_truth
+from idx.ops.maps.label_scores import Truth, label_scores, label_truth
 from idx.ops.maps.projection import latest_covering, load_projection, map_of, project
 from idx.ops.thumbnails import decode_thumbnails
 from idx.progress import Progress, ProgressEvent
@@ -29,7 +29,7 @@ from idx.progress import Progress, ProgressEvent
 N_ITER = 25
 #: Thumbnails per row of a contact sheet (nearest row, farthest row).
 SHEET_COLUMNS = 6
-THUMBNAIL_SIDE = 96
+THUMBNAIL_SIDE = plots.SHEET_TILE
 #: Side of the decoded images the pixel baselines are computed from.
 BASELINE_SIDE = 64
 
@@ -314,6 +314,7 @@ def _contact_sheets(
             decode_thumbnails(index, r.ids[wanted], THUMBNAIL_SIDE, progress, "thumbnails"),
         )
     )
+    truth = label_truth(index, r.ids)
     sheets = []
     for c, (near, far) in enumerate(picks):
         sheets.append(
@@ -324,10 +325,20 @@ def _contact_sheets(
                 title=f"cluster {c} of run {r.run_id}: {len(near) + len(far)} of "
                 f"{int((r.labels == c).sum())} images, nearest and farthest from the centre",
                 tile=THUMBNAIL_SIDE,
+                captions=(_captions(r, truth, near), _captions(r, truth, far)),
                 untrained=r.untrained,
             )
         )
     return sheets
+
+
+def _captions(r: ClusterResult, truth: Truth | None, rows: np.ndarray) -> list[str]:
+    """The id of each image at `rows`, and its label where the index has labels."""
+    ids = r.ids[rows].tolist()
+    if truth is None:
+        return [f"#{i}" for i in ids]
+    names = [truth.names[c] if c >= 0 else "unlabelled" for c in truth.primary[rows].tolist()]
+    return [f"#{i}\n{name}" for i, name in zip(ids, names)]
 
 
 def load_clusters(index: Index, run_id: int | None = None) -> ClusterResult:

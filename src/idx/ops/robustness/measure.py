@@ -357,7 +357,8 @@ def _draw(index: Index, report: RobustnessReport, examples: dict) -> dict[str, s
 
     folder = config.plots_dir(index.dir, None, f"robustness-{report.run_id}")
     title = f"{report.model}, {report.sample_size} images"
-    out = {"curves": str(plot_curves(report.results, folder / "curves.png", title))}
+    curves = plot_curves(report.results, folder / "curves.png", title, report.perturbations)
+    out = {"curves": str(curves)}
     if examples:
         out["examples"] = str(
             plot_examples(

@@ -1,11 +1,13 @@
 // The idx web app: search by text or by a dropped image, filter, open an image and its
 // neighbours, and look at the latest 2-D map. Talks only to this server's /api/ (see app.py);
-// h(), fmt() and colourOf() come from the report's charts.js, Scatter from its scatter.js.
+// h(), fmt() and mapCategories() come from the report's charts.js, colourOf() from palette.js (the
+// one palette, made by idx.analysis.palette), Scatter from the report's scatter.js.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const NEIGHBOURS_SHOWN = 10;
-const state = {map: null, scatter: null, position: new Map(), lastImages: null, query: null};
+const state = {map: null, scatter: null, position: new Map(), lastImages: null, query: null,
+  categoryOf: new Map()};
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -175,14 +177,13 @@ function categories() {
 function colourMap() {
   if (!state.scatter) return;
   const {values, names} = categories();
-  state.scatter.setColours(values);
-  const counts = new Map();
-  values.forEach((v) => { if (v >= 0) counts.set(v, (counts.get(v) || 0) + 1); });
-  const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 24);
-  $("legend").replaceChildren(...top.map(([v, n]) => h("span", {
-    "data-value": v,
-    onclick: () => { state.scatter.focus = state.scatter.focus === v ? null : v; state.scatter.draw(); dimLegend(); },
-  }, h("span", {class: "sw", style: {background: colourOf(v)}}), `${names ? names[v] : `cluster ${v}`} (${n})`)));
+  const found = mapCategories(values, names);
+  state.categoryOf = found.of;
+  state.scatter.setColours(found.cats);
+  $("legend").replaceChildren(...found.legend.slice(0, 24).map(({cat, text, count}) => h("span", {
+    "data-value": cat,
+    onclick: () => { state.scatter.focus = state.scatter.focus === cat ? null : cat; state.scatter.draw(); dimLegend(); },
+  }, h("span", {class: "sw", style: {background: colourOf(cat)}}), `${text} (${count})`)));
   focusFromFilters();
 }
 
@@ -202,7 +203,7 @@ function focusFromFilters() {
   const label = $("f-label").value.trim().toLowerCase();
   if (by === "label" && label && state.map.label_names) {
     const at = state.map.label_names.findIndex((n) => n.toLowerCase() === label);
-    if (at >= 0) focus = at;
+    if (at >= 0 && state.categoryOf.has(at)) focus = state.categoryOf.get(at);
   }
   state.scatter.focus = focus;
   state.scatter.draw();
