@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from PIL import Image
 from sklearn import metrics as skm
 
+from idx.analysis import palette
 from idx.cli.main import cli
 from idx.indexer.index import Index
 from idx.ops.duplicates import duplicates
@@ -105,12 +106,12 @@ def test_sweep_without_labels_says_how_to_get_them(indexed_copy):
 
 
 def palette_hits(path: Path, k: int) -> int:
-    """How many of the first k colours of the map's palette (tab10, drawn at alpha 0.85 on
-    white) appear as pixels in the PNG."""
+    """How many of the first k colours of idx's palette (analysis/palette.py, drawn at alpha
+    0.85 on white) appear as pixels in the PNG."""
     pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
     found = 0
     for i in range(k):
-        rgb = np.array(colormaps["tab10"](i)[:3]) * 255 * 0.85 + 255 * 0.15
+        rgb = np.array(to_rgb(palette.colour(i))) * 255 * 0.85 + 255 * 0.15
         found += bool((np.abs(pixels - rgb).max(axis=1) <= 3).any())
     return found
 
