@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
+from idx.knn import exact_neighbors
+
 CLUSTER_METRICS = ("purity", "nmi", "ari", "homogeneity", "completeness", "v_measure")
 
 
@@ -53,28 +55,6 @@ BATCH_CELLS = 2**25
 
 def _rows_per_batch(width: int, batch_size: int | None) -> int:
     return batch_size or max(16, BATCH_CELLS // max(width, 1))
-
-
-def nearest_neighbors(x: np.ndarray, k: int, batch_size: int | None = None) -> np.ndarray:
-    """Indices [n, k] of each row's k most cosine-similar other rows (leave-one-out), best first.
-
-    Exact and batched (memory: batch_size x n floats; time: n^2 d, fine up to ~100k images).
-    Deterministic: among equally similar rows that all make the cut, the lower index comes first.
-    """
-    n = len(x)
-    k = min(k, n - 1)
-    out = np.empty((n, k), dtype=np.int64)
-    batch_size = _rows_per_batch(n, batch_size)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        sims = x[start:stop] @ x.T
-        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sims)
-        part = part[:, :k]
-        rows = np.arange(stop - start)[:, None]
-        order = np.lexsort((part, -sims[rows, part]), axis=1)
-        out[start:stop] = part[rows, order]
-    return out
 
 
 def vote(neighbors: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -259,7 +239,9 @@ class LabelInsights:
         sizes = y.sum(axis=0)
         self.sizes_ = sizes
         self.neighbors_ = (
-            nearest_neighbors(x, self.k_nn) if neighbors is None else np.asarray(neighbors)
+            exact_neighbors(x, x, self.k_nn, query_ids=np.arange(n))[1]
+            if neighbors is None
+            else np.asarray(neighbors)
         )
         k = self.neighbors_.shape[1]
         self.k_ = k
