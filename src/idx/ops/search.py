@@ -1,9 +1,12 @@
 """Nearest-neighbour search over an index: text, image, id and vector queries, the stored kNN
 graph, and rebuilding the FAISS index as another type.
 
->>> with Index(read_only=True) as index:             # doctest: +SKIP
-...     for hit in search(index, text="a red apple", k=5, label="Banana"):
-...         print(hit.rank, f"{hit.score:.3f}", hit.path)
+>>> with Index(read_only=True) as index:
+...     hits = search(index, text="a red apple", k=5, label="red_circles")
+>>> [(hit.rank, "red_circles" in hit.labels) for hit in hits]
+[(1, True), (2, True), (3, True), (4, True), (5, True)]
+>>> hits[0].score >= hits[-1].score, hits[0].path.endswith(".jpg")
+(True, True)
 
 A filter (`where`: SQL over the image_info view; `label`, `cluster`, `folder`: shortcuts), or the
 ids it kept (`among`), restricts results to those images; results then equal an exact search
