@@ -47,7 +47,9 @@ def test_every_module_with_examples_is_found():
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_docstring_examples_run(module, world, synthetic_set, tiny_model, tmp_path, monkeypatch):
+def test_docstring_examples_as_doctests(
+    module, world, synthetic_set, tiny_model, tmp_path, monkeypatch
+):
     shutil.copytree(synthetic_set, tmp_path / "photos")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
