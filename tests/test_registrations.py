@@ -36,14 +36,17 @@ def _created(what: str) -> dict[str, str]:
 
 
 def _kind_entry(kind: str, table: str | None = None) -> str:
-    return f'"{kind}": ("{table or kind + "_runs"}", "idx <the command that makes one>")'
+    return (
+        f'"{kind}": RunKind("{table or kind + "_runs"}", "idx <the command that makes one>", '
+        '{"<table of its rows>": ("<their key columns>",)})'
+    )
 
 
 # -- analysis run kinds -----------------------------------------------------------------------
 
 
 def test_every_run_table_of_the_migrations_has_a_kind():
-    named = {table for table, _ in KINDS.values()}
+    named = {kind.table for kind in KINDS.values()}
     missing = [
         f"migration {migration} creates {table}: add "
         f"{_kind_entry(table.removesuffix('_runs'), table)} to KINDS in {RUNS_PY}"
@@ -56,7 +59,7 @@ def test_every_run_table_of_the_migrations_has_a_kind():
 def test_every_kind_has_its_table_and_id_sequence():
     tables, sequences = _created("TABLE"), _created("SEQUENCE")
     bad = []
-    for kind, (table, _) in KINDS.items():
+    for kind, table in ((k, v.table) for k, v in KINDS.items()):
         if table not in tables:
             bad.append(
                 f"KINDS[{kind!r}] in {RUNS_PY} names the table {table}, which no migration "
@@ -82,7 +85,7 @@ def test_every_kind_names_a_command_that_makes_one():
     bad = [
         f"KINDS[{kind!r}] in {RUNS_PY} tells people to run `{command}`, which is not a command: "
         f"name the command that makes {kind} runs (one of: {', '.join(sorted(commands))})"
-        for kind, (_, command) in KINDS.items()
+        for kind, command in ((k, v.command) for k, v in KINDS.items())
         if command not in commands
     ]
     assert not bad, "\n".join(bad)
