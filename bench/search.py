@@ -25,6 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from idx import knn
 from idx.indexer.index import Index
 from idx.indexer.vectors import store as vectors
 from idx.ops import search as api
@@ -168,7 +169,7 @@ def part_scale(n: int, queries: int = 200) -> None:
             lat.append(time.perf_counter() - t)
         _, approx = store.search(held_out, 10)
         t = time.perf_counter()
-        _, exact = vectors.exact_neighbors(base, ids, held_out, 10)
+        _, exact = knn.exact_neighbors(base, held_out, 10, ids=ids)
         exact_s = (time.perf_counter() - t) / queries
         recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
         print(

@@ -40,6 +40,7 @@ import numpy as np
 from common import OUT, ROOT, dump, vit_b32_random
 from search import DIM, clustered_unit, fill_catalog
 
+from idx import knn
 from idx.indexer.index import Index
 from idx.indexer.vectors import store as vectors
 from idx.indexer.vectors.live import search_selected, vectors_of
@@ -94,8 +95,7 @@ def part_switch(n: int, results: dict) -> None:
 
 
 def _scan(store: vectors.VectorStore, q: np.ndarray, allowed: np.ndarray):
-    with vectors.single_thread():
-        return vectors.exact_neighbors(vectors_of(store, allowed), allowed, q[None], 10)
+    return knn.exact_neighbors(vectors_of(store, allowed), q[None], 10, ids=allowed)
 
 
 # -- an index to serve ------------------------------------------------------------------------

@@ -79,7 +79,11 @@ def test_help_has_an_example(path):
 
 @pytest.mark.parametrize("path", [c[0] for c in COMMANDS], ids=" ".join)
 def test_readme_mentions_command(path):
-    assert f"idx {' '.join(path)}" in README, f"README does not mention `idx {' '.join(path)}`"
+    command = f"idx {' '.join(path)}"
+    assert command in README, (
+        f"README.md does not name `{command}`: add it to the section of its command family, "
+        "with an example that runs as written (and to the Usage overview if people start there)"
+    )
 
 
 # -- code blocks ------------------------------------------------------------------------------

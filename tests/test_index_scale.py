@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 import pytest
 
-from idx import config
+from idx import config, knn
 from idx.indexer.index import Index
 from idx.indexer.vectors import ivfpq, shards
 from idx.indexer.vectors import store as vectors
@@ -37,7 +37,7 @@ def trained_bytes(n: int, matrix: np.ndarray) -> tuple[bytes, dict]:
 
 
 def exact_top(matrix, ids, queries, k):
-    return vectors.exact_neighbors(matrix, ids, queries, k)[1]
+    return knn.exact_neighbors(matrix, queries, k, ids=ids)[1]
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:

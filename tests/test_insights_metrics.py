@@ -7,6 +7,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.neighbors import NearestNeighbors
 
+from idx import knn
 from idx.analysis import insights as ins
 
 
@@ -46,7 +47,7 @@ def test_cluster_scores_match_scikit_learn():
 @pytest.mark.parametrize("batch_size", [7, 4096])
 def test_nearest_neighbors_match_scikit_learn_cosine(batch_size):
     x = _unit(np.random.default_rng(2).normal(size=(60, 8)))
-    got = ins.nearest_neighbors(x, 5, batch_size=batch_size)
+    got = knn.exact_neighbors(x, x, 5, query_ids=np.arange(60), batch_size=batch_size)[1]
     ref = NearestNeighbors(n_neighbors=6, metric="cosine").fit(x).kneighbors(x)[1][:, 1:]
     np.testing.assert_array_equal(got, ref)
     assert not (got == np.arange(60)[:, None]).any()  # leave-one-out: never itself
@@ -54,7 +55,7 @@ def test_nearest_neighbors_match_scikit_learn_cosine(batch_size):
 
 def test_nearest_neighbors_caps_k_at_n_minus_one():
     x = _unit(np.random.default_rng(3).normal(size=(4, 3)))
-    got = ins.nearest_neighbors(x, 10)
+    got = knn.exact_neighbors(x, x, 10, query_ids=np.arange(4))[1]
     assert got.shape == (4, 3)
     assert all(sorted(row) == sorted(set(range(4)) - {i}) for i, row in enumerate(got))
 

@@ -34,6 +34,8 @@ FORBIDDEN = {
     "errors.py": {"idx", "click", "tqdm"},
     "progress.py": {"idx", "click", "tqdm"},
     "config.py": {"idx", "click", "tqdm"},
+    # exact kNN, shared by analysis and indexer (neither may import the other): numpy only
+    "knn.py": {"idx", "click", "tqdm", "faiss", "duckdb", "torch", "open_clip"},
 }
 
 

@@ -14,6 +14,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
+from idx import knn
 from idx.analysis import robustness as m
 from idx.analysis.injection import InjectionComparison, purity
 
@@ -47,8 +48,8 @@ def test_drop_self_topk_overlap_and_self_ranks():
     query = np.array([10, 20, 30])
     clean = np.array([[10, 1, 2, 3], [20, 4, 5, 6], [30, 7, 8, 9]])
     pert = np.array([[1, 10, 3, 99], [7, 8, 9, 4], [30, 8, 7, -1]])
-    clean_nb = m.drop_self(clean, query, 3)
-    pert_nb = m.drop_self(pert, query, 3)
+    clean_nb = knn.drop_self(clean, query, 3)
+    pert_nb = knn.drop_self(pert, query, 3)
     assert clean_nb.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert pert_nb.tolist() == [[1, 3, 99], [7, 8, 9], [8, 7, -1]]
     direct = [len(set(a) & set(b)) / 3 for a, b in zip(clean_nb.tolist(), pert_nb.tolist())]
@@ -118,7 +119,7 @@ def test_per_image_summary_and_per_class_against_direct(rng):
             query_ids=ids,
             clean=clean,
             perturbed=pert,
-            clean_neighbors=m.drop_self(search(clean), ids, k),
+            clean_neighbors=knn.drop_self(search(clean), ids, k),
             perturbed_search=search(pert),
             k=k,
             centers=centers,
@@ -159,7 +160,7 @@ def test_summary_without_clusters_or_labels_is_null(rng):
     x = unit(rng.normal(size=(4, 3)))
     ids = np.arange(4)
     nb = np.tile(ids, (4, 1))
-    row = m.summarize(m.per_image(m.ConditionInputs(ids, x, x, m.drop_self(nb, ids, 2), nb, 2)))
+    row = m.summarize(m.per_image(m.ConditionInputs(ids, x, x, knn.drop_self(nb, ids, 2), nb, 2)))
     assert row["cos_mean"] == pytest.approx(1.0)
     assert row["cluster_change_share"] is None and row["knn_accuracy"] is None
     assert row["zero_shot_accuracy"] is None

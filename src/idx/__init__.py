@@ -1,9 +1,11 @@
 """idx: a CLIP embedding index and analysis workbench.
 
-from idx import Index, cluster
-with Index("photos.idx") as index:
-    index.add(["~/photos"])
-    result = cluster(index, 8)        # result.labels, result.metrics["silhouette"], result.plots
+>>> from idx import Index, cluster
+>>> with Index("photos.idx") as index:
+...     report = index.add(["~/photos"])
+...     result = cluster(index, 8)    # result.labels, result.metrics["silhouette"], result.plots
+>>> sorted(set(result.labels.tolist())) == list(range(8)), "silhouette" in result.metrics
+(True, True)
 """
 
 from importlib import import_module

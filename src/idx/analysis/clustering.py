@@ -95,8 +95,11 @@ def nearest_centres(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.
 class KMeans:
     """K-means clustering.
 
-    >>> km = KMeans(n_clusters=8, random_state=0).fit(X)   # doctest: +SKIP
-    >>> km.labels_, km.cluster_centers_, km.distances_, km.inertia_   # doctest: +SKIP
+    >>> km = KMeans(n_clusters=8, random_state=0).fit(X)
+    >>> km.labels_.shape == km.distances_.shape == (len(X),), km.cluster_centers_.shape[0]
+    (True, 8)
+    >>> bool(km.inertia_ > 0), sorted(set(km.labels_.tolist())) == list(range(8))
+    (True, True)
 
     Parameters are stored unchanged; `fit` validates them. Same data, same random_state and the
     same engine give identical labels and centres.

@@ -31,7 +31,9 @@ def effective_perplexity(perplexity: float, n: int) -> float:
 class Projector:
     """Project rows of X to 2-D.
 
-    >>> xy = Projector("tsne", perplexity=30, random_state=0).fit(X).embedding_  # doctest: +SKIP
+    >>> xy = Projector("tsne", perplexity=30, random_state=0).fit(X).embedding_
+    >>> xy.shape == (len(X), 2)
+    True
 
     `params_` holds what was actually used (e.g. the perplexity lowered for a small set).
     """

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from idx.knn import drop_self
+
 
 def cosine(clean: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity between clean and perturbed embeddings."""
@@ -29,15 +31,6 @@ def drift_summary(cos: np.ndarray) -> dict[str, float]:
         "cos_p50": float(p50),
         "cos_p95": float(p95),
     }
-
-
-def drop_self(neighbor_ids: np.ndarray, query_ids: np.ndarray, k: int) -> np.ndarray:
-    """The first k neighbours of each row other than the query image itself (-1 padded)."""
-    out = np.full((len(neighbor_ids), k), -1, dtype=np.int64)
-    for i, (row, self_id) in enumerate(zip(neighbor_ids, query_ids)):
-        kept = row[(row != self_id) & (row >= 0)][:k]
-        out[i, : len(kept)] = kept
-    return out
 
 
 def topk_overlap(clean_neighbors: np.ndarray, perturbed_neighbors: np.ndarray) -> np.ndarray:

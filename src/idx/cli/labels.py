@@ -156,50 +156,12 @@ def import_(
         _import_hierarchy(ctx, hierarchy_file, dry_run, fmt)
         if not (class_files or label_files or box_files or csv_files or from_folders):
             return
-    if not (class_files or label_files or box_files or csv_files or from_folders):
-        raise UsageError(
-            "nothing to import: give --classes, --labels, --boxes, --csv FILE or --from-folders"
-        )
-    if roots and not from_folders:
-        raise UsageError("--root only applies to --from-folders")
-    n_imports = len(class_files + label_files + box_files + csv_files) + bool(from_folders)
-    if source and n_imports > 1:
-        raise UsageError(
-            f"--source {source} names one import, but {n_imports} were given; import the files "
-            "one by one, each with its own --source (or none: each is named after its file)"
-        )
-    from idx.ops.labels import imports as labels_api
-
-    reports = []
+    files = {"classes": class_files, "labels": label_files, "boxes": box_files, "csv": csv_files}
+    _check_import(files, from_folders, roots, source)
     with ProgressBar(quiet, unit="%") as bar, open_index(ctx) as index:
-        reports += [
-            labels_api.import_classes(index, f, bar, name=source, dry_run=dry_run)
-            for f in class_files
-        ]
-        for kind, files in (("labels", label_files), ("boxes", box_files), ("csv", csv_files)):
-            reports += [
-                labels_api.import_labels(
-                    index,
-                    f,
-                    kind=kind,
-                    id_from=id_from,
-                    id_regex=id_regex,
-                    source=source,
-                    progress=bar,
-                    dry_run=dry_run,
-                )
-                for f in files
-            ]
-        if from_folders:
-            reports.append(
-                labels_api.import_folders(
-                    index,
-                    list(roots) or None,
-                    source=source or "folder",
-                    name=source,
-                    dry_run=dry_run,
-                )
-            )
+        reports = _run_imports(
+            index, files, from_folders, roots, id_from, id_regex, source, dry_run, bar
+        )
     imports = [r.as_dict() for r in reports]
     render_summary(
         {"imports": imports},
@@ -211,6 +173,61 @@ def import_(
     )
     for r in reports:
         _warn_about(r, quiet)
+
+
+def _check_import(
+    files: dict[str, tuple], from_folders: bool, roots: tuple, source: str | None
+) -> None:
+    """Something to import, and --root and --source only where they apply."""
+    if not (any(files.values()) or from_folders):
+        raise UsageError(
+            "nothing to import: give --classes, --labels, --boxes, --csv FILE or --from-folders"
+        )
+    if roots and not from_folders:
+        raise UsageError("--root only applies to --from-folders")
+    n_imports = sum(len(f) for f in files.values()) + bool(from_folders)
+    if source and n_imports > 1:
+        raise UsageError(
+            f"--source {source} names one import, but {n_imports} were given; import the files "
+            "one by one, each with its own --source (or none: each is named after its file)"
+        )
+
+
+def _run_imports(
+    index, files, from_folders, roots, id_from, id_regex, source, dry_run, bar
+) -> list[Any]:
+    """Each import in turn (classes first, so later label files find their display names)."""
+    from idx.ops.labels import imports as labels_api
+
+    reports = [
+        labels_api.import_classes(index, f, bar, name=source, dry_run=dry_run)
+        for f in files["classes"]
+    ]
+    for kind in ("labels", "boxes", "csv"):
+        reports += [
+            labels_api.import_labels(
+                index,
+                f,
+                kind=kind,
+                id_from=id_from,
+                id_regex=id_regex,
+                source=source,
+                progress=bar,
+                dry_run=dry_run,
+            )
+            for f in files[kind]
+        ]
+    if from_folders:
+        reports.append(
+            labels_api.import_folders(
+                index,
+                list(roots) or None,
+                source=source or "folder",
+                name=source,
+                dry_run=dry_run,
+            )
+        )
+    return reports
 
 
 def _warn_about(r: Any, quiet: bool) -> None:

@@ -146,7 +146,7 @@ notes_option = click.option(
     "--quiet",
     is_flag=True,
     expose_value=False,
-    callback=lambda ctx, _param, value: ctx.meta.__setitem__("idx.quiet", value),
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__("quiet notes", value),
     help="No notes on stderr (the device used, an untrained model); warnings and errors stay.",
 )
 
@@ -296,7 +296,7 @@ def run_settings(ctx: click.Context, **flags: Any) -> RunSettings:
 def _say_device(index: Index) -> None:
     """Name the device the model ran on, when it ran and the user did not pick it (not with -q)."""
     quiet = click.get_current_context(silent=True)
-    if quiet is not None and quiet.meta.get("idx.quiet"):
+    if quiet is not None and quiet.meta.get("quiet notes"):
         return
     if index.device_used is not None and index.device == "auto":
         click.echo(f"device: {index.device_used}", err=True)

@@ -103,7 +103,7 @@ def warn(message: str) -> None:
 def note(message: str) -> None:
     """A `note:` line on stderr, left out when the command was given -q (notes_option)."""
     ctx = click.get_current_context(silent=True)
-    if ctx is None or not ctx.meta.get("idx.quiet"):
+    if ctx is None or not ctx.meta.get("quiet notes"):
         warn(f"note: {message}")
 
 

@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 class Index:
     """An idx index folder.
 
-    >>> with Index("photos.idx") as index:            # doctest: +SKIP
+    >>> with Index("photos.idx") as index:
     ...     report = index.add(["~/photos"])
     ...     ids, vectors = index.embeddings()
+    >>> report.added == len(ids), vectors.dtype, vectors.shape[0] == len(ids)
+    (True, dtype('float32'), True)
 
     model / pretrained / checkpoint override what the index stored (flag > IDX_* env > stored >
     default); an index refuses a model other than the one it was built with. `encoder` passes a

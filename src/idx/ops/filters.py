@@ -7,7 +7,8 @@ import numpy as np
 
 from idx.indexer.index import Index
 from idx.indexer.vectors.live import search_selected, vectors_of
-from idx.indexer.vectors.store import VectorStore, exact_neighbors, single_thread
+from idx.indexer.vectors.store import VectorStore
+from idx.knn import exact_neighbors
 
 #: A filter keeping at most this share of the vectors is answered by an exact scan of its
 #: vectors, a larger one by FAISS with an id selector: where the two cost the same, measured by
@@ -58,5 +59,4 @@ def search_among(
         matrix = vectors_of(store, allowed)
     if len(allowed) == 0:
         return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
-    with single_thread():
-        return exact_neighbors(matrix, allowed, query, k)
+    return exact_neighbors(matrix, query, k, ids=allowed)

@@ -1,9 +1,12 @@
 """Nearest-neighbour search over an index: text, image, id and vector queries, the stored kNN
 graph, and rebuilding the FAISS index as another type.
 
->>> with Index(read_only=True) as index:             # doctest: +SKIP
-...     for hit in search(index, text="a red apple", k=5, label="Banana"):
-...         print(hit.rank, f"{hit.score:.3f}", hit.path)
+>>> with Index(read_only=True) as index:
+...     hits = search(index, text="a red apple", k=5, label="red_circles")
+>>> [(hit.rank, "red_circles" in hit.labels) for hit in hits]
+[(1, True), (2, True), (3, True), (4, True), (5, True)]
+>>> hits[0].score >= hits[-1].score, hits[0].path.endswith(".jpg")
+(True, True)
 
 A filter (`where`: SQL over the image_info view; `label`, `cluster`, `folder`: shortcuts), or the
 ids it kept (`among`), restricts results to those images; results then equal an exact search
@@ -28,7 +31,8 @@ from idx.indexer.files import storage
 from idx.indexer.files.decode import Decoded, decode, open_image
 from idx.indexer.index import Index
 from idx.indexer.vectors.live import vectors_of
-from idx.indexer.vectors.store import VectorStore, check_type, exact_neighbors
+from idx.indexer.vectors.store import VectorStore, check_type
+from idx.knn import drop_self, exact_neighbors
 from idx.ops.filters import matching_ids, search_among
 from idx.progress import Progress, ProgressEvent
 
@@ -248,8 +252,9 @@ def _nearest(
         scores, ids = index.vectors.search(query, k + extra)
     else:
         scores, ids = search_among(index.vectors, query, k + extra, allowed)
-    pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude]
-    pairs = pairs[:k]
+    if exclude is not None:
+        scores, ids = drop_self(ids, np.array([exclude]), k, scores)
+    pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
     info = _image_info(index, [i for _, i in pairs])
     # An id the catalog no longer holds is never shown (the FAISS file is kept in step anyway).
     hits = [(s, i) for s, i in pairs if i in info]
@@ -348,10 +353,13 @@ def build_neighbor_graph(
             batch_ids = ids[at : at + batch_size]
             queries = matrix[at : at + batch_size]
             if store is None:
-                scores, found = exact_neighbors(matrix, ids, queries, k_eff + 1)
+                scores, found = exact_neighbors(
+                    matrix, queries, k_eff, ids=ids, query_ids=batch_ids
+                )
             else:
                 scores, found = store.search(queries, k_eff + 1)
-            edges = _graph_rows(batch_ids, scores, found, k_eff)
+                scores, found = drop_self(found, batch_ids, k_eff, scores)
+            edges = _graph_rows(batch_ids, scores, found)
             catalog.neighbors.add(edges)
             rows += edges.num_rows
         result = NeighborGraphReport(
@@ -368,18 +376,17 @@ def build_neighbor_graph(
     return result
 
 
-def _graph_rows(qids: np.ndarray, scores: np.ndarray, found: np.ndarray, k: int) -> pa.Table:
-    """Drop each query's own id (wherever ties put it) and empty slots; keep the first k."""
-    keep = (found != qids[:, None]) & (found >= 0)
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-    kept = np.take_along_axis(keep, order, axis=1)
-    ranks = np.broadcast_to(np.arange(1, k + 1, dtype=np.int32), kept.shape)
+def _graph_rows(qids: np.ndarray, scores: np.ndarray, found: np.ndarray) -> pa.Table:
+    """The graph's rows of a batch of queries (their own ids already dropped); empty slots
+    (-1) are left out."""
+    kept = found >= 0
+    ranks = np.broadcast_to(np.arange(1, found.shape[1] + 1, dtype=np.int32), kept.shape)
     return pa.table(
         {
             "image_id": np.broadcast_to(qids[:, None], kept.shape)[kept].astype(np.int64),
-            "neighbor_id": np.take_along_axis(found, order, axis=1)[kept].astype(np.int64),
+            "neighbor_id": found[kept].astype(np.int64),
             "rank": ranks[kept],
-            "score": np.take_along_axis(scores, order, axis=1)[kept].astype(np.float32),
+            "score": scores[kept].astype(np.float32),
         }
     )
 

@@ -2,10 +2,12 @@
 vectors: text_embedding('a red apple'), image_embedding(id) and the image_vectors view (see
 idx.indexer.catalog.user_sql).
 
->>> with Index(read_only=True) as index:                 # doctest: +SKIP
+>>> with Index(read_only=True) as index:
 ...     result = run_sql(index, "SELECT path, array_cosine_similarity(v.vector, "
 ...         "text_embedding('a red apple')) AS score FROM image_info JOIN image_vectors v "
 ...         "USING (id) ORDER BY score DESC LIMIT 5")
+>>> result.columns, len(result.rows)
+(['path', 'score'], 5)
 """
 
 from __future__ import annotations

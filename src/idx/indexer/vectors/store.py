@@ -20,7 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from idx import config
+from idx import config, knn
 from idx.errors import UsageError
 from idx.indexer.vectors import ivfpq
 from idx.indexer.vectors.ivfpq import ReRankedIVF
@@ -108,19 +108,6 @@ def _knob_schedule(kind: str, index: Any) -> Iterator[dict[str, int]]:
             k_factor *= 2
 
 
-def exact_neighbors(
-    matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k (scores, ids) of `queries` among the rows of `matrix` (brute force)."""
-    scores, pos = faiss.knn(
-        np.ascontiguousarray(queries, np.float32),
-        np.ascontiguousarray(matrix, np.float32),
-        min(k, len(ids)),
-        metric=faiss.METRIC_INNER_PRODUCT,
-    )
-    return scores, np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
-
-
 def recall_queries(
     ids: np.ndarray, matrix: np.ndarray, k: int = RECALL_K, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
@@ -128,8 +115,8 @@ def recall_queries(
     each with itself excluded, as in `idx neighbors`)."""
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(ids), size=min(RECALL_QUERIES, len(ids)), replace=False)
-    _, exact = exact_neighbors(matrix, ids, matrix[sample], k + 1)
-    truth = [[int(i) for i in row if i != qid][:k] for qid, row in zip(ids[sample], exact)]
+    _, exact = knn.exact_neighbors(matrix, matrix[sample], k, ids=ids, query_ids=ids[sample])
+    truth = [[int(i) for i in row if i >= 0] for row in exact]
     return ids[sample], matrix[sample], truth
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from idx import config
 from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
-from idx.ops.insights.labelled import load_labelled
+from idx.ops.insights.labelled import LabelledSet, load_labelled
 from idx.ops.insights.runs import InsightsResult, store_insights
 from idx.ops.labels.hierarchy import Rollup
 from idx.ops.labels.positives import load_positives, prompt_vectors
@@ -75,51 +76,15 @@ def insights(
     cross-validation) on the embeddings and on the baselines (random vectors, colour histograms),
     with kNN accuracy on the baselines too. With `rollup`, every insight is at parent classes of
     the stored hierarchy: an image counts for each is-a ancestor of its labels there."""
-    if k_nn < 1:
-        raise UsageError(f"--k-nn must be at least 1, not {k_nn}")
-    if folds < 2:
-        raise UsageError(f"--folds must be at least 2, not {folds}")
-    if not 0 < suspect_vote_share <= 1:
-        raise UsageError(f"suspect vote share must be in (0, 1], not {suspect_vote_share}")
+    _check(k_nn, folds, suspect_vote_share)
     index.require_images("analyse")
     step = _stepper(progress)
-    step("load labels")
-    data = load_labelled(index, sources, rollup)
     notes: list[str] = []
-    if rollup is not None:
-        positives = load_positives(index.catalog, sources)
-        assert positives is not None  # the rolled-up labels came from these
-        left_out = len(positives.ids) - len(data.ids)
-        notes.append(
-            f"labels rolled up to {rollup.describe()}: {len(data.label_names)} classes"
-            + (
-                f"; {left_out} labelled images have no class there and are left out"
-                if left_out
-                else ""
-            )
-        )
-    if len(data.ids) < 2:
-        raise EmptyIndexError("insights need at least 2 labelled images; import more labels")
-    if k_nn >= len(data.ids):
-        notes.append(
-            f"--k-nn {k_nn} lowered to {len(data.ids) - 1}: only {len(data.ids)} labelled images"
-        )
+    step("load labels")
+    data = _labelled(index, sources, rollup, k_nn, notes)
     run_id = latest_cluster_run(index, cluster_run)
-    clusters = None
-    if run_id is None:
-        notes.append(
-            "cluster metrics unavailable: no clustering run in this index; run `idx cluster --k K` "
-            "and then `idx insights` again"
-        )
-    else:
-        clusters = cluster_assignments(index, run_id, data.ids)
-    texts = None
-    if zero_shot:
-        step("encode class prompts")
-        try:
-            texts = prompt_vectors(index, data.display_names)
-        except ModelLoadError as exc:
-            notes.append(f"zero-shot accuracy unavailable: {exc}")
+    clusters = _clusters(index, run_id, data.ids, notes)
+    texts = _prompt_vectors(index, data, step, notes) if zero_shot else None
     ident = index.stored_identity()
     if ident is not None and ident.untrained:
         notes.append("the model has UNTRAINED random weights: these numbers say nothing about CLIP")
@@ -151,6 +116,67 @@ def insights(
         result.plots = draw_insights(data, fitted, result, config.plots_dir(index.dir, plots_dir))
     step("done")
     return result
+
+
+def _check(k_nn: int, folds: int, suspect_vote_share: float) -> None:
+    if k_nn < 1:
+        raise UsageError(f"--k-nn must be at least 1, not {k_nn}")
+    if folds < 2:
+        raise UsageError(f"--folds must be at least 2, not {folds}")
+    if not 0 < suspect_vote_share <= 1:
+        raise UsageError(f"suspect vote share must be in (0, 1], not {suspect_vote_share}")
+
+
+def _labelled(
+    index: Index, sources: list[str] | None, rollup: Rollup | None, k_nn: int, notes: list[str]
+) -> LabelledSet:
+    """The labelled images (at the rollup's classes, if any); at least 2 of them."""
+    data = load_labelled(index, sources, rollup)
+    if rollup is not None:
+        positives = load_positives(index.catalog, sources)
+        assert positives is not None  # the rolled-up labels came from these
+        left_out = len(positives.ids) - len(data.ids)
+        notes.append(
+            f"labels rolled up to {rollup.describe()}: {len(data.label_names)} classes"
+            + (
+                f"; {left_out} labelled images have no class there and are left out"
+                if left_out
+                else ""
+            )
+        )
+    if len(data.ids) < 2:
+        raise EmptyIndexError("insights need at least 2 labelled images; import more labels")
+    if k_nn >= len(data.ids):
+        notes.append(
+            f"--k-nn {k_nn} lowered to {len(data.ids) - 1}: only {len(data.ids)} labelled images"
+        )
+    return data
+
+
+def _clusters(
+    index: Index, run_id: int | None, ids: np.ndarray, notes: list[str]
+) -> np.ndarray | None:
+    """Each image's cluster in the clustering run, None (and a note) when there is no run."""
+    if run_id is None:
+        notes.append(
+            "cluster metrics unavailable: no clustering run in this index; run `idx cluster --k K` "
+            "and then `idx insights` again"
+        )
+        return None
+    return cluster_assignments(index, run_id, ids)
+
+
+def _prompt_vectors(
+    index: Index, data: LabelledSet, step: Callable[[str], None], notes: list[str]
+) -> np.ndarray | None:
+    """The text embeddings of each class's prompt, None (and a note) when the model cannot
+    encode text."""
+    step("encode class prompts")
+    try:
+        return prompt_vectors(index, data.display_names)
+    except ModelLoadError as exc:
+        notes.append(f"zero-shot accuracy unavailable: {exc}")
+        return None
 
 
 def _probe(index, data, folds, k_nn, seed, metrics, notes, step, progress) -> dict | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from idx.analysis import baselines
+from idx.knn import exact_neighbors
 from idx.ops.thumbnails import decode_thumbnails
 from idx.progress import Progress
 
@@ -46,7 +47,7 @@ def probe_all(
 ) -> dict[str, dict[str, Any]]:
     """features -> the linear probe's summary (and, for a baseline, its kNN accuracy)."""
     # scikit-learn is slow to import: load it with the probe
-    from idx.analysis.insights import hits, knn_predict, nearest_neighbors
+    from idx.analysis.insights import hits, knn_predict
     from idx.analysis.linear_probe import LinearProbe
 
     features = {"clip": data.vectors} | baseline_features(index, data, seed, progress)
@@ -57,7 +58,8 @@ def probe_all(
         probe = LinearProbe(n_splits=folds, random_state=seed).fit(x, data.primary, data.y)
         out[name] = probe.summary()
         if name != "clip":
-            neighbors = nearest_neighbors(baselines.normalise_rows(x), k_nn)
+            unit = baselines.normalise_rows(x)
+            neighbors = exact_neighbors(unit, unit, k_nn, query_ids=np.arange(len(unit)))[1]
             out[name]["knn_accuracy"] = float(
                 hits(knn_predict(neighbors, data.y, sizes)[0], data.y).mean()
             )

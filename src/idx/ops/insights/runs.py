@@ -150,45 +150,8 @@ def store_insights(
     """Write one run (insight_runs + its per-class, pair, suspect and linear probe rows) in one
     transaction."""
     names = data.label_names
-    per = fitted.classes_
-    probe_per_class = (probes or {}).get("clip", {}).get("per_class") or [None] * len(names)
-    present = np.nonzero(per["size"] > 0)[0]
-    classes = [
-        tuple(
-            _nan_to_none(v)
-            for v in (
-                names[c],
-                data.display_names[c],
-                per["size"][c],
-                per["main_cluster"][c] if per["main_cluster"][c] >= 0 else None,
-                per["main_cluster_share"][c],
-                per["cluster_entropy"][c],
-                per["cohesion"][c],
-                names[per["nearest_class"][c]] if len(present) > 1 else None,
-                per["separation_margin"][c],
-                per["silhouette"][c],
-                per["knn_accuracy"][c],
-                per["zero_shot_accuracy"][c],
-                probe_per_class[c],
-            )
-        )
-        for c in present
-    ]
-    probe_rows = [
-        (
-            name,
-            p["n_images"],
-            p["folds"],
-            p["C"],
-            p["accuracy"],
-            p["ci95"][0],
-            p["ci95"][1],
-            p["fold_accuracies"],
-            _nan_to_none(p["fold_sd"]),
-            p.get("knn_accuracy"),
-        )
-        for name, p in (probes or {}).items()
-    ]
+    classes = _class_rows(data, fitted, probes)
+    probe_rows = _probe_rows(probes)
     pairs = [(names[a], names[b], n, _nan_to_none(sim)) for a, b, n, sim in fitted.pairs_]
     suspects = [
         (
@@ -228,3 +191,53 @@ def store_insights(
     return InsightsResult(
         run_id, cluster_run_id, metrics, classes, pairs, suspects, probes=probe_rows
     )
+
+
+def _class_rows(
+    data: LabelledSet, fitted: LabelInsights, probes: dict[str, dict[str, Any]] | None
+) -> list[tuple]:
+    """One row (CLASS_COLUMNS) for each class with at least one image."""
+    names = data.label_names
+    per = fitted.classes_
+    probe_per_class = (probes or {}).get("clip", {}).get("per_class") or [None] * len(names)
+    present = np.nonzero(per["size"] > 0)[0]
+    return [
+        tuple(
+            _nan_to_none(v)
+            for v in (
+                names[c],
+                data.display_names[c],
+                per["size"][c],
+                per["main_cluster"][c] if per["main_cluster"][c] >= 0 else None,
+                per["main_cluster_share"][c],
+                per["cluster_entropy"][c],
+                per["cohesion"][c],
+                names[per["nearest_class"][c]] if len(present) > 1 else None,
+                per["separation_margin"][c],
+                per["silhouette"][c],
+                per["knn_accuracy"][c],
+                per["zero_shot_accuracy"][c],
+                probe_per_class[c],
+            )
+        )
+        for c in present
+    ]
+
+
+def _probe_rows(probes: dict[str, dict[str, Any]] | None) -> list[tuple]:
+    """One row (PROBE_COLUMNS) for each set of features probed."""
+    return [
+        (
+            name,
+            p["n_images"],
+            p["folds"],
+            p["C"],
+            p["accuracy"],
+            p["ci95"][0],
+            p["ci95"][1],
+            p["fold_accuracies"],
+            _nan_to_none(p["fold_sd"]),
+            p.get("knn_accuracy"),
+        )
+        for name, p in (probes or {}).items()
+    ]

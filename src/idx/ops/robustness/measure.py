@@ -26,6 +26,7 @@ from idx.analysis.perturbations.weather import reference_frost_photos
 from idx.errors import DecodeError, EmptyIndexError, UsageError
 from idx.indexer.files.decode import open_image
 from idx.indexer.index import Index
+from idx.knn import drop_self
 from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.ops.robustness.inputs import (
     load_clusters,
@@ -253,7 +254,7 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
     depth = min(depth, index.vectors.ntotal)
     k = min(k, depth - 1)
     _, clean_search = index.vectors.search(clean, k + 1)
-    clean_neighbors = metrics.drop_self(clean_search, ids, k)
+    clean_neighbors = drop_self(clean_search, ids, k)
     labels = load_positives(index.catalog)
     clusters = load_clusters(index.catalog, cluster_run, clean.shape[1])
     ident = index.stored_identity()
