@@ -39,6 +39,12 @@ class NotFoundError(IdxError):
     http_status = 404
 
 
+class InUseError(IdxError):
+    """Something that other stored things were made from (a run that later runs name)."""
+
+    http_status = 409
+
+
 class ChangedFileError(IdxError):
     """An indexed file that changed since it was indexed (run add on its folder again)."""
 

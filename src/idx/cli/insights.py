@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from idx.cli.options import (
@@ -15,9 +13,10 @@ from idx.cli.options import (
     output_options,
     plots_option,
     quiet_option,
+    stored_run,
 )
-from idx.cli.output import echo_json, render_rows, warn
 from idx.cli.progress import ProgressBar
+from idx.cli.views.insights import TABLES, show_insights
 from idx.errors import UsageError
 
 
@@ -69,9 +68,16 @@ from idx.errors import UsageError
 @plots_option
 @click.option(
     "--show",
-    type=click.Choice(("all", "summary", "classes", "pairs", "suspects")),
+    type=click.Choice(TABLES),
     default=None,
-    help="Which table to print (default: all for table, else classes).",
+    help="Which table to print (default: all for table, else classes). Given, it is printed "
+    "from the newest stored run with these parameters, of the images and labels there are "
+    "now; one is computed when there is none.",
+)
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="With --show: compute a new run even when one with these parameters is stored.",
 )
 @click.option(
     "--limit",
@@ -96,6 +102,7 @@ def insights(
     no_plots,
     out,
     show,
+    recompute,
     limit,
     fmt,
     quiet,
@@ -111,18 +118,21 @@ def insights(
     most confused pairs and images whose label disagrees with a strong kNN vote. With --level
     or --rollup, all of it at parent classes of the imported class hierarchy. Stored in
     insight_runs, class_insights, confused_pairs, suspect_labels, linear_probes; plots go to
-    <index>/plots.
+    <index>/plots. --show TABLE prints one table of the newest stored run made with the same
+    parameters (no new run), --show TABLE --recompute of a new one.
 
     \b
     Example:
       idx insights
       idx insights --run 2 -k 20 --json
+      idx insights --show pairs
       idx insights --show suspects --format csv > suspects.csv
       idx insights --folds 10 --show summary
       idx insights --level 2
       idx insights --rollup Fruit,Dessert,Snack --json
     """
     from idx.ops.insights.measure import insights as measure_insights
+    from idx.ops.insights.runs import find_insights
     from idx.ops.labels.hierarchy import Rollup
 
     if level is not None and rollup:
@@ -134,87 +144,31 @@ def insights(
             raise UsageError("--rollup needs class names, e.g. --rollup Fruit,Dessert")
         parents = Rollup(level=level, names=names)
 
-    with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
-        result = measure_insights(
-            index,
-            cluster_run=cluster_run,
-            k_nn=k_nn,
-            zero_shot=not no_zero_shot,
-            probe=not no_probe,
-            folds=folds,
-            rollup=parents,
-            sources=list(sources) or None,
-            plots=not no_plots,
-            plots_dir=out,
-            progress=bar,
-        )
-    for note in result.notes:
-        warn(f"note: {note}")
-    if fmt == "json" and show is None:
-        echo_json(result.as_dict())
-        return
-    show = show or ("all" if fmt == "table" else "classes")
-    tables = _tables(result, limit if fmt == "table" else None)
-    for name in ("summary", "classes", "pairs", "suspects") if show == "all" else (show,):
-        title, columns, rows = tables[name]
-        if show == "all":
-            click.echo(f"\n{title}")
-        render_rows(columns, rows, fmt)
-    if fmt == "table" and show == "all":
-        for name, path in result.plots.items():
-            click.echo(f"plot {name}: {path}")
-
-
-def _tables(result: Any, limit: int | None) -> dict:
-    from idx.ops.insights import runs as insight_runs
-
-    m = result.metrics
-    display = {row[0]: row[1] for row in result.classes}
-    bases = ("random_labels", "majority_class", "random_vectors", "colour_histogram")
-    shown = [b for b in bases if b in m["baselines"]]
-    names = (
-        "purity",
-        "nmi",
-        "ari",
-        "homogeneity",
-        "completeness",
-        "v_measure",
-        "knn_accuracy",
-        "zero_shot_accuracy",
-        "linear_probe_accuracy",
-    )
-    summary = [(n, m.get(n), *(m["baselines"][b].get(n) for b in shown)) for n in names if n in m]
-    cluster = result.cluster_run_id if result.cluster_run_id is not None else "none"
-    head = (
-        f"insight run {result.run_id}: {m['n_images']} labelled images "
-        f"({m['n_multi_label']} multi-label), {m['n_classes']} classes, k={m['k_nn']}, "
-        f"cluster run {cluster}, model {m['model']}"
-    )
-    probe = m.get("linear_probe")
-    if probe:
-        low, high = probe["ci95"]
-        head += (
-            f"\nlinear probe: {m['linear_probe_accuracy']:.3f} (95% CI {low:.3f} to {high:.3f}), "
-            f"{probe['folds']}-fold stratified CV, fold sd {probe['fold_sd']:.3f}"
-        )
-    pairs = [(display.get(a, a), display.get(b, b), n, s) for a, b, n, s in result.pairs]
-    suspects = [
-        (i, p, display.get(lab, lab), display.get(pred, pred), share, own)
-        for i, p, lab, pred, share, own in result.suspects
-    ]
-    # Best-separated classes first (kNN accuracy), the ones CLIP confuses at the bottom.
-    ranked = sorted(result.classes, key=lambda r: (-(r[10] if r[10] is not None else -1), r[1]))
-    classes = [(r[1], *r[2:7], display.get(r[7], r[7]), *r[8:]) for r in ranked]
-    return {
-        "summary": (head, ("metric", "value", *shown), summary),
-        "classes": ("per class:", ("class", *insight_runs.CLASS_COLUMNS[2:]), classes),
-        "pairs": (f"most confused pairs ({len(pairs)}):", insight_runs.PAIR_COLUMNS, pairs[:limit]),
-        "suspects": (
-            f"suspect labels ({len(suspects)}; label disagrees with a strong kNN vote):",
-            insight_runs.SUSPECT_COLUMNS,
-            suspects[:limit],
-        ),
+    asked = {
+        "k_nn": k_nn,
+        "zero_shot": not no_zero_shot,
+        "probe": not no_probe,
+        "folds": folds,
+        "rollup": parents,
+        "sources": list(sources) or None,
     }
+    result = stored_run(
+        ctx,
+        show is not None and not recompute,
+        lambda index: find_insights(index, cluster_run=cluster_run, **asked),
+        "insight run",
+    )
+    if result is None:
+        with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
+            result = measure_insights(
+                index,
+                cluster_run=cluster_run,
+                plots=not no_plots,
+                plots_dir=out,
+                progress=bar,
+                **asked,
+            )
+    show_insights(result, fmt, show, limit)
 
 
 def register(cli: click.Group) -> None:

@@ -80,11 +80,23 @@ def _register() -> None:
         openimages,
         report,
         robustness,
+        runs,
         search,
         serve,
     )
 
-    for module in (ingest, search, analysis, labels, insights, robustness, report, serve, demo):
+    for module in (
+        ingest,
+        search,
+        analysis,
+        labels,
+        insights,
+        robustness,
+        runs,
+        report,
+        serve,
+        demo,
+    ):
         module.register(cli)
     openimages.register(cli)
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from idx import config
+from idx.cli.output import note
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index
     from idx.indexer.ingest.settings import RunSettings
+
+T = TypeVar("T")
 
 #: Output formats of every command; commands that list rows also stream `jsonl`.
 FORMATS = ("table", "csv", "json")
@@ -201,6 +204,15 @@ seed_option = click.option(
 
 no_plots_option = click.option("--no-plots", is_flag=True, help="Do not draw the plots.")
 
+#: --show on an analysis command: print the stored run instead of computing one (stored_run).
+show_option = click.option(
+    "--show",
+    "show_stored",
+    is_flag=True,
+    help="Print the newest stored run made with these parameters of the images there are now "
+    "(as `idx runs show` does) instead of computing one; computed when there is none.",
+)
+
 
 def cluster_run_option(purpose: str) -> Any:
     """--run N: the cluster run a command compares with (`purpose`), by default the latest."""
@@ -281,6 +293,20 @@ def open_index(
     )
     ctx.call_on_close(lambda: _say_device(index))
     return index
+
+
+def stored_run(
+    ctx: click.Context, wanted: bool, find: Callable[[Index], T | None], what: str
+) -> T | None:
+    """When `wanted` (--show), the stored run that `find` picks in the index opened read-only;
+    None, with a note that one is computed, when there is none."""
+    if not wanted:
+        return None
+    with open_index(ctx, read_only=True) as index:
+        found = find(index)
+    if found is None:
+        note(f"no stored {what} with these parameters: computing one")
+    return found
 
 
 def run_settings(ctx: click.Context, **flags: Any) -> RunSettings:

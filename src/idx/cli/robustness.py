@@ -17,27 +17,15 @@ from idx.cli.options import (
     output_options,
     quiet_option,
     seed_option,
+    show_option,
+    stored_run,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary, warn
+from idx.cli.output import note_untrained, render_rows, render_summary
 from idx.cli.progress import ProgressBar
+from idx.cli.views.robustness import show_injection, show_report
 from idx.errors import UsageError
 
 # ops.robustness and ops.injection load FAISS, DuckDB and PIL: commands import them when they run.
-
-#: Columns of the table view (csv and json carry every column).
-TABLE_COLUMNS = (
-    "perturbation",
-    "severity",
-    "n",
-    "cos_mean",
-    "cos_p05",
-    "topk_overlap",
-    "self_found_at_1",
-    "self_rank_mean",
-    "cluster_change_share",
-    "knn_accuracy",
-    "zero_shot_accuracy",
-)
 
 
 def _skip_printer(bar: ProgressBar, quiet: bool):
@@ -86,6 +74,7 @@ def _skip_printer(bar: ProgressBar, quiet: bool):
     help="Also write every perturbed image as DIR/<perturbation>/severity-<s>/<id>.png.",
 )
 @no_plots_option
+@show_option
 @batch_options
 @model_options
 @output_options
@@ -102,6 +91,7 @@ def robustness(
     cluster_run,
     save_dir,
     no_plots,
+    show_stored,
     batch_size,
     workers,
     model,
@@ -118,107 +108,51 @@ def robustness(
     zero-shot accuracy and the most fragile classes (need labels). Severity 0 is the clean
     baseline; per perturbation, each metric's mean over the severities and its drop from clean
     (ImageNet-C's summary), with the mean over ImageNet-C's corruptions measured. Rows go to the tables robustness_runs / _results / _classes; figures to
-    <index>/plots/robustness-<run>/.
+    <index>/plots/robustness-<run>/. With --show, the newest stored run made with the same
+    parameters is printed instead (`idx runs --kind robustness` lists them).
 
     \b
     Example:
       idx robustness --perturb gaussian_noise,blur,jpeg,brightness --severity 1:5 --sample 500
       idx robustness --perturb all --severity 1,3,5 --sample 50 --format csv
       idx robustness --perturb imagenet-c --sample 200 --json
+      idx robustness --perturb imagenet-c --sample 200 --show
       idx robustness list
     """
     if ctx.invoked_subcommand is not None:
         return
     from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
-    from idx.ops.robustness.measure import RESULT_COLUMNS, measure
+    from idx.ops.robustness.measure import measure
+    from idx.ops.robustness.runs import find_robustness
 
     names = resolve_perturbations(perturb.split(","))
     levels = parse_severities(severity)
-    with (
-        ProgressBar(quiet) as bar,
-        open_index(ctx, model=model, pretrained=pretrained, checkpoint=checkpoint) as index,
-    ):
-        report = measure(
-            index,
-            names,
-            levels,
-            sample=sample,
-            seed=seed,
-            k=k,
-            depth=depth,
-            cluster_run=cluster_run,
-            save_dir=save_dir,
-            plots=not no_plots,
-            batch_size=batch_size,
-            workers=workers,
-            progress=bar,
-            on_skip=_skip_printer(bar, quiet),
-        )
-        bar.close()
-    for note in report.notes:
-        warn(f"note: {note}")
-    if fmt == "csv":
-        render_rows(RESULT_COLUMNS, [[r[c] for c in RESULT_COLUMNS] for r in report.results], fmt)
-    else:
-        render_summary(report.as_dict(), fmt, lambda: _print_table(report))
-
-
-def _print_table(report: Any) -> None:
-    columns = [c for c in TABLE_COLUMNS if any(r[c] is not None for r in report.results)]
-    render_rows(columns, [[r[c] for c in columns] for r in report.results], "table")
-    _print_summary(report)
-
-
-#: (column, heading) of the per-corruption table: mean over the severities, drop from clean.
-CORRUPTION_COLUMNS = (
-    ("perturbation", "perturbation"),
-    ("severities", "levels"),
-    ("knn_accuracy", "knn_acc"),
-    ("knn_accuracy_drop", "knn_drop"),
-    ("zero_shot_accuracy", "zero_shot"),
-    ("zero_shot_accuracy_drop", "zero_shot_drop"),
-    ("cos_mean", "cos_mean"),
-    ("topk_overlap", "topk_overlap"),
-    ("self_found_at_1", "found_at_1"),
-    ("self_found_at_1_drop", "found_at_1_drop"),
-)
-
-
-def _print_by_corruption(report: Any) -> None:
-    rows = report.by_corruption
-    shown = [(c, h) for c, h in CORRUPTION_COLUMNS if any(r.get(c) is not None for r in rows)]
-    click.echo(
-        "\nper perturbation: mean over the severities measured; drop = clean minus that mean"
+    asked = {"sample": sample, "seed": seed, "k": k, "depth": depth, "cluster_run": cluster_run}
+    report = stored_run(
+        ctx,
+        show_stored,
+        lambda index: find_robustness(index, names, levels, **asked),
+        "robustness run",
     )
-    render_rows([h for _, h in shown], [[r.get(c) for c, _ in shown] for r in rows], "table")
-
-
-def _print_summary(report: Any) -> None:
-    _print_by_corruption(report)
-    fragile = _most_fragile(report.classes)
-    if fragile:
-        click.echo("\nmost fragile classes (mean cosine over the perturbed conditions):")
-        render_rows(["class", "n", "cos_mean", "knn_accuracy"], fragile, "table")
-    click.echo(
-        f"\nrun {report.run_id}: {report.sample_size} images x {len(report.perturbations)} "
-        f"perturbations x {len(report.severities)} severities with {report.model}; "
-        f"{report.images_per_s:.1f} perturbed images/s"
-    )
-    for name, path in report.plots.items():
-        click.echo(f"{name}: {path}")
-
-
-def _most_fragile(classes: list[dict[str, Any]], top: int = 5) -> list[list[Any]]:
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for row in classes:
-        if row["severity"] > 0:
-            by_label.setdefault(row.get("display_name") or row["label_name"], []).append(row)
-    summary = []
-    for label, rows in by_label.items():
-        cos = sum(r["cos_mean"] for r in rows) / len(rows)
-        acc = [r["knn_accuracy"] for r in rows if r["knn_accuracy"] is not None]
-        summary.append([label, rows[0]["n"], cos, sum(acc) / len(acc) if acc else None])
-    return sorted(summary, key=lambda r: r[2])[:top]
+    if report is None:
+        with (
+            ProgressBar(quiet) as bar,
+            open_index(ctx, model=model, pretrained=pretrained, checkpoint=checkpoint) as index,
+        ):
+            report = measure(
+                index,
+                names,
+                levels,
+                save_dir=save_dir,
+                plots=not no_plots,
+                batch_size=batch_size,
+                workers=workers,
+                progress=bar,
+                on_skip=_skip_printer(bar, quiet),
+                **asked,
+            )
+            bar.close()
+    show_report(report, fmt)
 
 
 @robustness.command("list")
@@ -296,18 +230,7 @@ def inject_command(ctx, kind, severity, fraction, seed, fmt, quiet):
         )
         bar.close()
 
-    def table() -> None:
-        level = f" severity {inj.severity}" if inj.severity else ""
-        click.echo(
-            f"injection {inj.id}: added {inj.n_images} {inj.kind}{level} images "
-            f"(source '{inj.source}') from {inj.folder}"
-        )
-        click.echo(
-            f"compare with: idx robustness compare --id {inj.id}; remove with: "
-            f"idx robustness eject --id {inj.id}"
-        )
-
-    render_summary(inj.as_dict(), fmt, table)
+    show_injection(inj, fmt)
 
 
 @robustness.command("eject")

@@ -7,7 +7,8 @@ What callers (ops) may name: a run kind from KINDS, and, for stored rows, one of
 kind stores; column names (a run's values, the columns of its rows, their order) only as columns
 of that table. Never a table or column of their own: each name is checked against KINDS and the
 migrated schema before it reaches SQL, and a wrong one raises ValueError naming the allowed ones.
-A new kind of run is a migration plus its entry in KINDS.
+A new kind of run is a migration plus its entry in KINDS (and, for `idx runs`, its entry in
+idx.ops.runs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ class RunKind(NamedTuple):
     table: str  # one row per run
     command: str  # the command that makes one
     stores: dict[str, tuple[str, ...]]  # tables of its rows -> the order they are read in
+    #: columns of its table naming a run of another kind -> that kind: the run it was made from
+    refers: dict[str, str] = {}
+
+
+class Dependent(NamedTuple):
+    kind: str
+    run_id: int
+    of: tuple[str, int]  # the (kind, run id) whose run it names
 
 
 #: kind -> its tables and command, as the migrations made them (a test checks they agree)
@@ -37,8 +46,11 @@ KINDS = {
         "cluster_runs",
         "idx cluster",
         {"clusters": ("image_id",), "cluster_centers": ("cluster",)},
+        {"projection_run_id": "projection"},
     ),
-    "sweep": RunKind("sweep_runs", "idx sweep", {"sweep_results": ("k",)}),
+    "sweep": RunKind(
+        "sweep_runs", "idx sweep", {"sweep_results": ("k",)}, {"projection_run_id": "projection"}
+    ),
     "insight": RunKind(
         "insight_runs",
         "idx insights",
@@ -48,6 +60,7 @@ KINDS = {
             "suspect_labels": ("image_id", "label_name"),
             "linear_probes": ("features",),
         },
+        {"cluster_run_id": "cluster"},
     ),
     "robustness": RunKind(
         "robustness_runs",
@@ -56,6 +69,7 @@ KINDS = {
             "robustness_results": ("perturbation", "severity"),
             "robustness_classes": ("label_name", "perturbation", "severity"),
         },
+        {"cluster_run_id": "cluster"},
     ),
     "injection": RunKind("injections", "idx robustness inject", {}),
 }
@@ -106,8 +120,8 @@ class Runs:
             return latest
         if self.get(kind, run_id) is None:
             raise NotFoundError(
-                f'{kind} run {run_id} does not exist; list runs with `idx sql "SELECT * FROM '
-                f'{table}"`'
+                f"{kind} run {run_id} does not exist; list them with `idx runs --kind {kind}` "
+                f'or `idx sql "SELECT * FROM {table}"`'
             )
         return int(run_id)
 
@@ -217,6 +231,45 @@ class Runs:
     def delete(self, kind: str, run_id: int) -> None:
         """Delete one run's row; rows stored elsewhere under its id are the caller's to delete."""
         self.db.rows(f"DELETE FROM {_table(kind)} WHERE id = ?", [int(run_id)])
+
+    def dependents(self, kind: str, run_id: int) -> list[Dependent]:
+        """The runs made from this one (KINDS' `refers`), and the runs made from those, nearest
+        first, each once."""
+        found: list[Dependent] = []
+        seen = {(kind, int(run_id))}
+        todo = [(kind, int(run_id))]
+        while todo:
+            of = todo.pop(0)
+            for other, spec in KINDS.items():
+                for column, target in spec.refers.items():
+                    if target != of[0]:
+                        continue
+                    ids = self.db.rows(
+                        f"SELECT id FROM {spec.table} WHERE {column} = ? ORDER BY id", [of[1]]
+                    )
+                    for (found_id,) in ids:
+                        if (other, int(found_id)) not in seen:
+                            seen.add((other, int(found_id)))
+                            found.append(Dependent(other, int(found_id), of))
+                            todo.append((other, int(found_id)))
+        return found
+
+    def remove(self, targets: Sequence[tuple[str, int]]) -> list[dict[str, int]]:
+        """Delete runs, each (kind, run id), with every row they stored, in one transaction:
+        for each, {table: rows deleted}, its own table first. NotFoundError, and nothing
+        deleted, when one of them does not exist."""
+        for kind, run_id in targets:
+            self.resolve(kind, run_id)
+        removed = []
+        with self.db.transaction():
+            for kind, run_id in targets:
+                counts = {}
+                for table in (KINDS[kind].table, *KINDS[kind].stores):
+                    key = "id" if table == KINDS[kind].table else "run_id"
+                    deleted = self.db.rows(f"DELETE FROM {table} WHERE {key} = ?", [int(run_id)])
+                    counts[table] = int(deleted[0][0]) if deleted else 0
+                removed.append(counts)
+        return removed
 
 
 def _table(kind: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from idx import config
 from idx.errors import EmptyIndexError, ModelLoadError, NotFoundError, UsageError
 from idx.ops.insights.labelled import LabelledSet, load_labelled
-from idx.ops.insights.runs import InsightsResult, store_insights
+from idx.ops.insights.runs import InsightsResult, inputs, store_insights
 from idx.ops.labels.hierarchy import Rollup
 from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.progress import Progress, ProgressEvent
@@ -103,6 +103,18 @@ def insights(
         "rollup": None
         if rollup is None
         else {"level": rollup.level, "classes": list(rollup.names) or None},
+        "inputs": inputs(
+            index,
+            cluster_run_id=run_id,
+            k_nn=k_nn,
+            zero_shot=zero_shot,
+            probe=probe,
+            folds=folds,
+            sources=sources,
+            rollup=rollup,
+            suspect_vote_share=suspect_vote_share,
+            random_state=random_state,
+        ),
     }
     probes = None
     if probe:

@@ -10,6 +10,7 @@ import numpy as np
 
 from idx.analysis import plots_labels
 from idx.errors import DecodeError
+from idx.ops.insights.runs import plot_path
 from idx.ops.thumbnails import thumbnail
 
 if TYPE_CHECKING:
@@ -30,15 +31,18 @@ def draw_insights(
     """Write the PNGs under `out` (names carry the run id); returns {plot name: path}."""
     untrained = bool(result.metrics.get("untrained"))
     names = data.display_names
-    prefix = f"insights-{result.run_id}"
     written: dict[str, Path] = {}
+
+    def path(name: str) -> Path:
+        return plot_path(out, result.run_id, name)
+
     if fitted.cluster_table_ is not None and fitted.cluster_table_.size:
         assert fitted.cluster_ids_ is not None  # fit sets both together
         written["label_cluster_heatmap"] = plots_labels.label_cluster_heatmap(
             fitted.cluster_table_,
             names,
             fitted.cluster_ids_,
-            out / f"{prefix}-label-cluster.png",
+            path("label_cluster_heatmap"),
             untrained,
         )
     per = fitted.classes_
@@ -53,11 +57,9 @@ def draw_insights(
         )
         if not np.all(np.isnan(per[k]))
     }
-    written["class_bars"] = plots_labels.class_bars(
-        names, measures, out / f"{prefix}-classes.png", untrained
-    )
+    written["class_bars"] = plots_labels.class_bars(names, measures, path("class_bars"), untrained)
     written["knn_confusion"] = plots_labels.knn_confusion_heatmap(
-        fitted.confusion_, names, out / f"{prefix}-knn-confusion.png", untrained
+        fitted.confusion_, names, path("knn_confusion"), untrained
     )
     pairs = [(a, b) for a, b, n, _ in fitted.pairs_ if n > 0][:PAIRS_SHOWN]
     if pairs:
@@ -66,9 +68,9 @@ def draw_insights(
             for a, b in pairs
         ]
         written["confused_pairs_sheet"] = plots_labels.confused_pairs_sheet(
-            sheet, out / f"{prefix}-confused-pairs.png", untrained
+            sheet, path("confused_pairs_sheet"), untrained
         )
-    return {name: str(path) for name, path in written.items()}
+    return {name: str(file) for name, file in written.items()}
 
 
 def _thumbs(data: LabelledSet, fitted: LabelInsights, label: int, other: int) -> list[np.ndarray]:

@@ -1,4 +1,5 @@
-"""Insight runs in the catalog: writing one run's results and reading a stored run back.
+"""Insight runs in the catalog: writing one run's results and reading a stored run back, the
+newest run with a command's inputs (`idx insights --show`), and the kind's entry for `idx runs`.
 
 Tables: insight_runs, class_insights, confused_pairs, suspect_labels (migration 0004),
 linear_probes (0010).
@@ -8,17 +9,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idx import config
 from idx.jsonable import to_jsonable
 from idx.ops.insights.probe import FEATURES
+from idx.ops.run_type import RunType, figure, latest_matching
 
 if TYPE_CHECKING:
     from idx.analysis.insights import LabelInsights
     from idx.indexer.index import Index
     from idx.ops.insights.labelled import LabelledSet
+    from idx.ops.labels.hierarchy import Rollup
 
 CLASS_COLUMNS = (
     "label_name",
@@ -62,6 +67,18 @@ SUSPECT_COLUMNS = (
     "own_vote_share",
 )
 
+#: The plots of a run, {plot name: file suffix}: <plots>/insights-<run>-<suffix>.png.
+PLOT_FILES = {
+    "label_cluster_heatmap": "label-cluster",
+    "class_bars": "classes",
+    "knn_confusion": "knn-confusion",
+    "confused_pairs_sheet": "confused-pairs",
+}
+
+
+def plot_path(folder: Path, run_id: int, name: str) -> Path:
+    return folder / f"insights-{run_id}-{PLOT_FILES[name]}.png"
+
 
 @dataclass
 class InsightsResult:
@@ -101,7 +118,7 @@ def load_insights(index: Index, run_id: int | None = None) -> InsightsResult:
         "confused_pairs",
         run_id,
         PAIR_COLUMNS,
-        ["-knn_confusions", "-centroid_similarity"],
+        ["-knn_confusions", "-centroid_similarity", "label_a", "label_b"],
     )
     stored = [c for c in SUSPECT_COLUMNS if c != "path"]
     suspects = runs.rows(
@@ -241,3 +258,92 @@ def _probe_rows(probes: dict[str, dict[str, Any]] | None) -> list[tuple]:
         )
         for name, p in (probes or {}).items()
     ]
+
+
+def inputs(
+    index: Index,
+    *,
+    cluster_run_id: int | None,
+    k_nn: int = 10,
+    zero_shot: bool = True,
+    probe: bool = True,
+    folds: int = 5,
+    sources: list[str] | None = None,
+    rollup: Rollup | None = None,
+    suspect_vote_share: float = 0.6,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """What an insight run is asked (the cluster run resolved; the defaults are `insights`'s)
+    and how many images and positive labels the index holds: stored in its metrics, and a later
+    `--show` reuses the run only when these are equal."""
+    asked = {
+        "cluster_run_id": cluster_run_id,
+        "k_nn": k_nn,
+        "zero_shot": zero_shot,
+        "probe": probe,
+        "folds": folds,
+        "sources": sorted(sources) if sources else None,
+        "rollup": None if rollup is None else {"level": rollup.level, "names": list(rollup.names)},
+        "suspect_vote_share": suspect_vote_share,
+        "random_state": random_state,
+        "images": index.catalog.images.count(),
+        "positive_labels": index.catalog.labels.count_positive(),
+    }
+    return json.loads(json.dumps(to_jsonable(asked)))
+
+
+def find_insights(
+    index: Index, *, cluster_run: int | None = None, **asked: Any
+) -> InsightsResult | None:
+    """The newest stored run that `insights` with these arguments (those of `inputs`; cluster_run:
+    the run asked for, default the latest) would make now: None when there is none (or the
+    cluster run does not exist: `insights` says so)."""
+    if cluster_run is None:
+        cluster_run = index.catalog.runs.latest("cluster")
+    wanted = inputs(index, cluster_run_id=cluster_run, **asked)
+    run_id = latest_matching(
+        index, "insight", lambda row: json.loads(row["metrics"]).get("inputs") == wanted
+    )
+    return None if run_id is None else load_insight_run(index, run_id)
+
+
+def load_insight_run(index: Index, run_id: int) -> InsightsResult:
+    """A stored run with the plots it drew under <index>/plots."""
+    result = load_insights(index, run_id)
+    folder = Path(index.dir) / config.PLOTS_DIR
+    result.plots = {
+        name: str(plot_path(folder, run_id, name))
+        for name in PLOT_FILES
+        if plot_path(folder, run_id, name).is_file()
+    }
+    return result
+
+
+def _parameters(row: dict[str, Any]) -> str:
+    metrics = json.loads(row.get("metrics") or "{}")
+    rollup = metrics.get("rollup")
+    at = ""
+    if rollup:
+        at = f", at level {rollup['level']}" if rollup.get("level") is not None else ""
+        at = at or f", rolled up to {', '.join(rollup.get('classes') or [])}"
+    cluster = row.get("cluster_run_id")
+    return (
+        f"k_nn={row['k_nn']}, cluster run {cluster if cluster is not None else 'none'}, "
+        f"{metrics.get('n_images')} labelled images{at}"
+    )
+
+
+RUNS = {
+    "insight": RunType(
+        _parameters,
+        lambda index, row: (
+            "kNN accuracy " + figure(json.loads(row.get("metrics") or "{}").get("knn_accuracy"))
+        ),
+        load_insight_run,
+        lambda root, run_id: [
+            plot_path(root, run_id, name)
+            for name in PLOT_FILES
+            if plot_path(root, run_id, name).is_file()
+        ],
+    )
+}

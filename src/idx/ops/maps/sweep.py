@@ -178,3 +178,36 @@ def sweep(
             untrained=untrained,
         )
     return result
+
+
+def load_sweep(index: Index, run_id: int | None = None) -> SweepResult:
+    """A stored sweep (the latest when run_id is None) as `sweep` returned it, without plots and
+    without the description of the labels it was scored against."""
+    runs = index.catalog.runs
+    run_id = runs.resolve("sweep", run_id)
+    run = runs.get("sweep", run_id)
+    assert run is not None  # resolve checked it exists
+    rows = runs.rows("sweep", "sweep_results", run_id).to_pylist()
+    ks = [int(r["k"]) for r in rows]
+    inertia = json.loads(run["inertia"] or "{}")
+    curves: dict[str, list[float]] = {name: [r[name] for r in rows] for name in CURVES[:3]}
+    curves["inertia"] = [inertia.get(str(k)) for k in ks]
+    curves |= {
+        name: [r[name] for r in rows] for name in SCORES if any(r[name] is not None for r in rows)
+    }
+    result = SweepResult(
+        run_id,
+        run["space"],
+        run["seed"],
+        run["subset"],
+        run["model"],
+        index.describe_model()[1],
+        run["n_images"],
+        ks,
+        curves,
+        run["best_k"],
+        run["projection_run_id"],
+    )
+    result.best_by = json.loads(run["best_k_by"] or "{}") or {"silhouette": run["best_k"]}
+    result.default_range = ks == default_k_range(run["n_images"])
+    return result

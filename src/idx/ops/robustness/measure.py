@@ -56,6 +56,7 @@ RESULT_COLUMNS = (
     "zero_shot_accuracy",
 )
 CLASS_COLUMNS = ("label_name", "perturbation", "severity", "n", "cos_mean", "knn_accuracy")
+UNTRAINED_NOTE = "the model has UNTRAINED random weights: these numbers describe noise, not CLIP"
 
 
 @dataclass
@@ -301,9 +302,7 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
                 for row in metrics.per_class(values, truth, labels.names, labels.display)
             ]
     if ident is not None and ident.untrained:
-        notes.append(
-            "the model has UNTRAINED random weights: these numbers describe noise, not CLIP"
-        )
+        notes.append(UNTRAINED_NOTE)
     if "frost" in names and reference_frost_photos() is None:
         notes.append(
             "frost used idx's synthetic frost (ImageNet-C's frost photographs come with the "
