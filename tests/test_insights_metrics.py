@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 from sklearn.neighbors import NearestNeighbors
 
 from idx import knn
+from idx.analysis import class_geometry as geometry
 from idx.analysis import insights as ins
 
 
@@ -95,7 +96,7 @@ def test_ties_go_to_the_larger_class():
 def test_class_geometry_against_direct_loops():
     x, y, _ = _blobs(5, 3, d=6, spread=0.8, seed=4)
     y[0, 1] = True  # one multi-label image counts in both classes
-    got = ins.class_geometry(x, y)
+    got = geometry.class_geometry(x, y)
     members = [np.nonzero(y[:, c])[0] for c in range(3)]
     for c, m in enumerate(members):
         pairs = [float(x[i] @ x[j]) for i in m for j in m if i != j]
@@ -113,13 +114,13 @@ def test_class_geometry_against_direct_loops():
 def test_singleton_class_has_no_cohesion():
     x, y, _ = _blobs(3, 2, seed=5)
     y = np.column_stack([y, np.eye(len(x), dtype=bool)[0]])
-    assert np.isnan(ins.class_geometry(x, y)["cohesion"][2])
+    assert np.isnan(geometry.class_geometry(x, y)["cohesion"][2])
 
 
 def test_cluster_spread_share_and_entropy_by_hand():
     clusters = np.array([3, 3, 3, 7, 7, 5])
     y = np.array([[1, 0], [1, 0], [0, 1], [1, 0], [0, 1], [1, 1]], bool)
-    table, spread = ins.cluster_spread(clusters, y)
+    table, spread = geometry.cluster_spread(clusters, y)
     np.testing.assert_array_equal(spread["cluster_ids"], [3, 5, 7])
     np.testing.assert_array_equal(table, [[2, 1, 1], [1, 1, 1]])
     assert spread["main_cluster"][0] == 3 and spread["main_cluster_share"][0] == 0.5
@@ -129,7 +130,7 @@ def test_cluster_spread_share_and_entropy_by_hand():
 
 def test_silhouette_by_class_matches_scikit_learn():
     x, _, labels = _blobs(8, 3, spread=0.9, seed=6)
-    got = ins.silhouette_by_class(x, labels, 4)
+    got = geometry.silhouette_by_class(x, labels, 4)
     samples = skm.silhouette_samples(x, labels, metric="cosine")
     np.testing.assert_allclose(got[:3], [samples[labels == c].mean() for c in range(3)])
     assert np.isnan(got[3])
