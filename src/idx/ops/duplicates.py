@@ -10,7 +10,7 @@ import numpy as np
 
 from idx.errors import UsageError
 from idx.indexer.index import Index
-from idx.indexer.vectors.store import similar_pairs
+from idx.indexer.vectors.pairs import similar_pairs
 
 log = logging.getLogger(__name__)
 
