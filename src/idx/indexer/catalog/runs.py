@@ -58,6 +58,11 @@ KINDS = {
         },
     ),
     "injection": RunKind("injections", "idx robustness inject", {}),
+    "leakage": RunKind(
+        "leakage_runs",
+        "idx duplicates --across A B",
+        {"leakage_pairs": ("distance", "-similarity", "image_id", "neighbor_id")},
+    ),
 }
 
 
