@@ -24,6 +24,7 @@ from idx.indexer.vectors.pairs import hamming
 from idx.ops.duplicates import Criteria, duplicates
 from idx.ops.leakage import leakage, load_leakage
 from tests.near_copies import write_copies
+from tests.serving import Server
 
 
 def _stored_hashes(index: Index) -> dict[str, int | None]:
@@ -207,3 +208,38 @@ def test_an_image_in_both_sets_is_not_its_own_copy(indexed_copy, synthetic_set, 
         found = leakage(index, str(synthetic_set), str(synthetic_set / "sunsets"), by="hash")
     assert found.in_both == 6 == found.images_b
     assert all(p.a_id != p.b_id for p in found.pairs)
+
+
+def test_the_web_app_shows_the_latest_leakage_run(chromium, indexed_copy, synthetic_set):
+    a, b = synthetic_set / "sunsets", synthetic_set / "starry_nights"
+    server = Server(indexed_copy).start()
+    try:
+        status, body = server.json("/api/leakage")
+        assert status == 200 and body["missing"]["command"] == "idx duplicates --across A B"
+    finally:
+        assert server.stop() == 0
+    with Index(indexed_copy) as index:
+        found = leakage(index, str(a), str(b), by="hash", max_distance=64)
+    server = Server(indexed_copy).start()
+    try:
+        status, body = server.json("/api/leakage?pairs=3")
+        assert status == 200 and (body["run_id"], body["b_with_copy"], body["share_b"]) == (
+            1,
+            6,
+            1.0,
+        )
+        assert [p["b_id"] for p in body["pairs"]] == [p.b_id for p in found.pairs[:3]]
+        page = chromium.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(server.base + "/")
+        page.wait_for_selector("#leakage-pairs .card img")
+        assert "6 of 6 images of B" in page.text_content("#leakage-note")
+        assert page.locator("#leakage-pairs .card").count() == 2 * 12  # the pairs shown, each side
+        page.locator("#leakage-pairs .card").first.click()
+        page.wait_for_selector("#neighbors .card")  # it opens the image, as a result card does
+        assert page.text_content("#d-id") == f"#{found.pairs[0].b_id}"
+        page.close()
+        assert errors == []
+    finally:
+        assert server.stop() == 0

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Pairs a stored run's reader (the report, the web app) shows by default.
 SHOWN_PAIRS = 12
+#: Pairs in the order they are listed: the closest hash first, then the most similar.
+PAIR_ORDER = ("distance", "-similarity", "image_id", "neighbor_id")
 
 
 @dataclass
@@ -200,7 +202,9 @@ def load_leakage(index: Index, run_id: int | None = None, shown: int = SHOWN_PAI
     run_id = index.catalog.runs.resolve("leakage", run_id)
     run = index.catalog.runs.get("leakage", run_id)
     assert run is not None  # resolve checked it exists
-    rows = index.catalog.runs.rows("leakage", "leakage_pairs", run_id).to_pylist()
+    rows = index.catalog.runs.rows(
+        "leakage", "leakage_pairs", run_id, order_by=PAIR_ORDER
+    ).to_pylist()
     paths = index.catalog.images.paths_for(
         [r["image_id"] for r in rows[:shown]] + [r["neighbor_id"] for r in rows[:shown]]
     )
@@ -220,3 +224,16 @@ def load_leakage(index: Index, run_id: int | None = None, shown: int = SHOWN_PAI
         if r["image_id"] in paths and r["neighbor_id"] in paths
     ]
     return result
+
+
+def latest_leakage(index: Index, shown: int = SHOWN_PAIRS) -> dict[str, Any]:
+    """The latest leakage run as JSON-able data (`load_leakage`), or what makes one (`missing`,
+    as the web app's panels take it) when there is none."""
+    if index.catalog.runs.latest("leakage") is None:
+        return {
+            "missing": {
+                "what": "No comparison of two sets yet.",
+                "command": "idx duplicates --across A B",
+            }
+        }
+    return load_leakage(index, shown=shown).as_dict()

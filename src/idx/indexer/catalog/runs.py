@@ -61,7 +61,7 @@ KINDS = {
     "leakage": RunKind(
         "leakage_runs",
         "idx duplicates --across A B",
-        {"leakage_pairs": ("distance", "-similarity", "image_id", "neighbor_id")},
+        {"leakage_pairs": ("distance", "image_id", "neighbor_id")},
     ),
 }
 
