@@ -32,6 +32,18 @@ def _stored(index_dir: Path, root: Path) -> tuple[dict[str, np.ndarray], list[tu
     return by_path, [(str(Path(p).relative_to(root)), r) for p, r in skipped]
 
 
+def _hashes(index_dir: Path, root: Path) -> dict[str, int | None]:
+    """The perceptual hash stored for each image, by its path under `root` (issue 23)."""
+    with Index(index_dir, read_only=True) as index:
+        ids = index.catalog.images.ids()
+        paths = index.catalog.images.paths_for(ids)
+        hashes, present = index.catalog.images.phashes(ids)
+    return {
+        str(Path(paths[int(i)]).relative_to(root)): int(h) if has else None
+        for i, h, has in zip(ids, hashes, present)
+    }
+
+
 @pytest.mark.parametrize("onnx", ["1", "0"], ids=["onnx-tower", "torch"])
 def test_processes_store_what_threads_store(images, tiny_model, tmp_path, monkeypatch, onnx):
     (images / "bad.jpg").write_bytes(b"not a picture at all")
@@ -46,14 +58,17 @@ def test_processes_store_what_threads_store(images, tiny_model, tmp_path, monkey
         return chosen
 
     monkeypatch.setattr(LocalEngine, "_workers", spy)
-    stored = {}
+    stored, hashes = {}, {}
     for mode in ("threads", "processes"):
         monkeypatch.setenv("IDX_DECODE", mode)
         with Index(tmp_path / mode, **tiny_model, device="cpu") as index:
             report = index.add([images], workers=2)
         assert (report.added, report.embedded, report.skipped) == (49, 49, 1)
         stored[mode] = _stored(tmp_path / mode, images)
+        hashes[mode] = _hashes(tmp_path / mode, images)
     assert pools == ["_Threads", "DecodeProcesses"]
+    # the hash travels with the rest of a file's result, not through the ring of crops
+    assert hashes["processes"] == hashes["threads"] and None not in hashes["threads"].values()
     (threads, skips_t), (procs, skips_p) = stored["threads"], stored["processes"]
     assert skips_p == skips_t and skips_p[0][0] == "bad.jpg"
     assert procs.keys() == threads.keys() and len(procs) == 49
@@ -125,6 +140,7 @@ def test_spawned_workers_as_on_macos_and_windows_store_the_same(
         report = index.add([images], workers=2)
     assert (report.added, report.embedded) == (48, 48)
     spawned, _ = _stored(tmp_path / "spawned", images)
+    spawned_hashes = _hashes(tmp_path / "spawned", images)
     with Index(indexed, read_only=True) as index:  # the same images, added with threads
         ids, vectors = index.embeddings()
         paths = index.catalog.images.paths_for(ids)
@@ -134,3 +150,4 @@ def test_spawned_workers_as_on_macos_and_windows_store_the_same(
     }
     assert spawned.keys() == threads.keys()
     assert min(float(spawned[k] @ threads[k]) for k in spawned) >= 0.99999
+    assert spawned_hashes == _hashes(indexed, Path(paths[int(ids[0])]).parents[1])

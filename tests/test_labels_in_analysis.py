@@ -130,7 +130,7 @@ def test_project_colours_the_map_by_label(labelled, indexed, tiny_model, tmp_pat
 def test_duplicates_warns_when_one_group_holds_most_images(indexed_copy, tiny_model, caplog):
     with Index(indexed_copy, **tiny_model) as index:
         with caplog.at_level(logging.WARNING, logger="idx.ops.duplicates"):
-            groups = duplicates(index, 0.3)
+            groups = duplicates(index, 0.3, by="clip")
         n = len(index.embeddings()[0])
         assert groups[0].size > n / 2
         message = " ".join(r.getMessage() for r in caplog.records)
@@ -139,6 +139,6 @@ def test_duplicates_warns_when_one_group_holds_most_images(indexed_copy, tiny_mo
         assert suggested > 0.3
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="idx.ops.duplicates"):
-            again = duplicates(index, suggested)
+            again = duplicates(index, suggested, by="clip")
         assert not again or again[0].size <= n / 2
         assert not caplog.records

@@ -28,7 +28,11 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install 'idx-clip[r
 # Ray's own copy of psutil (ray/thirdparty_files, on sys.path once ray is imported)
 psutil = pytest.importorskip("psutil", reason="psutil comes with Ray: pip install 'idx-clip[ray]'")
 
-ROWS = "SELECT id, path, sha256, bytes, mtime_ns, width, height, format FROM images ORDER BY id"
+#: each image's row, and its content's perceptual hash (issue 23: it travels back from a Ray task)
+ROWS = (
+    "SELECT i.id, i.path, i.sha256, i.bytes, i.mtime_ns, i.width, i.height, i.format, e.phash "
+    "FROM images i LEFT JOIN embeddings e USING (sha256) ORDER BY i.id"
+)
 SRC = str(Path(__file__).parents[1] / "src")
 #: Ray's own switch that keeps a node it starts on 127.0.0.1 (read once, when ray is imported).
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"

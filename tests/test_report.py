@@ -26,6 +26,7 @@ from idx.cli.main import cli
 from idx.indexer.index import Index
 from idx.ops.insights import measure as insights
 from idx.ops.labels import imports as labels
+from idx.ops.leakage import leakage
 from idx.ops.maps import clustering, projection, sweep
 from idx.ops.maps.sweep import parse_k_range
 from idx.ops.report.data import COMMANDS, split_common_prefix
@@ -97,6 +98,7 @@ def test_report_without_analysis_names_the_commands(indexed_copy, tmp_path):
         "clusters": False,
         "insights": False,
         "robustness": False,
+        "leakage": False,
     }
     assert data["summary"]["images"] == result.images == 48
     assert data["summary"]["untrained"] is True and result.untrained
@@ -104,6 +106,7 @@ def test_report_without_analysis_names_the_commands(indexed_copy, tmp_path):
     assert data["clusters"]["missing"]["command"] == COMMANDS["cluster"]
     assert data["insights"]["missing"]["command"] == COMMANDS["labels"]
     assert data["robustness"]["missing"]["command"] == COMMANDS["robustness"]
+    assert data["leakage"]["missing"]["command"] == COMMANDS["leakage"]
     assert result.bytes == (tmp_path / "bare.html").stat().st_size
 
 
@@ -530,6 +533,29 @@ def test_page_in_chromium_without_analysis(chromium, indexed_copy, tmp_path):
     assert page.evaluate("window.idxReport.pointCount()") == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-empty.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_leakage_between_two_sets_shows_its_counts_and_pairs_as_pictures(
+    chromium, indexed_copy, synthetic_set, tmp_path
+):
+    """Issue 23: the latest `idx duplicates --across A B`, with its closest pairs side by side."""
+    a, b = synthetic_set / "sunsets", synthetic_set / "starry_nights"
+    with Index(indexed_copy) as index:
+        found = leakage(index, str(a), str(b), by="hash", max_distance=64)
+        write_report(index, tmp_path / "leak.html")
+    section = page_data(tmp_path / "leak.html")["leakage"]
+    assert (section["run_id"], section["b_with_copy"], section["images_b"]) == (1, 6, 6)
+    assert section["pair_count"] == found.pair_count == 36 and section["share_a"] == 1.0
+    shown = section["pairs"]
+    assert [p["b_id"] for p in shown] == [p.b_id for p in found.pairs[: len(shown)]]
+    assert len(shown) == 8 and all(p["b_uri"] and p["a_uri"] for p in shown)
+    page, problems = open_page(chromium, tmp_path / "leak.html")
+    cards = page.locator("#leakage-cards").inner_text()
+    assert "6 of 6" in cards and "100.0%" in cards
+    assert page.locator("#leakage-pairs img").count() == 16
+    assert page.locator("nav.toc a[href='#leakage']").count() == 1
     assert problems == []
     page.close()
 

@@ -128,7 +128,7 @@ def test_duplicates_finds_identical_and_reencoded_copies(images, tiny_model):
             matrix[by_name["reencoded_001.jpg"]] @ matrix[by_name["blue_squares_001.jpg"]]
         )
         threshold = min(0.9999, reenc_score - 1e-6)
-        groups = duplicates(index, threshold)
+        groups = duplicates(index, threshold, by="clip")
 
     # expected: connected components of the brute-force pairs at that threshold
     sims = matrix @ matrix.T

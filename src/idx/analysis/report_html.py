@@ -22,7 +22,7 @@ from idx.jsonable import to_jsonable
 ASSETS = "report_assets"
 #: The page's scripts, in load order, after the palette's (`palette.script()`); they share one
 #: function scope in the page.
-SCRIPTS = ("charts.js", "scatter.js", "report.js")
+SCRIPTS = ("charts.js", "scatter.js", "report.js", "leakage.js")
 BASELINE_SUFFIXES = ("_baseline", "_random", "_shuffled")
 
 

@@ -142,6 +142,11 @@ def add(
             f"moved {report.moved}, removed {report.removed}, skipped {report.skipped}; "
             f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
         )
+        if report.hashed:
+            click.echo(
+                f"perceptual hashes taken for {report.hashed} images indexed before idx took "
+                "them (idx duplicates uses them)"
+            )
         if report.embedded:
             t = report.timings
             work = (

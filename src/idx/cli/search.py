@@ -17,7 +17,7 @@ from idx.cli.options import (
     output_options,
     quiet_option,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary, warn
+from idx.cli.output import note, note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 
 # ops.search and ops.duplicates load FAISS and DuckDB: each command imports them when it runs.
@@ -145,41 +145,109 @@ def neighbors(ctx, image, all_images, k, where, label, cluster, fmt, quiet):
 
 @click.command()
 @click.option(
+    "--across",
+    nargs=2,
+    metavar="A B",
+    help="Pairs with one image in set A and the other in set B, and how many images of each "
+    "have a copy in the other (stored as a leakage run). A set is a folder, label:NAME or "
+    "where:SQL (over image_info).",
+)
+@click.option(
+    "--by",
+    "by",
+    type=LazyChoice(Lazy("idx.ops.duplicates", "LINKS")),
+    default="both",
+    show_default=True,
+    help="What links two images: both (CLIP similarity and perceptual hash), clip or hash alone.",
+)
+@click.option(
     "--threshold",
     type=float,
-    default=Lazy("idx.ops.duplicates", "DEFAULT_DUPLICATE_THRESHOLD"),
-    show_default=True,
-    help="Cosine similarity at or above which two images count as near-duplicates.",
+    default=None,
+    help="CLIP cosine similarity at or above which two images are near-duplicates [default: "
+    "0.9 with the hash, 0.97 with --by clip].",
+)
+@click.option(
+    "--max-distance",
+    type=int,
+    default=None,
+    metavar="BITS",
+    help="Hamming distance of the 64-bit perceptual hashes at or below which two images are "
+    "near-duplicates [default: 10].",
 )
 @output_options(rows=True)
 @notes_option
 @click.pass_context
-def duplicates(ctx, threshold, fmt):
-    """List groups of near-duplicate images (exact search over all pairs).
+def duplicates(ctx, across, by, threshold, max_distance, fmt):
+    """List groups of near-duplicate images, or the near-duplicates across two sets.
 
-    Two images are linked when their cosine similarity is at or above the threshold; a group is
-    every image connected through such links. Byte-identical copies score 1.0. JSON and JSON lines
-    give one object per group; table and CSV one row per image.
+    Two images are linked when their CLIP cosine similarity is at or above --threshold and the
+    Hamming distance of their perceptual hashes (pHash, taken by `idx add`) is at or below
+    --max-distance: a resized, re-encoded, brightened or lightly cropped copy. --by clip links by
+    the similarity alone, --by hash by the hash alone. A group is every image connected through
+    such links; byte-identical copies score 1.0 at distance 0. JSON gives one object per group
+    with its pairs; table and CSV one row per image.
+
+    With --across A B: every pair with one image in A and one in B (similarity, distance, both
+    paths), closest first, after a line that says how many images of B have a copy in A and of
+    A in B. The run is stored for `idx report` and `idx serve`.
 
     \b
     Example:
       idx duplicates
       idx duplicates --threshold 0.99 --format json
+      idx duplicates --by hash --max-distance 6
+      idx duplicates --across photos/train photos/validation
+      idx duplicates --across label:Cat "where:folder LIKE '%/test/%'" --json
     """
+    if across:
+        _duplicates_across(ctx, across, by, threshold, max_distance, fmt)
+        return
     from idx.ops.duplicates import duplicates as find_duplicates
 
     with open_index(ctx, read_only=True) as index:
-        groups = find_duplicates(index, threshold)
+        groups = find_duplicates(index, threshold, max_distance=max_distance, by=by)
         _untrained_note(index)
     if fmt in ("json", "jsonl"):
         render_summary([g.as_dict() for g in groups], fmt, lambda: None)
         return
     rows = [
-        [g.group, g.size, g.min_score, image_id, path]
+        [g.group, g.size, g.min_score, g.max_distance, image_id, path]
         for g in groups
         for image_id, path in zip(g.ids, g.paths)
     ]
-    render_rows(["group", "size", "min_score", "id", "path"], rows, fmt)
+    render_rows(["group", "size", "min_score", "max_distance", "id", "path"], rows, fmt)
+
+
+def _duplicates_across(ctx, across, by, threshold, max_distance, fmt) -> None:
+    from idx.ops.leakage import leakage
+
+    with open_index(ctx) as index:
+        found = leakage(
+            index, across[0], across[1], threshold=threshold, max_distance=max_distance, by=by
+        )
+        _untrained_note(index)
+    columns = ["similarity", "distance", "b_id", "b_path", "a_id", "a_path"]
+    rows = [[getattr(p, c) for c in columns] for p in found.pairs]
+
+    def share(n: int, total: int) -> str:
+        return f"{n} of {total} ({n / total:.1%})" if total else "0 of 0"
+
+    summary = (
+        f"leakage run {found.run_id}: {share(found.b_with_copy, found.images_b)} images of B "
+        f"have a near-duplicate in A; {share(found.a_with_copy, found.images_a)} of A have one "
+        f"in B ({found.pair_count} pairs"
+        + (f"; {found.in_both} images in both sets" if found.in_both else "")
+        + ")"
+    )
+    if fmt in ("json", "jsonl"):
+        render_summary(found.as_dict(), fmt, lambda: None)
+    elif fmt == "csv":
+        note(summary)
+        render_rows(columns, rows, fmt)
+    else:
+        click.echo(summary)
+        render_rows(columns, rows, fmt)
 
 
 @click.command()

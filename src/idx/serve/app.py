@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from idx import config
 from idx.errors import IdxError, NotFoundError, UsageError
 from idx.jsonable import to_jsonable
-from idx.ops import browse, search
+from idx.ops import browse, leakage, search
 from idx.serve.guard import RequestGuard
 from idx.serve.limits import BodyLimit, BodyTooLarge, SecurityHeaders
 from idx.serve.session import Session
@@ -224,6 +224,13 @@ class Routes:
             return Response(body, media_type="application/json", headers=headers)
         return Response(gzip.decompress(body), media_type="application/json")
 
+    def leakage(self, request: Request) -> Response:
+        shown = _int(request.query_params, "pairs", leakage.SHOWN_PAIRS, 0, config.SERVE_MAX_K)
+        assert shown is not None
+        return json_response(
+            self.session.run(lambda index: leakage.latest_leakage(index, shown=shown))
+        )
+
     def sql(self, request: Request) -> Response:
         query = request.query_params.get("q")
         if query is None:
@@ -259,6 +266,7 @@ class Routes:
             Route("/api/details/{id}", self.details),
             Route("/api/facets", self.facets),
             Route("/api/map", self.map_points),
+            Route("/api/leakage", self.leakage),
             Route("/api/sql", self.sql),
             Route("/static/lib/{name}", self.shared_script),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),

@@ -34,6 +34,13 @@ class KnownContent(NamedTuple):
     format: str
 
 
+class HashlessContent(NamedTuple):
+    """Stored content without a perceptual hash, and a file that holds it."""
+
+    sha256: str
+    path: str
+
+
 class Files:
     def __init__(self, db: Database):
         self.db = db
@@ -62,6 +69,20 @@ class Files:
         ):
             out.setdefault(sha, KnownContent._make(rest))
         return out
+
+    def unhashed_under(self, roots: Sequence[str], source: str) -> list[HashlessContent]:
+        """Content of the `source` images under `roots` that has no perceptual hash yet (embedded
+        before migration 0013), one image per content, in path order."""
+        found: dict[str, HashlessContent] = {}
+        for root in roots:
+            for sha, path in self.db.rows(
+                "SELECT i.sha256, min(i.path) FROM images i JOIN embeddings e USING (sha256) "
+                "WHERE e.phash IS NULL AND starts_with(i.path, ?) AND i.source = ? "
+                "GROUP BY i.sha256",
+                [_prefix(root), source],
+            ):
+                found.setdefault(sha, HashlessContent(sha, path))
+        return sorted(found.values(), key=lambda c: c.path)
 
     def skips_under(self, roots: Sequence[str]) -> dict[str, Skip]:
         """path -> the skip recorded for it, of the files skipped under `roots` (as `apply` was

@@ -135,11 +135,42 @@ class Images:
             f"JOIN embeddings e USING (sha256) ORDER BY i.id) TO '{escaped}' (FORMAT parquet)"
         )
 
-    def insert_embeddings(self, shas: Sequence[str], matrix: np.ndarray) -> None:
-        table = pa.table({"sha256": list(shas), "vector": list_column(matrix)})
+    def insert_embeddings(
+        self,
+        shas: Sequence[str],
+        matrix: np.ndarray,
+        phashes: Sequence[int | None] | None = None,
+    ) -> None:
+        """Store the vectors of new content, with its perceptual hashes where given (a None keeps
+        the hash the content had)."""
+        hashes = pa.array(list(phashes) if phashes is not None else [None] * len(shas), pa.uint64())
+        table = pa.table({"sha256": list(shas), "vector": list_column(matrix), "phash": hashes})
         self.db.insert_rows(
-            "embeddings", table, on_conflict="ON CONFLICT DO UPDATE SET vector = excluded.vector"
+            "embeddings",
+            table,
+            on_conflict="ON CONFLICT DO UPDATE SET vector = excluded.vector, "
+            "phash = coalesce(excluded.phash, embeddings.phash)",
         )
+
+    def phashes(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(perceptual hashes uint64, whether each has one) of `ids`, in their order; an id the
+        index does not hold, or whose content has no hash yet, has none (0, False)."""
+        wanted = _int_list(ids)
+        with self.db.with_ids("_idx_phashes_for", wanted) as view:
+            table = self.db.arrow(
+                f"SELECT i.id, e.phash FROM images i JOIN embeddings e USING (sha256) "
+                f"WHERE i.id IN (SELECT id FROM {view})"
+            )
+        found = dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist()))
+        hashes = [found.get(i) for i in wanted]
+        present = np.array([h is not None for h in hashes], dtype=bool)
+        return np.array([h or 0 for h in hashes], dtype=np.uint64), present
+
+    def set_phashes(self, shas: Sequence[str], phashes: Sequence[int]) -> None:
+        """Fill in the perceptual hashes of stored content (call inside a transaction)."""
+        if shas:
+            table = {"sha256": pa.array(list(shas)), "phash": pa.array(list(phashes), pa.uint64())}
+            self.db.update_rows("embeddings", "sha256", table)
 
     def delete(self, ids: Sequence[int]) -> None:
         """Delete images, every row of another table that refers to them by image_id or

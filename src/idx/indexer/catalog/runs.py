@@ -72,6 +72,11 @@ KINDS = {
         {"cluster_run_id": "cluster"},
     ),
     "injection": RunKind("injections", "idx robustness inject", {}),
+    "leakage": RunKind(
+        "leakage_runs",
+        "idx duplicates --across A B",
+        {"leakage_pairs": ("distance", "image_id", "neighbor_id")},
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""The per-file work of `add`: read, hash and (for new content only) decode and preprocess.
+"""The per-file work of `add`: read, hash and (for new content only) decode, preprocess and take
+the picture's perceptual hash (files.phash) from the one decode.
 
 Engine-agnostic: `prepare` runs wherever an engine puts it (a thread of this process for the
 local engine, a Ray task on any node for the Ray engine). It never raises for a bad file: what
@@ -15,7 +16,7 @@ from typing import Any
 
 from idx import config
 from idx.errors import DecodeError, TooManyPixelsError
-from idx.indexer.files import decode, scan, storage
+from idx.indexer.files import decode, phash, scan, storage
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class Prepared:
     """A file read and hashed. `tensor` is set while its content waits to be embedded, `vector`
-    once it has been (engines.embedding.embed_rows)."""
+    once it has been (engines.embedding.embed_rows); `phash` (files.phash) once it is decoded, and
+    travels with the rest of it (not in a decode process's ring of crops)."""
 
     entry: scan.FileEntry
     sha256: str
     width: int = 0
     height: int = 0
     format: str = ""
+    phash: int | None = None
     tensor: Any = None
     vector: Any = None
     embedding: Any = None  # engines.embedding.Embedding: how `vector` was made
@@ -93,4 +96,25 @@ def prepare(
         return skip(f"cannot prepare image ({type(exc).__name__}: {exc})")
     prepared.width, prepared.height = decoded.width, decoded.height
     prepared.format = decoded.format
+    prepared.phash = phash.phash(decoded.image)
     return prepared
+
+
+def perceptual_hash(path: str, sha256: str, min_side: int | None) -> int | None:
+    """The perceptual hash of the file at `path` decoded as `prepare` decodes it (at least
+    `min_side` pixels a side), if it still holds the content `sha256`; None when it does not,
+    or cannot be read or decoded (logged): that content keeps no hash, and is tried again."""
+    try:
+        data = storage.read_bytes(path)
+    except OSError as exc:
+        log.info("no perceptual hash for %s: cannot read it (%s)", path, exc)
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        log.info("no perceptual hash for %s: it changed since it was indexed", path)
+        return None
+    try:
+        decoded = decode.decode(data, min_side)
+    except Exception as exc:  # noqa: BLE001 - DecodeError, or one no decoder anticipated
+        log.info("no perceptual hash for %s: %s", path, exc)
+        return None
+    return phash.phash(decoded.image)

@@ -75,7 +75,8 @@ class Batches:
         planned = [self.planner.new_content(p) for p in self.new]
         planned += [self.planner.copy_in_batch(p) for p in self.copies]
         shas, stored = [p.sha256 for p in self.new], planned + self.ops
-        self.committer.submit(lambda: self._store(shas, vectors, stored))
+        hashes = [p.phash for p in self.new]
+        self.committer.submit(lambda: self._store(shas, hashes, vectors, stored))
         self._next_batch()
 
     def _vectors(self, batch: list[Prepared]) -> np.ndarray:
@@ -92,11 +93,18 @@ class Batches:
             p.vector = None
         return vectors
 
-    def _store(self, shas: list[str], vectors: np.ndarray | None, ops: list[Operation]) -> None:
-        """One batch's commit, in the commit thread: its new vectors and its files' rows."""
+    def _store(
+        self,
+        shas: list[str],
+        hashes: list[int | None],
+        vectors: np.ndarray | None,
+        ops: list[Operation],
+    ) -> None:
+        """One batch's commit, in the commit thread: its new vectors (with their contents'
+        perceptual hashes) and its files' rows."""
         with self.catalog.transaction():
             if vectors is not None:
-                self.catalog.images.insert_embeddings(shas, vectors)
+                self.catalog.images.insert_embeddings(shas, vectors, hashes)
                 self.report.embedded += len(shas)
             self.changed.extend(self.catalog.files.apply(ops))
             for op in ops:

@@ -23,7 +23,7 @@ from idx import config
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.operations import Row, SkipFile
 from idx.indexer.files import scan, storage
-from idx.indexer.ingest import engines
+from idx.indexer.ingest import engines, hashes
 from idx.indexer.ingest.batches import Batches
 from idx.indexer.ingest.committer import Committer
 from idx.indexer.ingest.engines.embedding import Embedding
@@ -111,9 +111,23 @@ class Ingest:
         self.report.timings["scan"] = time.perf_counter() - start
         self._ingest(found)
         self._sweep(found.vanished)
+        self._fill_hashes(roots)
         self.report.seconds = time.perf_counter() - start
         self.progress(ProgressEvent("done", len(found.todo), len(found.todo)))
         return self.report
+
+    def _fill_hashes(self, roots: list[str]) -> None:
+        """Perceptual hashes for the content under `roots` embedded before `add` took them."""
+        identity = self.settings.identity
+        workers = self.settings.workers or config.workers(None, "cpu")
+        self.report.hashed = hashes.fill_missing(
+            self.catalog,
+            roots,
+            self.source,
+            min_side=identity.image_size if identity is not None else None,
+            workers=workers,
+            progress=self.progress,
+        )
 
     def _rules(self, root: str) -> scan.Rules:
         """The folder's stored rules, with what this run was told instead."""

@@ -23,6 +23,7 @@ class AddReport:
     skipped: int = 0
     embedded: int = 0
     reused: int = 0
+    hashed: int = 0  # contents given the perceptual hash they lacked (indexed before idx took it)
     seconds: float = 0.0
     roots: list[str] = field(default_factory=list)
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
@@ -66,6 +67,7 @@ class AddReport:
             "skipped": self.skipped,
             "embedded": self.embedded,
             "reused": self.reused,
+            "hashed": self.hashed,
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 2),
             "roots": self.roots,

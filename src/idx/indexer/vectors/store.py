@@ -152,30 +152,6 @@ def tune(index: Any, kind: str, ids: np.ndarray, matrix: np.ndarray) -> tuple[di
     return settings, recall
 
 
-def similar_pairs(
-    matrix: np.ndarray, threshold: float, batch: int = 2048
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact pairs (i, j, score) of row positions with i < j and cosine >= threshold, found by a
-    batched range search so memory grows with the pairs found, not with n^2."""
-    flat = faiss.IndexFlatIP(matrix.shape[1])
-    flat.add(np.ascontiguousarray(matrix, np.float32))
-    # range_search keeps scores strictly above the radius; step down one ulp to include equality
-    radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
-    parts_i, parts_j, parts_s = [], [], []
-    for start in range(0, len(matrix), batch):
-        chunk = np.ascontiguousarray(matrix[start : start + batch], np.float32)
-        lims, scores, pos = flat.range_search(chunk, radius)
-        rows = np.repeat(np.arange(start, start + len(chunk)), np.diff(lims).astype(np.int64))
-        keep = rows < pos
-        parts_i.append(rows[keep])
-        parts_j.append(pos[keep])
-        parts_s.append(scores[keep])
-    if not parts_i:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.float32)
-    return np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_s)
-
-
 #: Fewer queries than this run on one thread: OpenMP threads for a single query cost more in
 #: start-up and contention than they save (10x slower measured on a busy 2-core machine).
 SMALL_BATCH = 8

@@ -36,6 +36,7 @@ COMMANDS = {
     "labels": "idx labels import --from-folders",
     "insights": "idx insights",
     "robustness": "idx robustness --perturb imagenet-c --severity 1:5 --sample 200",
+    "leakage": "idx duplicates --across TRAIN_FOLDER VALIDATION_FOLDER",
 }
 
 

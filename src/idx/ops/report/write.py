@@ -21,6 +21,7 @@ from idx.analysis.report_html import render_html, thumbnail_uri
 from idx.errors import UsageError
 from idx.ops.report.data import LabelIndex, clusters_section, map_section, summary
 from idx.ops.report.insights import insights_section
+from idx.ops.report.leakage import leakage_section
 from idx.ops.report.robustness import robustness_section
 from idx.ops.thumbnails import each_image
 from idx.progress import Progress
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 #: Thumbnails embedded at most: ~4 kB each, so the default keeps a report of any size near 10 MB.
 DEFAULT_MAX_THUMBNAILS = 2000
 THUMB_SIZE = 96
-SECTIONS = ("summary", "map", "clusters", "insights", "robustness")
+SECTIONS = ("summary", "map", "clusters", "insights", "robustness", "leakage")
 
 
 @dataclass
@@ -73,6 +74,7 @@ def report_data(
         "clusters": clusters_section(catalog, labels),
         "insights": insights_section(catalog, labels),
         "robustness": robustness_section(catalog, labels, thumb_size),
+        "leakage": leakage_section(index, thumb_size),
     }
     chosen = choose_thumbnails(data, max_thumbnails, seed)
     data["thumbs"] = make_thumbnails(index, chosen, thumb_size, progress)
