@@ -86,7 +86,7 @@ def test_every_kind_names_a_command_that_makes_one():
         f"KINDS[{kind!r}] in {RUNS_PY} tells people to run `{command}`, which is not a command: "
         f"name the command that makes {kind} runs (one of: {', '.join(sorted(commands))})"
         for kind, command in ((k, v.command) for k, v in KINDS.items())
-        if command not in commands
+        if command.split(" -")[0] not in commands  # `idx duplicates --across A B`: its options
     ]
     assert not bad, "\n".join(bad)
 

@@ -11,6 +11,7 @@ import click
 from idx.cli.options import Lazy, LazyChoice, open_index, output_options
 from idx.cli.output import render_rows, render_summary
 from idx.cli.views.insights import show_insights
+from idx.cli.views.leakage import show_leakage
 from idx.cli.views.maps import show_clusters, show_projection, show_sweep
 from idx.cli.views.robustness import show_injection, show_report
 
@@ -22,6 +23,7 @@ RENDER: dict[str, Callable[[Any, str], None]] = {
     "insight": show_insights,
     "robustness": show_report,
     "injection": show_injection,
+    "leakage": show_leakage,
 }
 #: Columns of the table view (csv and json also carry the command that makes each kind).
 COLUMNS = ("kind", "id", "created_at", "parameters", "headline")

@@ -17,8 +17,9 @@ from idx.cli.options import (
     output_options,
     quiet_option,
 )
-from idx.cli.output import note, note_untrained, render_rows, render_summary, warn
+from idx.cli.output import note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
+from idx.cli.views.leakage import show_leakage
 
 # ops.search and ops.duplicates load FAISS and DuckDB: each command imports them when it runs.
 
@@ -227,27 +228,7 @@ def _duplicates_across(ctx, across, by, threshold, max_distance, fmt) -> None:
             index, across[0], across[1], threshold=threshold, max_distance=max_distance, by=by
         )
         _untrained_note(index)
-    columns = ["similarity", "distance", "b_id", "b_path", "a_id", "a_path"]
-    rows = [[getattr(p, c) for c in columns] for p in found.pairs]
-
-    def share(n: int, total: int) -> str:
-        return f"{n} of {total} ({n / total:.1%})" if total else "0 of 0"
-
-    summary = (
-        f"leakage run {found.run_id}: {share(found.b_with_copy, found.images_b)} images of B "
-        f"have a near-duplicate in A; {share(found.a_with_copy, found.images_a)} of A have one "
-        f"in B ({found.pair_count} pairs"
-        + (f"; {found.in_both} images in both sets" if found.in_both else "")
-        + ")"
-    )
-    if fmt in ("json", "jsonl"):
-        render_summary(found.as_dict(), fmt, lambda: None)
-    elif fmt == "csv":
-        note(summary)
-        render_rows(columns, rows, fmt)
-    else:
-        click.echo(summary)
-        render_rows(columns, rows, fmt)
+    show_leakage(found, fmt)
 
 
 @click.command()

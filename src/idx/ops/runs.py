@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     from idx.indexer.index import Index
 
 #: The ops modules whose `RUNS` dicts ({kind: RunType}) together cover KINDS.
-HOMES = ("idx.ops.maps.runs", "idx.ops.insights.runs", "idx.ops.robustness.runs")
+HOMES = (
+    "idx.ops.maps.runs",
+    "idx.ops.insights.runs",
+    "idx.ops.robustness.runs",
+    "idx.ops.leakage_runs",
+)
 
 
 def registry() -> dict[str, RunType]:
