@@ -183,7 +183,11 @@ def status(ctx, fmt):
             + ")",
             f"model:     {model}",
             f"vectors:   {v['count']} in FAISS ({v['type']}), "
-            + ("in sync" if v["in_sync"] else "behind the catalog (rebuilt on next use)"),
+            + (
+                "in sync"
+                if v["in_sync"]
+                else "behind the catalog (rebuilt in memory until the next `idx add` saves it)"
+            ),
             f'skipped:   {info["skipped"]} files (see: idx sql "SELECT * FROM skipped")',
             f"health:    {info['health']}",
         ]

@@ -29,7 +29,11 @@ def collect_status(
     if orphans:
         problems.append(f"{orphans} images without a vector (run `idx add` on their folder again)")
     if not vectors_ok:
-        problems.append("FAISS file behind the catalog; it is rebuilt automatically on next use")
+        problems.append(
+            f"FAISS file behind the catalog (it holds generation {vmeta.get('generation')}, the "
+            f"catalog {generation}): each command rebuilds it in memory until the next `idx add` "
+            "saves it"
+        )
     last_add = catalog.get_meta("last_add")
     return {
         "index": str(index_dir.resolve()),
