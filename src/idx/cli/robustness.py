@@ -18,7 +18,7 @@ from idx.cli.options import (
     quiet_option,
     seed_option,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary, warn
+from idx.cli.output import note, note_untrained, render_rows, render_summary
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
 
@@ -155,8 +155,9 @@ def robustness(
             on_skip=_skip_printer(bar, quiet),
         )
         bar.close()
-    for note in report.notes:
-        warn(f"note: {note}")
+    if not quiet:  # -q here also leaves out the progress bar and the skips
+        for line in report.notes:
+            note(line)
     if fmt == "csv":
         render_rows(RESULT_COLUMNS, [[r[c] for c in RESULT_COLUMNS] for r in report.results], fmt)
     else:
