@@ -83,7 +83,8 @@ class AddReport:
         }
 
 
-#: The formats named first when a folder holds no image (the README's "Which files" has all).
+#: The formats named first when a folder holds no image (`python -m idx.indexer.files.formats`
+#: lists them all).
 COMMON_FORMATS = ("JPEG", "PNG", "WebP", "GIF", "TIFF", "BMP", "AVIF", "HEIC")
 
 
@@ -110,8 +111,8 @@ class EmptyFolder:
             )
         return (
             f"no image files in {self.folder}: it holds {held}; idx reads "
-            f"{', '.join(COMMON_FORMATS)} and the other formats Pillow opens "
-            f"({len(formats.formats())} here; the README's 'Which files' lists them)"
+            f"{', '.join(COMMON_FORMATS)} and the other formats Pillow opens, "
+            f"{len(formats.formats())} here (`python -m idx.indexer.files.formats` lists them)"
         )
 
     def as_dict(self) -> dict[str, Any]:
