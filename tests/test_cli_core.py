@@ -179,3 +179,54 @@ def test_quiet_leaves_out_notes_on_every_command_that_has_them(indexed, tiny_arg
         assert quiet.exit_code == 0 and "note:" not in quiet.stderr, (args, quiet.stderr)
         assert "device:" not in quiet.stderr, (args, quiet.stderr)
     assert run("--index", indexed, "robustness", "compare", "--help").stdout.count("-q") >= 1
+
+
+def test_a_folder_without_images_says_what_it_holds_and_is_not_recorded(tmp_path, tiny_args):
+    """Issue 24: `add` of a folder with no image said only 'added 0' and recorded the folder;
+    status then read `images: 0 (0.0 MB; )` and `health: attention`. The folder is fine, so
+    add still exits 0, with a warning that says what it found."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("add", empty, *tiny_args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("added 0,")
+    assert f"warning: no image files in {empty}: it holds no files; idx reads JPEG, PNG" in (
+        result.stderr
+    )
+    status = json.loads(run("status", "--json").stdout)
+    assert status["folders"] == {} and status["vectors"]["in_sync"]
+    assert status["health"] == "empty" and "idx add FOLDER" in status["problems"][0]
+    text = run("status").stdout
+    assert "images:    0\n" in text and "MB; )" not in text and "folder:" not in text
+    assert "health:    empty\n" in text
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("a")
+    (notes / "b.md").write_text("b")
+    (notes / "c.txt").write_text("c")
+    Image.new("RGB", (8, 8)).save(notes / ".hidden.png")
+    result = run("add", notes, *tiny_args, "--json", "-q")
+    assert result.exit_code == 0, result.stderr
+    (found,) = json.loads(result.stdout)["empty_folders"]
+    assert (found["folder"], found["files"], found["left_out"]) == (str(notes), 3, 1)
+    assert found["extensions"] == {".txt": 2, ".md": 1}
+    assert (
+        "it holds 3 files, none an image (.txt 2, .md 1); 1 more left out as hidden "
+        "(--hidden takes them)" in result.stderr
+    )
+    assert "added 1," in run("add", notes, "--hidden").stdout  # now it holds an image
+    assert list(json.loads(run("status", "--json").stdout)["folders"]) == [str(notes)]
+
+
+def test_a_folder_with_images_beside_an_empty_one_is_added_and_the_empty_one_named(
+    images, tmp_path, tiny_args
+):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("add", images, empty, *tiny_args)
+    assert result.exit_code == 0, result.stderr
+    assert "added 0," not in result.stdout
+    assert result.stderr.count("warning: no image files in") == 1 and str(empty) in result.stderr
+    status = json.loads(run("status", "--json").stdout)
+    assert list(status["folders"]) == [str(images)] and status["health"] == "ok"

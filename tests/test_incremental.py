@@ -8,6 +8,7 @@ again changes nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -65,6 +66,9 @@ def check_invariants(index: Index, root: Path) -> None:
         "SELECT count(*) FROM embeddings WHERE sha256 NOT IN (SELECT sha256 FROM images)"
     ).fetchall()
     assert orphans[0][0] == 0, "embeddings left without an image"
+    status = index.status()  # what `idx status` says agrees: nothing is left behind
+    assert status["vectors"]["in_sync"], status["problems"]
+    assert status["health"] == ("ok" if len(ids) else "empty"), status["problems"]
 
 
 OPS = st.lists(
@@ -224,3 +228,49 @@ def test_unchanged_files_are_not_read_again(images, tiny_model):
         )
         os.utime(target, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))  # now it looks changed
         assert index.add([images]).updated == 1
+
+
+def test_a_move_records_the_faiss_file_for_the_new_generation(tmp_path, tiny_model):
+    """A rename moves the catalog's generation (readers re-read paths by it) but no vector: the
+    FAISS file is recorded for it as it is, not left behind nor written again."""
+    root = tmp_path / "five"
+    for i in range(5):
+        _write_image(root / f"img{i}.jpg", i)
+    with Index(**tiny_model) as index:
+        index.add([root])
+    faiss_file = Path(os.environ["IDX_INDEX"]) / "vectors.faiss"
+    written = faiss_file.stat().st_mtime_ns
+    (root / "img0.jpg").rename(root / "renamed.jpg")
+    with Index(**tiny_model) as index:
+        report = index.add([root])
+        assert (report.moved, report.embedded) == (1, 0)
+        status = index.status()
+        assert status["vectors"]["in_sync"] and status["health"] == "ok", status["problems"]
+        assert status["vectors"]["generation"] == status["vectors"]["catalog_generation"]
+    assert faiss_file.stat().st_mtime_ns == written
+    with Index(read_only=True) as index:
+        assert index.vectors.meta["generation"] == index.catalog.generation()
+        _, vectors = index.embeddings()
+        scores, ids = index.vectors.search(vectors, 1)
+        assert np.allclose(scores[:, 0], 1.0, atol=1e-4) and index.vectors.ntotal == 5
+        paths = index.catalog.images.paths_for(ids[:, 0].tolist())
+        assert str(root / "renamed.jpg") in paths.values()
+
+
+def test_an_add_that_changes_nothing_repairs_a_faiss_file_left_behind(images, tiny_model):
+    """A FAISS file behind the catalog (a crash between a commit and the save) is rebuilt in
+    memory by every reader, and saved by the next add even when that add finds nothing new."""
+    with Index(**tiny_model) as index:
+        index.add([images])
+    meta_file = Path(os.environ["IDX_INDEX"]) / "vectors.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps(meta | {"generation": meta["generation"] - 1}))
+    with Index(read_only=True) as index:
+        status = index.status()
+        assert not status["vectors"]["in_sync"] and status["health"] == "attention"
+        assert "until the next `idx add` saves it" in status["problems"][0]
+    with Index(**tiny_model) as index:
+        report = index.add([images])
+        assert (report.added, report.moved, report.embedded) == (0, 0, 0)
+        status = index.status()
+        assert status["vectors"]["in_sync"] and status["health"] == "ok"

@@ -85,3 +85,18 @@ def test_inject_compare_eject_round_trip(indexed_copy):
     assert [r["removed"] for r in json.loads(result.stdout)] == [5]
     result = run(*base, "eject")
     assert result.exit_code == 1 and "nothing injected" in result.stderr
+
+
+def test_a_sample_larger_than_the_index_is_lowered_with_a_note(indexed_copy):
+    """Issue 24: --sample was capped silently (insights -k says when it lowers k)."""
+    base = ["--index", str(indexed_copy), "robustness", "--perturb", "blur", "--severity", "1"]
+    result = run(*base, "--sample", "500", "--no-plots", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["sample_size"] == 48
+    assert "note: --sample 500 lowered to 48: the index holds 48 images of its own" in (
+        result.stderr
+    )
+    quiet = run(*base, "--sample", "500", "--no-plots", "--json", "-q")
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr, quiet.stderr
+    asked = run(*base, "--sample", "8", "--no-plots", "--json")
+    assert "lowered" not in asked.stderr

@@ -108,6 +108,23 @@ def test_ray_engine_reads_s3_like_the_local_engine(ray_cluster, bucket, tiny_mod
         assert (nothing.unchanged, nothing.embedded, nothing.skipped) == (48, 0, 1)
 
 
+def test_a_prefix_without_images_says_what_it_holds(s3_bucket, tiny_model, tmp_path):
+    fs, name = s3_bucket
+    fs.pipe(f"{name}/docs/a.txt", b"a")
+    fs.pipe(f"{name}/docs/sub/b.TXT", b"b")
+    fs.pipe(f"{name}/docs/.thumbs/c.jpg", _png(2))
+    with Index(tmp_path / "index", **tiny_model) as index:
+        report = index.add([f"s3://{name}/docs"])
+        (empty,) = report.empty_folders
+        assert (empty.folder, empty.found.files, empty.found.left_out) == (
+            f"s3://{name}/docs",
+            2,
+            1,
+        )
+        assert empty.found.extensions == {".txt": 2}
+        assert index.catalog.files.folders() == {}
+
+
 def test_a_missing_prefix_or_an_object_given_is_a_usage_error(bucket, tiny_model, tmp_path):
     fs, name = bucket
     an_object = "s3://" + sorted(fs.find(f"{name}/photos"))[0]

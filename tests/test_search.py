@@ -298,3 +298,23 @@ def test_ivfpq_on_a_tiny_collection_is_exact_until_it_grows(images, tiny_model, 
         index.add([one, images])
         assert (index.vectors.kind, index.vectors.requested) == ("ivfpq", "ivfpq")
         assert index.vectors.ntotal == 49
+
+
+def test_a_k_larger_than_what_can_come_is_lowered_with_a_note(indexed_copy):
+    """Issue 24: search -k was capped silently (insights -k says when it lowers k)."""
+    base = ["--index", str(indexed_copy)]
+    runner = CliRunner()
+    result = runner.invoke(cli, [*base, "search", "--text", "red circles", "-k", "100"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 2 + 48
+    assert "note: -k 100 lowered to 48: the index holds 48 images" in result.stderr
+    quiet = runner.invoke(cli, [*base, "search", "--text", "red circles", "-k", "100", "-q"])
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr
+    filtered = runner.invoke(
+        cli, [*base, "search", "--text", "x", "-k", "30", "--where", "id <= 5"]
+    )
+    assert "note: -k 30 lowered to 5: only 5 images pass the filter" in filtered.stderr
+    near = runner.invoke(cli, [*base, "neighbors", "2", "-k", "60"])
+    assert "note: -k 60 lowered to 47: the index holds 47 other images" in near.stderr
+    enough = runner.invoke(cli, [*base, "search", "--text", "x", "-k", "48"])
+    assert "lowered" not in enough.stderr

@@ -168,7 +168,7 @@ def test_facets_and_map(site):
     status, facets = server.json("/api/facets")
     assert status == 200
     assert sorted(f["name"] for f in facets["labels"]) == sorted(set(site["label"]))
-    assert all(f["images"] == 6 for f in facets["labels"])
+    assert all(f["images"] == 6 for f in facets["labels"]) and facets["labels_complete"]
     assert facets["clusters"]["k"] == 4 and sum(n for _, n in facets["clusters"]["sizes"]) == 48
     status, headers, body = server.request("/api/map", headers={"Accept-Encoding": "gzip"})
     assert status == 200 and headers["content-encoding"] == "gzip"

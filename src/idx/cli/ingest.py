@@ -19,7 +19,7 @@ from idx.cli.options import (
     quiet_option,
     run_settings,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary
+from idx.cli.output import note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
 
@@ -134,6 +134,9 @@ def add(
         )
         bar.close()
         ident = index.stored_identity()
+    # exit 0 all the same: the folder is there and readable, an inbox emptied is a normal sync
+    for empty in report.empty_folders:
+        warn(f"warning: {empty.message()}")
 
     def table() -> None:
         rate = f" ({report.images_per_s:.1f} images/s)" if report.embedded else ""
@@ -181,14 +184,18 @@ def status(ctx, fmt):
     def table() -> None:
         model = info["model"]["description"] if info["model"] else "none yet (set on first add)"
         v = info["vectors"]
+        formats = "".join(f"; {k} {n}" for k, n in info["formats"].items())
         lines = [
             f"index:     {info['index']}",
-            f"images:    {info['images']} ({info['bytes'] / 1e6:.1f} MB; "
-            + ", ".join(f"{k} {n}" for k, n in info["formats"].items())
-            + ")",
+            f"images:    {info['images']}"
+            + (f" ({info['bytes'] / 1e6:.1f} MB{formats})" if info["images"] else ""),
             f"model:     {model}",
             f"vectors:   {v['count']} in FAISS ({v['type']}), "
-            + ("in sync" if v["in_sync"] else "behind the catalog (rebuilt on next use)"),
+            + (
+                "in sync"
+                if v["in_sync"]
+                else "behind the catalog (rebuilt in memory until the next `idx add` saves it)"
+            ),
             f'skipped:   {info["skipped"]} files (see: idx sql "SELECT * FROM skipped")',
             f"health:    {info['health']}",
         ]

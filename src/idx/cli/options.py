@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from idx import config
-from idx.cli.output import note
+from idx.cli.output import QUIET_NOTES, note
 
 if TYPE_CHECKING:
     from idx.indexer.index import Index
@@ -149,7 +149,7 @@ notes_option = click.option(
     "--quiet",
     is_flag=True,
     expose_value=False,
-    callback=lambda ctx, _param, value: ctx.meta.__setitem__("quiet notes", value),
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__(QUIET_NOTES, value),
     help="No notes on stderr (the device used, an untrained model); warnings and errors stay.",
 )
 
@@ -322,7 +322,7 @@ def run_settings(ctx: click.Context, **flags: Any) -> RunSettings:
 def _say_device(index: Index) -> None:
     """Name the device the model ran on, when it ran and the user did not pick it (not with -q)."""
     quiet = click.get_current_context(silent=True)
-    if quiet is not None and quiet.meta.get("quiet notes"):
+    if quiet is not None and quiet.meta.get(QUIET_NOTES):
         return
     if index.device_used is not None and index.device == "auto":
         click.echo(f"device: {index.device_used}", err=True)

@@ -100,10 +100,14 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
+#: ctx.meta key: the command was given -q, so no notes (notes_option, or a command's own -q).
+QUIET_NOTES = "quiet notes"
+
+
 def note(message: str) -> None:
     """A `note:` line on stderr, left out when the command was given -q (notes_option)."""
     ctx = click.get_current_context(silent=True)
-    if ctx is None or not ctx.meta.get("quiet notes"):
+    if ctx is None or not ctx.meta.get(QUIET_NOTES):
         warn(f"note: {message}")
 
 

@@ -20,7 +20,7 @@ from idx.cli.options import (
     show_option,
     stored_run,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary
+from idx.cli.output import QUIET_NOTES, note_untrained, render_rows, render_summary
 from idx.cli.progress import ProgressBar
 from idx.cli.views.robustness import show_injection, show_report
 from idx.errors import UsageError
@@ -152,6 +152,8 @@ def robustness(
                 **asked,
             )
             bar.close()
+    if quiet:  # -q here also leaves out the notes, as it leaves out the bar and the skips
+        ctx.meta[QUIET_NOTES] = True
     show_report(report, fmt)
 
 

@@ -17,7 +17,7 @@ from idx.cli.options import (
     output_options,
     quiet_option,
 )
-from idx.cli.output import note_untrained, render_rows, render_summary, warn
+from idx.cli.output import note, note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 from idx.cli.views.leakage import show_leakage
 
@@ -29,6 +29,17 @@ k_option = count_option(help="How many results.", default=Lazy("idx.ops.search",
 def _untrained_note(index: Any) -> None:
     ident = index.stored_identity()
     note_untrained(ident is not None and ident.untrained)
+
+
+def _note_fewer(k: int, hits: list[Any], held: int, filtered: bool, others: str = "") -> None:
+    """Say when -k asked for more results than can come: the index holds fewer images (`held`,
+    the query image left out for neighbours: `others`), or fewer pass the filter."""
+    if len(hits) >= k or (filtered and not hits):  # all came, or _print_hits says none passed
+        return
+    if filtered:
+        note(f"-k {k} lowered to {len(hits)}: only {len(hits)} {others}images pass the filter")
+    elif held < k:
+        note(f"-k {k} lowered to {held}: the index holds {held} {others}images")
 
 
 def _print_hits(hits: list[Any], fmt: str, filtered: bool = False) -> None:
@@ -86,7 +97,9 @@ def search(
     with open_index(ctx, read_only=True, **model_args) as index:
         hits = api.search(index, text=text, image=image, id=image_id, k=k, **filters)
         _untrained_note(index)
-    _print_hits(hits, fmt, filtered=any(v is not None for v in filters.values()))
+        filtered = any(v is not None for v in filters.values())
+        _note_fewer(k, hits, index.vectors.ntotal, filtered)
+    _print_hits(hits, fmt, filtered)
 
 
 @click.command()
@@ -131,6 +144,7 @@ def neighbors(ctx, image, all_images, k, where, label, cluster, fmt, quiet):
         with open_index(ctx, read_only=True) as index:
             hits = api.neighbors(index, image, k=k, **filters)
             _untrained_note(index)
+            _note_fewer(k, hits, index.vectors.ntotal - 1, filtered, others="other ")
         _print_hits(hits, fmt, filtered)
         return
     with ProgressBar(quiet) as bar, open_index(ctx) as index:

@@ -198,11 +198,20 @@ class Index:
     def _sync_vectors(
         self, start_generation: int, changed: Sequence[int], removed: Sequence[int]
     ) -> None:
-        """Apply one run's changes to the FAISS file, or rebuild it if it was already stale."""
+        """Bring the FAISS file to the catalog's generation: apply one run's changes to it, or
+        rebuild it if it was stale already (then the next writer repairs an index that a crash
+        left behind, even when its own run changed nothing)."""
         store = VectorStore(self.dir)
         gen = self.catalog.generation()
-        if store.read_meta().get("generation") != start_generation:
+        recorded = store.read_meta().get("generation")
+        if recorded == gen:  # nothing committed, and the file was in step
+            return
+        if recorded != start_generation:
             store.load(gen, self.catalog.images.vectors, writable=True)
+        elif not changed and not removed:  # only paths or file times changed
+            store.follow(gen)
+            self._vectors = None  # loaded again, for `gen`, when next used
+            return
         else:
             store.load(start_generation, self.catalog.images.vectors, writable=False)
             if not store.can_apply(changed, removed, self.catalog.images.count()):
@@ -313,8 +322,7 @@ class Index:
         try:
             return ingest.run(paths)
         finally:
-            if ingest.changed_ids or ingest.removed_ids:
-                self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
+            self._sync_vectors(start_gen, ingest.changed_ids, ingest.removed_ids)
 
     def _record(self, report: AddReport, ingest: Ingest) -> None:
         """Store what the run learnt: its summary (`idx status`), the model as loading learnt it

@@ -24,12 +24,19 @@ def collect_status(
     orphans = counts["without_vector"]
     generation = catalog.generation()
     vmeta = VectorStore(index_dir).read_meta()
-    vectors_ok = vmeta.get("generation") == generation and vmeta.get("count", 0) == images
+    # an index that never held an image needs no FAISS file
+    recorded = vmeta.get("generation", generation if images == 0 else None)
+    vectors_ok = recorded == generation and vmeta.get("count", 0) == images
     problems = []
+    if images == 0:
+        problems.append("no images yet: add a folder of images with `idx add FOLDER`")
     if orphans:
         problems.append(f"{orphans} images without a vector (run `idx add` on their folder again)")
     if not vectors_ok:
-        problems.append("FAISS file behind the catalog; it is rebuilt automatically on next use")
+        problems.append(
+            f"FAISS file behind the catalog (it holds generation {recorded}, the catalog "
+            f"{generation}): each command rebuilds it in memory until the next `idx add` saves it"
+        )
     last_add = catalog.get_meta("last_add")
     return {
         "index": str(index_dir.resolve()),
@@ -52,7 +59,7 @@ def collect_status(
             "in_sync": vectors_ok,
             **{k: v for k, v in vmeta.items() if k not in ("type", "count", "generation")},
         },
-        "health": "ok" if not problems else "attention",
+        "health": "empty" if images == 0 else "ok" if not problems else "attention",
         "problems": problems,
         "last_add": json.loads(last_add) if last_add else None,
         "job": jobs.current(index_dir),

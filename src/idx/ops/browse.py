@@ -134,11 +134,14 @@ def gone(image_id: int, path: str) -> NotFoundError:
 
 
 def facets(index: Index, labels: int = 2000, folders: int = 500) -> dict[str, Any]:
-    """The values people filter by: the most frequent labels (name, key, images), the latest
-    clustering's clusters and sizes, and the folders holding the most images."""
+    """The values people filter by: the most frequent labels (name, key, images), whether those
+    are all the labels (the web app then names a label that is not among them without asking),
+    the latest clustering's clusters and sizes, and the folders holding the most images."""
     info = index.catalog.image_info
+    counts = info.label_counts(labels + 1)  # one more than shown: are there others?
     return {
-        "labels": [count._asdict() for count in info.label_counts(labels)],
+        "labels": [count._asdict() for count in counts[:labels]],
+        "labels_complete": len(counts) <= labels,
         "clusters": info.cluster_sizes(),  # its sizes go out as [cluster, images] pairs
         "folders": [count._asdict() for count in info.folder_counts(folders)],
     }

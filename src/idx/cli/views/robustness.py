@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from idx.cli.output import render_rows, render_summary, warn
+from idx.cli.output import note, render_rows, render_summary
 
 if TYPE_CHECKING:
     from idx.ops.injection import Injection
@@ -47,8 +47,8 @@ def show_report(report: RobustnessReport, fmt: str) -> None:
     """Its notes on stderr; csv: one row per condition; else the summary or the tables."""
     from idx.ops.robustness.measure import RESULT_COLUMNS
 
-    for note in report.notes:
-        warn(f"note: {note}")
+    for line in report.notes:
+        note(line)
     if fmt == "csv":
         render_rows(RESULT_COLUMNS, [[r[c] for c in RESULT_COLUMNS] for r in report.results], fmt)
     else:

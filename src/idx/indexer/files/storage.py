@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from idx.errors import UsageError
@@ -25,6 +27,8 @@ SCHEMES = {"s3": "s3fs"}
 S3_EXTRA = "pip install 'idx-clip[s3]' (s3fs)"
 #: Objects per listing chunk handed to the planner (it reports progress between chunks).
 LIST_CHUNK = 1000
+#: Files a survey of a folder without images counts at most (it says "at least" past it).
+SURVEY_MAX = 100_000
 
 
 def scheme(path: str | os.PathLike[str]) -> str | None:
@@ -175,6 +179,60 @@ def walk(
             yield chunk, []
             chunk = []
     yield chunk, []
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What a folder holds in which the walk found no image, for `add` to say why it added
+    nothing: the files its rules take (by extension, most common first; "" for none) and the
+    names they leave out (hidden, or matched by --exclude). Counts stop at SURVEY_MAX."""
+
+    files: int = 0
+    extensions: dict[str, int] = field(default_factory=dict)
+    left_out: int = 0
+
+    @property
+    def cut(self) -> bool:
+        return self.files + self.left_out >= SURVEY_MAX
+
+
+def survey(root: str, rules: scan.Rules, exclude: frozenset[str] = frozenset()) -> Survey:
+    """What lies under `root` (a folder or prefix the walk found no image in), as `Survey`
+    counts it; run only then, so the walk itself stays one stat a file."""
+    if is_remote(root):
+        base = root.split("://", 1)[1].rstrip("/")
+        try:
+            keys = [k[len(base) + 1 :] for k in filesystem(root).find(base) if k != base]
+        except Exception:  # noqa: BLE001 - the walk named a listing that failed already
+            return Survey()
+        return _count(((k, k.split("/")) for k in keys), rules)
+    return _count(_local_files(root, exclude), rules)
+
+
+def _local_files(root: str, exclude: frozenset[str]) -> Iterator[tuple[str, list[str]]]:
+    """(relative path, its parts) of the files under `root`, links to folders not followed."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [
+            d for d in dirs if d not in scan.IGNORED_DIRS and os.path.join(folder, d) not in exclude
+        ]
+        prefix = os.path.relpath(folder, root).replace(os.sep, "/")
+        for name in files:
+            relative = name if prefix == "." else f"{prefix}/{name}"
+            yield relative, relative.split("/")
+
+
+def _count(files: Iterable[tuple[str, list[str]]], rules: scan.Rules) -> Survey:
+    taken, left_out = Counter[str](), 0
+    for relative, parts in files:
+        if taken.total() + left_out >= SURVEY_MAX:
+            break
+        if _left_out(relative, rules):
+            left_out += 1
+            continue
+        name = parts[-1]
+        dot = name.rfind(".")
+        taken[name[dot:].lower() if dot > 0 else ""] += 1
+    return Survey(taken.total(), dict(taken.most_common()), left_out)
 
 
 def _left_out(relative: str, rules: scan.Rules) -> bool:

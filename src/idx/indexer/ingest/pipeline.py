@@ -28,7 +28,7 @@ from idx.indexer.ingest.batches import Batches
 from idx.indexer.ingest.committer import Committer
 from idx.indexer.ingest.engines.embedding import Embedding
 from idx.indexer.ingest.planner import Planner, root_of
-from idx.indexer.ingest.report import AddReport
+from idx.indexer.ingest.report import AddReport, EmptyFolder
 from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.ingest.walk import Walk, walk
 from idx.indexer.model import devices
@@ -102,10 +102,16 @@ class Ingest:
             self._skip(skip.path, skip.reason)
         for path, reason in found.still_skipped:
             self._skip(path, reason)
+        self.report.empty_folders = [
+            EmptyFolder(root, storage.survey(root, self.rules[root], self.exclude))
+            for root in found.empty
+        ]
         with self.catalog.transaction():
             if self.source == config.FILES_SOURCE:
                 for root, rules in self.rules.items():
-                    self.files.set_rules(root, rules)
+                    # a folder that never held an image is not one the index holds
+                    if root not in found.empty or self.files.rules(root) is not None:
+                        self.files.set_rules(root, rules)
             self.files.apply([SkipFile(skip, root_of(roots, skip.path)) for skip in found.skips])
             self.files.forget_skips(found.forgotten)
         self.report.timings["scan"] = time.perf_counter() - start

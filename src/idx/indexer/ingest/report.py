@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from idx.indexer.catalog.operations import Add, Move, Operation, SkipFile, Touch, Update
+from idx.indexer.files import formats
+from idx.indexer.files.storage import Survey
 
 #: AddReport.timings' keys
 STAGES = ("scan", "start", "read", "embed", "store", "store_wait")
@@ -36,6 +38,8 @@ class AddReport:
     #: the cluster to read and embed them), the model in this process, catalog commits (in the
     #: background) and this process waiting for them; not meant to add up to `seconds`
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    #: the folders given that hold no image file, and what they hold instead
+    empty_folders: list[EmptyFolder] = field(default_factory=list)
 
     def count(self, op: Operation) -> None:
         """Count one applied operation in the summary."""
@@ -77,4 +81,47 @@ class AddReport:
             "nodes": len(self.nodes),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
+            "empty_folders": [f.as_dict() for f in self.empty_folders],
+        }
+
+
+#: The formats named first when a folder holds no image (`python -m idx.indexer.files.formats`
+#: lists them all).
+COMMON_FORMATS = ("JPEG", "PNG", "WebP", "GIF", "TIFF", "BMP", "AVIF", "HEIC")
+
+
+@dataclass(frozen=True)
+class EmptyFolder:
+    """A folder given to `add` in which the walk found no image file."""
+
+    folder: str
+    found: Survey
+
+    def message(self) -> str:
+        """Why nothing was added from the folder: what it holds, and which files are images."""
+        found = self.found
+        more = "at least " if found.cut else ""
+        if found.files:
+            kinds = ", ".join(f"{ext or 'no extension'} {n}" for ext, n in found.extensions.items())
+            held = f"{more}{found.files} files, none an image ({kinds})"
+        else:
+            held = "no files"
+        if found.left_out:
+            held += (
+                f"; {more}{found.left_out} more left out as hidden (--hidden takes them) or "
+                "by --exclude"
+            )
+        return (
+            f"no image files in {self.folder}: it holds {held}; idx reads "
+            f"{', '.join(COMMON_FORMATS)} and the other formats Pillow opens, "
+            f"{len(formats.formats())} here (`python -m idx.indexer.files.formats` lists them)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder,
+            "files": self.found.files,
+            "extensions": self.found.extensions,
+            "left_out": self.found.left_out,
+            "message": self.message(),
         }

@@ -32,6 +32,8 @@ class Walk:
     #: recorded skips of files no longer there (or now skipped by the walk itself)
     forgotten: list[str] = field(default_factory=list)
     unchanged: int = 0
+    #: the roots under which the walk found nothing: no image file, nothing it skipped
+    empty: list[str] = field(default_factory=list)
 
 
 def walk(
@@ -53,8 +55,10 @@ def walk(
     seen: set[str] = set()
     next_report = REPORT_EVERY
     for root in roots:
+        candidates = 0
         for files, skips in storage.walk(root, exclude, rules[root]):
             found.skips += skips
+            candidates += len(files) + len(skips)
             for item in files:
                 path = item.path
                 if path in seen:  # overlapping roots
@@ -78,6 +82,8 @@ def walk(
             if len(seen) >= next_report:
                 progress(ProgressEvent("scan", len(seen), 0))
                 next_report = len(seen) + REPORT_EVERY
+        if not candidates:
+            found.empty.append(root)
     found.todo.sort()
     found.vanished = {p: found.existing[p] for p in found.existing.keys() - seen}
     walked_skips = {s.path for s in found.skips}

@@ -348,6 +348,16 @@ class VectorStore:
             for name in ivfpq.FILES:  # an ivfpq index's files, stale now (readers keep theirs)
                 (self.index_dir / name).unlink(missing_ok=True)
         self.meta = {**self.meta, "generation": generation, "count": self.ntotal, **extra}
+        self._write_meta()
+
+    def follow(self, generation: int) -> None:
+        """Record the file, as it is, for `generation`: the catalog committed no vector since
+        the generation the file holds (moved or touched files move the generation too, because
+        readers re-read paths by it), so rewriting the whole file would change nothing."""
+        self.meta = {**self.read_meta(), "generation": generation}
+        self._write_meta()
+
+    def _write_meta(self) -> None:
         tmp_meta = self.meta_file.with_suffix(".json.tmp")
         tmp_meta.write_text(json.dumps(self.meta, indent=2, sort_keys=True))
         os.replace(tmp_meta, self.meta_file)

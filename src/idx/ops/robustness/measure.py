@@ -242,6 +242,12 @@ def measure(
         raise DecodeError("no sampled image could be decoded; see the skipped files above")
     seconds = time.perf_counter() - start
     report = _score(index, names, levels, ok_ids, perturbed, k, depth, cluster_run)
+    if len(ids) < sample:
+        report.notes.insert(
+            0,
+            f"--sample {sample} lowered to {len(ids)}: the index holds {len(ids)} images of "
+            "its own (injected ones are never sampled)",
+        )
     report.seed, report.skipped, report.seconds = seed, run.skipped, seconds
     report.encoded = perturbed.shape[0] * perturbed.shape[1]
     _store(index, report)

@@ -1,19 +1,27 @@
 // The idx web app: search by text or by a dropped image, filter, open an image and its
 // neighbours, and look at the latest 2-D map. Talks only to this server's /api/ (see app.py);
 // h(), fmt() and mapCategories() come from the report's charts.js, colourOf() from palette.js (the
-// one palette, made by idx.analysis.palette), Scatter from the report's scatter.js.
+// one palette, made by idx.analysis.palette), Scatter from the report's scatter.js; the label
+// filter's checks and suggestions from labels.js.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const NEIGHBOURS_SHOWN = 10;
+const EXAMPLES_SHOWN = 4;
+// Example searches for an index whose labels and folders name nothing to search for.
+const GENERIC_EXAMPLES = ["a red apple", "a dog on a beach", "a city street at night", "a handwritten note"];
 const state = {map: null, scatter: null, position: new Map(), lastImages: null, query: null,
-  categoryOf: new Map()};
+  categoryOf: new Map(), facets: null, lastSearch: null, files: 0};
 
 async function api(path, options) {
   const response = await fetch(path, options);
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
-  if (!response.ok) throw new Error((body && body.error) || `HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error((body && body.error) || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   return body;
 }
 
@@ -31,7 +39,7 @@ function filterParams() {
 
 function showMessage(text, error = false) {
   const box = $("message");
-  box.textContent = text;
+  box.replaceChildren(...[text].flat());
   box.classList.toggle("error", error);
 }
 
@@ -55,44 +63,77 @@ function showResults(hits, title, preview = null) {
 let searching = null;  // the AbortController of the latest search
 
 // Run a search; a newer one cancels it, so that a slow answer cannot land over a newer one
-// (a filter changed, then cleared, while the first request was still out).
-async function run(task) {
+// (a filter changed, then cleared, while the first request was still out). `key` names the
+// search (query, filters, k): a filter box that is left after Enter searched does not repeat it.
+async function run(task, key) {
   if (searching) searching.abort();
   const control = searching = new AbortController();
+  state.lastSearch = key;
+  $("hint").hidden = true;  // a search speaks for itself from now on
+  const unknown = unknownLabel();
+  if (unknown !== null) {  // no request: the page knows every label, and this is none of them
+    $("results").replaceChildren();
+    showMessage(labelProblem(unknown), true);
+    return;
+  }
   showMessage("Searching…");
   try { await task(control.signal); } catch (error) {
-    if (!control.signal.aborted) showMessage(error.message, true);
+    if (!control.signal.aborted) showMessage(errorShown(error), true);
   }
+}
+
+// A search's parameters (its words, the filters, k) and its key: the same key, the same search.
+function searchParams(query) {
+  const params = filterParams();
+  if (query.text !== undefined) params.set("text", query.text);
+  params.set("k", $("k").value);
+  return {params, key: query.text !== undefined ? `${params}` : `image ${state.files}&${params}`};
 }
 
 function searchText(text) {
   state.query = {text};
-  const params = filterParams();
-  params.set("text", text);
-  params.set("k", $("k").value);
+  const {params, key} = searchParams(state.query);
   return run(async (signal) => {
     const hits = await api(`/api/search?${params}`, {signal});
     if (!signal.aborted) showResults(hits, `Results for “${text}”`);
-  });
+  }, key);
 }
 
 function searchImage(file) {
+  if (!state.query || state.query.file !== file) state.files++;
   state.query = {file};
-  const params = filterParams();
-  params.set("k", $("k").value);
+  const {params, key} = searchParams(state.query);
   const form = new FormData();
   form.append("image", file, file.name || "image");
   const preview = URL.createObjectURL(file);
   return run(async (signal) => {
     const hits = await api(`/api/search?${params}`, {method: "POST", body: form, signal});
     if (!signal.aborted) showResults(hits, `Results for the image ${file.name || ""}`, preview);
-  });
+  }, key);
 }
 
 function repeatQuery() {
   if (!state.query) return;
   if (state.query.text !== undefined) searchText(state.query.text);
   else searchImage(state.query.file);
+}
+
+// What Search and Enter in any box do: search for the words in the search box, else again for
+// the image searched last; with neither, say how to begin.
+function searchNow() {
+  const text = $("query").value.trim();
+  if (text) return searchText(text);
+  if (state.query && state.query.file) return searchImage(state.query.file);
+  showMessage("Type what to find in the search box above, or drop an image: the filters narrow " +
+    "its results.", true);
+  $("query").focus();
+}
+
+// A filter changed (a choice picked, a box left): the last search again with it, unless that
+// very search ran already (Enter in the box searched before the box was left).
+function filtersChanged() {
+  focusFromFilters();
+  if (state.query && searchParams(state.query).key !== state.lastSearch) repeatQuery();
 }
 
 async function openImage(id) {
@@ -114,7 +155,7 @@ async function openImage(id) {
     $("neighbors").replaceChildren(...near.map(card));
     if (!near.length) $("neighbors").replaceChildren(h("p", {text: "No neighbour passes the filters."}));
   } catch (error) {
-    $("d-info").replaceChildren(h("p", {class: "error", text: error.message}));
+    $("d-info").replaceChildren(h("p", {class: "error"}, errorShown(error)));
   }
   markOnMap(id);
 }
@@ -122,8 +163,12 @@ async function openImage(id) {
 // -- filters and status --------------------------------------------------------------------
 
 async function loadFacets() {
-  const facets = await api("/api/facets");
+  const facets = state.facets = await api("/api/facets");
   $("labels-list").replaceChildren(...facets.labels.map((l) => h("option", {value: l.name, text: `${l.images} images`})));
+  const noLabels = !facets.labels.length && facets.labels_complete;
+  $("f-label").disabled = noLabels;
+  $("f-label").placeholder = noLabels ? "no labels yet" : "any (type to pick)";
+  showExamples(facets);
   $("folders-list").replaceChildren(...facets.folders.map((f) => h("option", {value: f.folder, text: `${f.images} images`})));
   const select = $("f-cluster");
   const chosen = select.value;
@@ -133,11 +178,42 @@ async function loadFacets() {
   select.value = chosen;
 }
 
+// Example searches for the hint: the most frequent labels, else the folders' names (when they
+// sort the images: two or more), else some that any collection of photos may answer.
+function showExamples(facets) {
+  const words = (name) => name.replace(/[_-]+/g, " ").trim();  // red_circles: "red circles"
+  const named = (names) => [...new Set(names.map(words).filter((n) => /[a-z]{3}/i.test(n)))];
+  let examples = named(facets.labels.map((l) => l.name));
+  if (!examples.length) {
+    const folders = named(facets.folders.map((f) => basename(f.folder)));
+    examples = folders.length >= 2 ? folders : GENERIC_EXAMPLES;
+  }
+  examples = examples.slice(0, EXAMPLES_SHOWN);
+  $("examples").replaceChildren(...examples.map((text) => h("button", {type: "button", class: "chip",
+    onclick: () => { $("query").value = text; searchText(text); }}, text)));
+  $("examples-line").hidden = false;
+}
+
+function showBanner(status) {
+  const banner = $("banner");
+  banner.hidden = !(status.model && status.model.untrained);
+  if (banner.hidden || banner.childElementCount) return;
+  banner.append(h("strong", {text: "Untrained model. "}),
+    `This index was built with ${status.model.name}, whose weights are random: the scores, ` +
+    "neighbours, clusters and the map below show noise, not what the images look like. " +
+    "An index built with a trained CLIP model gives meaningful results.");
+}
+
 async function loadStatus() {
   const status = await api("/api/status");
   const model = status.model ? status.model.description : "no model yet";
   const job = status.job && status.job.status === "running" ? " · an idx add is running" : "";
   $("status").textContent = `${fmt(status.images)} images · ${model}${job}`;
+  showBanner(status);
+  if (!status.images && $("results").childElementCount === 0) {
+    $("hint").replaceChildren(h("p", {text: "This index holds no images yet. Add a folder of " +
+      "images to it (on the command line: idx add FOLDER), then reload this page."}));
+  }
   if (state.lastImages !== null && state.lastImages !== status.images) loadFacets().catch(() => {});
   state.lastImages = status.images;
 }
@@ -236,12 +312,19 @@ function isImage(file) { return file && (!file.type || file.type.startsWith("ima
 function wire() {
   $("search-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const text = $("query").value.trim();
-    if (text) searchText(text);
+    searchNow();
   });
   $("file").addEventListener("change", () => { if ($("file").files[0]) searchImage($("file").files[0]); });
   for (const id of ["f-label", "f-cluster", "f-folder", "f-where"]) {
-    $(id).addEventListener("change", () => { focusFromFilters(); repeatQuery(); });
+    $(id).addEventListener("change", filtersChanged);
+  }
+  for (const id of ["f-label", "f-folder", "f-where"]) {
+    $(id).addEventListener("keydown", (ev) => {
+      if (ev.key !== "Enter" || ev.isComposing) return;
+      ev.preventDefault();
+      focusFromFilters();
+      searchNow();
+    });
   }
   $("f-clear").addEventListener("click", () => {
     for (const id of ["f-label", "f-cluster", "f-folder", "f-where"]) $(id).value = "";
