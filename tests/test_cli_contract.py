@@ -174,3 +174,22 @@ def test_demo_is_a_library_call_whose_model_flags_reuse_its_model(tmp_path):
     added = run("--index", other, "add", images, *shlex.split(summary["reuse"]), "--json")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout)["model"] == summary["model"]
+    _try_lines_change_the_images_last(summary)
+
+
+def _try_lines_change_the_images_last(summary: dict) -> None:
+    """Run in order, the demo's `try:` lines look at its own images until the last ones, which
+    inject corrupted copies, compare the clusters with and without them, and eject them again."""
+    lines = [shlex.split(line) for line in summary["next"]]
+    assert all(line[:2] == ["idx", "--index"] for line in lines)
+    commands = [line[3:] for line in lines]  # after `idx --index DIR`
+    changing = [i for i, c in enumerate(commands) if c[:2] in (["robustness", "inject"], ["add"])]
+    assert changing == [len(commands) - 3], commands
+    assert [c[:2] for c in commands[-2:]] == [["robustness", "compare"], ["robustness", "eject"]]
+    index = lines[0][2]
+    before = run("--index", index, "sql", "SELECT count(*) FROM images", "--format", "csv")
+    for command in commands[-3:]:
+        result = run("--index", index, *command)
+        assert result.exit_code == 0, (command, result.output)
+    after = run("--index", index, "sql", "SELECT count(*) FROM images", "--format", "csv")
+    assert before.stdout == after.stdout
