@@ -21,6 +21,8 @@ CLI_DIR = Path(__file__).resolve().parents[1] / "src" / "idx" / "cli"
 SHARED = {"idx.cli.options", "idx.cli.output", "idx.cli.progress"}
 #: Commands whose --format names the file they write, not what they print (that is --json).
 FILE_FORMAT = {("export",): ("parquet", "npy")}
+#: Commands that print one line (or one JSON object), not rows: no CSV to offer.
+NO_ROWS = {("serve",): ("table", "json")}
 #: Where a count of neighbours or clusters is asked for, with an example value.
 COUNTS = {
     ("search",): "3",
@@ -64,7 +66,10 @@ def test_every_command_has_format_and_json(path):
     assert as_json is not None and as_json.is_flag, f"idx {' '.join(path)} has no --json flag"
     assert fmt is not None and isinstance(fmt.type, click.Choice), f"idx {' '.join(path)}"
     expected = FILE_FORMAT.get(path, ("table", "csv", "json"))
-    assert set(expected) <= set(fmt.type.choices), (path, fmt.type.choices)
+    if path in NO_ROWS:
+        assert tuple(fmt.type.choices) == NO_ROWS[path]
+    else:
+        assert set(expected) <= set(fmt.type.choices), (path, fmt.type.choices)
     help_text = run(*path, "--help").output
     assert "Example" in help_text and "--json" in help_text
 
@@ -126,6 +131,14 @@ def test_json_is_format_json(indexed):
     assert [h["rank"] for h in json.loads(hits.stdout)] == [1, 2]
     both = run("--index", indexed, "status", "--json", "--format", "csv")
     assert both.exit_code == 2 and "--json means --format json" in both.stderr
+
+
+def test_serve_offers_no_csv_before_it_starts():
+    """`idx serve` prints one start line (or --json object): --format csv is refused at once,
+    no server started."""
+    refused = run("serve", "--format", "csv")
+    assert refused.exit_code == 2 and "'csv' is not one of 'table', 'json'" in refused.stderr
+    assert "an aligned table (default) or JSON" in run("serve", "--help").output
 
 
 def test_csv_parses_as_rows_or_key_value(indexed_copy):
