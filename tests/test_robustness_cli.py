@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -87,15 +88,30 @@ def test_table_output_names_the_run_and_plots(indexed_copy):
     assert "curves: " in result.stdout
 
 
-def test_inject_compare_eject_round_trip(indexed_copy):
-    base = ["--index", str(indexed_copy), "robustness"]
-    result = run(*base, "inject", "--kind", "blank", "--fraction", "0.1", "--json")
+def test_inject_compare_eject_round_trip(indexed_copy, monkeypatch, tmp_path):
+    # injected from beside the index, named relative; ejected from elsewhere, named absolute
+    monkeypatch.chdir(indexed_copy.parent)
+    result = run(
+        "--index",
+        indexed_copy.name,
+        "robustness",
+        "inject",
+        "--kind",
+        "blank",
+        "--fraction",
+        "0.1",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["n_images"] == 5
+    injected = json.loads(result.stdout)
+    assert injected["n_images"] == 5 and Path(injected["folder"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    base = ["--index", str(indexed_copy), "robustness"]
     result = run(*base, "compare", "--k", "3")
     assert result.exit_code == 0, result.stderr
     assert "silhouette" in result.stdout and "where the injected images land" in result.stdout
     result = run(*base, "eject", "--json")
     assert [r["removed"] for r in json.loads(result.stdout)] == [5]
+    assert not Path(injected["folder"]).exists()  # its files went too
     result = run(*base, "eject")
     assert result.exit_code == 1 and "nothing injected" in result.stderr
