@@ -114,3 +114,22 @@ def test_umap_without_the_package_exits_2(indexed_copy):
         assert result.exit_code == 2 and "umap-learn" in result.stderr
     else:
         pytest.skip("umap-learn is installed")
+
+
+def test_plot_paths_are_absolute_however_the_index_is_named(indexed_copy, monkeypatch):
+    """One rule for every plot path printed: absolute, whether the index was given as a relative
+    folder, an absolute one, or IDX_INDEX; and --out relative too."""
+    monkeypatch.chdir(indexed_copy.parent)
+    relative = indexed_copy.name
+    for args in (
+        ["--index", relative, "sweep", "-k", "2:3"],
+        ["--index", str(indexed_copy), "project", "--method", "pca"],
+        ["--index", relative, "cluster", "--k", "2", "--out", "figures"],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        shown = [w for line in result.stdout.splitlines() for w in line.split() if ".png" in w]
+        assert shown and all(Path(p).is_absolute() and Path(p).is_file() for p in shown), shown
+    monkeypatch.setenv("IDX_INDEX", relative)
+    result = CliRunner().invoke(cli, ["sweep", "-k", "2:3", "--json"])
+    assert Path(json.loads(result.stdout)["plots"]["metrics"]).is_absolute()

@@ -24,6 +24,8 @@ SHARED = {"idx.cli.options", "idx.cli.output", "idx.cli.progress"}
 FILE_FORMAT = {("export",): ("parquet", "npy")}
 #: An example value for a count (-k) that is not a whole number, by its metavar.
 COUNT_EXAMPLES = {"A:B": "2:4"}
+#: Commands that print one line (or one JSON object), not rows: no CSV to offer.
+NO_ROWS = {("serve",): ("table", "json")}
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
@@ -78,7 +80,10 @@ def test_every_command_has_format_and_json(path):
     assert as_json is not None and as_json.is_flag, f"idx {' '.join(path)} has no --json flag"
     assert fmt is not None and isinstance(fmt.type, click.Choice), f"idx {' '.join(path)}"
     expected = FILE_FORMAT.get(path, ("table", "csv", "json"))
-    assert set(expected) <= set(fmt.type.choices), (path, fmt.type.choices)
+    if path in NO_ROWS:
+        assert tuple(fmt.type.choices) == NO_ROWS[path]
+    else:
+        assert set(expected) <= set(fmt.type.choices), (path, fmt.type.choices)
     help_text = run(*path, "--help").output
     assert "Example" in help_text and "--json" in help_text
 
@@ -140,6 +145,14 @@ def test_json_is_format_json(indexed):
     assert both.exit_code == 2 and "--json means --format json" in both.stderr
 
 
+def test_serve_offers_no_csv_before_it_starts():
+    """`idx serve` prints one start line (or --json object): --format csv is refused at once,
+    no server started."""
+    refused = run("serve", "--format", "csv")
+    assert refused.exit_code == 2 and "'csv' is not one of 'table', 'json'" in refused.stderr
+    assert "an aligned table (default) or JSON" in run("serve", "--help").output
+
+
 def test_csv_parses_as_rows_or_key_value(indexed_copy):
     status = run("--index", indexed_copy, "status", "--format", "csv")
     assert status.exit_code == 0, status.output
@@ -186,3 +199,22 @@ def test_demo_is_a_library_call_whose_model_flags_reuse_its_model(tmp_path):
     added = run("--index", other, "add", images, *shlex.split(summary["reuse"]), "--json")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout)["model"] == summary["model"]
+    _try_lines_change_the_images_last(summary)
+
+
+def _try_lines_change_the_images_last(summary: dict) -> None:
+    """Run in order, the demo's `try:` lines look at its own images until the last ones, which
+    inject corrupted copies, compare the clusters with and without them, and eject them again."""
+    lines = [shlex.split(line) for line in summary["next"]]
+    assert all(line[:2] == ["idx", "--index"] for line in lines)
+    commands = [line[3:] for line in lines]  # after `idx --index DIR`
+    changing = [i for i, c in enumerate(commands) if c[:2] in (["robustness", "inject"], ["add"])]
+    assert changing == [len(commands) - 3], commands
+    assert [c[:2] for c in commands[-2:]] == [["robustness", "compare"], ["robustness", "eject"]]
+    index = lines[0][2]
+    before = run("--index", index, "sql", "SELECT count(*) FROM images", "--format", "csv")
+    for command in commands[-3:]:
+        result = run("--index", index, *command)
+        assert result.exit_code == 0, (command, result.output)
+    after = run("--index", index, "sql", "SELECT count(*) FROM images", "--format", "csv")
+    assert before.stdout == after.stdout

@@ -6,12 +6,17 @@ README conventions (what the tests below rely on):
 - Every code block names its language. ```sh blocks (commands) and ```python blocks are run as
   scripts; ```console blocks are transcripts: each `$ ` line is run (a quoted string may continue
   over the next lines) and must succeed, unless the transcript shows an `error:` line, which the
-  command must then print on stderr with a non-zero exit. ```text blocks are not run.
+  command must then print on stderr with a non-zero exit. The lines shown after a command are
+  what it prints, compared line for line with its stdout and stderr (interleaved in any order
+  that keeps each stream's own; blank lines and trailing spaces ignored): a `...` line stands
+  for any number of lines, `...` within a line for any text (timings, dates). So every output
+  shown is real and stays so: when a change alters it, the test fails with what the command
+  prints now, to paste in place. ```text blocks are not run, and show no output.
 - `<!-- not run: REASON -->` on the line before a block leaves it out (the network, weights or
   files a reader has and the test cannot make). The Quick start transcript is not run but
-  compared with what `idx demo` prints (a `...` line stands for any lines, `...` within a line for
-  any text). A block marked `<!-- not run: each line runs in its section below -->` (the Usage
-  overview) may hold only commands that a later block runs as written.
+  compared, the same way, with what `idx demo` prints. A block marked `<!-- not run: each line
+  runs in its section below -->` (the Usage overview) may hold only commands that a later block
+  runs as written.
 - The blocks run in README order, in one temporary folder that is both the working directory and
   HOME, after a set-up that makes what the examples name: `idx demo --tiny` (the Quick start;
   `idx-demo/` with its model); `~/photos/openimages/<ImageID>.jpg` with the Open Images files
@@ -19,7 +24,9 @@ README conventions (what the tests below rely on):
   `bbox_labels_600_hierarchy.json` beside; `labels.csv`; `~/photos/album` (with a `thumbnails`
   folder, a `.tmp.jpg` draft and a hidden `.cache`); `query.jpg`. IDX_MODEL / IDX_CHECKPOINT
   name the demo's tiny model, so no example downloads the default one. In transcripts, /home/me
-  stands for that folder.
+  stands for that folder; as its real name is longer, tables come out wider, so runs of spaces
+  and of dashes compare as one. README_EXAMPLES_HOME=/tmp/a/m (a new folder, named as long as
+  /home/me) runs the examples there instead, to paste what they print at the README's widths.
 - Each example runs in a process of its own, forked from tests/warm_idx.py after the imports every
   `idx` command starts with (torch, open_clip, scikit-learn: ~3.5 s each time otherwise), so that
   the hundred-odd examples take minutes less; README_EXAMPLES_COLD=1 starts each from nothing.
@@ -28,6 +35,7 @@ README conventions (what the tests below rely on):
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import re
@@ -52,6 +60,10 @@ WARM = Path(__file__).resolve().parent / "warm_idx.py"
 README = README_PATH.read_text()
 #: What transcripts write for the folder the examples run in.
 HOME = "/home/me"
+#: Where the examples run instead of a temporary folder: a new folder whose name is as long as
+#: HOME (README_EXAMPLES_HOME=/tmp/a/m), so that what they print can be pasted into the README
+#: with its tables' widths as a reader will see them.
+HOME_SETTING = "README_EXAMPLES_HOME"
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(\S.*?)\s*-->")
 RUN = {"sh", "console", "python"}
 #: The reason that marks a block whose lines each run, as written, in a later block.
@@ -368,6 +380,10 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[World]:
     home = tmp_path_factory.mktemp("readme")
+    if os.environ.get(HOME_SETTING):
+        # a folder named as long as /home/me: tables printed there keep the README's widths
+        home = Path(os.environ[HOME_SETTING])
+        home.mkdir(parents=True)
     env = _env(home, home / "idx-demo" / "model" / "idx-tiny-random.safetensors")
     # the Quick start, in a process of its own, with the tiny model even where the default one
     # could be downloaded
@@ -397,54 +413,100 @@ def world(tmp_path_factory) -> Iterator[World]:
         server.wait()
 
 
-def _matches(shown: list[str], printed: list[str]) -> str | None:
-    """None when `printed` is `shown` line for line, where a shown `...` line stands for any
-    number of printed lines and `...` within a line for any text (as doctest's ELLIPSIS); else
-    the first shown line that has no match."""
-    at = 0
-    for k, line in enumerate(shown):
-        if line.strip() == "...":
-            continue
-        if k > 0 and shown[k - 1].strip() == "...":
-            found = next((i for i in range(at, len(printed)) if _same(line, printed[i])), None)
-            if found is None:
-                return line
-            at = found + 1
-        elif at < len(printed) and _same(line, printed[at]):
-            at += 1
-        else:
-            return line
-    return None if at == len(printed) or shown[-1].strip() == "..." else printed[at]
+def _lines(text: str, home: Path | None = None) -> list[str]:
+    """The lines compared: trailing spaces dropped, blank lines left out, and the folder the
+    examples ran in written as /home/me."""
+    if home is not None:
+        text = text.replace(str(home), HOME)
+    return [line.rstrip() for line in text.splitlines() if line.strip()]
+
+
+def _matches(shown: list[str], out: list[str], err: list[str] = ()) -> str | None:
+    """None when the shown lines are stdout's and stderr's lines merged, each stream in its own
+    order (a terminal shows them so; pipes cannot tell in which order they were written), where
+    a shown `...` line stands for any number of lines of either and `...` within a line for any
+    text (as doctest's ELLIPSIS); else what went wrong: the first shown line that nothing
+    printed matches there, or the first printed line that nothing shown stands for."""
+    shown = [line.rstrip() for line in shown if line.strip()]
+    end = (len(shown), len(out), len(err))
+    seen = {(0, 0, 0)}
+    todo = [(0, 0, 0)]
+    while todo:
+        i, j, k = todo.pop()
+        if (i, j, k) == end:
+            return None
+        steps = []
+        if i < len(shown) and shown[i].strip() == "...":
+            steps += [(i + 1, j, k), (i, j + 1, k), (i, j, k + 1)]
+        elif i < len(shown):
+            if j < len(out) and _same(shown[i], out[j]):
+                steps.append((i + 1, j + 1, k))
+            if k < len(err) and _same(shown[i], err[k]):
+                steps.append((i + 1, j, k + 1))
+        for step in steps:
+            if step not in seen and step[1] <= len(out) and step[2] <= len(err):
+                seen.add(step)
+                todo.append(step)
+    furthest = max(seen)
+    if furthest[0] < len(shown):
+        return f"shown {shown[furthest[0]]!r}, printed no such line there"
+    extra = [line for j, line in enumerate(out) if j >= furthest[1]]
+    extra += [line for k, line in enumerate(err) if k >= furthest[2]]
+    return f"printed {extra[0]!r}, shown no line for it"
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(shown: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(_squeeze(part)) for part in shown.split("...")))
 
 
 def _same(shown: str, printed: str) -> bool:
-    pattern = ".*".join(re.escape(part) for part in shown.split("..."))
-    return re.fullmatch(pattern, printed) is not None
+    return _pattern(shown).fullmatch(_squeeze(printed)) is not None
 
 
-def test_matches_reads_ellipses():
+def _squeeze(line: str) -> str:
+    """A run of spaces as two, a run of dashes (a table's rule) as two: a table's column widths
+    depend on the length of the folder the examples ran in, which /home/me stands for."""
+    return re.sub(r"-{2,}", "--", re.sub(r" {2,}", "  ", line))
+
+
+def test_matches_reads_ellipses_and_two_streams():
     printed = ["a 1", "b", "c", "d 42 kB"]
     assert _matches(["a 1", "...", "d ... kB"], printed) is None
-    assert _matches(["a 1", "b", "c", "d 41 kB"], printed) == "d 41 kB"
-    assert _matches(["a 1", "b"], printed) == "c"
+    assert "'d 41 kB'" in _matches(["a 1", "b", "c", "d 41 kB"], printed)
+    assert "printed 'c'" in _matches(["a 1", "b"], printed)
+    assert _matches(["a 1", "...", "b"], ["a 1", "x", "b"]) is None
+    # stderr's note before stdout's table and its device line after: each stream keeps its order
+    out, err = ["rank  score", "1     0.9"], ["note: untrained", "device: cpu"]
+    assert (
+        _matches(["note: untrained", "rank  score", "1     0.9", "device: cpu"], out, err) is None
+    )
+    assert _matches(["device: cpu", "rank  score", "1     0.9", "note: untrained"], out, err)
+    assert _matches(["", "note: untrained  ", "...", "device: cpu"], out, err) is None
+    # a table printed in a longer folder than /home/me: its widths differ, its cells do not
+    table = ["path                   score", "---------------------  -----", "/home/me/a.jpg"]
+    assert (
+        _matches(["path            score", "--------------  -----", "/home/me/a.jpg"], table)
+        is None
+    )
+    assert _matches(["path score"], ["path  score"])
 
 
 def test_quick_start_shows_what_the_demo_prints(world):
     block = next(b for b in parse_blocks(README)[0] if b.body.startswith("$ idx demo\n"))
     (_, shown), *_ = console_commands(block.body)
-    printed = (world.demo.stderr + world.demo.stdout).replace(str(world.home), HOME).splitlines()
     # `--tiny` skips the line that says why the tiny model is used offline
     shown = [line for line in shown if not line.startswith("demo: weights for ")]
-    printed = [line for line in printed if line.strip()]
-    mismatch = _matches(shown, printed)
+    out, err = _lines(world.demo.stdout, world.home), _lines(world.demo.stderr, world.home)
+    mismatch = _matches(shown, out, err)
     assert mismatch is None, (
-        f"{block.where()}: the Quick start transcript differs from `idx demo` at {mismatch!r}; "
-        "it prints:\n" + "\n".join(printed)
+        f"{block.where()}: the Quick start transcript is not what `idx demo` prints: {mismatch}; "
+        "it prints:\n" + "\n".join(err + out)
     )
 
 
 def test_readme_examples_run_as_written(world):
-    ran = 0
+    ran, differ = 0, []
     for block in parse_blocks(README)[0]:
         if block.lang not in RUN or block.not_run:
             continue
@@ -455,9 +517,13 @@ def test_readme_examples_run_as_written(world):
             _check(block, block.body, world.python(block.body))
         else:
             for command, shown in console_commands(block.body):
-                _check(block, command, _run(command, world.home, world.env), shown)
+                result = _run(command, world.home, world.env)
+                _check(block, command, result, shown)
+                differ += _compare(block, command, result, shown, world.home)
         ran += 1
     assert ran >= 10
+    # after every block has run: one failure lists every transcript that no longer holds
+    assert not differ, "\n\n".join(differ)
 
 
 def _check(
@@ -470,3 +536,19 @@ def _check(
         assert all(e in result.stderr for e in errors), f"{block.where()}: `{command}`{said}"
     else:
         assert result.returncode == 0, f"{block.where()}: `{command}` failed{said}"
+
+
+def _compare(
+    block: Block, command: str, result: subprocess.CompletedProcess, shown: list[str], home: Path
+) -> list[str]:
+    """[] when the transcript shows what the command printed; else a message with what it
+    prints now (home as /home/me), to paste into the README, with `...` where it varies."""
+    out, err = _lines(result.stdout, home), _lines(result.stderr, home)
+    mismatch = _matches(shown, out, err)
+    if mismatch is None:
+        return []
+    return [
+        f"{block.where()}: `$ {command}` no longer prints what the README shows ({mismatch}); "
+        f"it prints (stderr, then stdout; run with {HOME_SETTING}=/tmp/a/m to paste tables at "
+        "their widths):\n" + "\n".join(err + out)
+    ]

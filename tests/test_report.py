@@ -21,8 +21,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.analysis import palette
+from idx.analysis.report_html import counts as metric_counts
 from idx.analysis.report_html import json_for_script, metric_rows
 from idx.cli.main import cli
+from idx.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from idx.indexer.index import Index
 from idx.ops.insights import measure as insights
 from idx.ops.labels import imports as labels
@@ -85,6 +87,7 @@ def filled(tmp_path_factory, indexed, tiny_model):
         facts["assign"] = np.array([by_id[int(i)] for i in facts["ids"]])
         facts["result"] = write_report(index, root / "report.html")
     facts["html"] = root / "report.html"
+    facts["index_dir"] = index_dir
     return facts
 
 
@@ -234,6 +237,43 @@ def test_label_measures_reach_the_page(filled):
     assert by["gaussian_noise"]["cos_mean"] == pytest.approx(np.mean([r["cos_mean"] for r in mine]))
 
 
+def test_counts_and_parameters_sit_with_the_run_not_among_the_metrics(filled):
+    """A run's counts (images, classes...) and parameters (k of the kNN vote, the clustering it
+    compared with) are not scores: none is a row of a metrics table; the counts the run's row
+    does not already show come in `counts`."""
+    data = page_data(filled["html"])
+    insights_section = data["insights"]
+    for section in (insights_section, data["clusters"]):
+        names = {m["name"] for m in section["metrics"]}
+        assert names and not {n for n in names if n.startswith("n_") or n.endswith("_id")}
+        assert not names & {"k", "k_nn"}
+    stored = filled["insights"].metrics
+    assert insights_section["counts"] == {
+        k: stored[k]
+        for k in ("n_images", "n_classes", "n_multi_label", "n_single_label", "n_clustered")
+    }
+    run = insights_section["run"]  # already in the run's own line
+    assert run["k_nn"] == 5 and run["cluster_run_id"] == filled["cluster"].run_id
+    assert "k_nn" not in insights_section["counts"]
+
+
+def test_untrained_banner_suggests_a_new_index_that_takes_trained_weights(filled):
+    """An existing index refuses another model: the banner's command names a new index beside
+    this one, this index's folders and the default trained weights, as the CLI accepts it."""
+    words = shlex.split(page_data(filled["html"])["summary"]["reindex"])
+    assert words[:2] == ["idx", "--index"]
+    new = Path(words[2])
+    assert new.parent == filled["index_dir"].parent and not new.exists()
+    cmd, args = resolve(shlex.join(["idx", *words[3:]]))
+    assert cmd.name == "add"
+    with cmd.make_context(cmd.name, list(args)) as ctx:
+        params = ctx.params
+    with Index(filled["index_dir"], read_only=True) as index:
+        folders = list(index.status()["folders"])
+    assert [str(p) for p in params["paths"]] == folders
+    assert (params["model"], params["pretrained"]) == (DEFAULT_MODEL, DEFAULT_PRETRAINED)
+
+
 def test_confused_pairs_show_the_images_most_like_the_other_class(filled):
     """Each pair shows, for each side, the images that look most like the other side (by kNN
     vote, then by cosine to the other class's centroid): not the same pictures for every pair."""
@@ -337,13 +377,20 @@ def test_metric_rows_pair_metrics_with_baselines_in_any_layout():
         }
     )
     by_name = {r["name"]: r for r in rows}
-    assert set(by_name) == {"silhouette", "nmi", "purity", "n_images"}
+    assert set(by_name) == {"silhouette", "nmi", "purity"}  # n_images is a count, not a metric
     assert by_name["silhouette"]["value"] == 0.4
     assert by_name["silhouette"]["baselines"] == {"baseline": 0.01, "pixels": 0.1}
     assert by_name["silhouette"]["notes"] == {"ci95": [0.38, 0.42]}
     assert by_name["nmi"]["baselines"] == {"baseline": 0.02, "pixels": 0.05}
     assert by_name["purity"]["baselines"] == {"random": 0.2, "majority": 0.3}
     assert metric_rows(None) == []
+    assert metric_counts(
+        {"n_images": 48, "k_nn": 10, "cluster_run_id": 2, "nmi": 0.7, "n_x": "a"}
+    ) == {
+        "n_images": 48,
+        "k_nn": 10,
+        "cluster_run_id": 2,
+    }
 
 
 def test_map_paths_share_one_prefix():
@@ -393,7 +440,9 @@ def test_page_in_chromium_map_hover_zoom_and_tables(chromium, filled):
     page, problems = open_page(chromium, filled["html"])
     n = len(filled["ids"])
     assert page.evaluate("window.idxReport.pointCount()") == n
-    assert page.locator("#untrained-banner").is_visible()
+    banner = page.locator("#untrained-banner")
+    assert banner.is_visible()
+    assert page_data(filled["html"])["summary"]["reindex"] in banner.inner_text()
 
     # Hover a real point: the tooltip shows that image's thumbnail and path.
     target = int(filled["ids"][5])
@@ -455,6 +504,25 @@ def test_page_in_chromium_map_hover_zoom_and_tables(chromium, filled):
         min(12, c) for c in np.bincount(filled["assign"])
     )
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_robustness_heatmap_fills_the_clean_column_at_every_severity(chromium, filled):
+    """clean is measured once (severity 0): its column shows that baseline whichever severity
+    is picked, and every perturbation's column is filled at the severities measured."""
+    page, problems = open_page(chromium, filled["html"])
+    table = "table[aria-label='class by perturbation']"
+    severity = page.locator("select[aria-label='severity']")
+    options = severity.locator("option").all_inner_texts()
+    assert options == [f"severity {s}" for s in SEVERITIES]
+    for option in options:
+        severity.select_option(label=option)
+        heads = page.locator(f"{table} thead th").all_inner_texts()[1:]
+        assert heads[0] == "clean" and len(heads) == 1 + len(PERTURBATIONS)
+        for row in page.locator(f"{table} tbody tr").all():
+            cells = row.locator("td").all_inner_texts()
+            assert len(cells) == len(heads) and "–" not in cells, (option, cells)
     assert problems == []
     page.close()
 
@@ -593,7 +661,8 @@ def test_trained_weights_get_no_untrained_warning(indexed_copy, tmp_path):
         index.catalog.set_meta("model", json.dumps(model | {"untrained": False}))
         result = write_report(index, tmp_path / "trained.html")
     assert result.untrained is False
-    assert page_data(tmp_path / "trained.html")["summary"]["untrained"] is False
+    summary = page_data(tmp_path / "trained.html")["summary"]
+    assert summary["untrained"] is False and summary["reindex"] is None
 
 
 def test_demo_ends_with_the_report_and_it_opens_cleanly(chromium, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -41,7 +42,21 @@ def test_list_shows_every_registered_perturbation():
     rows = json.loads(result.stdout)
     assert [r["name"] for r in rows] == perturbations.perturbation_names()
     jpeg = next(r for r in rows if r["name"] == "jpeg")
-    assert (jpeg["s1"], jpeg["s5"], jpeg["origin"]) == ("25", "7", "ImageNet-C")
+    assert (jpeg["s1"], jpeg["s5"], jpeg["origin"]) == (25, 7, "ImageNet-C")
+
+
+def test_list_gives_json_numbers_and_the_table_its_text():
+    """Severity levels are numbers in JSON (lists of numbers for a tuple of parameters), the
+    text the table shows otherwise."""
+    lines = run("robustness", "list", "--format", "jsonl").stdout.splitlines()
+    rows = {r["name"]: r for r in map(json.loads, lines)}
+    assert rows["gaussian_noise"]["s1"] == 0.08 and rows["shot_noise"]["s5"] == 3
+    assert rows["defocus_blur"]["s1"] == [3, 0.1] and rows["zoom_blur"]["s5"] == [1, 1.3]
+    levels = [v for r in rows.values() for k, v in r.items() if k[0] == "s" and k[1:].isdigit()]
+    numbers = [x for v in levels for x in (v if isinstance(v, list) else [v])]
+    assert numbers and all(isinstance(x, (int, float)) for x in numbers)
+    table = csv.DictReader(io.StringIO(run("robustness", "list", "--format", "csv").stdout))
+    assert {r["name"]: r["s1"] for r in table}["defocus_blur"] == "(3, 0.1)"
 
 
 def test_measurement_csv_and_json(indexed_copy):
@@ -73,16 +88,31 @@ def test_table_output_names_the_run_and_plots(indexed_copy):
     assert "curves: " in result.stdout
 
 
-def test_inject_compare_eject_round_trip(indexed_copy):
-    base = ["--index", str(indexed_copy), "robustness"]
-    result = run(*base, "inject", "--kind", "blank", "--fraction", "0.1", "--json")
+def test_inject_compare_eject_round_trip(indexed_copy, monkeypatch, tmp_path):
+    # injected from beside the index, named relative; ejected from elsewhere, named absolute
+    monkeypatch.chdir(indexed_copy.parent)
+    result = run(
+        "--index",
+        indexed_copy.name,
+        "robustness",
+        "inject",
+        "--kind",
+        "blank",
+        "--fraction",
+        "0.1",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["n_images"] == 5
+    injected = json.loads(result.stdout)
+    assert injected["n_images"] == 5 and Path(injected["folder"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    base = ["--index", str(indexed_copy), "robustness"]
     result = run(*base, "compare", "--k", "3")
     assert result.exit_code == 0, result.stderr
     assert "silhouette" in result.stdout and "where the injected images land" in result.stdout
     result = run(*base, "eject", "--json")
     assert [r["removed"] for r in json.loads(result.stdout)] == [5]
+    assert not Path(injected["folder"]).exists()  # its files went too
     result = run(*base, "eject")
     assert result.exit_code == 1 and "nothing injected" in result.stderr
 

@@ -92,8 +92,10 @@ def _plain(number: float) -> str:
 
 
 def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
-    """The index folder: flag > IDX_INDEX > ./.idx."""
-    return Path(flag or env("INDEX") or DEFAULT_INDEX_DIR)
+    """The index folder: flag > IDX_INDEX > ./.idx, as an absolute path (links kept), so that
+    every path made from it and printed or stored (plots, injected files, the catalog) is
+    absolute too: one form whether the index was named `.idx`, `sub/dir` or `/abs/dir`."""
+    return Path(os.path.abspath(flag or env("INDEX") or DEFAULT_INDEX_DIR))
 
 
 #: Images per model call by device kind, when neither --batch-size nor IDX_BATCH_SIZE says:
@@ -160,8 +162,8 @@ def plots_dir(
     index: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, name: str = ""
 ) -> Path:
     """Where a run's plots go, created: `<out>/<name>` when out is given, else
-    `<index>/plots/<name>`."""
-    folder = (Path(out) if out is not None else Path(index) / PLOTS_DIR) / name
+    `<index>/plots/<name>`; absolute, as every path idx prints."""
+    folder = Path(os.path.abspath(Path(out) if out is not None else Path(index) / PLOTS_DIR)) / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -76,6 +76,9 @@ class DemoRun:
     device: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     next_commands: list[str] = field(default_factory=list)
+    #: Commands that add or remove images, suggested after every other: run in order, the
+    #: `try:` lines then look at the demo's own images until these change them.
+    last_commands: list[str] = field(default_factory=list)
 
     def index(self, read_only: bool = False) -> Index:
         model: ModelChoice = {} if read_only else self.model
@@ -84,8 +87,12 @@ class DemoRun:
     def outputs(self) -> dict[str, Any]:
         return self.summary.setdefault("outputs", {})
 
-    def suggest(self, *commands: str) -> None:
-        self.next_commands += [f"idx --index {self.index_dir} {c}" for c in commands]
+    def suggest(self, *commands: str, changes_images: bool = False) -> None:
+        lines = [f"idx --index {self.index_dir} {c}" for c in commands]
+        if changes_images:
+            self.last_commands += lines
+        else:
+            self.next_commands += lines
 
 
 def run_demo(
@@ -125,7 +132,7 @@ def run_demo(
     )
     for step in STEPS:
         step(run)
-    run.summary["next"] = run.next_commands
+    run.summary["next"] = run.next_commands + run.last_commands
     return run.summary
 
 
@@ -285,10 +292,13 @@ def _robustness(run: DemoRun) -> None:
     )
     run.summary["robustness"] = {"run_id": report.run_id, "results": report.results}
     run.outputs().update({f"robustness_{name}": path for name, path in report.plots.items()})
+    run.suggest("robustness --perturb all --severity 1:5 --sample 48")
+    # corrupted copies in, the clusters with and without them, and out again
     run.suggest(
-        "robustness --perturb all --severity 1:5 --sample 48",
         "robustness inject --kind gaussian_noise --severity 5 --fraction 0.2",
         "robustness compare",
+        "robustness eject",
+        changes_images=True,
     )
 
 

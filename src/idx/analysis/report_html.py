@@ -24,6 +24,22 @@ ASSETS = "report_assets"
 #: function scope in the page.
 SCRIPTS = ("charts.js", "scatter.js", "report.js", "leakage.js")
 BASELINE_SUFFIXES = ("_baseline", "_random", "_shuffled")
+#: Entries of a metrics JSON that set the run up rather than score it: shown with the run (see
+#: `counts`), not among the metrics beside their baselines. Counts are `n_*` and `*_size`, ids
+#: of other runs `*_id`.
+PARAMETERS = frozenset({"k", "k_nn", "folds", "seed", "dim"})
+
+
+def is_count(key: str) -> bool:
+    """Whether a metrics entry is a count or a parameter of the run, not a score."""
+    return key in PARAMETERS or key.startswith("n_") or key.endswith(("_size", "_id"))
+
+
+def counts(metrics: dict[str, Any] | None) -> dict[str, float]:
+    """The numeric counts and parameters in a metrics JSON (n_images, k_nn, cluster_run_id...)."""
+    return {
+        key: value for key, value in (metrics or {}).items() if is_count(key) and _is_number(value)
+    }
 
 
 def render_html(data: dict[str, Any]) -> str:
@@ -76,9 +92,10 @@ def metric_rows(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
     Reads `{"silhouette": 0.4, "silhouette_baseline": 0.0}`, `{"silhouette": 0.4, "baselines":
     {"silhouette": 0.0}}`, `{"baselines": {"silhouette": {"random": 0.0, "shuffled": 0.01}}}` and
     nested `{"silhouette": {"value": 0.4, "ci95": [..]}}` alike, so the report survives small
-    differences between the analysis commands' outputs. Non-numeric entries become notes.
+    differences between the analysis commands' outputs. Non-numeric entries become notes; counts
+    and parameters (`is_count`) are left to `counts`.
     """
-    metrics = dict(metrics or {})
+    metrics = {k: v for k, v in (metrics or {}).items() if not is_count(k)}
     baselines = metrics.pop("baselines", None)
     baselines = baselines if isinstance(baselines, dict) else {}
     values: dict[str, float] = {}

@@ -52,9 +52,11 @@ class LazyChoice(click.Choice):
         return tuple(self.values())
 
 
-def output_options(fn: Any = None, *, rows: bool = False) -> Any:
-    """--format table|csv|json (plus jsonl when `rows`: one JSON object per line) and --json,
+def output_options(fn: Any = None, *, rows: bool = False, csv: bool = True) -> Any:
+    """--format table|csv|json (plus jsonl when `rows`: one JSON object per line; without csv
+    when `csv` is False, for a command whose output is one line, not a table) and --json,
     passed to the command as one `fmt` argument."""
+    choices = tuple(f for f in (ROW_FORMATS if rows else FORMATS) if csv or f != "csv")
 
     def decorate(command: Any) -> Any:
         @functools.wraps(command)
@@ -69,9 +71,10 @@ def output_options(fn: Any = None, *, rows: bool = False) -> Any:
         return click.option(
             "--format",
             "fmt",
-            type=click.Choice(ROW_FORMATS if rows else FORMATS),
+            type=click.Choice(choices),
             default=None,
-            help="Output: an aligned table (default), CSV, JSON"
+            help="Output: an aligned table (default)"
+            + (", CSV, JSON" if csv else " or JSON")
             + (", or JSON lines (one object per row)." if rows else "."),
         )(wrapper)
 

@@ -177,7 +177,9 @@ def list_command(fmt):
     rows = []
     for name in registry.perturbation_names():
         p = registry.get_perturbation(name)
-        levels = list(p.levels) + [""] * (5 - len(p.levels))
+        # JSON gets the levels as numbers (and lists of them); a table or CSV as written
+        levels: list = list(p.values if fmt in ("json", "jsonl") else p.levels)
+        levels += [None if fmt in ("json", "jsonl") else ""] * (5 - len(levels))
         rows.append([p.name, p.origin, *levels[:5], p.description])
     render_rows(columns, rows, fmt)
 

@@ -34,7 +34,7 @@ from idx.cli.output import render_summary, warn
     "URL; on loopback, none.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not log each request (on stderr).")
-@output_options
+@output_options(csv=False)  # it prints one line (or object) when ready: no rows for a CSV
 @model_options
 @click.pass_context
 def serve(ctx, host, port, token, quiet, fmt, model, pretrained, checkpoint):
@@ -43,7 +43,8 @@ def serve(ctx, host, port, token, quiet, fmt, model, pretrained, checkpoint):
     Loads the model and the vectors once, then answers until Ctrl-C: text and image queries,
     neighbours, thumbnails, the latest map, filters (label, cluster, folder, SQL) and read-only
     SQL. It follows a running `idx add` (new images appear without a restart) and never changes
-    the index. Prints where it listens (with --json: one JSON object) when ready.
+    the index. Prints where it listens when ready: one line (`serving N images of INDEX at URL`),
+    or with --json one JSON object (url, host, port, token, the index and its images).
 
     It answers only requests for this machine's loopback names (Host) and, in the API, none
     from other sites' pages (Origin, Sec-Fetch-Site). Beyond loopback (--host) every request

@@ -18,10 +18,11 @@ Add your own with `register_perturbation(name, fn)`; `perturb(image, name, sever
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -68,6 +69,9 @@ class Perturbation:
     levels: tuple[str, ...]
     description: str
     origin: str = "user"
+    #: The same levels as JSON has them (`idx robustness list --json`): numbers as numbers,
+    #: tuples of parameters as lists, anything else as its text.
+    values: tuple[Any, ...] = ()
 
 
 _REGISTRY: dict[str, Perturbation] = {}
@@ -96,9 +100,25 @@ def register_perturbation(
         raise UsageError(
             f"perturbation {name!r} is already registered; pass replace=True to override it"
         )
-    p = Perturbation(name, fn, tuple(str(v) for v in levels), description, origin)
+    p = Perturbation(
+        name,
+        fn,
+        tuple(str(v) for v in levels),
+        description,
+        origin,
+        tuple(_plain(v) for v in levels),
+    )
     _REGISTRY[name] = p
     return p
+
+
+def _plain(level: object) -> Any:
+    """A level as JSON writes it: a number stays a number, a tuple of them becomes a list."""
+    if isinstance(level, numbers.Real) and not isinstance(level, bool):
+        return level.item() if isinstance(level, np.generic) else level
+    if isinstance(level, (tuple, list)):
+        return [_plain(v) for v in level]
+    return str(level)
 
 
 def perturbation_names() -> list[str]:
@@ -194,14 +214,14 @@ _BUILTIN: tuple[tuple[str, PerturbFn, Sequence, str, str], ...] = (
     (
         "zoom_blur",
         blur.zoom_blur,
-        [f"1-{f[-1]:.2f}" for f in blur.ZOOM_BLUR],
-        "range of zoom factors averaged",
+        [(1, round(float(f[-1]), 2)) for f in blur.ZOOM_BLUR],
+        "(first, last) of the zoom factors averaged",
         _C,
     ),
     (
         "snow",
         weather.snow,
-        [f"({c[0]}, {c[2]}, {c[6]})" for c in weather.SNOW],
+        [(c[0], c[2], c[6]) for c in weather.SNOW],
         "(flake mean, flake zoom, image kept)",
         _C,
     ),

@@ -67,6 +67,14 @@ function runLine(run, name) {
   return h("p", {class: "muted run", text: `${name}: ${bits.join(" · ")}`});
 }
 
+// The counts and parameters a run stored with its metrics (images, classes...), in a line of
+// their own under the run's: they are not scores, so not in the metrics table.
+function countsLine(counts) {
+  const bits = Object.entries(counts || {})
+    .map(([k, v]) => `${k.replace(/^n_/, "").replace(/_/g, " ")} ${fmtValue(k, v)}`);
+  return bits.length ? h("p", {class: "muted run counts", text: `counts: ${bits.join(" · ")}`}) : null;
+}
+
 // A table too wide for the page scrolls sideways inside its own box; headers wrap at spaces.
 function wideTable(id, columns, rows, options) {
   const cols = columns.map((c) => ({...c, label: (c.label || c.key).replace(/_/g, " ")}));
@@ -95,10 +103,12 @@ function renderHeader() {
       ["insights", "Category insights"], ["robustness", "Robustness"]]
       .map(([id, label]) => h("a", {href: "#" + id, text: label})))));
   if (sm.untrained) {
-    APP.appendChild(h("div", {class: "banner untrained", role: "alert", id: "untrained-banner",
-      text: "UNTRAINED MODEL WEIGHTS: every embedding, cluster and score in this report comes from a " +
-        "model with random weights. Nothing here says anything about CLIP; re-index with real weights " +
-        "(e.g. idx add FOLDER --model ViT-B-32 --pretrained openai)."}));
+    // An index keeps the model it was built with: trained weights need a new one (sm.reindex).
+    APP.appendChild(h("div", {class: "banner untrained", role: "alert", id: "untrained-banner"},
+      "UNTRAINED MODEL WEIGHTS: every embedding, cluster and score in this report comes from a " +
+        "model with random weights. Nothing here says anything about CLIP. To measure CLIP, index " +
+        "the same images into a new index with trained weights: ",
+      h("code", {text: sm.reindex})));
   }
   if (sm.health !== "ok" && sm.problems && sm.problems.length) {
     APP.appendChild(h("div", {class: "banner", role: "status"}, "Index health: attention. ",
@@ -210,6 +220,8 @@ function renderClusters() {
   const cl = DATA.clusters;
   if (cl.missing) { sec.appendChild(missingNote(cl.missing)); return; }
   sec.appendChild(runLine(cl.run, "cluster run"));
+  const clusterCounts = countsLine(cl.counts);
+  if (clusterCounts) sec.appendChild(clusterCounts);
   sec.appendChild(h("h3", {text: "Metrics beside their baselines"}));
   sec.appendChild(metricsTable(cl.metrics));
   sec.appendChild(h("h3", {text: "Choice of k"}));
@@ -257,6 +269,8 @@ function renderInsights() {
   }
   if (ins.run_missing) { sec.appendChild(missingNote(ins.run_missing)); return; }
   sec.appendChild(runLine(ins.run, "insight run"));
+  const insightCounts = countsLine(ins.counts);
+  if (insightCounts) sec.appendChild(insightCounts);
   sec.appendChild(h("h3", {text: "Whole-set metrics beside their baselines"}));
   sec.appendChild(metricsTable(ins.metrics));
   if (ins.probes && ins.probes.rows.length) {
@@ -326,7 +340,9 @@ function renderRobustness() {
     command: "idx labels import --from-folders", then: "then run idx robustness again."}));
   else {
     const keys = rb.classes.columns.filter((c) => c.numeric && !["severity", "n"].includes(c.name)).map((c) => c.name);
-    const sevs = [...new Set(cr.map((r) => r.severity))].sort((a, b) => a - b);
+    // clean is measured once, at severity 0: its column shows that baseline at every severity
+    const sevs = [...new Set(cr.map((r) => r.severity))].filter((v) => v !== 0).sort((a, b) => a - b);
+    if (!sevs.length) sevs.push(0);
     const mSel = h("select", {"aria-label": "class metric"}, keys.map((k) => h("option", {value: k, text: k})));
     const sSel = h("select", {"aria-label": "severity"}, sevs.map((v) => h("option", {value: v, text: `severity ${v}`})));
     sSel.value = String(sevs[sevs.length - 1]);
@@ -334,15 +350,17 @@ function renderRobustness() {
     const draw = () => {
       const key = mSel.value, sev = Number(sSel.value);
       const labels = [...new Set(cr.map((r) => r.label_name))].sort();
-      const ps = [...new Set(cr.map((r) => r.perturbation))].sort();
+      const found = new Set(cr.map((r) => r.perturbation));
+      const ps = [...(found.has("clean") ? ["clean"] : []), ...[...found].filter((p) => p !== "clean").sort()];
       const values = labels.map((l) => ps.map((p) => {
-        const r = cr.find((x) => x.label_name === l && x.perturbation === p && x.severity === sev);
+        const at = p === "clean" ? 0 : sev;
+        const r = cr.find((x) => x.label_name === l && x.perturbation === p && x.severity === at);
         return r && typeof r[key] === "number" ? r[key] : null;
       }));
       holder.replaceChildren(heatmapTable({rows: labels, cols: ps, values, title: "class by perturbation"}));
     };
     mSel.addEventListener("change", draw); sSel.addEventListener("change", draw);
-    sec.appendChild(h("div", {class: "controls"}, mSel, sSel, h("span", {class: "muted", text: "darker = higher"})));
+    sec.appendChild(h("div", {class: "controls"}, mSel, sSel, h("span", {class: "muted", text: "darker = higher; clean: the images unperturbed"})));
     sec.appendChild(holder);
     draw();
   }

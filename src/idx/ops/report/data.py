@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from idx.analysis.report_html import metric_rows
+from idx import config
+from idx.analysis.report_html import counts, metric_rows
 
 if TYPE_CHECKING:
     from idx.indexer.catalog import Catalog
@@ -91,6 +94,14 @@ def run_info(run: dict[str, Any], drop: Sequence[str] = ("metrics",)) -> dict[st
     return {k: v for k, v in run.items() if k not in drop}
 
 
+def run_counts(run: dict[str, Any]) -> dict[str, float]:
+    """The counts and parameters in a run's metrics JSON that its row does not already hold
+    (n_images, n_classes...): the page shows them under the run line, not among the metrics."""
+    metrics = run.get("metrics")
+    found = counts(metrics if isinstance(metrics, dict) else {})
+    return {k: v for k, v in found.items() if k not in run}
+
+
 class LabelIndex:
     """Positive labels: display names ordered by frequency, each image's label numbers and each
     label's images."""
@@ -134,6 +145,7 @@ def summary(catalog: Catalog, status: dict[str, Any], labels: LabelIndex) -> dic
     out = {k: status[k] for k in ("images", "bytes", "formats", "skipped", "health", "problems")}
     out["model"] = status["model"]
     out["untrained"] = bool(status["model"] and status["model"]["untrained"])
+    out["reindex"] = reindex_command(status) if out["untrained"] else None
     out["vectors"] = status["vectors"]
     out["skipped_reasons"] = catalog.images.skip_reasons(20)
     graph = catalog.neighbors.shape()
@@ -142,6 +154,19 @@ def summary(catalog: Catalog, status: dict[str, Any], labels: LabelIndex) -> dic
     if labels.keys:
         out["labels"] = {"classes": len(labels.keys), "labelled_images": len(labels.of_image)}
     return out
+
+
+def reindex_command(status: dict[str, Any]) -> str:
+    """The command that indexes the same folders with trained weights (the default model, named
+    outright so IDX_MODEL cannot change it) into a new index beside this one: an existing index
+    refuses another model."""
+    index = Path(status["index"])
+    new = index.with_name(f"{index.name}-{config.DEFAULT_MODEL.lower()}")
+    folders = [shlex.quote(folder) for folder in status.get("folders") or {}] or ["FOLDER"]
+    return (
+        f"idx --index {shlex.quote(str(new))} add {' '.join(folders)} "
+        f"--model {config.DEFAULT_MODEL} --pretrained {config.DEFAULT_PRETRAINED}"
+    )
 
 
 def split_common_prefix(paths: list[str]) -> tuple[str, list[str]]:
@@ -204,6 +229,7 @@ def clusters_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     metrics = run.get("metrics")
     out: dict[str, Any] = {
         "run": run_info(run),
+        "counts": run_counts(run),
         "metrics": metric_rows(metrics if isinstance(metrics, dict) else {}),
         "sweep": sweep(catalog),
     }

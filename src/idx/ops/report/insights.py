@@ -18,6 +18,7 @@ from idx.ops.report.data import (
     latest_run,
     missing,
     result_table,
+    run_counts,
     run_info,
 )
 
@@ -38,6 +39,7 @@ def insights_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
         return out
     metrics = run.get("metrics")
     out["run"] = run_info(run)
+    out["counts"] = run_counts(run)
     out["metrics"] = metric_rows(metrics if isinstance(metrics, dict) else {})
     probe = metrics.get("linear_probe") if isinstance(metrics, dict) else None
     for row in out["metrics"]:
