@@ -159,7 +159,7 @@ def robustness(
 
 @robustness.command("list")
 @output_options(rows=True)
-def list_command(fmt):
+def list_command(fmt: str) -> None:
     """List the registered perturbations and what each severity 1..5 means.
 
     Parameters follow ImageNet-C (Hendrycks & Dietterich 2019) where it defines the corruption;
