@@ -230,3 +230,11 @@ def test_a_folder_with_images_beside_an_empty_one_is_added_and_the_empty_one_nam
     assert result.stderr.count("warning: no image files in") == 1 and str(empty) in result.stderr
     status = json.loads(run("status", "--json").stdout)
     assert list(status["folders"]) == [str(images)] and status["health"] == "ok"
+
+
+def test_quiet_on_a_command_with_progress_also_leaves_out_notes(indexed, tiny_args):
+    """-q on add/neighbors/robustness/insights left their notes (issue 24's loose ends)."""
+    loud = run("--index", indexed, "neighbors", "1", "-k", "2")
+    assert loud.exit_code == 0 and "note: the model has UNTRAINED" in loud.stderr
+    quiet = run("--index", indexed, "neighbors", "1", "-k", "2", "-q")
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr, quiet.stderr

@@ -121,7 +121,7 @@ def test_show_flag_reads_the_stored_run_and_makes_none(analysed, tmp_path):
     assert ok(index_dir, "insights", "-k", 5, "--show", "all").stdout == printed["insights"]
     assert {t: count(index_dir, t) for t in before} == before
     # other parameters, or asked to: a new run
-    other = ok(index_dir, "cluster", "--k", 4, "--show", "-q")
+    other = ok(index_dir, "cluster", "--k", 4, "--show")
     assert "no stored cluster run with these parameters: computing one" in other.stderr
     assert "cluster run 2 [all]: k=4" in other.stdout
     ok(index_dir, "insights", "-k", 5, "--show", "pairs", "--recompute", "--no-probe", "-q")

@@ -143,8 +143,18 @@ precision_option = click.option(
 )
 
 
+def _quiet_notes(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[QUIET_NOTES] = True
+    return value
+
+
 quiet_option = click.option(
-    "-q", "--quiet", is_flag=True, help="No progress bar and no per-file messages."
+    "-q",
+    "--quiet",
+    is_flag=True,
+    callback=_quiet_notes,
+    help="No progress bar, no per-file messages and no notes (warnings and errors stay).",
 )
 #: -q on a command with no progress of its own: no notes on stderr (warnings and errors stay).
 notes_option = click.option(

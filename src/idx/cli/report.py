@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from idx.cli.options import Lazy, open_index, output_options, quiet_option
-from idx.cli.output import render_summary
+from idx.cli.output import note, render_summary
 from idx.cli.progress import ProgressBar
 
 
@@ -45,7 +45,7 @@ def report(ctx, out, max_thumbnails, fmt, quiet):
     with ProgressBar(quiet, unit="thumb") as bar, open_index(ctx, read_only=True) as index:
         result = write_report(index, out, max_thumbnails=max_thumbnails, progress=bar)
     if result.untrained:
-        click.echo("note: the index uses UNTRAINED random weights; the report says so", err=True)
+        note("the index uses UNTRAINED random weights; the report says so")
 
     def table() -> None:
         present = [name for name, ok in result.sections.items() if ok]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from idx.cli.output import echo_json, render_rows, warn
+from idx.cli.output import echo_json, note, render_rows
 
 if TYPE_CHECKING:
     from idx.ops.insights.runs import InsightsResult
@@ -21,8 +21,8 @@ def show_insights(
 ) -> None:
     """As `idx insights` prints it: json whole unless `show` names a table; else `show` (default:
     all for the table, classes for csv/json), pairs and suspects cut to `limit` rows in a table."""
-    for note in result.notes:
-        warn(f"note: {note}")
+    for line in result.notes:
+        note(line)
     if fmt == "json" and show is None:
         echo_json(result.as_dict())
         return
