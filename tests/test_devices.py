@@ -44,7 +44,7 @@ def test_cli_refuses_a_missing_device_with_exit_2(images, tiny_args, tmp_path):
     assert result.exit_code == 2
     assert "--device cuda is not available" in result.stderr and "available: cpu" in result.stderr
     assert not (tmp_path / "index").exists()
-    auto = run("--index", tmp_path / "index", "add", images, *tiny_args, "-q", "--json")
+    auto = run("--index", tmp_path / "index", "add", images, *tiny_args, "--json")
     assert auto.exit_code == 0 and "device: cpu (auto)" in auto.stderr
     assert json.loads(auto.stdout)["device"] == "cpu (auto)"
 
