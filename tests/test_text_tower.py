@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -147,3 +149,27 @@ def test_a_damaged_cache_is_dropped_and_the_model_answers(tmp_path, indexed_copy
     again, torch_loaded = _search_json(indexed_copy, "blue squares")
     assert not torch_loaded and [h["id"] for h in again] == [h["id"] for h in hits]
     assert text_tower.cached(ident) is not None
+
+
+def test_preparing_the_tower_says_what_and_why_on_stderr_unless_quiet(
+    tmp_path, indexed_copy, monkeypatch
+):
+    """The first text query of a model on a machine prepares its tower (seconds to a minute):
+    the CLI says so in a `note:` line, which -q leaves out, as it does the command's own."""
+
+    def search(cache: str, *flags: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "IDX_CACHE": str(tmp_path / cache)}
+        command = ["--index", str(indexed_copy), "search", "--text", "red circles", *flags]
+        return subprocess.run(
+            [sys.executable, "-m", "idx", *command], capture_output=True, text=True, env=env
+        )
+
+    loud = search("loud")
+    assert loud.returncode == 0, loud.stderr
+    assert "note: preparing the text tower of " in loud.stderr
+    assert "so that text queries start without torch (once per model on this machine" in loud.stderr
+    quiet = search("quiet", "-q")
+    assert quiet.returncode == 0 and "preparing" not in quiet.stderr
+    assert (tmp_path / "quiet" / "text").is_dir()  # prepared all the same
+    (tower,) = [p for p in (tmp_path / "loud" / "text").iterdir() if p.is_dir()]
+    assert (tower / "text.onnx.data").is_file()  # its weights beside the graph, mapped

@@ -134,7 +134,10 @@ def prepare(identity: ModelIdentity, model: Any, transform: Any, image_size: int
     """Export and check the image tower of a loaded open_clip `model` (with its preprocessing
     `transform`) once per model and machine; True when a usable one is cached."""
     return towers.prepare(
-        "image", identity, lambda work: _build(work, model, transform, image_size)
+        "image",
+        identity,
+        lambda work: _build(work, model, transform, image_size),
+        parameters=towers.parameters(model.visual),
     )
 
 

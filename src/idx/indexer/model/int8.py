@@ -75,4 +75,5 @@ def _build(work: Path, visual: Any, image_size: int) -> None:
     finally:
         root.setLevel(level)
     fp32.unlink()
+    fp32.with_name(fp32.name + ".data").unlink(missing_ok=True)  # its weights (towers.export)
     (work / "meta.json").write_text(json.dumps({"weights": "QInt8, dynamic"}))
