@@ -20,7 +20,7 @@ from idx.indexer.model import text_tower, towers
 from idx.indexer.model.encoder import Encoder
 from idx.indexer.model.identity import ModelSpec, identify
 from idx.ops.search import search
-from tests.fresh import run_cli
+from tests.fresh import run_cli, run_cli_result
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
@@ -134,6 +134,21 @@ def test_add_prepares_the_tower_and_a_new_search_process_loads_no_torch(
     # a text the tower cannot take goes through the model, with the same answer as before
     odd, torch_loaded = _search_json(index_dir, "red circles\u0332")
     assert torch_loaded and len(odd) == 5
+
+
+def test_a_text_query_in_a_new_process_loads_only_what_it_needs(indexed_copy, tiny_model):
+    """A query from a new process is timed against rclip's (bench/startup.py): it loads no
+    torch, no Arrow (~55 MB), no Pillow, no add pipeline, no model loader."""
+    with Index(indexed_copy, read_only=True, **tiny_model) as index:
+        search(index, text="blue squares", k=3)  # prepares the tower if the cache lacks it
+    args = ["--index", str(indexed_copy), "search", "--text", "red circles", "-k", "5", "--json"]
+    result = run_cli_result(args)
+    assert result["exit_code"] == 0 and len(json.loads(result["out"])) == 5
+    unneeded = {
+        *("torch", "open_clip", "pyarrow", "PIL", "sklearn", "matplotlib", "pathspec"),
+        *("multiprocessing", "idx.indexer.ingest.pipeline", "idx.indexer.model.encoder"),
+    }
+    assert unneeded.isdisjoint(result["modules"])
 
 
 def test_a_damaged_cache_is_dropped_and_the_model_answers(tmp_path, indexed_copy, tiny_model):

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pyarrow as pa
 
 from idx import config
 from idx.errors import UsageError
 from idx.indexer.catalog.arrow import arrow_to_matrix, list_column
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from idx.indexer.catalog.db import Database
 
 #: 'all' images, or only the 'clean' ones: added from the user's files (robustness injection adds
@@ -136,7 +137,7 @@ class Images:
         )
 
     def insert_embeddings(self, shas: Sequence[str], matrix: np.ndarray) -> None:
-        table = pa.table({"sha256": list(shas), "vector": list_column(matrix)})
+        table = {"sha256": list(shas), "vector": list_column(matrix)}
         self.db.insert_rows(
             "embeddings", table, on_conflict="ON CONFLICT DO UPDATE SET vector = excluded.vector"
         )
