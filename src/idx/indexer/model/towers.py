@@ -10,7 +10,8 @@ by name, so it is always built, and checked on each index's own images (indexer.
 
 A tower's weights lie in a file beside its graph (`<name>.onnx.data`), which ONNX Runtime maps
 instead of parsing and copying: ViT-B-32's text tower opens in half the CPU time and at half the
-peak memory (0.24 s and 227 MB instead of 0.48 s and 420 MB; bench/README.md, "Start-up").
+peak memory (0.24 s and 227 MB instead of 0.48 s and 420 MB; bench/README.md, "Start-up"); and
+they are written a tensor at a time (indexer.model.onnx_file), not held three times over.
 Preparing one is a minute's work or less, done once per model and machine; it is announced on
 the log at progress.NOTE (the CLI's `note:` lines), since it would otherwise look like a hang.
 """
@@ -24,7 +25,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,8 +40,9 @@ T = TypeVar("T")
 #: Bump when the cached files' layout changes (2: the weights in a file beside the graph).
 FORMAT = 2
 #: Parameters a tower's preparation (export and check) gets through per second on a 2-core CPU,
-#: for the estimate its note gives (ViT-B-32: 88M in the image tower, 63M in the text tower).
-PARAMETERS_PER_SECOND = 8e6
+#: for the estimate its note gives: ViT-B-32's image tower (88M) took 2.9 s on an idle machine,
+#: its text tower (63M) 2.0 s; a busy one takes two or three times that.
+PARAMETERS_PER_SECOND = 15e6
 #: What each tower is for, in its note.
 PURPOSE = {
     "text": "so that text queries start without torch",
@@ -175,43 +176,10 @@ def seconds_for(parameters: int) -> float:
 
 def export(module: Any, example: Any, path: Path, input_name: str) -> None:
     """`module` (torch, fp32, on the CPU) to ONNX at `path`, batch dimension dynamic; output
-    "features"; its weights in `<path>.data` beside it (`weights_apart`)."""
-    import torch
+    "features"; its weights in `<path>.data` beside it (indexer.model.onnx_file)."""
+    from idx.indexer.model import onnx_file
 
-    # Not under inference_mode: there torch takes a fused attention kernel ONNX cannot export.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(),
-            (example,),
-            str(path),
-            input_names=[input_name],
-            output_names=["features"],
-            dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}},
-            dynamo=False,
-            opset_version=17,
-        )
-    weights_apart(path)
-
-
-def weights_apart(path: Path) -> None:
-    """Rewrite the ONNX file at `path` with its weights in `<path>.data` beside it, which ONNX
-    Runtime maps rather than copies (see the module); left whole when onnx is not installed."""
-    try:
-        import onnx
-    except ImportError:
-        return
-    model = onnx.load(str(path))
-    data = path.with_name(path.name + ".data")
-    data.unlink(missing_ok=True)  # onnx appends to a data file already there
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=data.name,
-        size_threshold=1024,
-    )
+    onnx_file.write(module, example, path, input_name)
 
 
 def session(path: Path, *, spinning: bool = True) -> Any:
