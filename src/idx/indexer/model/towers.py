@@ -43,6 +43,9 @@ FORMAT = 2
 #: for the estimate its note gives: ViT-B-32's image tower (88M) took 2.9 s on an idle machine,
 #: its text tower (63M) 2.0 s; a busy one takes two or three times that.
 PARAMETERS_PER_SECOND = 15e6
+#: A preparation expected to take this long or more is a note (the CLI shows it); a shorter one
+#: (a small model's) would not be noticed, and is logged at INFO (idx -v).
+NOTE_FROM_S = 2.0
 #: What each tower is for, in its note.
 PURPOSE = {
     "text": "so that text queries start without torch",
@@ -153,14 +156,15 @@ def prepare(
 
 
 def announce(kind: str, identity: ModelIdentity, seconds: float) -> None:
-    """The note that a tower is being prepared: what, why, that it happens once, how long."""
+    """Say that a tower is being prepared: what, why, that it happens once, about how long (a
+    note when that is NOTE_FROM_S or more)."""
     log.log(
-        NOTE,
+        NOTE if seconds >= NOTE_FROM_S else logging.INFO,
         "preparing the %s tower of %s %s (once per model on this machine, ~%d s)",
         kind,
         os.path.basename(identity.name),
         PURPOSE.get(kind, ""),
-        max(5, 5 * round(seconds / 5)),
+        round(seconds) if seconds < 10 else 5 * round(seconds / 5),
     )
 
 
