@@ -140,7 +140,8 @@ class Index:
 
             ident = self.identity()
             # Loading may run in a decode worker: the catalog is written by `add`, not here.
-            self._encoder = Encoder.load(ident, self.device, self.precision)
+            # prepared: a first add or image query leaves the towers for later processes
+            self._encoder = Encoder.load(ident, self.device, self.precision, prepare=True)
         return self._encoder
 
     @property

@@ -64,11 +64,17 @@ class Encoder:
 
     @classmethod
     def load(
-        cls, identity: ModelIdentity, device: str | Device = "cpu", precision: str = "fp32"
+        cls,
+        identity: ModelIdentity,
+        device: str | Device = "cpu",
+        precision: str = "fp32",
+        *,
+        prepare: bool = False,
     ) -> Encoder:
         """The model of `identity` on `device` (auto|cpu|cuda|cuda:N|mps) in `precision`; loaded
         once per process and reused (a second Index or command in the same process gets the
-        same object)."""
+        same object). With `prepare`, a model that has to be built in torch to run in fp32 on
+        the CPU prepares its towers first and runs from them (`_built`)."""
         if precision not in config.PRECISIONS:
             raise UsageError(f"--precision {precision!r} is unknown; use fp32 or int8")
         if isinstance(device, Device):
@@ -78,8 +84,8 @@ class Encoder:
             resolved = devices.resolve(devices.for_precision(device, precision))
         key = (identity.key(), resolved.names, precision)
         if key not in _LOADED:
-            _LOADED[key] = cls._from_towers(identity, resolved, precision) or cls._create(
-                identity, resolved, precision
+            _LOADED[key] = cls._from_towers(identity, resolved, precision) or cls._built(
+                identity, resolved, precision, prepare
             )
         loaded = _LOADED[key]
         if loaded.device != resolved:  # the same model asked for another way ("auto", "cpu")
@@ -115,6 +121,21 @@ class Encoder:
         identity.embed_dim = identity.embed_dim or steps.embed_dim
         identity.image_size = identity.image_size or steps.image_size
         return encoder
+
+    @classmethod
+    def _built(
+        cls, identity: ModelIdentity, device: Device, precision: str, prepare: bool
+    ) -> Encoder:
+        """The model built in torch; with `prepare`, in fp32 on the CPU, its towers prepared for
+        this machine (`prepare_towers`) and the model run from them: a machine's first `add`
+        then embeds as later ones do (ONNX Runtime embedded 1.9x faster than torch on 2 idle
+        cores; bench/README.md, "Start-up"), and the torch model is let go, so that its memory
+        and the tower's are not held together (`torch_model` builds it again if asked)."""
+        built = cls._create(identity, device, precision)
+        if not (prepare and device.kind == "cpu" and precision == "fp32"):
+            return built
+        built.prepare_towers()
+        return cls._from_towers(identity, device, precision) or built  # none: refused, IDX_ONNX=0
 
     def torch_model(self) -> Encoder:
         """This model loaded in torch (itself unless it runs from the ONNX image tower)."""
