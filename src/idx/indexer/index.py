@@ -87,7 +87,7 @@ class Index:
         self._encoder: Encoder | None = None
         #: Texts to vectors (queries, prompts): the torch-free text tower where it applies.
         self.texts = TextEncoder(
-            self.identity, lambda: self.encoder, device=self.device, loaded=lambda: self._encoder
+            self.identity, self._text_model, device=self.device, loaded=lambda: self._encoder
         )
         if encoder is not None:
             # A model already loaded (several indexes, one model): it must be the index's own.
@@ -134,14 +134,22 @@ class Index:
 
     @property
     def encoder(self) -> Encoder:
-        """The loaded model (loaded on first use; stored in the index on first add)."""
+        """The loaded model (loaded on first use; stored in the index on first add); built in
+        torch, it prepares this machine's towers first and runs from them (Encoder.load)."""
+        return self._loaded(prepare=True)
+
+    def _text_model(self) -> Encoder:
+        """The model for the texts the text tower cannot take: loaded without preparing the
+        towers first (the image tower is of no use to a text query, which prepares its own)."""
+        return self._loaded(prepare=False)
+
+    def _loaded(self, prepare: bool) -> Encoder:
         if self._encoder is None:
             from idx.indexer.model.encoder import Encoder
 
             ident = self.identity()
             # Loading may run in a decode worker: the catalog is written by `add`, not here.
-            # prepared: a first add or image query leaves the towers for later processes
-            self._encoder = Encoder.load(ident, self.device, self.precision, prepare=True)
+            self._encoder = Encoder.load(ident, self.device, self.precision, prepare=prepare)
         return self._encoder
 
     @property
