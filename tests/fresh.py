@@ -11,16 +11,23 @@ import sys
 
 def run_cli(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[str, bool]:
     """(stdout of `idx ARGS`, whether torch was imported); the command must succeed."""
+    result = run_cli_result(args, env_extra)
+    assert result["exit_code"] == 0, result["stderr"][-3000:]
+    return result["out"], result["torch"]
+
+
+def run_cli_result(args: list[str], env_extra: dict[str, str] | None = None) -> dict:
+    """`idx ARGS` in a new interpreter: {"exit_code", "out", "stderr", "torch" (whether torch
+    was imported), "modules" (every module imported)}, whether or not the command succeeded."""
     code = (
         "import sys, json\n"
         "from click.testing import CliRunner\n"
         "from idx.cli.main import cli\n"
         f"r = CliRunner().invoke(cli, {args!r})\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(json.dumps({'out': r.stdout, 'torch': 'torch' in sys.modules}))\n"
+        "print(json.dumps({'exit_code': r.exit_code, 'out': r.stdout, 'stderr': r.stderr,\n"
+        "                  'torch': 'torch' in sys.modules, 'modules': sorted(sys.modules)}))\n"
     )
     env = {**os.environ, **(env_extra or {})}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["out"], result["torch"]
+    return json.loads(out.stdout.strip().splitlines()[-1])

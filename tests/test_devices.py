@@ -17,6 +17,8 @@ from idx.cli.main import cli
 from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.model import devices
+from idx.indexer.model import encoder as encoder_module
+from tests.fresh import run_cli_result
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 pytest.importorskip("onnxruntime", reason="pip install 'idx-clip[int8]'")
@@ -107,6 +109,39 @@ def test_int8_that_disagrees_with_fp32_is_refused_with_the_figure(
     assert not (tmp_path / "index").exists()  # nothing stored: no half-made index either
     ok = run("--index", tmp_path / "index", "add", images, *args, "-q", "--json")
     assert ok.exit_code == 0 and json.loads(ok.stdout)["precision"] == "fp32"
+
+
+def test_int8_with_the_towers_prepared_starts_without_torch_and_is_still_checked(
+    images, tiny_model, tiny_checkpoint, tmp_path, monkeypatch
+):
+    """int8 runs from its tower, quantised from the fp32 image tower a first add prepared: no
+    torch to load, yet a new index still measures it against fp32 (the fp32 tower's vectors,
+    what an fp32 add here stores) and refuses weights that do not quantise well."""
+    monkeypatch.setenv("IDX_CACHE", str(tmp_path / "cache"))  # no int8 tower made before
+    monkeypatch.setattr(encoder_module, "_LOADED", {})  # nor models loaded from another cache
+    good = ["--model", tiny_model["model"], "--checkpoint", tiny_model["checkpoint"]]
+    outliers = _outlier_checkpoint(tiny_checkpoint, tmp_path / "outliers.safetensors")
+    bad = ["--model", tiny_model["model"], "--checkpoint", str(outliers)]
+    for name, args in (("good", good), ("bad", bad)):  # fp32 adds prepare the towers
+        assert run("--index", tmp_path / f"fp32-{name}", "add", images, *args, "-q").exit_code == 0
+
+    int8 = ["--index", str(tmp_path / "int8"), "add", "--precision", "int8"]
+    first = run_cli_result([*int8, str(images / "sunsets"), *good])
+    assert first["exit_code"] == 0, first["stderr"]
+    assert not first["torch"]
+    status = json.loads(run("--index", tmp_path / "int8", "status", "--json").stdout)
+    assert status["precision"]["int8_agreement"] >= 0.99
+    more = run_cli_result([*int8, str(images), "--json"])  # trusted now
+    assert more["exit_code"] == 0 and not more["torch"]
+    assert json.loads(more["out"])["embedded"] > 0
+
+    refused = run_cli_result(
+        ["--index", str(tmp_path / "bad"), "add", str(images), *bad, "--precision", "int8"]
+    )
+    assert refused["exit_code"] == 1 and not refused["torch"]
+    assert "mean cosine" in refused["stderr"] and "--precision fp32" in refused["stderr"]
+    assert not (tmp_path / "bad").exists()
+    assert len(list((tmp_path / "cache" / "int8").iterdir())) == 2  # both quantised, once
 
 
 def test_int8_on_an_fp32_index_is_checked_then_mixed(images, tiny_args, tmp_path):

@@ -80,6 +80,7 @@ def test_add_and_image_search_in_a_new_process_load_no_torch(tmp_path, images, t
         ident = index.identity()
     assert image_tower.cached(ident) is not None
     assert (towers.folder("image", ident) / "image.onnx").is_file()
+    assert (towers.folder("image", ident) / "image.onnx.data").is_file()  # mapped, not copied
 
     out, torch_loaded = run_cli(["--index", str(towered), "add", str(rest), "--json"])
     assert not torch_loaded

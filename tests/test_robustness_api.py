@@ -87,7 +87,7 @@ def test_measure_stores_rows_that_match_a_direct_recomputation(indexed_copy, tin
             [encoder.preprocess(open_image(paths[i], encoder.image_size).image) for i in ids]
         )
         first = open_image(paths[int(ids[0])], encoder.image_size).image
-        resized_first = encoder.preprocess(encoder.resize_for_model(first)).numpy()
+        resized_first = np.asarray(encoder.preprocess(encoder.resize_for_model(first)))
         noisy = encoder.encode_preprocessed(
             [
                 encoder.preprocess(Image.open(saved / "gaussian_noise" / "severity-5" / f"{i}.png"))
@@ -121,7 +121,7 @@ def test_measure_stores_rows_that_match_a_direct_recomputation(indexed_copy, tin
     assert clean_row["cluster_change_share"] == 0.0
     assert np.sum(redecoded * clean, axis=1).min() > 0.9999
     # perturbing at model resolution starts from exactly the picture `add` embedded
-    assert np.array_equal(resized_first, encoder.preprocess(first).numpy())
+    assert np.array_equal(resized_first, np.asarray(encoder.preprocess(first)))
     row = stored[("gaussian_noise", 5)]
     cos = np.sum(noisy * clean, axis=1)
     assert row["cos_mean"] == pytest.approx(cos.mean(), abs=1e-4)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from idx.indexer.model import text_tower, towers
 from idx.indexer.model.encoder import Encoder
 from idx.indexer.model.identity import ModelSpec, identify
 from idx.ops.search import search
-from tests.fresh import run_cli
+from tests.fresh import run_cli, run_cli_result
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
@@ -134,6 +136,21 @@ def test_add_prepares_the_tower_and_a_new_search_process_loads_no_torch(
     assert torch_loaded and len(odd) == 5
 
 
+def test_a_text_query_in_a_new_process_loads_only_what_it_needs(indexed_copy, tiny_model):
+    """A query from a new process is timed against rclip's (bench/startup.py): it loads no
+    torch, no Arrow (~55 MB), no Pillow, no add pipeline, no model loader."""
+    with Index(indexed_copy, read_only=True, **tiny_model) as index:
+        search(index, text="blue squares", k=3)  # prepares the tower if the cache lacks it
+    args = ["--index", str(indexed_copy), "search", "--text", "red circles", "-k", "5", "--json"]
+    result = run_cli_result(args)
+    assert result["exit_code"] == 0 and len(json.loads(result["out"])) == 5
+    unneeded = {
+        *("torch", "open_clip", "pyarrow", "PIL", "sklearn", "matplotlib", "pathspec"),
+        *("multiprocessing", "idx.indexer.ingest.pipeline", "idx.indexer.model.encoder"),
+    }
+    assert unneeded.isdisjoint(result["modules"])
+
+
 def test_a_damaged_cache_is_dropped_and_the_model_answers(tmp_path, indexed_copy, tiny_model):
     with Index(indexed_copy, read_only=True, **tiny_model) as index:
         ident = index.identity()
@@ -147,3 +164,36 @@ def test_a_damaged_cache_is_dropped_and_the_model_answers(tmp_path, indexed_copy
     again, torch_loaded = _search_json(indexed_copy, "blue squares")
     assert not torch_loaded and [h["id"] for h in again] == [h["id"] for h in hits]
     assert text_tower.cached(ident) is not None
+
+
+def test_preparing_the_tower_says_what_and_why_on_stderr_unless_quiet(tmp_path, indexed_copy):
+    """The first text query of a model on a machine prepares its tower. Where that takes
+    seconds (ViT-B-32's: ~5 s; here the tiny model's, made to look as slow) the CLI says what,
+    why and how long in a `note:` line, which -q leaves out as it does the command's own; a
+    model that prepares in a blink gets no line."""
+
+    def search(cache: str, *flags: str, slow: bool = True) -> subprocess.CompletedProcess:
+        code = (
+            "import sys\n"
+            "from idx.indexer.model import towers\n"
+            f"towers.PARAMETERS_PER_SECOND = {1e3 if slow else towers.PARAMETERS_PER_SECOND}\n"
+            "from idx.cli.main import main\n"
+            "sys.argv = ['idx', *sys.argv[1:]]\n"
+            "main()\n"
+        )
+        command = ["--index", str(indexed_copy), "search", "--text", "red circles", *flags]
+        env = {**os.environ, "IDX_CACHE": str(tmp_path / cache)}
+        done = subprocess.run(
+            [sys.executable, "-c", code, *command], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    loud = search("loud").stderr
+    assert "note: preparing the text tower of " in loud
+    assert "so that text queries start without torch (once per model on this machine, ~" in loud
+    assert "preparing" not in search("quiet", "-q").stderr
+    assert (tmp_path / "quiet" / "text").is_dir()  # prepared all the same
+    assert "preparing" not in search("blink", slow=False).stderr
+    (tower,) = [p for p in (tmp_path / "loud" / "text").iterdir() if p.is_dir()]
+    assert (tower / "text.onnx.data").is_file()  # its weights beside the graph, mapped

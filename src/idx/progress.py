@@ -28,6 +28,12 @@ def forward(progress: Progress | None, phase: str) -> Callable[[int, int], None]
     return lambda done, total: progress(ProgressEvent(phase, done, total))
 
 
+#: The log level of what a user hears without -v: long work done once that would otherwise look
+#: like a hang (preparing a model's ONNX towers). The CLI shows it as `note: ...` on stderr.
+NOTE = 25
+logging.addLevelName(NOTE, "NOTE")
+
+
 class LogLines(logging.Formatter):
     """Log records as idx's own stderr lines, `warning: message` beside its `note:` and `error:`
     lines (not `WARNING idx.ops.duplicates: ...`); with `with_names` (idx -v) the module too."""

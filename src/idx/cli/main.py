@@ -8,7 +8,7 @@ import sys
 import click
 
 from idx.errors import IdxError
-from idx.progress import LogLines
+from idx.progress import NOTE, LogLines
 
 
 class IdxGroup(click.Group):
@@ -63,10 +63,19 @@ def cli(ctx: click.Context, index_dir: str | None, wait: float, verbose: bool) -
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogLines(with_names=verbose))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    handler.addFilter(_unless_quiet)
+    logging.basicConfig(level=logging.INFO if verbose else NOTE, handlers=[handler])
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
     ctx.obj["wait"] = wait
+
+
+def _unless_quiet(record: logging.LogRecord) -> bool:
+    """The library's notes (progress.NOTE) are left out of a command given -q, as its own are."""
+    if record.levelno != NOTE:
+        return True
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or not ctx.meta.get("idx.quiet")
 
 
 def _register() -> None:

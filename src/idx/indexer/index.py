@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,18 +18,19 @@ from idx import config
 from idx.errors import EmptyIndexError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.catalog.lock import writer_pid
-from idx.indexer.ingest.engines.embedding import Embedding
-from idx.indexer.ingest.jobs import Job
-from idx.indexer.ingest.pipeline import Ingest
-from idx.indexer.ingest.report import AddReport
 from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import precision as precisions
-from idx.indexer.model.encoder import Encoder
 from idx.indexer.model.identity import ModelIdentity, check_compatible
 from idx.indexer.model.texts import TextEncoder
 from idx.indexer.vectors.live import catch_up
 from idx.indexer.vectors.store import REMOVABLE, VectorStore
 from idx.progress import Progress
+
+if TYPE_CHECKING:  # loaded where used: a query never loads the add pipeline or the encoder
+    from idx.indexer.ingest.engines.embedding import Embedding
+    from idx.indexer.ingest.pipeline import Ingest
+    from idx.indexer.ingest.report import AddReport
+    from idx.indexer.model.encoder import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Index:
         self._encoder: Encoder | None = None
         #: Texts to vectors (queries, prompts): the torch-free text tower where it applies.
         self.texts = TextEncoder(
-            self.identity, lambda: self.encoder, device=self.device, loaded=lambda: self._encoder
+            self.identity, self._text_model, device=self.device, loaded=lambda: self._encoder
         )
         if encoder is not None:
             # A model already loaded (several indexes, one model): it must be the index's own.
@@ -135,11 +136,22 @@ class Index:
 
     @property
     def encoder(self) -> Encoder:
-        """The loaded model (loaded on first use; stored in the index on first add)."""
+        """The loaded model (loaded on first use; stored in the index on first add); built in
+        torch, it prepares this machine's towers first and runs from them (Encoder.load)."""
+        return self._loaded(prepare=True)
+
+    def _text_model(self) -> Encoder:
+        """The model for the texts the text tower cannot take: loaded without preparing the
+        towers first (the image tower is of no use to a text query, which prepares its own)."""
+        return self._loaded(prepare=False)
+
+    def _loaded(self, prepare: bool) -> Encoder:
         if self._encoder is None:
+            from idx.indexer.model.encoder import Encoder
+
             ident = self.identity()
             # Loading may run in a decode worker: the catalog is written by `add`, not here.
-            self._encoder = Encoder.load(ident, self.device, self.precision)
+            self._encoder = Encoder.load(ident, self.device, self.precision, prepare=prepare)
         return self._encoder
 
     @property
@@ -268,6 +280,10 @@ class Index:
         `settings` (RunSettings) are the run's settings (default: the Index's own), with
         `batch_size`, `workers`, `engine` and `ray_address` in front where given.
         """
+        from idx.indexer.ingest.jobs import Job
+        from idx.indexer.ingest.pipeline import Ingest
+        from idx.indexer.model.encoder import Encoder
+
         self._require_writable("add")
         folders = [os.path.expanduser(os.fspath(p)) for p in paths]
         if not folders:

@@ -20,21 +20,24 @@ import time
 import weakref
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.files import storage
-from idx.indexer.files.decode import Decoded, decode, open_image
 from idx.indexer.index import Index
 from idx.indexer.vectors.live import vectors_of
 from idx.indexer.vectors.store import VectorStore, check_type
 from idx.knn import drop_self, exact_neighbors
 from idx.ops.filters import matching_ids, search_among
 from idx.progress import Progress, ProgressEvent
+
+if TYPE_CHECKING:  # loaded where used: a text query needs neither (bench/startup.py)
+    import pyarrow as pa
+
+    from idx.indexer.files.decode import Decoded
 
 # What a read-only catalog said, with the connection (labels) or generation (paths) it held for.
 _HAS_LABELS: weakref.WeakKeyDictionary[Catalog, tuple[int, bool]] = weakref.WeakKeyDictionary()
@@ -177,6 +180,8 @@ def text_vector(index: Index, text: str) -> np.ndarray:
 
 def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
     """An image file decoded and preprocessed exactly like ingested images, then encoded."""
+    from idx.indexer.files.decode import open_image
+
     if not storage.exists(path):
         raise NotFoundError(f"query image {os.fspath(path)} does not exist; check the path")
     return _encoded(index, lambda side: open_image(path, side), os.fspath(path))
@@ -185,6 +190,8 @@ def image_vector(index: Index, path: str | os.PathLike[str]) -> np.ndarray:
 def image_data_vector(index: Index, data: bytes, name: str = "the uploaded image") -> np.ndarray:
     """An image file's bytes decoded with the same guards as `idx add` (decompression bombs:
     IDX_MAX_PIXELS) and the same preprocessing, then encoded."""
+    from idx.indexer.files.decode import decode
+
     return _encoded(index, lambda side: decode(data, side), name)
 
 
@@ -282,6 +289,8 @@ def _read_only_paths(index: Index, ids: list[int]) -> dict[int, str]:
     if cached is None:  # a first query (perhaps the only one, `idx search`): look its hits up
         _PATHS[index.catalog] = (generation, None)
         return index.catalog.images.paths_for(ids)
+    import pyarrow as pa
+
     table = cached[1]
     if table is None or cached[0] != generation:  # a writer committed since (idx serve)
         table = index.catalog.images.path_table()
@@ -379,6 +388,8 @@ def build_neighbor_graph(
 def _graph_rows(qids: np.ndarray, scores: np.ndarray, found: np.ndarray) -> pa.Table:
     """The graph's rows of a batch of queries (their own ids already dropped); empty slots
     (-1) are left out."""
+    import pyarrow as pa
+
     kept = found >= 0
     ranks = np.broadcast_to(np.arange(1, found.shape[1] + 1, dtype=np.int32), kept.shape)
     return pa.table(

@@ -1,12 +1,16 @@
 """Arrow at the catalog's edge: matrices as FLOAT[] list columns and back, and Arrow tables
-registered as views for the length of a `with` block (how the bulk writers hand DuckDB data)."""
+registered as views for the length of a `with` block (how the bulk writers hand DuckDB data).
+pyarrow is imported where a table is made: a command that only reads rows (a text query) never
+loads it (~55 MB)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Registered:
@@ -25,6 +29,8 @@ class Registered:
 
 def list_column(matrix: np.ndarray) -> pa.ListArray:
     """Rows of a float matrix as an Arrow list column (DuckDB FLOAT[])."""
+    import pyarrow as pa
+
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n, d = matrix.shape if matrix.ndim == 2 else (0, 0)
     offsets = pa.array(np.arange(0, n * d + 1, d or 1, dtype=np.int32)[: n + 1])
@@ -33,6 +39,8 @@ def list_column(matrix: np.ndarray) -> pa.ListArray:
 
 def to_arrow(columns: dict[str, Any] | pa.Table) -> pa.Table:
     """Columns (arrays, lists or Arrow arrays; a 2-D array becomes a FLOAT[] column) as a table."""
+    import pyarrow as pa
+
     if isinstance(columns, pa.Table):
         return columns
     return pa.table(

@@ -13,15 +13,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
+import numpy as np
 
 from idx import config
 from idx.errors import EmptyIndexError, IdxError, IndexBusyError
 from idx.indexer.catalog import lock
 from idx.indexer.catalog.arrow import Registered, to_arrow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -283,4 +286,4 @@ class Database:
 
     def with_ids(self, name: str, ids: Sequence[int]) -> Any:
         """Register `ids` as a one-column (id) view for the duration of a `with` block."""
-        return self.with_table(name, {"id": pa.array(list(map(int, ids)), pa.int64())})
+        return self.with_table(name, {"id": np.asarray(list(map(int, ids)), np.int64)})

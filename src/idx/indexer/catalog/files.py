@@ -12,8 +12,6 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-import pyarrow as pa
-
 from idx.indexer.catalog.operations import Add, Move, Operation, Row, SkipFile, Touch, Update
 from idx.indexer.files.scan import Rules, Skip
 
@@ -100,7 +98,7 @@ class Files:
     def forget_skips(self, paths: Iterable[str]) -> None:
         paths = list(paths)
         if paths:
-            unskip = {"path": pa.array(paths, pa.string())}
+            unskip = {"path": paths}
             with self.db.with_table("_idx_unskip", unskip) as view:
                 self.db.rows(f"DELETE FROM skipped WHERE path IN (SELECT path FROM {view})")
 

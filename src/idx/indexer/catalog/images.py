@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pyarrow as pa
 
 from idx import config
 from idx.errors import UsageError
 from idx.indexer.catalog.arrow import arrow_to_matrix, list_column
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from idx.indexer.catalog.db import Database
 
 #: 'all' images, or only the 'clean' ones: added from the user's files (robustness injection adds
@@ -143,6 +144,8 @@ class Images:
     ) -> None:
         """Store the vectors of new content, with its perceptual hashes where given (a None keeps
         the hash the content had)."""
+        import pyarrow as pa
+
         hashes = pa.array(list(phashes) if phashes is not None else [None] * len(shas), pa.uint64())
         table = pa.table({"sha256": list(shas), "vector": list_column(matrix), "phash": hashes})
         self.db.insert_rows(
@@ -168,6 +171,8 @@ class Images:
 
     def set_phashes(self, shas: Sequence[str], phashes: Sequence[int]) -> None:
         """Fill in the perceptual hashes of stored content (call inside a transaction)."""
+        import pyarrow as pa
+
         if shas:
             table = {"sha256": pa.array(list(shas)), "phash": pa.array(list(phashes), pa.uint64())}
             self.db.update_rows("embeddings", "sha256", table)

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pyarrow as pa
-
 from idx.errors import NotFoundError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from idx.indexer.catalog.db import Database
 
 

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pyarrow as pa
 
 from idx.errors import NotFoundError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from idx.indexer.catalog.db import Database
 
 

@@ -12,11 +12,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
-from typing import NamedTuple
-
-import pathspec
+from typing import TYPE_CHECKING, NamedTuple
 
 from idx.indexer.files import formats
+
+if TYPE_CHECKING:  # imported by the walk that needs it, not by every reader of the catalog
+    import pathspec
 
 #: Folders that hold tool metadata, never a user's photos.
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "@eaDir", "__MACOSX", ".Trash", ".idx"})
@@ -76,6 +77,8 @@ class Rules:
 def exclude_spec(patterns: tuple[str, ...] | list[str]) -> pathspec.GitIgnoreSpec:
     """The --exclude patterns as one .gitignore-style matcher; UsageError for one git would not
     read, naming it."""
+    import pathspec
+
     from idx.errors import UsageError
 
     for pattern in patterns:

@@ -31,7 +31,8 @@ class Encoder:
     int8 through ONNX Runtime (`precision="int8"`, CPU only). `cuda` on a machine with several
     GPUs runs one replica per GPU and splits each batch between them. In fp32 on the CPU, once
     a first load prepared it (`prepare_towers`), the image tower runs from its ONNX export
-    without torch (indexer.model.image_tower): `model` and `tokenizer` are then None, `preprocess`
+    without torch (indexer.model.image_tower), and so does int8 (from the int8 tower, with the fp32
+    tower as its reference for `agreement`): `model` and `tokenizer` are then None, `preprocess`
     gives numpy arrays, and `torch_model()` loads the torch model should a caller need it.
     """
 
@@ -52,7 +53,7 @@ class Encoder:
         self.precision = precision
         self.replicas: list[Any] = [model]
         self.int8: Any = None
-        #: The fp32 image tower in ONNX Runtime when the model runs without torch (then None).
+        #: The fp32 image tower in ONNX Runtime when the model runs in fp32 without torch.
         self.image_tower: Any = None
         self._pixel_steps: image_tower.Preprocess | None | Literal[False] = None  # False: none
         self._scale_offset: dict[Any, tuple[Any, Any]] = {}  # crops to input, by torch device
@@ -63,11 +64,17 @@ class Encoder:
 
     @classmethod
     def load(
-        cls, identity: ModelIdentity, device: str | Device = "cpu", precision: str = "fp32"
+        cls,
+        identity: ModelIdentity,
+        device: str | Device = "cpu",
+        precision: str = "fp32",
+        *,
+        prepare: bool = False,
     ) -> Encoder:
         """The model of `identity` on `device` (auto|cpu|cuda|cuda:N|mps) in `precision`; loaded
         once per process and reused (a second Index or command in the same process gets the
-        same object)."""
+        same object). With `prepare`, a model that has to be built in torch to run in fp32 on
+        the CPU prepares its towers first and runs from them (`_built`)."""
         if precision not in config.PRECISIONS:
             raise UsageError(f"--precision {precision!r} is unknown; use fp32 or int8")
         if isinstance(device, Device):
@@ -77,13 +84,9 @@ class Encoder:
             resolved = devices.resolve(devices.for_precision(device, precision))
         key = (identity.key(), resolved.names, precision)
         if key not in _LOADED:
-            tower = None
-            if precision == "fp32" and resolved.kind == "cpu":
-                tower = image_tower.cached(identity)  # no torch in this process, if prepared
-            if tower is not None:
-                _LOADED[key] = cls._from_tower(identity, resolved, tower)
-            else:
-                _LOADED[key] = cls._create(identity, resolved, precision)
+            _LOADED[key] = cls._from_towers(identity, resolved, precision) or cls._built(
+                identity, resolved, precision, prepare
+            )
         loaded = _LOADED[key]
         if loaded.device != resolved:  # the same model asked for another way ("auto", "cpu")
             loaded = copy.copy(loaded)  # shares the model; says how this caller chose
@@ -91,14 +94,48 @@ class Encoder:
         return loaded
 
     @classmethod
-    def _from_tower(cls, identity: ModelIdentity, device: Device, tower: Any) -> Encoder:
-        """The image tower from the cache (indexer.model.image_tower), torch left unloaded; texts the
-        text tower cannot take load the torch model on first use (`torch_model`)."""
-        identity.embed_dim = identity.embed_dim or tower.embed_dim
-        identity.image_size = identity.image_size or tower.image_size
-        encoder = cls(identity, None, tower.preprocess, None, device, "fp32")
-        encoder.image_tower = tower
+    def _from_towers(
+        cls, identity: ModelIdentity, device: Device, precision: str
+    ) -> Encoder | None:
+        """The model from the towers this machine prepared, torch left unloaded (texts the text
+        tower cannot take load it on first use: `torch_model`): on the CPU, fp32 from the image
+        tower (indexer.model.image_tower), int8 from the int8 tower (indexer.model.int8) with the
+        image tower's preprocessing. None when they are not there (IDX_ONNX=0: never)."""
+        if device.kind != "cpu":
+            return None
+        steps = image_tower.steps(identity)
+        if steps is None:
+            return None
+        if precision == "fp32":
+            tower = image_tower.cached(identity)
+            if tower is None:
+                return None
+            encoder = cls(identity, None, tower.preprocess, None, device, "fp32")
+            encoder.image_tower = tower
+        else:
+            quantised = int8.load(identity)
+            if quantised is None:
+                return None
+            encoder = cls(identity, None, steps.preprocess, None, device, precision)
+            encoder.int8 = quantised
+        identity.embed_dim = identity.embed_dim or steps.embed_dim
+        identity.image_size = identity.image_size or steps.image_size
         return encoder
+
+    @classmethod
+    def _built(
+        cls, identity: ModelIdentity, device: Device, precision: str, prepare: bool
+    ) -> Encoder:
+        """The model built in torch; with `prepare`, in fp32 on the CPU, its towers prepared for
+        this machine (`prepare_towers`) and the model run from them: a machine's first `add`
+        then embeds as later ones do (ONNX Runtime embedded 1.9x faster than torch on 2 idle
+        cores; bench/README.md, "Start-up"), and the torch model is let go, so that its memory
+        and the tower's are not held together (`torch_model` builds it again if asked)."""
+        built = cls._create(identity, device, precision)
+        if not (prepare and device.kind == "cpu" and precision == "fp32"):
+            return built
+        built.prepare_towers()
+        return cls._from_towers(identity, device, precision) or built  # none: refused, IDX_ONNX=0
 
     def torch_model(self) -> Encoder:
         """This model loaded in torch (itself unless it runs from the ONNX image tower)."""
@@ -135,12 +172,12 @@ class Encoder:
         """Encode a preprocessed image batch (N, 3, H, W; a tensor or an array) to unit
         vectors. A uint8 batch (N, H, W, 3) of crops (`pixel_steps().crop_u8`) is normalised
         here first: on the GPU itself when the model runs there."""
-        if _is_crops(batch) and (self.image_tower is not None or self.int8 is not None):
+        if _is_crops(batch) and (self.model is None or self.int8 is not None):
             batch = self._normalize(np.asarray(batch))
-        if self.image_tower is not None:
-            return self.image_tower.encode(batch)
         if self.int8 is not None:
             return self.int8(np.asarray(batch))
+        if self.image_tower is not None:
+            return self.image_tower.encode(batch)
         if len(self.replicas) == 1:
             return self._encode_on(self.model, batch)
         import torch
@@ -208,13 +245,24 @@ class Encoder:
 
     def agreement(self, batch: Any) -> float:
         """Mean cosine between this encoder's vectors and fp32 ones for the same images (1.0
-        for fp32 itself): the check an index runs before it trusts int8."""
+        for fp32 itself): the check an index runs before it trusts int8. The fp32 vectors are
+        those an fp32 `add` here stores: the torch model's, or without torch the fp32 image
+        tower's (the same export the int8 tower was quantised from, itself checked against
+        torch at cosine >= image_tower.MIN_COSINE when it was prepared)."""
         if self.int8 is None:
             return 1.0
-        reference = self._encode_on(self.model, batch)
         pixels = np.asarray(batch)
         pixels = self._normalize(pixels) if _is_crops(pixels) else pixels
-        return float(np.mean(np.sum(reference * self.int8(pixels), axis=1)))
+        return float(np.mean(np.sum(self._fp32(pixels) * self.int8(pixels), axis=1)))
+
+    def _fp32(self, pixels: np.ndarray) -> np.ndarray:
+        """fp32 vectors of the model's input `pixels`, from torch when this encoder has it."""
+        if self.model is not None:
+            return self._encode_on(self.model, pixels)
+        tower = image_tower.cached(self.identity)
+        if tower is not None:
+            return tower.encode(pixels)
+        return self.torch_model().encode_images(pixels)  # the tower went meanwhile
 
     def resize_for_model(self, image: Any) -> Any:
         """The preprocessing's resize step alone (PIL in, PIL out): the picture at the size the
@@ -233,7 +281,7 @@ class Encoder:
     def stack(self, tensors: Sequence[Any]) -> Any:
         """Preprocessed images (tensors or arrays, whichever `preprocess` made) as one batch of
         the kind this encoder runs."""
-        if self.image_tower is not None:
+        if self.model is None:
             return np.stack([np.asarray(t) for t in tensors])
         import torch
 

@@ -110,15 +110,24 @@ class Preprocess:
         )
 
 
-class ImageTower:
-    """A cached image tower: its preprocessing, and `encode(pixels)` to unit float32 vectors."""
+class Steps:
+    """What a cached image tower records of its model: the preprocessing and the sizes (read
+    without opening the tower: the int8 tower runs with them)."""
 
     def __init__(self, folder: Path):
         meta = json.loads((folder / "meta.json").read_text())
         self.preprocess = Preprocess(**{k: _tuple(v) for k, v in meta["preprocess"].items()})
         self.embed_dim = int(meta["embed_dim"])
         self.image_size = int(meta["image_size"])
-        self.session = towers.session(folder / "image.onnx")
+        self.onnx = folder / "image.onnx"
+
+
+class ImageTower(Steps):
+    """A cached image tower: its preprocessing, and `encode(pixels)` to unit float32 vectors."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder)
+        self.session = towers.session(self.onnx)
 
     def encode(self, pixels: Any) -> np.ndarray:
         batch = np.ascontiguousarray(np.asarray(pixels), np.float32)
@@ -130,11 +139,26 @@ def cached(identity: ModelIdentity) -> ImageTower | None:
     return towers.load("image", identity, ImageTower)
 
 
+def steps(identity: ModelIdentity) -> Steps | None:
+    """What the image tower prepared for this model records (its preprocessing, sizes and ONNX
+    file), without opening it; None when there is none."""
+    where = towers.folder("image", identity)
+    if where is None or not (where / "meta.json").is_file():
+        return None
+    try:
+        return Steps(where)
+    except (OSError, ValueError, KeyError, TypeError):  # damaged: the tower's own load removes it
+        return None
+
+
 def prepare(identity: ModelIdentity, model: Any, transform: Any, image_size: int) -> bool:
     """Export and check the image tower of a loaded open_clip `model` (with its preprocessing
     `transform`) once per model and machine; True when a usable one is cached."""
     return towers.prepare(
-        "image", identity, lambda work: _build(work, model, transform, image_size)
+        "image",
+        identity,
+        lambda work: _build(work, model, transform, image_size),
+        parameters=towers.parameters(model.visual),
     )
 
 

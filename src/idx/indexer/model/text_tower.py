@@ -126,7 +126,13 @@ def prepare(identity: ModelIdentity, model: Any, tokenizer: Any) -> bool:
         "text",
         identity,
         lambda work: _unsupported(model, tokenizer) or _build(work, model, tokenizer),
+        parameters=_text_parameters(model),
     )
+
+
+def _text_parameters(model: Any) -> int:
+    visual = getattr(model, "visual", None)
+    return towers.parameters(model) - (towers.parameters(visual) if visual is not None else 0)
 
 
 def _unsupported(model: Any, tokenizer: Any) -> str | None:

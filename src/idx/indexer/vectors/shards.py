@@ -13,17 +13,14 @@ Plain IVF-PQ only: `merge_from` on fast-scan (`PQ...x4fs`) indexes crashed with 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from faiss.contrib.ondisk import merge_ondisk
 
 #: Training sample per centroid, as FAISS samples by default (its max_points_per_centroid).
 POINTS_PER_CENTROID = 64
@@ -107,6 +104,9 @@ def fill_in_processes(
 ) -> Iterator[bytes | str]:
     """Fill the shards `ranges` of the exact-vector files (floats, ids) in `workers` processes;
     yields each shard's bytes (or file, with out_dir) in order, as they complete in order."""
+    import multiprocessing  # here: a search, which imports this module, starts no process
+    from concurrent.futures import ProcessPoolExecutor
+
     # spawn, not fork: a forked child of a process that ran OpenMP (FAISS) can hang
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -147,6 +147,8 @@ def merge_on_disk(trained: bytes, shard_files: Sequence[str | Path], data: Path)
     """The trained empty index with the shards' lists merged into FAISS's on-disk inverted
     lists in `data` (memory-mapped; the shards are read mapped too, so nothing needs to fit
     in RAM but the centroids)."""
+    from faiss.contrib.ondisk import merge_ondisk
+
     index = faiss.deserialize_index(np.frombuffer(trained, np.uint8))
     merge_ondisk(index, [str(f) for f in shard_files], str(data))
     return index
