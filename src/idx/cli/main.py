@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from idx.cli.output import QUIET_NOTES
 from idx.errors import IdxError
 from idx.progress import NOTE, LogLines
 
@@ -75,7 +76,7 @@ def _unless_quiet(record: logging.LogRecord) -> bool:
     if record.levelno != NOTE:
         return True
     ctx = click.get_current_context(silent=True)
-    return ctx is None or not ctx.meta.get("idx.quiet")
+    return ctx is None or not ctx.meta.get(QUIET_NOTES)
 
 
 def _register() -> None:
