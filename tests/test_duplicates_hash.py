@@ -120,6 +120,23 @@ def test_criteria_defaults_and_refusals():
             Criteria.of(*args)
 
 
+def test_duplicates_help_shows_the_defaults_criteria_use(monkeypatch):
+    """--help reads the defaults from ops.duplicates, so it cannot drift from Criteria.of."""
+    from idx.ops import duplicates as ops_duplicates
+
+    def options_help() -> str:
+        text = CliRunner().invoke(cli, ["duplicates", "--help"], terminal_width=200).output
+        return " ".join(text.split())
+
+    assert "[default: 0.9 with the hash, 0.97 with --by clip]" in options_help()
+    assert "near-duplicates [default: 10]" in options_help()
+    monkeypatch.setattr(ops_duplicates, "DEFAULT_CONFIRMED_THRESHOLD", 0.85)
+    monkeypatch.setattr(ops_duplicates, "DEFAULT_DUPLICATE_THRESHOLD", 0.95)
+    monkeypatch.setattr(ops_duplicates, "DEFAULT_MAX_DISTANCE", 8)
+    assert "[default: 0.85 with the hash, 0.95 with --by clip]" in options_help()
+    assert "near-duplicates [default: 8]" in options_help()
+
+
 @pytest.fixture
 def leaky_sets(shared_data, tmp_path) -> tuple[Path, Path, dict[Path, Path]]:
     """A: 16 real photos; B: an altered copy of 8 of them (2 of each alteration) and 8 others."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,9 @@ from idx.cli.options import (
 from idx.cli.output import note_untrained, render_rows, render_summary, warn
 from idx.cli.progress import ProgressBar
 from idx.errors import UsageError
+
+if TYPE_CHECKING:
+    from idx.indexer.ingest.report import AddReport
 
 EXPORT_FORMATS = Lazy("idx.indexer.export", "FORMATS")
 
@@ -138,32 +142,39 @@ def add(
     for empty in report.empty_folders:
         warn(f"warning: {empty.message()}")
 
-    def table() -> None:
-        rate = f" ({report.images_per_s:.1f} images/s)" if report.embedded else ""
-        click.echo(
-            f"added {report.added}, unchanged {report.unchanged}, updated {report.updated}, "
-            f"moved {report.moved}, removed {report.removed}, skipped {report.skipped}; "
-            f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
-        )
-        if report.hashed:
-            click.echo(
-                f"perceptual hashes taken for {report.hashed} images indexed before idx took "
-                "them (idx duplicates uses them)"
-            )
-        if report.embedded:
-            t = report.timings
-            work = (
-                f"the cluster reading and embedding {t['read']:.1f}s"
-                if report.engine == "ray"
-                else f"reading and decoding {t['read']:.1f}s, model {t['embed']:.1f}s"
-            )
-            click.echo(
-                f"time: scan {t['scan']:.1f}s, start-up {t['start']:.1f}s, {work}, catalog "
-                f"{t['store']:.1f}s in the background ({t['store_wait']:.1f}s waited for)"
-            )
-        note_untrained(ident is not None and ident.untrained)
+    untrained = ident is not None and ident.untrained
+    render_summary(
+        report.as_dict() | {"model": ident.describe() if ident else None},
+        fmt,
+        lambda: _print_add_report(report, untrained),
+    )
 
-    render_summary(report.as_dict() | {"model": ident.describe() if ident else None}, fmt, table)
+
+def _print_add_report(report: AddReport, untrained: bool) -> None:
+    """`idx add`'s table: the counts, the hashes taken, where the time went, the untrained note."""
+    rate = f" ({report.images_per_s:.1f} images/s)" if report.embedded else ""
+    click.echo(
+        f"added {report.added}, unchanged {report.unchanged}, updated {report.updated}, "
+        f"moved {report.moved}, removed {report.removed}, skipped {report.skipped}; "
+        f"embedded {report.embedded} in {report.seconds:.1f}s{rate}"
+    )
+    if report.hashed:
+        click.echo(
+            f"perceptual hashes taken for {report.hashed} images indexed before idx took "
+            "them (idx duplicates uses them)"
+        )
+    if report.embedded:
+        t = report.timings
+        work = (
+            f"the cluster reading and embedding {t['read']:.1f}s"
+            if report.engine == "ray"
+            else f"reading and decoding {t['read']:.1f}s, model {t['embed']:.1f}s"
+        )
+        click.echo(
+            f"time: scan {t['scan']:.1f}s, start-up {t['start']:.1f}s, {work}, catalog "
+            f"{t['store']:.1f}s in the background ({t['store_wait']:.1f}s waited for)"
+        )
+    note_untrained(untrained)
 
 
 @click.command()

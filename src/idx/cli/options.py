@@ -40,6 +40,25 @@ class Lazy:
         return str(self())
 
 
+class LazyHelpOption(click.Option):
+    """A click.Option whose help names library values, read when the help is shown: `help` is a
+    template ("[default: {limit}]") and `values` maps each name in it to a Lazy."""
+
+    def __init__(self, *args: Any, values: dict[str, Lazy], **kwargs: Any):
+        self.values = values
+        super().__init__(*args, **kwargs)
+
+    @property
+    def help(self) -> str | None:
+        if self._help is None:
+            return None
+        return self._help.format_map({name: value() for name, value in self.values.items()})
+
+    @help.setter
+    def help(self, template: str | None) -> None:
+        self._help = template
+
+
 class LazyChoice(click.Choice):
     """A click.Choice whose values come from a Lazy when first needed."""
 

@@ -9,6 +9,7 @@ import click
 from idx.cli.options import (
     Lazy,
     LazyChoice,
+    LazyHelpOption,
     count_option,
     filter_options,
     model_options,
@@ -178,17 +179,24 @@ def neighbors(ctx, image, all_images, k, where, label, cluster, fmt, quiet):
 @click.option(
     "--threshold",
     type=float,
-    default=None,
+    default=None,  # the default depends on --by: ops.duplicates.Criteria.of fills it in
+    cls=LazyHelpOption,
+    values={
+        "hash": Lazy("idx.ops.duplicates", "DEFAULT_CONFIRMED_THRESHOLD"),
+        "clip": Lazy("idx.ops.duplicates", "DEFAULT_DUPLICATE_THRESHOLD"),
+    },
     help="CLIP cosine similarity at or above which two images are near-duplicates [default: "
-    "0.9 with the hash, 0.97 with --by clip].",
+    "{hash} with the hash, {clip} with --by clip].",
 )
 @click.option(
     "--max-distance",
     type=int,
-    default=None,
+    default=None,  # None, not the default: --by clip takes no --max-distance
     metavar="BITS",
+    cls=LazyHelpOption,
+    values={"bits": Lazy("idx.ops.duplicates", "DEFAULT_MAX_DISTANCE")},
     help="Hamming distance of the 64-bit perceptual hashes at or below which two images are "
-    "near-duplicates [default: 10].",
+    "near-duplicates [default: {bits}].",
 )
 @output_options(rows=True)
 @notes_option

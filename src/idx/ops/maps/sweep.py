@@ -20,7 +20,7 @@ from idx.errors import UsageError
 from idx.indexer.index import Index
 from idx.indexer.vectors.kmeans import faiss_engine
 from idx.ops.maps.clustering import N_ITER, points_in_space
-from idx.ops.maps.label_scores import SCORES, label_scores, label_truth
+from idx.ops.maps.label_scores import SCORES, Truth, label_scores, label_truth
 from idx.progress import Progress, ProgressEvent
 
 CURVES = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia")
@@ -120,20 +120,9 @@ def sweep(
         index, ids, vectors, space, seed=seed, subset=subset, out=out, progress=progress
     )
     truth = label_truth(index, ids)
-    scored = truth is not None and truth.n_scored >= 2
-    curves: dict[str, list[float]] = {name: [] for name in (*CURVES, *(SCORES if scored else ()))}
-    for done, k in enumerate(ks, 1):
-        km = KMeans(k, n_iter=n_iter, random_state=seed, engine=faiss_engine).fit(points)
-        m = cluster_metrics(vectors, km.labels_, random_state=seed)
-        curves["silhouette"].append(m.silhouette.score)
-        curves["davies_bouldin"].append(m.davies_bouldin)
-        curves["calinski_harabasz"].append(m.calinski_harabasz)
-        curves["inertia"].append(km.inertia_)
-        if scored and truth is not None:  # scored implies it; said for mypy
-            for name, value in (label_scores(truth, km.labels_) or {}).items():
-                curves[name].append(value)
-        if progress:
-            progress(ProgressEvent("sweep", done, len(ks)))
+    if truth is not None and truth.n_scored < 2:
+        truth = None  # too few single-label images to score the clusters against
+    curves = _curves(points, vectors, ks, truth, n_iter=n_iter, seed=seed, progress=progress)
     best_by = {
         name: ks[int(np.argmax(curves[name]))] for name in ("silhouette", *SCORES) if name in curves
     }
@@ -163,21 +152,58 @@ def sweep(
         run_id, space, seed, subset, model, untrained, len(ids), ks, curves, best_k, projection_run
     )
     result.best_by = best_by
-    result.labels = truth.describe() if scored and truth is not None else None
+    result.labels = truth.describe() if truth is not None else None
     result.default_range = default_range
     if plot:
         folder = config.plots_dir(index.dir, out, f"sweep-{run_id}")
-        by_labels = ", ".join(f"{n.upper()} {best_by[n]}" for n in SCORES if n in best_by)
-        result.plots["metrics"] = plots.plot_sweep(
-            ks,
-            curves,
-            folder / "metrics.png",
-            best_by=best_by,
-            title=f"K-means on {space}, {len(ids)} images (run {run_id}): best k by silhouette "
-            f"{best_k}" + (f"; against the labels: {by_labels}" if by_labels else ""),
-            untrained=untrained,
-        )
+        result.plots["metrics"] = _plot_metrics(result, folder / "metrics.png")
     return result
+
+
+def _curves(
+    points: np.ndarray,
+    vectors: np.ndarray,
+    ks: Sequence[int],
+    truth: Truth | None,
+    *,
+    n_iter: int,
+    seed: int,
+    progress: Progress | None,
+) -> dict[str, list[float]]:
+    """K-means on points for each k; per k, the three metrics (on vectors) and the inertia, and
+    NMI, ARI and purity against truth when there is one."""
+    curves: dict[str, list[float]] = {
+        name: [] for name in (*CURVES, *(SCORES if truth is not None else ()))
+    }
+    for done, k in enumerate(ks, 1):
+        km = KMeans(k, n_iter=n_iter, random_state=seed, engine=faiss_engine).fit(points)
+        m = cluster_metrics(vectors, km.labels_, random_state=seed)
+        curves["silhouette"].append(m.silhouette.score)
+        curves["davies_bouldin"].append(m.davies_bouldin)
+        curves["calinski_harabasz"].append(m.calinski_harabasz)
+        curves["inertia"].append(km.inertia_)
+        if truth is not None:
+            for name, value in (label_scores(truth, km.labels_) or {}).items():
+                curves[name].append(value)
+        if progress:
+            progress(ProgressEvent("sweep", done, len(ks)))
+    return curves
+
+
+def _plot_metrics(result: SweepResult, path: Path) -> Path:
+    """The curves against k, each metric's best k marked, titled with the best ks."""
+    best_by = result.best_by
+    by_labels = ", ".join(f"{n.upper()} {best_by[n]}" for n in SCORES if n in best_by)
+    return plots.plot_sweep(
+        result.ks,
+        result.curves,
+        path,
+        best_by=best_by,
+        title=f"K-means on {result.space}, {result.n_images} images (run {result.run_id}): best k "
+        f"by silhouette {result.best_k}"
+        + (f"; against the labels: {by_labels}" if by_labels else ""),
+        untrained=result.untrained,
+    )
 
 
 def load_sweep(index: Index, run_id: int | None = None) -> SweepResult:
