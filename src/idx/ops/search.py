@@ -116,7 +116,7 @@ def search(
     given = [v for v in (text, image, image_data, id, vector) if v is not None]
     if len(given) != 1:
         raise UsageError("give exactly one query: --text TEXT, --image FILE or --id N")
-    _check_k(k)
+    check_k(k)
     if index.vectors.ntotal == 0:
         index.require_images("search")
     if text is not None:
@@ -150,7 +150,7 @@ def neighbors(
 ) -> list[Hit]:
     """The k images nearest to an indexed image (given by id or path), itself excluded; among
     the images the filter keeps when one is given (see the module)."""
-    _check_k(k)
+    check_k(k)
     index.require_images("search")
     image_id = resolve_image(index, image)
     allowed = _allowed(index, among, where=where, label=label, cluster=cluster, folder=folder)
@@ -319,7 +319,8 @@ def _has_labels(index: Index) -> bool:
     return known
 
 
-def _check_k(k: int) -> None:
+def check_k(k: int) -> None:
+    """A UsageError unless k, a number of neighbours asked for, is at least 1."""
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
 
@@ -345,7 +346,7 @@ def build_neighbor_graph(
     Queries go in batches and each batch's rows are inserted at once, so memory stays at the
     vectors plus one batch; the whole replacement is one transaction.
     """
-    _check_k(k)
+    check_k(k)
     n = index.require_images("compute neighbors for")
     report = progress or (lambda event: None)
     start = time.perf_counter()
