@@ -28,6 +28,7 @@ import numpy as np
 from idx import knn
 from idx.indexer.index import Index
 from idx.indexer.vectors import store as vectors
+from idx.ops import graph
 from idx.ops import search as api
 
 DIM = 512
@@ -188,7 +189,7 @@ def part_graph(index_dir: Path, k: int = 10) -> None:
         peak_reset()
         before = rss_mb("VmRSS")
         t = time.perf_counter()
-        report = api.build_neighbor_graph(index, k=k)
+        report = graph.build_neighbor_graph(index, k=k)
         seconds = time.perf_counter() - t
         print(
             f"[3] neighbors --all -k {k} over {report.images} vectors ({report.index_type}, recall@10 "

@@ -14,6 +14,7 @@ from idx import synthetic
 from idx.cli.main import cli
 from idx.indexer.index import Index
 from idx.indexer.vectors import store as vectors
+from idx.ops import graph
 from idx.ops import search as api
 from idx.ops.duplicates import duplicates
 
@@ -87,9 +88,9 @@ def test_removed_images_never_returned_and_new_ones_found_at_once(images, tiny_m
 @pytest.mark.parametrize("exact", [True, False], ids=["brute-force", "through-faiss"])
 def test_neighbor_graph_matches_brute_force_and_is_replaced(exact, indexed_copy, monkeypatch):
     if not exact:
-        monkeypatch.setattr(api, "EXACT_GRAPH_MAX", 10)  # the FAISS index (flat) answers
+        monkeypatch.setattr(graph, "EXACT_GRAPH_MAX", 10)  # the FAISS index (flat) answers
     with Index(indexed_copy) as index:
-        report = api.build_neighbor_graph(index, k=5, batch_size=7)  # several batches
+        report = graph.build_neighbor_graph(index, k=5, batch_size=7)  # several batches
         assert report.index_type == ("exact" if exact else "flat")
         ids, matrix = index.embeddings()
         _, rows = index.sql(
@@ -107,9 +108,9 @@ def test_neighbor_graph_matches_brute_force_and_is_replaced(exact, indexed_copy,
         pair_scores = [sims[position[int(a)], position[int(b)]] for a, b, _, _ in rows]
         np.testing.assert_allclose(got[:, :, 3].ravel(), pair_scores, atol=1e-5)
 
-        again = api.build_neighbor_graph(index, k=2)
+        again = graph.build_neighbor_graph(index, k=2)
         assert index.sql("SELECT count(*), max(rank) FROM neighbors")[1][0] == (2 * len(ids), 2)
-        run = api.neighbor_graph_run(index)
+        run = graph.neighbor_graph_run(index)
         assert (run["k"], run["rows"], run["created_at"]) == (2, again.rows, again.created_at)
 
 

@@ -39,7 +39,7 @@ _LAZY = {
     "write_report": ("idx.ops.report.write", "write_report"),
     "search": ("idx.ops.search", "search"),
     "neighbors": ("idx.ops.search", "neighbors"),
-    "build_neighbor_graph": ("idx.ops.search", "build_neighbor_graph"),
+    "build_neighbor_graph": ("idx.ops.graph", "build_neighbor_graph"),
     "reindex": ("idx.ops.search", "reindex"),
     "duplicates": ("idx.ops.duplicates", "duplicates"),
 }

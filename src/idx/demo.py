@@ -251,7 +251,7 @@ def _insights(run: DemoRun) -> None:
 
 def _search(run: DemoRun) -> None:
     """A text search, and the kNN graph: how often an image's neighbours share its folder."""
-    from idx.ops.search import build_neighbor_graph
+    from idx.ops.graph import build_neighbor_graph
     from idx.ops.search import search as find
 
     with run.index() as index:

@@ -22,7 +22,8 @@ from idx.cli.output import note, note_untrained, render_rows, render_summary, wa
 from idx.cli.progress import ProgressBar
 from idx.cli.views.leakage import show_leakage
 
-# ops.search and ops.duplicates load FAISS and DuckDB: each command imports them when it runs.
+# ops.search, ops.graph and ops.duplicates load FAISS and DuckDB: each command imports them when
+# it runs.
 
 k_option = count_option(help="How many results.", default=Lazy("idx.ops.search", "DEFAULT_K"))
 
@@ -148,8 +149,10 @@ def neighbors(ctx, image, all_images, k, where, label, cluster, fmt, quiet):
             _note_fewer(k, hits, index.vectors.ntotal - 1, filtered, others="other ")
         _print_hits(hits, fmt, filtered)
         return
+    from idx.ops.graph import build_neighbor_graph
+
     with ProgressBar(quiet) as bar, open_index(ctx) as index:
-        report = api.build_neighbor_graph(index, k=k, progress=bar)
+        report = build_neighbor_graph(index, k=k, progress=bar)
         bar.close()
         _untrained_note(index)
     columns = ["images", "k", "rows", "index_type", "recall_at_10", "seconds", "created_at"]

@@ -1,5 +1,5 @@
-"""Nearest-neighbour search over an index: text, image, id and vector queries, the stored kNN
-graph, and rebuilding the FAISS index as another type.
+"""Nearest-neighbour search over an index: text, image, id and vector queries, and rebuilding
+the FAISS index as another type (the stored kNN graph is ops/graph).
 
 >>> with Index(read_only=True) as index:
 ...     hits = search(index, text="a red apple", k=5, label="red_circles")
@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,9 +29,9 @@ from idx.indexer.files import storage
 from idx.indexer.index import Index
 from idx.indexer.vectors.live import vectors_of
 from idx.indexer.vectors.store import VectorStore, check_type
-from idx.knn import drop_self, exact_neighbors
+from idx.knn import drop_self
 from idx.ops.filters import matching_ids, search_among
-from idx.progress import Progress, ProgressEvent
+from idx.progress import Progress
 
 if TYPE_CHECKING:  # loaded where used: a text query needs neither (bench/startup.py)
     import pyarrow as pa
@@ -45,9 +44,6 @@ _PATHS: weakref.WeakKeyDictionary[Catalog, tuple[Any, pa.Table | None]] = (
     weakref.WeakKeyDictionary()
 )
 DEFAULT_K = 10
-#: Up to this many images `neighbors --all` is exact: all-pairs brute force at 100k 512-d vectors
-#: takes minutes on 2 cores (bench/README.md), so the graph needs no approximation there.
-EXACT_GRAPH_MAX = 100_000
 
 
 @dataclass
@@ -59,20 +55,6 @@ class Hit:
     id: int
     path: str
     labels: list[str] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class NeighborGraphReport:
-    images: int
-    k: int
-    rows: int
-    index_type: str
-    recall_at_10: float | None
-    seconds: float
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,7 +98,7 @@ def search(
     given = [v for v in (text, image, image_data, id, vector) if v is not None]
     if len(given) != 1:
         raise UsageError("give exactly one query: --text TEXT, --image FILE or --id N")
-    _check_k(k)
+    check_k(k)
     if index.vectors.ntotal == 0:
         index.require_images("search")
     if text is not None:
@@ -150,7 +132,7 @@ def neighbors(
 ) -> list[Hit]:
     """The k images nearest to an indexed image (given by id or path), itself excluded; among
     the images the filter keeps when one is given (see the module)."""
-    _check_k(k)
+    check_k(k)
     index.require_images("search")
     image_id = resolve_image(index, image)
     allowed = _allowed(index, among, where=where, label=label, cluster=cluster, folder=folder)
@@ -319,7 +301,8 @@ def _has_labels(index: Index) -> bool:
     return known
 
 
-def _check_k(k: int) -> None:
+def check_k(k: int) -> None:
+    """A UsageError unless k, a number of neighbours asked for, is at least 1."""
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
 
@@ -331,80 +314,6 @@ def _check_dim(index: Index, vector: np.ndarray, what: str) -> None:
             f"{what} vectors have {vector.shape[-1]} dimensions but index {index.dir} holds "
             f"{dim}-d vectors; encode queries with the model the index was built with"
         )
-
-
-# -- the stored kNN graph -------------------------------------------------------------------
-
-
-def build_neighbor_graph(
-    index: Index, k: int = DEFAULT_K, *, batch_size: int = 4096, progress: Progress | None = None
-) -> NeighborGraphReport:
-    """Replace the `neighbors` table with every image's k nearest others (rank 1 = nearest).
-
-    Exact (brute force, BLAS) up to EXACT_GRAPH_MAX images, else through the FAISS index.
-    Queries go in batches and each batch's rows are inserted at once, so memory stays at the
-    vectors plus one batch; the whole replacement is one transaction.
-    """
-    _check_k(k)
-    n = index.require_images("compute neighbors for")
-    report = progress or (lambda event: None)
-    start = time.perf_counter()
-    ids, matrix = index.embeddings()
-    exact = n <= EXACT_GRAPH_MAX
-    store = None if exact else index.vectors
-    k_eff = min(k, n - 1)
-    rows = 0
-    catalog = index.catalog
-    with catalog.transaction():
-        catalog.neighbors.clear()
-        for at in range(0, n if k_eff else 0, batch_size):
-            report(ProgressEvent("neighbors", at, n))
-            batch_ids = ids[at : at + batch_size]
-            queries = matrix[at : at + batch_size]
-            if store is None:
-                scores, found = exact_neighbors(
-                    matrix, queries, k_eff, ids=ids, query_ids=batch_ids
-                )
-            else:
-                scores, found = store.search(queries, k_eff + 1)
-                scores, found = drop_self(found, batch_ids, k_eff, scores)
-            edges = _graph_rows(batch_ids, scores, found)
-            catalog.neighbors.add(edges)
-            rows += edges.num_rows
-        result = NeighborGraphReport(
-            images=n,
-            k=k_eff,
-            rows=rows,
-            index_type="exact" if store is None else store.kind,
-            recall_at_10=1.0 if store is None else store.meta.get("recall_at_10"),
-            seconds=0.0,
-        )
-        result.seconds = round(time.perf_counter() - start, 3)
-        catalog.neighbors.record_run(result.as_dict())
-    report(ProgressEvent("neighbors", n, n))
-    return result
-
-
-def _graph_rows(qids: np.ndarray, scores: np.ndarray, found: np.ndarray) -> pa.Table:
-    """The graph's rows of a batch of queries (their own ids already dropped); empty slots
-    (-1) are left out."""
-    import pyarrow as pa
-
-    kept = found >= 0
-    ranks = np.broadcast_to(np.arange(1, found.shape[1] + 1, dtype=np.int32), kept.shape)
-    return pa.table(
-        {
-            "image_id": np.broadcast_to(qids[:, None], kept.shape)[kept].astype(np.int64),
-            "neighbor_id": found[kept].astype(np.int64),
-            "rank": ranks[kept],
-            "score": scores[kept].astype(np.float32),
-        }
-    )
-
-
-def neighbor_graph_run(index: Index) -> dict[str, Any] | None:
-    """What the last `neighbors --all` stored (k, when, index type), or None."""
-    return index.catalog.neighbors.last_run()
 
 
 # -- index type -----------------------------------------------------------------------------
