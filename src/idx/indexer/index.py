@@ -22,7 +22,7 @@ from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import precision as precisions
 from idx.indexer.model.identity import ModelIdentity, check_compatible
 from idx.indexer.model.texts import TextEncoder
-from idx.indexer.vectors.live import catch_up
+from idx.indexer.vectors import live
 from idx.indexer.vectors.store import REMOVABLE, VectorStore
 from idx.progress import Progress
 
@@ -188,24 +188,14 @@ class Index:
         if self._vectors is None:
             return False
         images = self.catalog.images
-        gen = self.catalog.generation()
-        if self._vectors.meta.get("generation") == gen:
-            if self._contents is None:
-                self._contents = images.content_keys()  # what later changes are compared with
-            return False
-        now = images.content_keys()
-        saved = VectorStore(self.dir)
-        if saved.read_meta().get("generation") == gen:
-            saved.load(gen, images.vectors, writable=False)
-            if saved.ntotal != len(now[0]):  # the writer saved a later generation meanwhile
-                saved.rebuild(gen, *images.vectors(), writable=False)
-            self._vectors = saved
-        elif self._contents is None:
-            self._vectors.rebuild(gen, *images.vectors(), writable=False)
-        else:
-            catch_up(self._vectors, gen, self._contents, now, images.vectors)
-        self._contents = now
-        return True
+        self._vectors, self._contents, moved = live.refresh(
+            self._vectors,
+            self.catalog.generation(),
+            self._contents,
+            images.content_keys,
+            images.vectors,
+        )
+        return moved
 
     def _sync_vectors(
         self, start_generation: int, changed: Sequence[int], removed: Sequence[int]
