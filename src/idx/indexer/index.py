@@ -22,8 +22,8 @@ from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import precision as precisions
 from idx.indexer.model.identity import ModelIdentity, check_compatible
 from idx.indexer.model.texts import TextEncoder
-from idx.indexer.vectors import live
-from idx.indexer.vectors.store import REMOVABLE, VectorStore
+from idx.indexer.vectors import live, sync
+from idx.indexer.vectors.store import VectorStore
 from idx.progress import Progress
 
 if TYPE_CHECKING:  # loaded where used: a query never loads the add pipeline or the encoder
@@ -203,41 +203,26 @@ class Index:
         """Bring the FAISS file to the catalog's generation: apply one run's changes to it, or
         rebuild it if it was stale already (then the next writer repairs an index that a crash
         left behind, even when its own run changed nothing)."""
-        store = VectorStore(self.dir)
-        gen = self.catalog.generation()
-        recorded = store.read_meta().get("generation")
-        if recorded == gen:  # nothing committed, and the file was in step
-            return
-        if recorded != start_generation:
-            store.load(gen, self.catalog.images.vectors, writable=True)
-        elif not changed and not removed:  # only paths or file times changed
-            store.follow(gen)
-            self._vectors = None  # loaded again, for `gen`, when next used
-            return
-        else:
-            store.load(start_generation, self.catalog.images.vectors, writable=False)
-            if not store.can_apply(changed, removed, self.catalog.images.count()):
-                # e.g. HNSW cannot drop ids: rebuild, keeping the recorded type
-                store.rebuild(gen, *self.catalog.images.vectors())
-            else:
-                if store.kind in REMOVABLE:
-                    store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
-                if changed:
-                    store.add(*self.embeddings(changed))
-                store.save(gen)
-        self._vectors = store
+        images = self.catalog.images
+        self._vectors = sync.after_write(
+            self._vectors,
+            self.dir,
+            start_generation,
+            self.catalog.generation(),
+            changed,
+            removed,
+            images.vectors,
+            images.count,
+        )
 
     def rebuild_vectors(self, requested: str, progress: Progress | None = None) -> VectorStore:
         """Rebuild the FAISS file from the catalog as `requested` ("auto" or an index type)."""
         self._require_writable("reindex")
-        store = VectorStore(self.dir)
-        store.meta = store.read_meta()
-        ids, matrix = self.catalog.images.vectors()
-        store.rebuild(
-            self.catalog.generation(), ids, matrix, requested=requested, progress=progress
+        images = self.catalog.images
+        self._vectors = sync.rebuild(
+            self.dir, self.catalog.generation(), images.vectors, requested, progress
         )
-        self._vectors = store
-        return store
+        return self._vectors
 
     # -- operations -------------------------------------------------------------------------
 
