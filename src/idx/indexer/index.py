@@ -181,38 +181,22 @@ class Index:
         return writer_pid(self.dir) is not None
 
     def refresh(self) -> bool:
-        """Catch the loaded vectors up with a writer (a running `idx add`): when the catalog's
-        generation moved, load the FAISS file if the writer saved it for that generation, else
-        apply the changes in memory (new, changed and removed vectors). Long-lived readers call
-        this between requests; True when the vectors changed."""
+        """Catch the loaded vectors up with a writer, a running `idx add` (`vectors/live.refresh`).
+        Long-lived readers call this between requests; True when the vectors changed."""
         if self._vectors is None:
             return False
-        images = self.catalog.images
+        images, gen = self.catalog.images, self.catalog.generation()
         self._vectors, self._contents, moved = live.refresh(
-            self._vectors,
-            self.catalog.generation(),
-            self._contents,
-            images.content_keys,
-            images.vectors,
+            self._vectors, gen, self._contents, images.content_keys, images.vectors
         )
         return moved
 
-    def _sync_vectors(
-        self, start_generation: int, changed: Sequence[int], removed: Sequence[int]
-    ) -> None:
-        """Bring the FAISS file to the catalog's generation: apply one run's changes to it, or
-        rebuild it if it was stale already (then the next writer repairs an index that a crash
-        left behind, even when its own run changed nothing)."""
-        images = self.catalog.images
+    def _sync_vectors(self, start: int, changed: Sequence[int], removed: Sequence[int]) -> None:
+        """Bring the FAISS file from generation `start` to the catalog's after a write: the
+        changes applied, or a rebuild (`vectors/sync.after_write`)."""
+        images, gen = self.catalog.images, self.catalog.generation()
         self._vectors = sync.after_write(
-            self._vectors,
-            self.dir,
-            start_generation,
-            self.catalog.generation(),
-            changed,
-            removed,
-            images.vectors,
-            images.count,
+            self._vectors, self.dir, start, gen, changed, removed, images.vectors, images.count
         )
 
     def rebuild_vectors(self, requested: str, progress: Progress | None = None) -> VectorStore:
