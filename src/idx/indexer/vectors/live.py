@@ -2,7 +2,7 @@
 a selection of ids, the stored vectors of some ids, and catching up with a writer.
 
 A reader never writes the FAISS file: it applies a writer's committed batches to its own copy
-(see `Index.refresh`) and loads the file again once the writer has saved it.
+(`refresh`, called by `Index.refresh`) and loads the file again once the writer has saved it.
 """
 
 from __future__ import annotations
