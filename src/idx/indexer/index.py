@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -239,7 +238,7 @@ class Index:
         `settings` (RunSettings) are the run's settings (default: the Index's own), with
         `batch_size`, `workers`, `engine` and `ray_address` in front where given.
         """
-        from idx.indexer.ingest.jobs import Job
+        from idx.indexer.ingest.jobs import Job, resume_command
         from idx.indexer.ingest.pipeline import Ingest
         from idx.indexer.model.encoder import Encoder
 
@@ -250,7 +249,7 @@ class Index:
         run = self._run_settings(settings).with_flags(
             batch_size=batch_size, workers=workers, engine=engine, ray_address=ray_address
         )
-        resume = _resume_command(self.dir, folders, run)
+        resume = resume_command(self.dir, folders, run)
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
@@ -401,11 +400,3 @@ class Index:
     def _require_writable(self, what: str) -> None:
         if self.read_only:
             raise UsageError(f"cannot {what}: index {self.dir} was opened read-only")
-
-
-def _resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
-    """The `idx add` that runs this again, for `idx status` to show (the engine only where it is
-    not the default)."""
-    flags = [] if run.engine == "local" else ["--engine", run.engine]
-    flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
-    return shlex.join(["idx", "--index", str(index_dir), "add", *paths, *flags])
