@@ -246,7 +246,7 @@ class Index:
         folders = [os.path.expanduser(os.fspath(p)) for p in paths]
         if not folders:
             raise UsageError("add needs at least one folder")
-        run = self._run_settings(settings).with_flags(
+        run = self.settings.for_run(settings).with_flags(
             batch_size=batch_size, workers=workers, engine=engine, ray_address=ray_address
         )
         resume = resume_command(self.dir, folders, run)
@@ -277,17 +277,6 @@ class Index:
                 self._discard()
             raise
         return report
-
-    def _run_settings(self, settings: RunSettings | None) -> RunSettings:
-        """`settings` for a run, which must run the model as this Index does; else its own."""
-        if settings is None or settings.places_model_as(self.settings):
-            return settings or self.settings
-        raise UsageError(
-            f"add(settings=...) runs the model on {settings.device} ({settings.precision}, "
-            f"model {settings.model or 'as stored'}), this Index on {self.device} "
-            f"({self.precision}, model {self.settings.model or 'as stored'}); open the Index "
-            "with those settings: Index(path, settings=...)"
-        )
 
     def _run(self, ingest: Ingest, paths: list[str]) -> AddReport:
         """Run `ingest` over `paths`; the FAISS file follows what it committed, even when it
