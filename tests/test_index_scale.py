@@ -103,7 +103,7 @@ def test_in_place_changes_equal_the_lists_filled_anew_and_recall_of_a_rebuild(tm
     for i in gone:
         del final[int(i)]
     final.update(zip(np.concatenate([changed, new_ids]).tolist(), fresh))
-    # as Index._sync_vectors applies one run: drop removed and changed ids, add the new vectors
+    # as vectors.sync.after_write applies one run: drop removed and changed ids, add the new vectors
     store.remove(np.concatenate([changed, gone]))
     store.add(np.concatenate([changed, new_ids]), fresh)
     store.save(2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -22,8 +21,8 @@ from idx.indexer.ingest.settings import RunSettings
 from idx.indexer.model import precision as precisions
 from idx.indexer.model.identity import ModelIdentity, check_compatible
 from idx.indexer.model.texts import TextEncoder
-from idx.indexer.vectors.live import catch_up
-from idx.indexer.vectors.store import REMOVABLE, VectorStore
+from idx.indexer.vectors import live, sync
+from idx.indexer.vectors.store import VectorStore
 from idx.progress import Progress
 
 if TYPE_CHECKING:  # loaded where used: a query never loads the add pipeline or the encoder
@@ -181,73 +180,32 @@ class Index:
         return writer_pid(self.dir) is not None
 
     def refresh(self) -> bool:
-        """Catch the loaded vectors up with a writer (a running `idx add`): when the catalog's
-        generation moved, load the FAISS file if the writer saved it for that generation, else
-        apply the changes in memory (new, changed and removed vectors). Long-lived readers call
-        this between requests; True when the vectors changed."""
+        """Catch the loaded vectors up with a writer, a running `idx add` (`vectors/live.refresh`).
+        Long-lived readers call this between requests; True when the vectors changed."""
         if self._vectors is None:
             return False
-        images = self.catalog.images
-        gen = self.catalog.generation()
-        if self._vectors.meta.get("generation") == gen:
-            if self._contents is None:
-                self._contents = images.content_keys()  # what later changes are compared with
-            return False
-        now = images.content_keys()
-        saved = VectorStore(self.dir)
-        if saved.read_meta().get("generation") == gen:
-            saved.load(gen, images.vectors, writable=False)
-            if saved.ntotal != len(now[0]):  # the writer saved a later generation meanwhile
-                saved.rebuild(gen, *images.vectors(), writable=False)
-            self._vectors = saved
-        elif self._contents is None:
-            self._vectors.rebuild(gen, *images.vectors(), writable=False)
-        else:
-            catch_up(self._vectors, gen, self._contents, now, images.vectors)
-        self._contents = now
-        return True
+        images, gen = self.catalog.images, self.catalog.generation()
+        self._vectors, self._contents, moved = live.refresh(
+            self._vectors, gen, self._contents, images.content_keys, images.vectors
+        )
+        return moved
 
-    def _sync_vectors(
-        self, start_generation: int, changed: Sequence[int], removed: Sequence[int]
-    ) -> None:
-        """Bring the FAISS file to the catalog's generation: apply one run's changes to it, or
-        rebuild it if it was stale already (then the next writer repairs an index that a crash
-        left behind, even when its own run changed nothing)."""
-        store = VectorStore(self.dir)
-        gen = self.catalog.generation()
-        recorded = store.read_meta().get("generation")
-        if recorded == gen:  # nothing committed, and the file was in step
-            return
-        if recorded != start_generation:
-            store.load(gen, self.catalog.images.vectors, writable=True)
-        elif not changed and not removed:  # only paths or file times changed
-            store.follow(gen)
-            self._vectors = None  # loaded again, for `gen`, when next used
-            return
-        else:
-            store.load(start_generation, self.catalog.images.vectors, writable=False)
-            if not store.can_apply(changed, removed, self.catalog.images.count()):
-                # e.g. HNSW cannot drop ids: rebuild, keeping the recorded type
-                store.rebuild(gen, *self.catalog.images.vectors())
-            else:
-                if store.kind in REMOVABLE:
-                    store.remove(np.asarray(list(changed) + list(removed), dtype=np.int64))
-                if changed:
-                    store.add(*self.embeddings(changed))
-                store.save(gen)
-        self._vectors = store
+    def _sync_vectors(self, start: int, changed: Sequence[int], removed: Sequence[int]) -> None:
+        """Bring the FAISS file from generation `start` to the catalog's after a write: the
+        changes applied, or a rebuild (`vectors/sync.after_write`)."""
+        images, gen = self.catalog.images, self.catalog.generation()
+        self._vectors = sync.after_write(
+            self._vectors, self.dir, start, gen, changed, removed, images.vectors, images.count
+        )
 
     def rebuild_vectors(self, requested: str, progress: Progress | None = None) -> VectorStore:
         """Rebuild the FAISS file from the catalog as `requested` ("auto" or an index type)."""
         self._require_writable("reindex")
-        store = VectorStore(self.dir)
-        store.meta = store.read_meta()
-        ids, matrix = self.catalog.images.vectors()
-        store.rebuild(
-            self.catalog.generation(), ids, matrix, requested=requested, progress=progress
+        images = self.catalog.images
+        self._vectors = sync.rebuild(
+            self.dir, self.catalog.generation(), images.vectors, requested, progress
         )
-        self._vectors = store
-        return store
+        return self._vectors
 
     # -- operations -------------------------------------------------------------------------
 
@@ -280,7 +238,7 @@ class Index:
         `settings` (RunSettings) are the run's settings (default: the Index's own), with
         `batch_size`, `workers`, `engine` and `ray_address` in front where given.
         """
-        from idx.indexer.ingest.jobs import Job
+        from idx.indexer.ingest.jobs import Job, resume_command
         from idx.indexer.ingest.pipeline import Ingest
         from idx.indexer.model.encoder import Encoder
 
@@ -288,10 +246,10 @@ class Index:
         folders = [os.path.expanduser(os.fspath(p)) for p in paths]
         if not folders:
             raise UsageError("add needs at least one folder")
-        run = self._run_settings(settings).with_flags(
+        run = self.settings.for_run(settings).with_flags(
             batch_size=batch_size, workers=workers, engine=engine, ray_address=ray_address
         )
-        resume = _resume_command(self.dir, folders, run)
+        resume = resume_command(self.dir, folders, run)
         try:
             with Job(self.dir, command or resume, resume, progress) as job:
                 ident = self.identity()  # refuse a mismatched model before any work
@@ -319,17 +277,6 @@ class Index:
                 self._discard()
             raise
         return report
-
-    def _run_settings(self, settings: RunSettings | None) -> RunSettings:
-        """`settings` for a run, which must run the model as this Index does; else its own."""
-        if settings is None or settings.places_model_as(self.settings):
-            return settings or self.settings
-        raise UsageError(
-            f"add(settings=...) runs the model on {settings.device} ({settings.precision}, "
-            f"model {settings.model or 'as stored'}), this Index on {self.device} "
-            f"({self.precision}, model {self.settings.model or 'as stored'}); open the Index "
-            "with those settings: Index(path, settings=...)"
-        )
 
     def _run(self, ingest: Ingest, paths: list[str]) -> AddReport:
         """Run `ingest` over `paths`; the FAISS file follows what it committed, even when it
@@ -442,11 +389,3 @@ class Index:
     def _require_writable(self, what: str) -> None:
         if self.read_only:
             raise UsageError(f"cannot {what}: index {self.dir} was opened read-only")
-
-
-def _resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
-    """The `idx add` that runs this again, for `idx status` to show (the engine only where it is
-    not the default)."""
-    flags = [] if run.engine == "local" else ["--engine", run.engine]
-    flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
-    return shlex.join(["idx", "--index", str(index_dir), "add", *paths, *flags])

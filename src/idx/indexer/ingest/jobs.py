@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idx import config
 from idx.indexer.catalog.lock import writer_pid
 from idx.progress import Progress, ProgressEvent
+
+if TYPE_CHECKING:
+    from idx.indexer.ingest.settings import RunSettings
 
 JOB_FILE = config.JOB_FILE
 
@@ -101,6 +105,14 @@ def current(index_dir: Path) -> dict[str, Any] | None:
     else:
         status = "interrupted"
     return state | {"status": status}
+
+
+def resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
+    """The `idx add` that runs this again, for `idx status` to show (the engine only where it is
+    not the default)."""
+    flags = [] if run.engine == "local" else ["--engine", run.engine]
+    flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
+    return shlex.join(["idx", "--index", str(index_dir), "add", *paths, *flags])
 
 
 def _now() -> str:

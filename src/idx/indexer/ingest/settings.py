@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from idx import config
+from idx.errors import UsageError
 from idx.indexer.model import devices
 from idx.indexer.model.identity import ModelIdentity, resolve
 
@@ -100,6 +101,18 @@ class RunSettings:
         """Whether both run the same model the same way (device, precision, the model asked)."""
         same = ("device", "precision", "model", "pretrained", "checkpoint")
         return all(getattr(self, name) == getattr(other, name) for name in same)
+
+    def for_run(self, settings: RunSettings | None) -> RunSettings:
+        """The settings of a run (`Index.add(settings=...)`) on an Index opened with these:
+        `settings`, which must run the model as these do; None: these."""
+        if settings is None or settings.places_model_as(self):
+            return settings or self
+        raise UsageError(
+            f"add(settings=...) runs the model on {settings.device} ({settings.precision}, "
+            f"model {settings.model or 'as stored'}), this Index on {self.device} "
+            f"({self.precision}, model {self.model or 'as stored'}); open the Index "
+            "with those settings: Index(path, settings=...)"
+        )
 
     def model_identity(self, stored: ModelIdentity | None, index_dir: Path) -> ModelIdentity:
         """The model: the one asked for, else what the index stored, else the default; another

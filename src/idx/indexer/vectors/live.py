@@ -2,7 +2,7 @@
 a selection of ids, the stored vectors of some ids, and catching up with a writer.
 
 A reader never writes the FAISS file: it applies a writer's committed batches to its own copy
-(see `Index.refresh`) and loads the file again once the writer has saved it.
+(`refresh`, called by `Index.refresh`) and loads the file again once the writer has saved it.
 """
 
 from __future__ import annotations
@@ -85,3 +85,33 @@ def catch_up(
         store.add(*fetch(changed))
     store.meta = {**store.meta, "generation": generation, "count": store.ntotal}
     return "applied"
+
+
+def refresh(
+    held: VectorStore,
+    generation: int,
+    contents: Contents | None,
+    content_keys: Callable[[], Contents],
+    fetch: Callable[..., tuple[np.ndarray, np.ndarray]],
+) -> tuple[VectorStore, Contents, bool]:
+    """Catch a reader's `held` vectors up with a writer at catalog `generation`: when the
+    generation moved, load the FAISS file if the writer saved it for that generation, else apply
+    the changes in memory (new, changed and removed vectors). `contents` is what `held` holds
+    (None: not known yet), `content_keys()` the catalog's now, `fetch(ids)` (ids, vectors).
+    Returns (the store to hold, the contents it holds, whether the vectors changed)."""
+    if held.meta.get("generation") == generation:
+        if contents is None:
+            contents = content_keys()  # what later changes are compared with
+        return held, contents, False
+    now = content_keys()
+    saved = VectorStore(held.index_dir)
+    if saved.read_meta().get("generation") == generation:
+        saved.load(generation, fetch, writable=False)
+        if saved.ntotal != len(now[0]):  # the writer saved a later generation meanwhile
+            saved.rebuild(generation, *fetch(), writable=False)
+        held = saved
+    elif contents is None:
+        held.rebuild(generation, *fetch(), writable=False)
+    else:
+        catch_up(held, generation, contents, now, fetch)
+    return held, now, True
