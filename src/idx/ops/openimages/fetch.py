@@ -109,45 +109,32 @@ def fetch(
             on_skip=on_skip,
         )
         rows = _label_files(files, folders, split, progress)
+    counts = selection.per_class(candidates, taken)
     return FetchReport(
         dest=str(root),
         split=split,
         images_dir=str(folders[split]),
         seed=seed,
         limit=limit,
+        classes=[
+            c.as_dict() | {"candidates": len(ids), "selected": n}
+            for c, ids, n in zip(choices, candidates, counts)
+        ],
+        candidates=len(set().union(*candidates)),
+        selected=len(taken),
+        fetched=got.fetched,
+        present=got.present,
+        missing=got.missing,
+        failed=got.failed,
+        bytes=got.bytes,
+        seconds=round(got.seconds, 3),
+        images_per_s=round(got.fetched / got.seconds, 2) if got.seconds else 0.0,
+        mb_per_s=round(got.bytes / 1e6 / got.seconds, 3) if got.seconds else 0.0,
         files=files,
         downloaded=downloaded,
         label_rows=rows["labels"],
         box_rows=rows.get("boxes"),
-        **_tally(choices, candidates, taken, got),
     )
-
-
-def _tally(
-    choices: list[classes.ClassChoice],
-    candidates: list[set[str]],
-    taken: list[str],
-    got: images.ImageResult,
-) -> dict[str, Any]:
-    """The report's counts: per class asked (its choice, its candidates, the images taken of
-    them), over all classes, and what the image transfer did (with its rates)."""
-    counts = selection.per_class(candidates, taken)
-    return {
-        "classes": [
-            c.as_dict() | {"candidates": len(ids), "selected": n}
-            for c, ids, n in zip(choices, candidates, counts)
-        ],
-        "candidates": len(set().union(*candidates)),
-        "selected": len(taken),
-        "fetched": got.fetched,
-        "present": got.present,
-        "missing": got.missing,
-        "failed": got.failed,
-        "bytes": got.bytes,
-        "seconds": round(got.seconds, 3),
-        "images_per_s": round(got.fetched / got.seconds, 2) if got.seconds else 0.0,
-        "mb_per_s": round(got.bytes / 1e6 / got.seconds, 3) if got.seconds else 0.0,
-    }
 
 
 @contextmanager
