@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from idx.cli.options import (
@@ -18,6 +20,9 @@ from idx.cli.options import (
 from idx.cli.progress import ProgressBar
 from idx.cli.views.insights import TABLES, show_insights
 from idx.errors import UsageError
+
+if TYPE_CHECKING:
+    from idx.ops.insights.runs import InsightsResult
 
 
 @click.command()
@@ -131,8 +136,6 @@ def insights(
       idx insights --level 2
       idx insights --rollup Fruit,Dessert,Snack --json
     """
-    from idx.ops.insights.measure import insights as measure_insights
-    from idx.ops.insights.runs import find_insights
     from idx.ops.labels.hierarchy import Rollup
 
     if level is not None and rollup:
@@ -145,6 +148,7 @@ def insights(
         parents = Rollup(level=level, names=names)
 
     asked = {
+        "cluster_run": cluster_run,
         "k_nn": k_nn,
         "zero_shot": not no_zero_shot,
         "probe": not no_probe,
@@ -152,23 +156,32 @@ def insights(
         "rollup": parents,
         "sources": list(sources) or None,
     }
-    result = stored_run(
-        ctx,
-        show is not None and not recompute,
-        lambda index: find_insights(index, cluster_run=cluster_run, **asked),
-        "insight run",
-    )
+    stored = show is not None and not recompute
+    result = _stored_or_new(ctx, asked, stored, quiet=quiet, plots=not no_plots, plots_dir=out)
+    show_insights(result, fmt, show, limit)
+
+
+def _stored_or_new(
+    ctx: click.Context,
+    asked: dict[str, Any],
+    stored: bool,
+    *,
+    quiet: bool,
+    plots: bool,
+    plots_dir: str | None,
+) -> InsightsResult:
+    """The run to show: when `stored`, the newest stored one asked the same; else, or when there
+    is none, a new one measured with a progress bar."""
+    from idx.ops.insights.measure import insights as measure_insights
+    from idx.ops.insights.runs import find_insights
+
+    result = stored_run(ctx, stored, lambda index: find_insights(index, **asked), "insight run")
     if result is None:
         with ProgressBar(quiet, unit="step") as bar, open_index(ctx) as index:
             result = measure_insights(
-                index,
-                cluster_run=cluster_run,
-                plots=not no_plots,
-                plots_dir=out,
-                progress=bar,
-                **asked,
+                index, plots=plots, plots_dir=plots_dir, progress=bar, **asked
             )
-    show_insights(result, fmt, show, limit)
+    return result
 
 
 def register(cli: click.Group) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from idx.cli.output import QUIET_NOTES, note_untrained, render_rows, render_summ
 from idx.cli.progress import ProgressBar
 from idx.cli.views.robustness import show_injection, show_report
 from idx.errors import UsageError
+
+if TYPE_CHECKING:
+    from idx.ops.robustness.measure import RobustnessReport
 
 # ops.robustness and ops.injection load FAISS, DuckDB and PIL: commands import them when they run.
 
@@ -122,39 +125,64 @@ def robustness(
     if ctx.invoked_subcommand is not None:
         return
     from idx.ops.robustness.inputs import parse_severities, resolve_perturbations
-    from idx.ops.robustness.measure import measure
-    from idx.ops.robustness.runs import find_robustness
 
     names = resolve_perturbations(perturb.split(","))
     levels = parse_severities(severity)
     asked = {"sample": sample, "seed": seed, "k": k, "depth": depth, "cluster_run": cluster_run}
+    report = _stored_or_new(
+        ctx,
+        names,
+        levels,
+        asked,
+        show_stored,
+        quiet=quiet,
+        model={"model": model, "pretrained": pretrained, "checkpoint": checkpoint},
+        save_dir=save_dir,
+        plots=not no_plots,
+        batch_size=batch_size,
+        workers=workers,
+    )
+    if quiet:  # -q here also leaves out the notes, as it leaves out the bar and the skips
+        ctx.meta[QUIET_NOTES] = True
+    show_report(report, fmt)
+
+
+def _stored_or_new(
+    ctx: click.Context,
+    names: list[str],
+    levels: list[int],
+    asked: dict[str, Any],
+    stored: bool,
+    *,
+    quiet: bool,
+    model: dict[str, Any],
+    **run: Any,
+) -> RobustnessReport:
+    """The run to show: when `stored` (--show), the newest stored one asked the same; else, or
+    when there is none, a new one measured with `run` (save_dir, plots, batch_size, workers) in
+    the index opened with the `model` flags, its progress and skipped images shown unless quiet."""
+    from idx.ops.robustness.measure import measure
+    from idx.ops.robustness.runs import find_robustness
+
     report = stored_run(
         ctx,
-        show_stored,
+        stored,
         lambda index: find_robustness(index, names, levels, **asked),
         "robustness run",
     )
     if report is None:
-        with (
-            ProgressBar(quiet) as bar,
-            open_index(ctx, model=model, pretrained=pretrained, checkpoint=checkpoint) as index,
-        ):
+        with ProgressBar(quiet) as bar, open_index(ctx, **model) as index:
             report = measure(
                 index,
                 names,
                 levels,
-                save_dir=save_dir,
-                plots=not no_plots,
-                batch_size=batch_size,
-                workers=workers,
                 progress=bar,
                 on_skip=_skip_printer(bar, quiet),
+                **run,
                 **asked,
             )
             bar.close()
-    if quiet:  # -q here also leaves out the notes, as it leaves out the bar and the skips
-        ctx.meta[QUIET_NOTES] = True
-    show_report(report, fmt)
+    return report
 
 
 @robustness.command("list")

@@ -119,29 +119,14 @@ def walk(
     stack = [root]
     while stack:
         folder = stack.pop()
+        entries = _entries(folder, seen_dirs)
+        if isinstance(entries, Skip):
+            yield [], [entries]
+            continue
+        if entries is None:  # walked already, reached again by another path
+            continue
         files: list[FileEntry] = []
         skips: list[Skip] = []
-        try:
-            st = os.stat(folder)
-        except OSError as exc:
-            yield files, [Skip(folder, f"folder cannot be read ({exc.strerror})")]
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            if os.path.islink(folder):
-                reason = "symbolic link loop (folder already scanned); not followed"
-                yield files, [Skip(folder, reason)]
-            continue
-        seen_dirs.add(key)
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError:
-            reason = "permission denied on folder; make it readable (chmod +rx) and run add again"
-            yield files, [Skip(folder, reason)]
-            continue
-        except OSError as exc:
-            yield files, [Skip(folder, f"folder cannot be listed ({exc.strerror})")]
-            continue
         subdirs = []
         for entry in entries:
             name = entry.name
@@ -176,6 +161,29 @@ def walk(
         yield files, skips
         subdirs.sort(reverse=True)
         stack.extend(subdirs)
+
+
+def _entries(folder: str, seen_dirs: set[tuple[int, int]]) -> list[os.DirEntry[str]] | Skip | None:
+    """The folder's entries, its (device, inode) added to `seen_dirs`; a Skip when it cannot be
+    read or listed, or is a link back to a folder already walked; None when it was walked
+    already (reached again by another path)."""
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        return Skip(folder, f"folder cannot be read ({exc.strerror})")
+    key = (st.st_dev, st.st_ino)
+    if key in seen_dirs:
+        if os.path.islink(folder):
+            return Skip(folder, "symbolic link loop (folder already scanned); not followed")
+        return None
+    seen_dirs.add(key)
+    try:
+        return list(os.scandir(folder))
+    except PermissionError:
+        reason = "permission denied on folder; make it readable (chmod +rx) and run add again"
+        return Skip(folder, reason)
+    except OSError as exc:
+        return Skip(folder, f"folder cannot be listed ({exc.strerror})")
 
 
 def _relative(path: str, base: int) -> str:

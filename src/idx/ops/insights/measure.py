@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from idx.ops.labels.positives import load_positives, prompt_vectors
 from idx.progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:
+    from idx.analysis.insights import LabelInsights
     from idx.indexer.index import Index
 
 log = logging.getLogger(__name__)
@@ -85,37 +86,26 @@ def insights(
     run_id = latest_cluster_run(index, cluster_run)
     clusters = _clusters(index, run_id, data.ids, notes)
     texts = _prompt_vectors(index, data, step, notes) if zero_shot else None
-    ident = index.stored_identity()
-    if ident is not None and ident.untrained:
-        notes.append("the model has UNTRAINED random weights: these numbers say nothing about CLIP")
     step("neighbours and metrics")
     from idx.analysis.insights import LabelInsights  # scikit-learn: slow to import, load late
 
     fitted = LabelInsights(
         k_nn=k_nn, suspect_vote_share=suspect_vote_share, random_state=random_state
     ).fit(data.vectors, data.y, clusters=clusters, text_embeddings=texts)
-    metrics = fitted.summary_ | {
-        "model": ident.describe() if ident else None,
-        "untrained": bool(ident and ident.untrained),
-        "sources": sources,
-        "cluster_run_id": run_id,
-        "prompt": config.PROMPT_TEMPLATE.format("{display_name}") if zero_shot else None,
-        "rollup": None
-        if rollup is None
-        else {"level": rollup.level, "classes": list(rollup.names) or None},
-        "inputs": inputs(
-            index,
-            cluster_run_id=run_id,
-            k_nn=k_nn,
-            zero_shot=zero_shot,
-            probe=probe,
-            folds=folds,
-            sources=sources,
-            rollup=rollup,
-            suspect_vote_share=suspect_vote_share,
-            random_state=random_state,
-        ),
-    }
+    metrics = _metrics(
+        index,
+        fitted,
+        run_id,
+        notes,
+        sources=sources,
+        zero_shot=zero_shot,
+        rollup=rollup,
+        k_nn=k_nn,
+        probe=probe,
+        folds=folds,
+        suspect_vote_share=suspect_vote_share,
+        random_state=random_state,
+    )
     probes = None
     if probe:
         probes = _probe(index, data, folds, fitted.k_, random_state, metrics, notes, step, progress)
@@ -128,6 +118,43 @@ def insights(
         result.plots = draw_insights(data, fitted, result, config.plots_dir(index.dir, plots_dir))
     step("done")
     return result
+
+
+def _metrics(
+    index: Index,
+    fitted: LabelInsights,
+    run_id: int | None,
+    notes: list[str],
+    *,
+    sources: list[str] | None,
+    zero_shot: bool,
+    rollup: Rollup | None,
+    **asked: Any,
+) -> dict[str, Any]:
+    """The run's metrics: the fitted summary, what the run was made with (model, sources,
+    cluster run, prompt, rollup) and its `inputs`, which a later --show matches on; a note when
+    the model is untrained."""
+    ident = index.stored_identity()
+    if ident is not None and ident.untrained:
+        notes.append("the model has UNTRAINED random weights: these numbers say nothing about CLIP")
+    return fitted.summary_ | {
+        "model": ident.describe() if ident else None,
+        "untrained": bool(ident and ident.untrained),
+        "sources": sources,
+        "cluster_run_id": run_id,
+        "prompt": config.PROMPT_TEMPLATE.format("{display_name}") if zero_shot else None,
+        "rollup": None
+        if rollup is None
+        else {"level": rollup.level, "classes": list(rollup.names) or None},
+        "inputs": inputs(
+            index,
+            cluster_run_id=run_id,
+            zero_shot=zero_shot,
+            sources=sources,
+            rollup=rollup,
+            **asked,
+        ),
+    }
 
 
 def _check(k_nn: int, folds: int, suspect_vote_share: float) -> None:

@@ -78,13 +78,7 @@ def fetch(
     sample of `limit` of them when given, into `dest`; see the module's docstring."""
     root = Path(dest).expanduser()
     names = classes.split_names(class_names)
-    folders = {n: root / n for n in ("metadata", split, "labels")}
-    sources.labels(split)  # a bad split is refused before anything is made
-    for folder in folders.values():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot make {folder} ({exc}); give a folder you can write") from None
+    folders = _folders(root, split)
     with _locked(root), client or Client() as session:
         for folder in folders.values():
             remove_partials(folder)
@@ -135,6 +129,19 @@ def fetch(
         label_rows=rows["labels"],
         box_rows=rows.get("boxes"),
     )
+
+
+def _folders(root: Path, split: str) -> dict[str, Path]:
+    """DEST's metadata, images and labels folders, made; a bad split is refused (UsageError)
+    before anything is made, as is a DEST that cannot be written."""
+    sources.labels(split)
+    folders = {n: root / n for n in ("metadata", split, "labels")}
+    for folder in folders.values():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot make {folder} ({exc}); give a folder you can write") from None
+    return folders
 
 
 @contextmanager
