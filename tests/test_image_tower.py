@@ -17,7 +17,7 @@ from idx.indexer.index import Index
 from idx.indexer.model import image_tower, towers
 from idx.indexer.model.encoder import Encoder
 from idx.indexer.model.identity import ModelSpec, identify
-from tests.fresh import run_cli
+from tests.fresh import run_cli, run_cli_result
 
 pytest.importorskip("onnxruntime")
 
@@ -113,3 +113,25 @@ def test_add_and_image_search_in_a_new_process_load_no_torch(tmp_path, images, t
     slow, torch_loaded = run_cli(args, {"IDX_ONNX": "0"})
     assert torch_loaded
     assert [h["id"] for h in json.loads(fast)] == [h["id"] for h in json.loads(slow)]
+
+
+def test_a_damaged_image_tower_is_removed_and_prepared_again(
+    tmp_path, monkeypatch, images, tiny_model
+):
+    """A tower folder whose meta.json is damaged (a crash, a full disk) is removed with a warning
+    by the next process, which prepares it again, so later ones start without torch again."""
+    monkeypatch.setenv("IDX_CACHE", str(tmp_path / "cache"))
+    folders = sorted(p for p in images.iterdir() if p.is_dir())
+    model = ["--model", tiny_model["model"], "--checkpoint", tiny_model["checkpoint"]]
+    index = ["--index", str(tmp_path / "index")]
+    run_cli([*index, "add", str(folders[0]), "-q", *model])
+    ident = identify(ModelSpec(tiny_model["model"], checkpoint=tiny_model["checkpoint"]))
+    meta = towers.folder("image", ident) / "meta.json"
+    meta.write_text('{"preprocess": \n')
+
+    repaired = run_cli_result([*index, "add", str(folders[1]), "--json"])
+    assert repaired["exit_code"] == 0, repaired["stderr"]
+    assert "unusable" in repaired["stderr"] and repaired["torch"]
+    assert json.loads(meta.read_text())["preprocess"]  # prepared again, whole
+    _, torch_loaded = run_cli([*index, "add", str(folders[2]), "--json"])
+    assert not torch_loaded

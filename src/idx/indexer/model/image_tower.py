@@ -147,7 +147,8 @@ def steps(identity: ModelIdentity) -> Steps | None:
         return None
     try:
         return Steps(where)
-    except (OSError, ValueError, KeyError, TypeError):  # damaged: the tower's own load removes it
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        towers.discard("image", where, exc)
         return None
 
 

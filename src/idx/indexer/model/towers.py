@@ -89,10 +89,16 @@ def load(
         try:
             _LOADED[where] = opener(where)
         except Exception as exc:  # noqa: BLE001 - any damage: fall back to the model
-            log.warning("%s tower cache %s is unusable (%s); removing it", kind, where, exc)
-            shutil.rmtree(where, ignore_errors=True)
+            discard(kind, where, exc)
             return None
     return _LOADED[where]
+
+
+def discard(kind: str, where: Path, damage: Exception) -> None:
+    """Remove a damaged tower folder, saying why; the next process with the model loaded
+    prepares it again."""
+    log.warning("%s tower cache %s is unusable (%s); removing it", kind, where, damage)
+    shutil.rmtree(where, ignore_errors=True)
 
 
 def build(where: Path, write: Callable[[Path], str | None]) -> str | None:
