@@ -31,3 +31,25 @@ def run_cli_result(args: list[str], env_extra: dict[str, str] | None = None) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_main(
+    args: list[str], env_extra: dict[str, str] | None = None, *, slow_towers: bool = False
+) -> subprocess.CompletedProcess:
+    """`idx ARGS` through its real entry point in a new interpreter (its own stderr and logging,
+    as a user sees them), the command must succeed. `slow_towers`: preparing an ONNX tower is
+    estimated as slow as ViT-B-32's, so that the tiny model gets the note a real one does."""
+    code = (
+        "import sys\n"
+        "from idx.indexer.model import towers\n"
+        f"if {slow_towers}: towers.PARAMETERS_PER_SECOND = 1e3\n"
+        "from idx.cli.main import main\n"
+        "sys.argv = ['idx', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    env = {**os.environ, **(env_extra or {})}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done

@@ -17,7 +17,7 @@ from idx.indexer.index import Index
 from idx.indexer.model import image_tower, towers
 from idx.indexer.model.encoder import Encoder
 from idx.indexer.model.identity import ModelSpec, identify
-from tests.fresh import run_cli, run_cli_result
+from tests.fresh import run_cli, run_cli_result, run_main
 
 pytest.importorskip("onnxruntime")
 
@@ -135,3 +135,26 @@ def test_a_damaged_image_tower_is_removed_and_prepared_again(
     assert json.loads(meta.read_text())["preprocess"]  # prepared again, whole
     _, torch_loaded = run_cli([*index, "add", str(folders[2]), "--json"])
     assert not torch_loaded
+
+
+def test_the_first_add_notes_the_towers_it_prepares_unless_quiet(tmp_path, images, tiny_model):
+    """A machine's first add of a model prepares its towers, in the thread that loads the
+    model (a decode worker): the note says so, and -q leaves it out as it does the command's
+    own notes."""
+    folder = sorted(p for p in images.iterdir() if p.is_dir())[0]
+    model = ["--model", tiny_model["model"], "--checkpoint", tiny_model["checkpoint"]]
+
+    def add(name: str, *flags: str) -> str:
+        args = ["--index", str(tmp_path / name), "add", str(folder), *model, *flags]
+        return run_main(
+            args, {"IDX_CACHE": str(tmp_path / name / "cache")}, slow_towers=True
+        ).stderr
+
+    loud = add("loud")
+    assert (
+        "note: preparing the image tower of idx-tiny so that later runs start without torch" in loud
+    )
+    assert "note: preparing the text tower of idx-tiny" in loud
+    quiet = add("quiet", "-q")
+    assert "preparing" not in quiet and "note:" not in quiet
+    assert (tmp_path / "quiet" / "cache" / "image").is_dir()  # prepared all the same

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from idx.indexer.model import text_tower, towers
 from idx.indexer.model.encoder import Encoder
 from idx.indexer.model.identity import ModelSpec, identify
 from idx.ops.search import search
-from tests.fresh import run_cli, run_cli_result
+from tests.fresh import run_cli, run_cli_result, run_main
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
@@ -173,21 +172,8 @@ def test_preparing_the_tower_says_what_and_why_on_stderr_unless_quiet(tmp_path, 
     model that prepares in a blink gets no line."""
 
     def search(cache: str, *flags: str, slow: bool = True) -> subprocess.CompletedProcess:
-        code = (
-            "import sys\n"
-            "from idx.indexer.model import towers\n"
-            f"towers.PARAMETERS_PER_SECOND = {1e3 if slow else towers.PARAMETERS_PER_SECOND}\n"
-            "from idx.cli.main import main\n"
-            "sys.argv = ['idx', *sys.argv[1:]]\n"
-            "main()\n"
-        )
         command = ["--index", str(indexed_copy), "search", "--text", "red circles", *flags]
-        env = {**os.environ, "IDX_CACHE": str(tmp_path / cache)}
-        done = subprocess.run(
-            [sys.executable, "-c", code, *command], capture_output=True, text=True, env=env
-        )
-        assert done.returncode == 0, done.stderr
-        return done
+        return run_main(command, {"IDX_CACHE": str(tmp_path / cache)}, slow_towers=slow)
 
     loud = search("loud").stderr
     assert "note: preparing the text tower of " in loud

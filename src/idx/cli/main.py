@@ -66,16 +66,25 @@ def cli(ctx: click.Context, index_dir: str | None, wait: float, verbose: bool) -
     handler.setFormatter(LogLines(with_names=verbose))
     handler.addFilter(_unless_quiet)
     logging.basicConfig(level=logging.INFO if verbose else NOTE, handlers=[handler])
+    global _command
+    _command = ctx  # for notes logged outside click's context: the model loads in a worker thread
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
     ctx.obj["wait"] = wait
 
 
+#: The running command's root context. click keeps its current context per thread, and a note
+#: can come from a worker thread (a first add loads the model, and prepares its towers, in a
+#: decode thread); its `meta` is shared with every context under it.
+_command: click.Context | None = None
+
+
 def _unless_quiet(record: logging.LogRecord) -> bool:
-    """The library's notes (progress.NOTE) are left out of a command given -q, as its own are."""
+    """The library's notes (progress.NOTE) are left out of a command given -q, as its own are,
+    from whichever thread they come."""
     if record.levelno != NOTE:
         return True
-    ctx = click.get_current_context(silent=True)
+    ctx = click.get_current_context(silent=True) or _command
     return ctx is None or not ctx.meta.get(QUIET_NOTES)
 
 
