@@ -30,6 +30,7 @@ $(TEST_STACK): $(RUNTIME)
 
 demo: $(RUNTIME)
 	$(VENV)/bin/idx demo
+	@echo 'idx is in $(VENV)/bin: run  . $(VENV)/bin/activate  to use the try: lines and the README examples'
 
 test: $(RUNTIME) $(TEST_STACK)
 	$(VENV)/bin/mypy  # the files and settings: [tool.mypy] in pyproject.toml
