@@ -47,13 +47,21 @@ def check_name(name: str) -> None:
     """UsageError for a model name open_clip does not know, with the closest known names."""
     if name.startswith(PREFIXES) or not config_files() or name in config_files():
         return
-    close = difflib.get_close_matches(name, list(config_files()), n=4, cutoff=0.6)
+    close = close_names(name, list(config_files()))
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise UsageError(
         f"unknown model {name!r}; {hint}give a model open_clip knows (e.g. ViT-B-32, ViT-L-14, "
         'idx-tiny; all of them: python -c "import open_clip; print(open_clip.list_models())") '
         "or the path of a model config JSON"
     )
+
+
+def close_names(name: str, names: list[str]) -> list[str]:
+    """Up to 4 of `names` close to `name`, the closest first, letter case aside: `vit-b-32`
+    suggests ViT-B-32 before ViT-S-32."""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=4, cutoff=0.6)
+    return [by_lower[n] for n in close]
 
 
 def checkpoint_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]] | None:
