@@ -92,6 +92,7 @@ def test_env_vars_select_the_model(images, tiny_model, monkeypatch):
         (["--model", "ViT-B-99"], ["unknown model 'ViT-B-99'", "did you mean ViT-B-32"]),
         (["--model", "idx-tini"], ["unknown model 'idx-tini'", "did you mean idx-tiny?"]),
         (["--model", "vit-b-32"], ["unknown model 'vit-b-32'", "did you mean ViT-B-32, "]),
+        (["--pretrained", "opnai"], ["no pretrained weights 'opnai'", "did you mean openai?"]),
     ],
 )
 def test_unknown_model_names_suggest_close_ones(images, tmp_path, args, words):

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from idx import config
 from idx.errors import ModelLoadError, UsageError
+from idx.indexer.model import known
 from idx.indexer.model.identity import UNTRAINED_KEY, ModelIdentity
 
 
@@ -55,9 +56,12 @@ def _cached_pretrained(name: str, tag: str) -> bool:
 
     cfg = open_clip.get_pretrained_cfg(name, tag)
     if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        close = known.close_names(tag, tags)
         raise UsageError(
-            f"open_clip has no pretrained weights {tag!r} for {name!r}; "
-            f"see open_clip.list_pretrained() for the valid pairs"
+            f"open_clip has no pretrained weights {tag!r} for {name!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + f"; its weights: {', '.join(tags) or 'none'}"
         )
     if "file" in cfg:
         return True
