@@ -227,7 +227,7 @@ def _insights(run: DemoRun) -> None:
         "notes": result.notes,
     }
     run.outputs().update(
-        {f"insights {name.replace('_', ' ')}": path for name, path in result.plots.items()}
+        {f"insights_{name}": path for name, path in result.plots.items()}
     )
     run.say(
         f"demo: insights on {m['n_images']} labelled images in {m['n_classes']} classes: kNN "
@@ -268,7 +268,7 @@ def _search(run: DemoRun) -> None:
         f"demo: stored {graph.rows} neighbour pairs (k={graph.k}); "
         f"{same:.0%} of them share the image's folder"
     )
-    run.outputs()["neighbors table"] = catalog_path
+    run.outputs()["neighbors_table"] = catalog_path
     run.suggest(f'search --text "{QUERY}" -k 5', "neighbors 1 -k 5", "duplicates --threshold 0.99")
 
 
