@@ -104,15 +104,17 @@ def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
 _DOUBLE_QUOTE_SPECIAL = frozenset('"$`\\!')
 
 
-def command(index: str | os.PathLike[str], *args: str) -> str:
+def command(index: str | os.PathLike[str], *args: str, relative: bool = True) -> str:
     """An idx command line for the index folder `index`, to print as a next step: `idx --index
     DIR ARGS...`, DIR relative to the working folder when it lies under it (`idx-demo/index`),
     else absolute. `--index` is always there, so the line runs as pasted whatever IDX_INDEX
     says then. A word that needs quoting is double-quoted as people write it (`sql "SELECT
-    ..."`), unless it holds a character that is special there; then single-quoted (shlex)."""
+    ..."`), unless it holds a character that is special there; then single-quoted (shlex).
+    `relative=False`: DIR always absolute, for a line kept to be shown later, elsewhere."""
     path = os.path.abspath(index)
     here = os.getcwd()
-    shown = os.path.relpath(path, here) if path.startswith(os.path.join(here, "")) else path
+    under = relative and path.startswith(os.path.join(here, ""))
+    shown = os.path.relpath(path, here) if under else path
     return " ".join(_shell_word(word) for word in ("idx", "--index", shown, *args))
 
 

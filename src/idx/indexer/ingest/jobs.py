@@ -111,7 +111,8 @@ def resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
     not the default)."""
     flags = [] if run.engine == "local" else ["--engine", run.engine]
     flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
-    return config.command(index_dir, "add", *paths, *flags)
+    folders = [p if "://" in p else os.path.abspath(p) for p in paths]  # shown later, elsewhere
+    return config.command(index_dir, "add", *folders, *flags, relative=False)
 
 
 def _now() -> str:
