@@ -24,7 +24,7 @@ from idx.analysis import palette
 from idx.analysis.report_html import counts as metric_counts
 from idx.analysis.report_html import json_for_script, metric_rows
 from idx.cli.main import cli
-from idx.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from idx.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, command
 from idx.indexer.index import Index
 from idx.ops.insights import measure as insights
 from idx.ops.labels import imports as labels
@@ -105,11 +105,13 @@ def test_report_without_analysis_names_the_commands(indexed_copy, tmp_path):
     }
     assert data["summary"]["images"] == result.images == 48
     assert data["summary"]["untrained"] is True and result.untrained
-    assert data["map"]["missing"]["command"] == COMMANDS["project"]
-    assert data["clusters"]["missing"]["command"] == COMMANDS["cluster"]
-    assert data["insights"]["missing"]["command"] == COMMANDS["labels"]
-    assert data["robustness"]["missing"]["command"] == COMMANDS["robustness"]
-    assert data["leakage"]["missing"]["command"] == COMMANDS["leakage"]
+    hint = {name: command(indexed_copy, *args) for name, args in COMMANDS.items()}
+    assert data["commands"] == hint
+    assert data["map"]["missing"]["command"] == hint["project"]
+    assert data["clusters"]["missing"]["command"] == hint["cluster"]
+    assert data["insights"]["missing"]["command"] == hint["labels"]
+    assert data["robustness"]["missing"]["command"] == hint["robustness"]
+    assert data["leakage"]["missing"]["command"] == hint["leakage"]
     assert result.bytes == (tmp_path / "bare.html").stat().st_size
 
 
@@ -122,13 +124,30 @@ def labelled_only(indexed_copy, tiny_model, tmp_path):
     return tmp_path / "labelled.html"
 
 
-def test_report_with_labels_only_names_the_next_commands(labelled_only):
+def test_a_missing_section_command_runs_as_pasted(indexed_copy, monkeypatch, tmp_path):
+    """Written beside the index, the report names it relative to there, with --index, so the
+    command runs whatever IDX_INDEX says (here: a folder with no index)."""
+    monkeypatch.chdir(indexed_copy.parent)
+    monkeypatch.setenv("IDX_INDEX", str(tmp_path / "no-index"))
+    with Index(indexed_copy, read_only=True) as index:
+        write_report(index, tmp_path / "bare.html")
+    hint = page_data(tmp_path / "bare.html")["insights"]["missing"]["command"]
+    words = shlex.split(hint)
+    assert words[:3] == ["idx", "--index", indexed_copy.name], hint
+    result = CliRunner().invoke(cli, words[1:])
+    assert result.exit_code == 0, result.stderr
+    with Index(indexed_copy, read_only=True) as index:
+        assert index.sql("SELECT count(*) FROM labels")[1][0][0] == 48
+    assert not (tmp_path / "no-index").exists()
+
+
+def test_report_with_labels_only_names_the_next_commands(labelled_only, indexed_copy):
     data = page_data(labelled_only)
     section = data["insights"]
     assert "missing" not in section
-    assert section["heatmap"]["missing"]["command"] == COMMANDS["cluster"]
-    assert section["run_missing"]["command"] == COMMANDS["insights"]
-    assert data["map"]["missing"]["command"] == COMMANDS["project"]
+    assert section["heatmap"]["missing"]["command"] == command(indexed_copy, *COMMANDS["cluster"])
+    assert section["run_missing"]["command"] == command(indexed_copy, *COMMANDS["insights"])
+    assert data["map"]["missing"]["command"] == command(indexed_copy, *COMMANDS["project"])
     assert data["summary"]["labels"] is not None
 
 
@@ -147,7 +166,7 @@ def resolve(command: str) -> tuple[click.Command, list[str]]:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_missing_section_commands_parse_with_the_real_cli(name):
     """Every "produce it with" hint is a command line the CLI accepts as printed."""
-    cmd, args = resolve(COMMANDS[name])
+    cmd, args = resolve(shlex.join(["idx", *COMMANDS[name]]))
     with cmd.make_context(cmd.name, list(args)) as ctx:  # raises UsageError on a bad option
         params = ctx.params
     if name == "robustness":
@@ -593,10 +612,8 @@ def test_page_in_chromium_without_analysis(chromium, indexed_copy, tmp_path):
         write_report(index, tmp_path / "bare.html")
     page, problems = open_page(chromium, tmp_path / "bare.html")
     notes = page.locator("[data-missing]").all_inner_texts()
-    assert any("idx project" in t for t in notes)
-    assert any("idx cluster" in t for t in notes)
-    assert any("idx labels import" in t for t in notes)
-    assert any("idx robustness" in t for t in notes)
+    for name in ("project", "cluster", "labels", "robustness", "leakage"):
+        assert any(command(indexed_copy, *COMMANDS[name]) in t for t in notes), name
     assert page.locator("#untrained-banner").is_visible()
     assert page.evaluate("window.idxReport.pointCount()") == 0
     ARTIFACTS.mkdir(exist_ok=True)
@@ -628,11 +645,13 @@ def test_leakage_between_two_sets_shows_its_counts_and_pairs_as_pictures(
     page.close()
 
 
-def test_page_in_chromium_with_labels_only(chromium, labelled_only):
+def test_page_in_chromium_with_labels_only(chromium, labelled_only, indexed_copy):
     page, problems = open_page(chromium, labelled_only)
     notes = page.locator("[data-missing]").all_inner_texts()
-    assert any(COMMANDS["insights"] in t for t in notes)
-    assert any(COMMANDS["cluster"] in t for t in notes)
+    assert any(command(indexed_copy, *COMMANDS["insights"]) in t for t in notes)
+    assert any(command(indexed_copy, *COMMANDS["cluster"]) in t for t in notes)
+    cards = page.locator("#summary .cards").inner_text()
+    assert command(indexed_copy, *COMMANDS["neighbors"]) in cards
     assert page.evaluate("window.idxReport.pointCount()") == 0
     assert problems == []
     page.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,37 @@ def test_inject_compare_eject_round_trip(indexed_copy, monkeypatch, tmp_path):
     assert not Path(injected["folder"]).exists()  # its files went too
     result = run(*base, "eject")
     assert result.exit_code == 1 and "nothing injected" in result.stderr
+
+
+def test_the_commands_inject_suggests_run_as_pasted(indexed_copy, monkeypatch, tmp_path):
+    """Its `compare with:` and `remove with:` lines name the index (relative to the working
+    folder under it, else absolute), so they run whatever IDX_INDEX says, here a folder with
+    no index."""
+    monkeypatch.setenv("IDX_INDEX", str(tmp_path / "no-index"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd, named, shown in (
+        (indexed_copy.parent, indexed_copy.name, indexed_copy.name),
+        (elsewhere, str(indexed_copy), str(indexed_copy)),
+    ):
+        monkeypatch.chdir(cwd)
+        args = ["inject", "--kind", "blank", "--fraction", "0.05"]
+        result = run("--index", named, "robustness", *args)
+        assert result.exit_code == 0, result.stderr
+        hints = dict(
+            part.split(": ", 1)
+            for line in result.stdout.splitlines()
+            if line.startswith("compare with: ")
+            for part in line.split("; ")
+        )
+        assert set(hints) == {"compare with", "remove with"}, result.stdout
+        for hint in (hints["compare with"], hints["remove with"]):
+            words = shlex.split(hint)
+            assert words[:3] == ["idx", "--index", shown], hint
+            result = run(*words[1:])
+            assert result.exit_code == 0, (hint, result.stderr)
+    assert not (tmp_path / "no-index").exists()
+    assert "nothing injected" in run("--index", str(indexed_copy), "robustness", "eject").stderr
 
 
 def test_a_sample_larger_than_the_index_is_lowered_with_a_note(indexed_copy):

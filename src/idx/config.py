@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TypeVar
@@ -96,6 +97,32 @@ def index_dir(flag: str | os.PathLike[str] | None = None) -> Path:
     every path made from it and printed or stored (plots, injected files, the catalog) is
     absolute too: one form whether the index was named `.idx`, `sub/dir` or `/abs/dir`."""
     return Path(os.path.abspath(flag or env("INDEX") or DEFAULT_INDEX_DIR))
+
+
+#: Characters that keep their meaning inside double quotes in a POSIX shell (`!` in bash's
+#: interactive history): a word holding one is single-quoted instead.
+_DOUBLE_QUOTE_SPECIAL = frozenset('"$`\\!')
+
+
+def command(index: str | os.PathLike[str], *args: str, relative: bool = True) -> str:
+    """An idx command line for the index folder `index`, to print as a next step: `idx --index
+    DIR ARGS...`, DIR relative to the working folder when it lies under it (`idx-demo/index`),
+    else absolute. `--index` is always there, so the line runs as pasted whatever IDX_INDEX
+    says then. A word that needs quoting is double-quoted as people write it (`sql "SELECT
+    ..."`), unless it holds a character that is special there; then single-quoted (shlex).
+    `relative=False`: DIR always absolute, for a line kept to be shown later, elsewhere."""
+    path = os.path.abspath(index)
+    here = os.getcwd()
+    under = relative and path.startswith(os.path.join(here, ""))
+    shown = os.path.relpath(path, here) if under else path
+    return " ".join(_shell_word(word) for word in ("idx", "--index", shown, *args))
+
+
+def _shell_word(word: str) -> str:
+    quoted = shlex.quote(word)
+    if quoted == word or _DOUBLE_QUOTE_SPECIAL.intersection(word):
+        return quoted
+    return f'"{word}"'
 
 
 #: Images per model call by device kind, when neither --batch-size nor IDX_BATCH_SIZE says:

@@ -88,7 +88,8 @@ class DemoRun:
         return self.summary.setdefault("outputs", {})
 
     def suggest(self, *commands: str, changes_images: bool = False) -> None:
-        lines = [f"idx --index {self.index_dir} {c}" for c in commands]
+        """`commands` as shell words after `idx --index DIR`, quoted where they need it."""
+        lines = [config.command(self.index_dir, *shlex.split(c)) for c in commands]
         if changes_images:
             self.last_commands += lines
         else:

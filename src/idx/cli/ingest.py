@@ -207,7 +207,8 @@ def status(ctx, fmt):
                 if v["in_sync"]
                 else "behind the catalog (rebuilt in memory until the next `idx add` saves it)"
             ),
-            f'skipped:   {info["skipped"]} files (see: idx sql "SELECT * FROM skipped")',
+            f"skipped:   {info['skipped']} files "
+            f"(see: {config.command(info['index'], 'sql', 'SELECT * FROM skipped')})",
             f"health:    {info['health']}",
         ]
         if "recall_at_10" in v:

@@ -262,7 +262,7 @@ def inject_command(ctx, kind, severity, fraction, seed, fmt, quiet):
         )
         bar.close()
 
-    show_injection(inj, fmt)
+    show_injection(inj, fmt, index.dir)
 
 
 @robustness.command("eject")

@@ -4,6 +4,7 @@ removed with its rows and plots."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,15 +16,16 @@ from idx.cli.views.leakage import show_leakage
 from idx.cli.views.maps import show_clusters, show_projection, show_sweep
 from idx.cli.views.robustness import show_injection, show_report
 
-#: run kind -> how its command prints a result (a test checks every kind of KINDS has one).
-RENDER: dict[str, Callable[[Any, str], None]] = {
-    "projection": show_projection,
-    "cluster": lambda r, fmt: show_clusters({r.subset: r}, fmt, side_by_side=False),
-    "sweep": show_sweep,
-    "insight": show_insights,
-    "robustness": show_report,
+#: run kind -> how its command prints a result, given the index folder for the commands it
+#: suggests next (a test checks every kind of KINDS has one).
+RENDER: dict[str, Callable[[Any, str, Path], None]] = {
+    "projection": lambda r, fmt, _: show_projection(r, fmt),
+    "cluster": lambda r, fmt, _: show_clusters({r.subset: r}, fmt, side_by_side=False),
+    "sweep": lambda r, fmt, _: show_sweep(r, fmt),
+    "insight": lambda r, fmt, _: show_insights(r, fmt),
+    "robustness": lambda r, fmt, _: show_report(r, fmt),
     "injection": show_injection,
-    "leakage": show_leakage,
+    "leakage": lambda r, fmt, _: show_leakage(r, fmt),
 }
 #: Columns of the table view (csv and json also carry the command that makes each kind).
 COLUMNS = ("kind", "id", "created_at", "parameters", "headline")
@@ -87,7 +89,7 @@ def show_command(ctx, kind, run_id, fmt):
 
     with open_index(ctx, read_only=True) as index:
         result = load_run(index, kind, run_id)
-    RENDER[kind](result, fmt)
+    RENDER[kind](result, fmt, index.dir)
 
 
 @runs.command("remove")

@@ -147,10 +147,12 @@ def get_injection(index: Index, injection_id: int | None = None) -> Injection:
         found = [i for i in found if i.id == injection_id]
     if not found:
         what = f"injection {injection_id} does not exist" if injection_id else "nothing injected"
-        raise NotFoundError(
-            f'{what}; list them with `idx sql "SELECT * FROM injections"` or add one with '
-            "`idx robustness inject --kind gaussian_noise --severity 3 --fraction 0.2`"
+        listing = config.command(index.dir, "sql", "SELECT * FROM injections")
+        add = config.command(
+            index.dir,
+            *"robustness inject --kind gaussian_noise --severity 3 --fraction 0.2".split(),
         )
+        raise NotFoundError(f"{what}; list them with `{listing}` or add one with `{add}`")
     return found[-1]
 
 
@@ -189,7 +191,7 @@ def compare(
     if not injected.any():
         raise NotFoundError(
             f"injection {inj.id} has no images left in the index; eject it with "
-            f"`idx robustness eject --id {inj.id}`"
+            f"`{config.command(index.dir, 'robustness', 'eject', '--id', str(inj.id))}`"
         )
     labels = load_positives(index.catalog)
     label_index = lookup(ids, labels.ids, labels.primary) if labels is not None else None

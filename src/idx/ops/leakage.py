@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from idx import config
 from idx.errors import UsageError
 from idx.indexer.files import storage
 from idx.indexer.files.phash import BITS
@@ -116,8 +117,9 @@ def leakage(
         if len(ids) == 0:
             raise UsageError(
                 f"set {name} ({given!r}) holds no indexed image: give a folder that `idx add` "
-                'indexed (or one below it), label:NAME or where:SQL (`idx sql "DESCRIBE '
-                'image_info"` lists what it can test)'
+                "indexed (or one below it), label:NAME or where:SQL "
+                f"(`{config.command(index.dir, 'sql', 'DESCRIBE image_info')}` lists what it "
+                "can test)"
             )
     ids_a, vectors_a = index.embeddings(ids_a)
     ids_b, vectors_b = index.embeddings(ids_b)

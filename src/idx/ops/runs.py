@@ -140,7 +140,7 @@ def remove_run(
         )
         raise InUseError(
             f"{kind} run {run_id} is used by {named}; remove those first, or all of them with "
-            f"`idx runs remove {kind} {run_id} --with-dependents`"
+            f"`{config.command(index.dir, 'runs', 'remove', kind, str(run_id), '--with-dependents')}`"
         )
     targets = [(kind, run_id, None), *((d.kind, d.run_id, d.of) for d in dependents)]
     special = types[kind].remove

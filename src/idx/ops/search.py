@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from idx import config
 from idx.errors import DecodeError, IdxError, NotFoundError, UsageError
 from idx.indexer.catalog import Catalog
 from idx.indexer.files import storage
@@ -200,15 +201,14 @@ def resolve_image(index: Index, image: int | str) -> int:
         if isinstance(image, (int, np.integer)):
             raise NotFoundError(
                 f"no image with id {text} in index {index.dir}; list them with "
-                '`idx sql "SELECT id, path FROM images"`'
+                f"`{_list_images(index)}`"
             )
     candidates = list(dict.fromkeys([text, os.path.abspath(text), os.path.realpath(text)]))
     found = images.id_for_path(candidates)
     if found is None:
         raise NotFoundError(
             f"no image {text!r} in index {index.dir} (neither an image id nor an indexed path); "
-            'list them with `idx sql "SELECT id, path FROM images"`, or add its folder with '
-            "`idx add`"
+            f"list them with `{_list_images(index)}`, or add its folder with `idx add`"
         )
     return found
 
@@ -224,9 +224,14 @@ def _stored_vector(index: Index, image_id: int) -> np.ndarray:
     if len(ids) == 0:
         raise NotFoundError(
             f"no image with id {image_id} in index {index.dir}; list them with "
-            '`idx sql "SELECT id, path FROM images"`'
+            f"`{_list_images(index)}`"
         )
     return matrix
+
+
+def _list_images(index: Index) -> str:
+    """The command that lists the index's images, ids and paths (named in not-found errors)."""
+    return config.command(index.dir, "sql", "SELECT id, path FROM images")
 
 
 def _nearest(

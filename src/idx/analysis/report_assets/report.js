@@ -135,9 +135,9 @@ function renderSummary() {
       (v.recall_at_10 !== undefined && v.recall_at_10 !== null ? ` · recall@10 ${fmt(v.recall_at_10)}` : " · exact search")),
     card("index health", sm.health, (sm.problems || []).join("; ")),
     sm.neighbors ? card("kNN graph", `${fmt(sm.neighbors.edges)} edges`, `k = ${sm.neighbors.k}`) :
-      card("kNN graph", "not built", "idx neighbors --all -k 10"),
+      card("kNN graph", "not built", DATA.commands.neighbors),
     sm.labels ? card("labels", `${fmt(sm.labels.classes)} classes`, `${fmt(sm.labels.labelled_images)} labelled images`) :
-      card("labels", "none", "idx labels import --from-folders"),
+      card("labels", "none", DATA.commands.labels),
   ));
   if (sm.skipped_reasons && sm.skipped_reasons.length) {
     sec.appendChild(h("h3", {text: "Skipped files by reason"}));
@@ -337,7 +337,7 @@ function renderRobustness() {
   sec.appendChild(h("h3", {text: "Classes × perturbations"}));
   const cr = rb.classes.rows;
   if (!cr.length) sec.appendChild(missingNote({what: "No per-class results (they need labels).",
-    command: "idx labels import --from-folders", then: "then run idx robustness again."}));
+    command: DATA.commands.labels, then: "then run the robustness command again."}));
   else {
     const keys = rb.classes.columns.filter((c) => c.numeric && !["severity", "n"].includes(c.name)).map((c) => c.name);
     // clean is measured once, at severity 0: its column shows that baseline at every severity

@@ -3,10 +3,12 @@ inject`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from idx import config
 from idx.cli.output import note, render_rows, render_summary
 
 if TYPE_CHECKING:
@@ -98,16 +100,19 @@ def _most_fragile(classes: list[dict[str, Any]], top: int = 5) -> list[list[Any]
     return sorted(summary, key=lambda r: r[2])[:top]
 
 
-def show_injection(inj: Injection, fmt: str) -> None:
+def show_injection(inj: Injection, fmt: str, index_dir: Path) -> None:
+    """The injection, then the commands that compare with it and remove it, for `index_dir`."""
+
     def table() -> None:
         level = f" severity {inj.severity}" if inj.severity else ""
         click.echo(
             f"injection {inj.id}: added {inj.n_images} {inj.kind}{level} images "
             f"(source '{inj.source}') from {inj.folder}"
         )
+        same = ("--id", str(inj.id))
         click.echo(
-            f"compare with: idx robustness compare --id {inj.id}; remove with: "
-            f"idx robustness eject --id {inj.id}"
+            f"compare with: {config.command(index_dir, 'robustness', 'compare', *same)}; "
+            f"remove with: {config.command(index_dir, 'robustness', 'eject', *same)}"
         )
 
     render_summary(inj.as_dict(), fmt, table)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,7 +111,8 @@ def resume_command(index_dir: Path, paths: list[str], run: RunSettings) -> str:
     not the default)."""
     flags = [] if run.engine == "local" else ["--engine", run.engine]
     flags += ["--ray-address", run.ray_address] if run.ray_address and run.engine == "ray" else []
-    return shlex.join(["idx", "--index", str(index_dir), "add", *paths, *flags])
+    folders = [p if "://" in p else os.path.abspath(p) for p in paths]  # shown later, elsewhere
+    return config.command(index_dir, "add", *folders, *flags, relative=False)
 
 
 def _now() -> str:

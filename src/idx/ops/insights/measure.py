@@ -35,9 +35,11 @@ def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
     if run is None:
         return index.catalog.runs.latest("cluster")
     if index.catalog.runs.get("cluster", run) is None:
+        listing = config.command(
+            index.dir, "sql", "SELECT id, k, method, created_at FROM cluster_runs"
+        )
         raise NotFoundError(
-            f"cluster run {run} does not exist; list runs with "
-            '`idx sql "SELECT id, k, method, created_at FROM cluster_runs"` '
+            f"cluster run {run} does not exist; list runs with `{listing}` "
             "or make one with `idx cluster --k K`"
         )
     return run

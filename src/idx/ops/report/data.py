@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,15 +31,28 @@ SUSPECTS_SHOWN = 24
 #: Columns of result tables that hold label keys, shown by their display names.
 LABEL_COLUMNS = ("label_name", "nearest_class", "label_a", "label_b", "predicted_label")
 
+#: The command (after `idx --index DIR`) that produces each section's data, shown where it is
+#: missing (`command`); the page's own notes (kNN graph, labels) name some too.
 COMMANDS = {
-    "project": "idx project --method tsne",
-    "cluster": "idx cluster --k 8",
-    "sweep": "idx sweep",
-    "labels": "idx labels import --from-folders",
-    "insights": "idx insights",
-    "robustness": "idx robustness --perturb imagenet-c --severity 1:5 --sample 200",
-    "leakage": "idx duplicates --across TRAIN_FOLDER VALIDATION_FOLDER",
+    "project": ("project", "--method", "tsne"),
+    "cluster": ("cluster", "--k", "8"),
+    "sweep": ("sweep",),
+    "labels": ("labels", "import", "--from-folders"),
+    "insights": ("insights",),
+    "robustness": ("robustness", "--perturb", "imagenet-c", "--severity", "1:5", "--sample", "200"),
+    "leakage": ("duplicates", "--across", "TRAIN_FOLDER", "VALIDATION_FOLDER"),
+    "neighbors": ("neighbors", "--all", "-k", "10"),
 }
+
+
+def command(catalog: Catalog, name: str) -> str:
+    """COMMANDS[name] as a command line for the catalog's index, to paste as it is shown."""
+    return config.command(catalog.index_dir, *COMMANDS[name])
+
+
+def commands(catalog: Catalog) -> dict[str, str]:
+    """Every command of COMMANDS for the catalog's index (the page's `commands`)."""
+    return {name: command(catalog, name) for name in COMMANDS}
 
 
 def missing(what: str, command: str, then: str | None = None) -> dict[str, Any]:
@@ -162,10 +174,15 @@ def reindex_command(status: dict[str, Any]) -> str:
     refuses another model."""
     index = Path(status["index"])
     new = index.with_name(f"{index.name}-{config.DEFAULT_MODEL.lower()}")
-    folders = [shlex.quote(folder) for folder in status.get("folders") or {}] or ["FOLDER"]
-    return (
-        f"idx --index {shlex.quote(str(new))} add {' '.join(folders)} "
-        f"--model {config.DEFAULT_MODEL} --pretrained {config.DEFAULT_PRETRAINED}"
+    folders = list(status.get("folders") or {}) or ["FOLDER"]
+    return config.command(
+        new,
+        "add",
+        *folders,
+        "--model",
+        config.DEFAULT_MODEL,
+        "--pretrained",
+        config.DEFAULT_PRETRAINED,
     )
 
 
@@ -187,7 +204,7 @@ def cluster_of(catalog: Catalog, run_id: int) -> dict[int, int]:
 def map_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     run = latest_run(catalog, "projection")
     if run is None:
-        return missing("No 2-D map yet.", COMMANDS["project"])
+        return missing("No 2-D map yet.", command(catalog, "project"))
     table = catalog.runs.rows("projection", "projections", run["id"], ["image_id", "x", "y"])
     found = catalog.images.paths_for(table.column("image_id").to_numpy())
     points = [
@@ -196,7 +213,7 @@ def map_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
         if i in found
     ]
     if not points:
-        return missing(f"Projection run {run['id']} holds no points.", COMMANDS["project"])
+        return missing(f"Projection run {run['id']} holds no points.", command(catalog, "project"))
     ids = [p[0] for p in points]
     prefix, paths = split_common_prefix([p[3] for p in points])
     out: dict[str, Any] = {
@@ -225,7 +242,7 @@ def map_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
 def clusters_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     run = latest_run(catalog, "cluster")
     if run is None:
-        return missing("No clustering run yet.", COMMANDS["cluster"])
+        return missing("No clustering run yet.", command(catalog, "cluster"))
     metrics = run.get("metrics")
     out: dict[str, Any] = {
         "run": run_info(run),
@@ -253,7 +270,7 @@ def clusters_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
 def sweep(catalog: Catalog) -> dict[str, Any]:
     run = latest_run(catalog, "sweep")
     if run is None:
-        return missing("No k sweep yet.", COMMANDS["sweep"])
+        return missing("No k sweep yet.", command(catalog, "sweep"))
     return {
         "run": run_info(run),
         "rows": result_table(catalog, "sweep", "sweep_results", run["id"])["rows"],
@@ -275,7 +292,9 @@ def top_labels_per_cluster(
 def label_cluster_counts(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     run = latest_run(catalog, "cluster")
     if run is None:
-        return missing("The label × cluster heatmap needs a clustering run.", COMMANDS["cluster"])
+        return missing(
+            "The label × cluster heatmap needs a clustering run.", command(catalog, "cluster")
+        )
     assigned = cluster_of(catalog, run["id"])
     clusters = sorted({int(c) for c in assigned.values()})
     column = {c: j for j, c in enumerate(clusters)}

@@ -9,11 +9,11 @@ import numpy as np
 
 from idx.analysis.report_html import metric_rows
 from idx.ops.report.data import (
-    COMMANDS,
     PAIR_EXAMPLES,
     PAIRS_SHOWN,
     SUSPECTS_SHOWN,
     LabelIndex,
+    command,
     label_cluster_counts,
     latest_run,
     missing,
@@ -31,11 +31,12 @@ Votes = dict[tuple[int, str, str], float]
 
 def insights_section(catalog: Catalog, labels: LabelIndex) -> dict[str, Any]:
     if not labels.keys:
-        return missing("No labels imported yet.", COMMANDS["labels"], "then run idx insights.")
+        then = f"then run {command(catalog, 'insights')}."
+        return missing("No labels imported yet.", command(catalog, "labels"), then)
     out: dict[str, Any] = {"heatmap": label_cluster_counts(catalog, labels)}
     run = latest_run(catalog, "insight")
     if run is None:
-        out["run_missing"] = missing("No insight run yet.", COMMANDS["insights"])["missing"]
+        out["run_missing"] = missing("No insight run yet.", command(catalog, "insights"))["missing"]
         return out
     metrics = run.get("metrics")
     out["run"] = run_info(run)

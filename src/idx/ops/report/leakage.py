@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from idx.analysis.report_html import thumbnail_uri
 from idx.ops.leakage import load_leakage
-from idx.ops.report.data import COMMANDS, latest_run, missing, run_info
+from idx.ops.report.data import command, latest_run, missing, run_info
 from idx.ops.thumbnails import each_image
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def leakage_section(index: Index, thumb_size: int) -> dict[str, Any]:
     if run is None:
         return missing(
             "No comparison of two sets yet (are the same photos in both?).",
-            COMMANDS["leakage"],
+            command(index.catalog, "leakage"),
             "label:NAME or where:SQL name a set too.",
         )
     found = load_leakage(index, run["id"], shown=PAIRS_SHOWN)

@@ -11,8 +11,8 @@ from idx.analysis.report_html import thumbnail_uri
 from idx.analysis.robustness import per_corruption
 from idx.errors import DecodeError, IdxError
 from idx.ops.report.data import (
-    COMMANDS,
     LabelIndex,
+    command,
     latest_run,
     missing,
     result_table,
@@ -32,7 +32,7 @@ EXAMPLE_SIDE = 224
 def robustness_section(catalog: Catalog, labels: LabelIndex, thumb_size: int) -> dict[str, Any]:
     run = latest_run(catalog, "robustness")
     if run is None:
-        return missing("No robustness run yet.", COMMANDS["robustness"])
+        return missing("No robustness run yet.", command(catalog, "robustness"))
     # both in their tables' order: perturbation, severity (classes: label_name first)
     results = result_table(catalog, "robustness", "robustness_results", run["id"])
     classes = labels.display_columns(

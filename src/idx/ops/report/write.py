@@ -19,7 +19,7 @@ import numpy as np
 import idx
 from idx.analysis.report_html import render_html, thumbnail_uri
 from idx.errors import UsageError
-from idx.ops.report.data import LabelIndex, clusters_section, map_section, summary
+from idx.ops.report.data import LabelIndex, clusters_section, commands, map_section, summary
 from idx.ops.report.insights import insights_section
 from idx.ops.report.leakage import leakage_section
 from idx.ops.report.robustness import robustness_section
@@ -69,6 +69,7 @@ def report_data(
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "idx_version": idx.__version__,
         "summary": summary(catalog, index.status(), labels),
+        "commands": commands(catalog),
         "labels": {"names": labels.names, "keys": labels.keys},
         "map": map_section(catalog, labels),
         "clusters": clusters_section(catalog, labels),

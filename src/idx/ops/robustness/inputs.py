@@ -90,6 +90,7 @@ def load_clusters(catalog: Catalog, run_id: int | None, dim: int) -> Clusters | 
     if run_id is not None:
         raise NotFoundError(
             f"cluster run {run_id} does not exist or has no centres; list runs with "
-            '`idx sql "SELECT * FROM cluster_runs"` or make one with `idx cluster --k K`'
+            f"`{config.command(catalog.index_dir, 'sql', 'SELECT * FROM cluster_runs')}` "
+            "or make one with `idx cluster --k K`"
         )
     return None
