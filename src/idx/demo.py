@@ -227,9 +227,7 @@ def _insights(run: DemoRun) -> None:
         "baselines": m["baselines"],
         "notes": result.notes,
     }
-    run.outputs().update(
-        {f"insights_{name}": path for name, path in result.plots.items()}
-    )
+    run.outputs().update({f"insights_{name}": path for name, path in result.plots.items()})
     run.say(
         f"demo: insights on {m['n_images']} labelled images in {m['n_classes']} classes: kNN "
         f"accuracy {m['knn_accuracy']:.2f} (random labels "
