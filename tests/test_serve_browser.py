@@ -225,7 +225,9 @@ def test_the_page_says_what_is_missing_without_a_map(chromium, indexed, tmp_path
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(plain.base + "/")
-        until(page, "document.querySelector('#map-note').textContent.includes('idx project')")
+        note = "document.querySelector('#map-note').textContent"
+        until(page, f"{note}.includes('Make one with: idx --index ')")
+        assert page.evaluate(note).endswith(" project --method tsne")  # pasted, it runs there
         page.fill("#query", "stripes")
         page.press("#query", "Enter")
         page.wait_for_selector("#results .card")
