@@ -125,15 +125,19 @@ def labelled_only(indexed_copy, tiny_model, tmp_path):
 
 
 def test_a_missing_section_command_runs_as_pasted(indexed_copy, monkeypatch, tmp_path):
-    """Written beside the index, the report names it relative to there, with --index, so the
-    command runs whatever IDX_INDEX says (here: a folder with no index)."""
+    """The report names the index with --index, absolute (the page is read later, from
+    anywhere), so its commands run as pasted from another folder, whatever IDX_INDEX says then
+    (here: a folder with no index)."""
     monkeypatch.chdir(indexed_copy.parent)
-    monkeypatch.setenv("IDX_INDEX", str(tmp_path / "no-index"))
     with Index(indexed_copy, read_only=True) as index:
         write_report(index, tmp_path / "bare.html")
     hint = page_data(tmp_path / "bare.html")["insights"]["missing"]["command"]
     words = shlex.split(hint)
-    assert words[:3] == ["idx", "--index", indexed_copy.name], hint
+    assert words[:3] == ["idx", "--index", str(indexed_copy)], hint
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("IDX_INDEX", str(tmp_path / "no-index"))
     result = CliRunner().invoke(cli, words[1:])
     assert result.exit_code == 0, result.stderr
     with Index(indexed_copy, read_only=True) as index:

@@ -46,8 +46,9 @@ COMMANDS = {
 
 
 def command(catalog: Catalog, name: str) -> str:
-    """COMMANDS[name] as a command line for the catalog's index, to paste as it is shown."""
-    return config.command(catalog.index_dir, *COMMANDS[name])
+    """COMMANDS[name] as a command line for the catalog's index, to paste as it is shown (the
+    index absolute: the page is read later, from anywhere)."""
+    return config.command(catalog.index_dir, *COMMANDS[name], relative=False)
 
 
 def commands(catalog: Catalog) -> dict[str, str]:
@@ -183,6 +184,7 @@ def reindex_command(status: dict[str, Any]) -> str:
         config.DEFAULT_MODEL,
         "--pretrained",
         config.DEFAULT_PRETRAINED,
+        relative=False,
     )
 
 
