@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from idx import synthetic
 from idx.indexer.index import Index
 from idx.ops import search as api
+from tests.paced import paced
 from tests.serving import SRC, Server, brute_force, exported, insert_vectors
 
 
@@ -86,13 +86,12 @@ def test_a_running_server_follows_a_running_add(batches, images, tmp_path, tiny_
         env = {**os.environ, "PYTHONPATH": SRC}
         writer = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
         seen = []
-        while writer.poll() is None:
+        for _ in paced(writer, index_dir):  # the server read between its slices
             status, body = server.json("/api/status")
             assert status == 200, body
             code, hits = server.json("/api/search?text=red+circles&k=1000")
             assert code == 200, hits
             seen.append((body["images"], len(hits)))
-            time.sleep(0.2)
         assert writer.returncode == 0, writer.stderr.read()
         counts = [s[0] for s in seen]
         assert counts == sorted(counts), f"the served count went down: {counts}"
