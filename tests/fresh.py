@@ -18,14 +18,18 @@ def run_cli(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[s
 
 def run_cli_result(args: list[str], env_extra: dict[str, str] | None = None) -> dict:
     """`idx ARGS` in a new interpreter: {"exit_code", "out", "stderr", "torch" (whether torch
-    was imported), "modules" (every module imported)}, whether or not the command succeeded."""
+    was imported), "modules" (every module imported), "towers" (the kinds of ONNX tower held
+    open at the end)}, whether or not the command succeeded."""
     code = (
         "import sys, json\n"
         "from click.testing import CliRunner\n"
         "from idx.cli.main import cli\n"
         f"r = CliRunner().invoke(cli, {args!r})\n"
+        "t = sys.modules.get('idx.indexer.model.towers')\n"
+        "held = sorted(p.parent.name for p in t._LOADED) if t else []\n"
         "print(json.dumps({'exit_code': r.exit_code, 'out': r.stdout, 'stderr': r.stderr,\n"
-        "                  'torch': 'torch' in sys.modules, 'modules': sorted(sys.modules)}))\n"
+        "                  'torch': 'torch' in sys.modules, 'modules': sorted(sys.modules),\n"
+        "                  'towers': held}))\n"
     )
     env = {**os.environ, **(env_extra or {})}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

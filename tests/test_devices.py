@@ -129,6 +129,7 @@ def test_int8_with_the_towers_prepared_starts_without_torch_and_is_still_checked
     first = run_cli_result([*int8, str(images / "sunsets"), *good])
     assert first["exit_code"] == 0, first["stderr"]
     assert not first["torch"]
+    assert first["towers"] == ["int8"]  # the fp32 tower, opened for the check, is not kept
     status = json.loads(run("--index", tmp_path / "int8", "status", "--json").stdout)
     assert status["precision"]["int8_agreement"] >= 0.99
     more = run_cli_result([*int8, str(images), "--json"])  # trusted now

@@ -259,7 +259,7 @@ class Encoder:
         """fp32 vectors of the model's input `pixels`, from torch when this encoder has it."""
         if self.model is not None:
             return self._encode_on(self.model, pixels)
-        tower = image_tower.cached(self.identity)
+        tower = image_tower.cached(self.identity, keep=False)  # once, for the int8 check
         if tower is not None:
             return tower.encode(pixels)
         return self.torch_model().encode_images(pixels)  # the tower went meanwhile

@@ -134,9 +134,10 @@ class ImageTower(Steps):
         return towers.unit(self.session.run(None, {"pixels": batch})[0])
 
 
-def cached(identity: ModelIdentity) -> ImageTower | None:
-    """The image tower prepared for this model on this machine, or None."""
-    return towers.load("image", identity, ImageTower)
+def cached(identity: ModelIdentity, *, keep: bool = True) -> ImageTower | None:
+    """The image tower prepared for this model on this machine, or None (`keep`: as
+    towers.load)."""
+    return towers.load("image", identity, ImageTower, keep=keep)
 
 
 def steps(identity: ModelIdentity) -> Steps | None:

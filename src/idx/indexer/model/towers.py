@@ -78,20 +78,30 @@ def folder(kind: str, identity: ModelIdentity, *, optional: bool = True) -> Path
 
 
 def load(
-    kind: str, identity: ModelIdentity, opener: Callable[[Path], T], *, optional: bool = True
+    kind: str,
+    identity: ModelIdentity,
+    opener: Callable[[Path], T],
+    *,
+    optional: bool = True,
+    keep: bool = True,
 ) -> T | None:
     """The cached tower opened with `opener` (once per process), or None when there is none; a
-    damaged one is removed (the next process with the model loaded builds it again)."""
+    damaged one is removed (the next process with the model loaded builds it again).
+    `keep=False`: for one use (a check), not held for the rest of the process when it was
+    not open already."""
     where = folder(kind, identity, optional=optional)
     if where is None or not (where / "meta.json").is_file():
         return None
-    if where not in _LOADED:
-        try:
-            _LOADED[where] = opener(where)
-        except Exception as exc:  # noqa: BLE001 - any damage: fall back to the model
-            discard(kind, where, exc)
-            return None
-    return _LOADED[where]
+    if where in _LOADED:
+        return _LOADED[where]
+    try:
+        opened = opener(where)
+    except Exception as exc:  # noqa: BLE001 - any damage: fall back to the model
+        discard(kind, where, exc)
+        return None
+    if keep:
+        _LOADED[where] = opened
+    return opened
 
 
 def discard(kind: str, where: Path, damage: Exception) -> None:
