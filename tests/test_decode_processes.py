@@ -120,9 +120,11 @@ def test_a_dead_decode_process_is_a_clear_error_and_add_resumes(
     monkeypatch.setattr(processes, "_prepare_chunk", _chunk_that_dies)
     with Index(tmp_path / "index", **tiny_model, device="cpu") as index:
         with pytest.raises(IdxError, match="a decode process died reading one of 16 files"):
-            index.add([images], workers=2, batch_size=16)
+            # one worker: the chunks before the fatal one are done before it starts (with two,
+            # which chunk a dying pool takes down with it depends on which worker ran faster)
+            index.add([images], workers=1, batch_size=16)
         kept = index.catalog.images.count()
-    assert 16 <= kept < 48  # the batches before the crash are stored
+    assert kept == 32  # the two batches before the crash are stored
     monkeypatch.setattr(processes, "_prepare_chunk", _REAL_CHUNK)
     with Index(tmp_path / "index", **tiny_model, device="cpu") as index:
         report = index.add([images], workers=2, batch_size=16)
