@@ -99,9 +99,12 @@ def test_show_prints_what_the_command_printed(analysed):
     assert json.loads(shown) == json.loads(analysed["project"])
     assert "plots [all]:" in analysed["cluster"] and "plot class_bars:" in analysed["insights"]
     missing = run(index_dir, "runs", "show", "sweep")
-    assert missing.exit_code == 1 and "no sweep runs yet; run `idx sweep` first" in missing.stderr
+    make = f"idx --index {index_dir} sweep"
+    assert missing.exit_code == 1 and f"no sweep runs yet; run `{make}` first" in missing.stderr
     unknown = run(index_dir, "runs", "show", "cluster", 9)
-    assert unknown.exit_code == 1 and "`idx runs --kind cluster`" in unknown.stderr
+    assert unknown.exit_code == 1 and f"`idx --index {index_dir} runs --kind cluster`" in (
+        unknown.stderr
+    )
 
 
 def test_show_flag_reads_the_stored_run_and_makes_none(analysed, tmp_path):
