@@ -104,7 +104,7 @@ def test_bad_arguments_exit_2_and_failures_exit_1(tmp_path, tiny_args):
     missing = run("add", tmp_path / "nope", *tiny_args)
     assert missing.exit_code == 2
     empty = run("status")
-    assert empty.exit_code == 1 and "no index at" in empty.stderr and "idx add" in empty.stderr
+    assert empty.exit_code == 1 and "no index at" in empty.stderr and " add FOLDER" in empty.stderr
     bad_batch = run("add", tmp_path, "--batch-size", "0")
     assert bad_batch.exit_code == 2
     no_format = run("export", tmp_path / "x")
@@ -195,7 +195,7 @@ def test_a_folder_without_images_says_what_it_holds_and_is_not_recorded(tmp_path
     )
     status = json.loads(run("status", "--json").stdout)
     assert status["folders"] == {} and status["vectors"]["in_sync"]
-    assert status["health"] == "empty" and "idx add FOLDER" in status["problems"][0]
+    assert status["health"] == "empty" and " add FOLDER`" in status["problems"][0]
     text = run("status").stdout
     assert "images:    0\n" in text and "MB; )" not in text and "folder:" not in text
     assert "health:    empty\n" in text

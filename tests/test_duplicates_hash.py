@@ -232,7 +232,8 @@ def test_the_web_app_shows_the_latest_leakage_run(chromium, indexed_copy, synthe
     server = Server(indexed_copy).start()
     try:
         status, body = server.json("/api/leakage")
-        assert status == 200 and body["missing"]["command"] == "idx duplicates --across A B"
+        make = f"idx --index {indexed_copy} duplicates --across A B"
+        assert status == 200 and body["missing"]["command"] == make
     finally:
         assert server.stop() == 0
     with Index(indexed_copy) as index:

@@ -163,7 +163,8 @@ def test_cli_filter_errors_name_the_value_and_the_fix(labelled, args, code, mess
 
 def test_filters_need_what_they_name(indexed_copy):
     out = run("--index", indexed_copy, "search", "--text", "x", "--cluster", "0")
-    assert out.exit_code == 1 and "no clustering yet; run `idx cluster --k 8`" in out.stderr
+    make = f"idx --index {indexed_copy} cluster --k 8"
+    assert out.exit_code == 1 and f"no clustering yet; run `{make}`" in out.stderr
     out = run("--index", indexed_copy, "search", "--text", "x", "--label", "cats")
     assert out.exit_code == 1 and "no labels yet" in out.stderr
     out = run("--index", indexed_copy, "neighbors", "--all", "--label", "cats")

@@ -212,7 +212,9 @@ def test_cli_imports_the_hierarchy_and_explains_bad_files_and_bad_roll_ups(
 
 def test_insights_without_a_hierarchy_says_how_to_import_one(labelled_index):
     bad = CliRunner().invoke(cli, ["--index", str(labelled_index), "insights", "--level", "1"])
-    assert bad.exit_code == 2 and "idx labels import --hierarchy" in bad.output
+    assert bad.exit_code == 2 and f"idx --index {labelled_index} labels import --hierarchy" in (
+        bad.output
+    )
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_insights_agree_with_an_independent_computation(labelled, tiny_model, tm
     for path in result.plots.values():
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"class_bars", "knn_confusion"} <= set(result.plots)
-    assert any("idx cluster --k" in note for note in result.notes)
+    assert any(f"idx --index {labelled} cluster --k K" in note for note in result.notes)
     assert any("UNTRAINED" in note for note in result.notes)
 
 
@@ -169,14 +169,14 @@ def test_insights_cli_formats_and_errors(labelled, indexed_copy, tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["metrics"]["k_nn"] == 3 and len(out["classes"]) == 8
-    assert "idx cluster --k" in res.stderr
+    assert f"idx --index {labelled} cluster --k K" in res.stderr
     res = runner.invoke(cli, [*base, "--show", "suspects", "--format", "csv"])
     assert res.exit_code == 0
     assert res.stdout.splitlines()[0] == ",".join(insight_runs.SUSPECT_COLUMNS)
     res = runner.invoke(cli, [*base])
     assert res.exit_code == 0 and "knn_accuracy" in res.stdout and "random_labels" in res.stdout
     res = runner.invoke(cli, [*base, "--run", "3"])
-    assert res.exit_code == 1 and "idx cluster --k" in res.stderr
+    assert res.exit_code == 1 and f"idx --index {labelled} cluster --k K" in res.stderr
 
 
 def test_insights_need_labels(indexed_copy):

@@ -175,4 +175,4 @@ def test_few_matching_images_warn_with_the_figures(labelled, tmp_path):
     assert result.exit_code == 0
     n = len(labelled["stems"])
     assert f"only 1 of the {n} indexed images" in result.stderr
-    assert "idx labels remove --source few.csv" in result.stderr
+    assert f"idx --index {labelled['index']} labels remove --source few.csv" in result.stderr

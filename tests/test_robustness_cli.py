@@ -71,7 +71,8 @@ def test_measurement_csv_and_json(indexed_copy):
         ("gaussian_noise", "2"),
         ("gaussian_blur", "2"),
     ]
-    assert "idx cluster --k K" in result.stderr and "UNTRAINED" in result.stderr
+    make = f"idx --index {indexed_copy} cluster --k K"
+    assert make in result.stderr and "UNTRAINED" in result.stderr
     result = run(*base, "--severity", "1,5", "--sample", "4", "--no-plots", "--format", "json")
     report = json.loads(result.stdout)
     assert report["run_id"] == 2 and report["sample_size"] == 4 and len(report["results"]) == 5

@@ -6,6 +6,7 @@ of making a new one."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -99,9 +100,36 @@ def test_show_prints_what_the_command_printed(analysed):
     assert json.loads(shown) == json.loads(analysed["project"])
     assert "plots [all]:" in analysed["cluster"] and "plot class_bars:" in analysed["insights"]
     missing = run(index_dir, "runs", "show", "sweep")
-    assert missing.exit_code == 1 and "no sweep runs yet; run `idx sweep` first" in missing.stderr
+    make = f"idx --index {index_dir} sweep"
+    assert missing.exit_code == 1 and f"no sweep runs yet; run `{make}` first" in missing.stderr
     unknown = run(index_dir, "runs", "show", "cluster", 9)
-    assert unknown.exit_code == 1 and "`idx runs --kind cluster`" in unknown.stderr
+    assert unknown.exit_code == 1 and f"`idx --index {index_dir} runs --kind cluster`" in (
+        unknown.stderr
+    )
+
+
+def test_hints_from_the_catalog_name_the_index_and_run_as_pasted(indexed_copy, monkeypatch):
+    """An error's next step names the index it was about (--index), so pasted it runs there,
+    whatever IDX_INDEX says: here a folder with no index."""
+    monkeypatch.setenv("IDX_INDEX", str(indexed_copy.parent / "no-index"))
+    monkeypatch.chdir(indexed_copy.parent)
+    named = indexed_copy.name  # under the working folder: the hints name it relative
+
+    def paste(failed, hint_before: str) -> str:
+        """Run the command quoted in `failed`'s error right after `hint_before`; its output."""
+        assert failed.exit_code == 1, failed.output
+        hint = failed.stderr.split(hint_before + " `", 1)[1].split("`", 1)[0]
+        words = shlex.split(hint)
+        assert words[:3] == ["idx", "--index", named], hint
+        result = CliRunner().invoke(cli, words[1:])
+        assert result.exit_code == 0, (hint, result.output)
+        return result.stdout
+
+    assert "k=8" in paste(run(named, "neighbors", 1, "--cluster", 0), "no clustering yet; run")
+    assert ok(named, "neighbors", 1, "--cluster", 0, "-k", 2).stdout
+    listed = paste(run(named, "runs", "show", "cluster", 9), "list them with")
+    assert listed.splitlines()[2].startswith("cluster  1 ")
+    assert not (indexed_copy.parent / "no-index").exists()
 
 
 def test_show_flag_reads_the_stored_run_and_makes_none(analysed, tmp_path):

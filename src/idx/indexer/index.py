@@ -350,7 +350,7 @@ class Index:
             raise UsageError(
                 f"no {subset} images to analyse: the index holds only images added by other "
                 f"commands (source other than '{config.FILES_SOURCE}'); add folders with "
-                "`idx add FOLDER`"
+                f"`{config.command(self.dir, 'add', 'FOLDER')}`"
             )
         return ids, vectors
 
@@ -364,7 +364,7 @@ class Index:
         if n == 0:
             raise EmptyIndexError(
                 f"index {self.dir} has no images, so there is nothing to {what}; add some with "
-                "`idx add FOLDER`"
+                f"`{config.command(self.dir, 'add', 'FOLDER')}`"
             )
         return n
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idx import config
 from idx.indexer.ingest import jobs
 from idx.indexer.model import precision
 from idx.indexer.vectors.store import VectorStore
@@ -29,9 +30,11 @@ def collect_status(
     vectors_ok = recorded == generation and vmeta.get("count", 0) == images
     problems = []
     if images == 0:
-        problems.append("no images yet: add a folder of images with `idx add FOLDER`")
+        add = config.command(index_dir, "add", "FOLDER")
+        problems.append(f"no images yet: add a folder of images with `{add}`")
     if orphans:
-        problems.append(f"{orphans} images without a vector (run `idx add` on their folder again)")
+        add = config.command(index_dir, "add")
+        problems.append(f"{orphans} images without a vector (run `{add}` on their folder again)")
     if not vectors_ok:
         problems.append(
             f"FAISS file behind the catalog (it holds generation {recorded}, the catalog "

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from idx import config
 from idx.errors import UsageError
 from idx.indexer.files.phash import BITS
 from idx.indexer.index import Index
@@ -143,14 +144,15 @@ def pair(criteria: Criteria, queries: Side, base: Side | None = None) -> Pairs:
     return Pairs(left, right, similarity.astype(np.float32), distance.astype(np.int32))
 
 
-def note_missing_hashes(criteria: Criteria, hashed: np.ndarray) -> int:
+def note_missing_hashes(index: Index, criteria: Criteria, hashed: np.ndarray) -> int:
     """How many images lack a hash; a logged warning says what that costs and the fix."""
     missing = int((~hashed).sum())
     if missing and criteria.uses_hash:
         log.warning(
             f"{missing} of {len(hashed)} images have no perceptual hash (indexed before idx took "
-            "them), so they are never linked here: `idx add FOLDER` again takes them (unchanged "
-            "files are read, not embedded), or --by clip links by CLIP alone"
+            f"them), so they are never linked here: `{config.command(index.dir, 'add', 'FOLDER')}` "
+            "again takes them (unchanged files are read, not embedded), or --by clip links by "
+            "CLIP alone"
         )
     return missing
 
@@ -199,7 +201,7 @@ def duplicates(
     index.require_images("look for duplicates in")
     ids, matrix = index.embeddings()
     side = Side.read(index, ids, matrix)
-    note_missing_hashes(criteria, side.hashed)
+    note_missing_hashes(index, criteria, side.hashed)
     found = pair(criteria, side)
     groups = connected_groups(len(ids), found.left, found.right)
     if not groups:

@@ -126,7 +126,7 @@ def leakage(
     side_a, side_b = Side.read(index, ids_a, vectors_a), Side.read(index, ids_b, vectors_b)
     both = np.intersect1d(ids_a, ids_b)
     without_hash = note_missing_hashes(
-        criteria, np.concatenate([side_a.hashed, side_b.hashed[~np.isin(ids_b, both)]])
+        index, criteria, np.concatenate([side_a.hashed, side_b.hashed[~np.isin(ids_b, both)]])
     )
     found = pair(criteria, side_b, side_a)
     found = _drop_self_pairs(found, ids_b, ids_a)
@@ -235,7 +235,10 @@ def latest_leakage(index: Index, shown: int = SHOWN_PAIRS) -> dict[str, Any]:
         return {
             "missing": {
                 "what": "No comparison of two sets yet.",
-                "command": "idx duplicates --across A B",
+                # absolute: the web app shows it, to be pasted in any folder
+                "command": config.command(
+                    index.dir, "duplicates", "--across", "A", "B", relative=False
+                ),
             }
         }
     return load_leakage(index, shown=shown).as_dict()

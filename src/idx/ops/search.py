@@ -208,7 +208,8 @@ def resolve_image(index: Index, image: int | str) -> int:
     if found is None:
         raise NotFoundError(
             f"no image {text!r} in index {index.dir} (neither an image id nor an indexed path); "
-            f"list them with `{_list_images(index)}`, or add its folder with `idx add`"
+            f"list them with `{_list_images(index)}`, or add its folder with "
+            f"`{config.command(index.dir, 'add')}`"
         )
     return found
 

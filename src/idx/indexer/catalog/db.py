@@ -72,7 +72,8 @@ class Database:
         if read_only:
             if not self.path.exists():
                 raise EmptyIndexError(
-                    f"no index at {self.index_dir}; create one with `idx add FOLDER` "
+                    f"no index at {self.index_dir}; create one with "
+                    f"`{config.command(self.index_dir, 'add', 'FOLDER')}` "
                     "(or point --index / IDX_INDEX at an existing one)"
                 )
             if self._pending_migrations():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import duckdb
 import numpy as np
 
+from idx import config
 from idx.errors import NotFoundError, UsageError
 from idx.indexer.catalog.user_sql import UserSQL, one_statement, time_limit, user_error
 
@@ -106,18 +107,20 @@ class ImageInfo:
         if not names:
             raise NotFoundError(
                 f"no image has label {label!r}: the index has no labels yet; import some with "
-                "`idx labels import`"
+                f"`{config.command(self.db.index_dir, 'labels', 'import')}`"
             )
         close = difflib.get_close_matches(label, names, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         raise NotFoundError(
-            f"no image has label {label!r}; {hint}list the labels with `idx labels list`"
+            f"no image has label {label!r}; {hint}list the labels with "
+            f"`{config.command(self.db.index_dir, 'labels', 'list')}`"
         )
 
     def _check_cluster(self, cluster: int) -> int:
         run = self.db.rows(f"SELECT id, k FROM cluster_runs WHERE id = {_LATEST_CLUSTER_RUN}")
         if not run:
-            raise NotFoundError("the index has no clustering yet; run `idx cluster --k 8` first")
+            make = config.command(self.db.index_dir, "cluster", "--k", "8")
+            raise NotFoundError(f"the index has no clustering yet; run `{make}` first")
         run_id, k = run[0]
         if k is not None and not 0 <= int(cluster) < int(k):
             raise UsageError(

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from idx import config
 from idx.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Labels:
             known = [r[0] for r in self.db.rows("SELECT name FROM label_imports ORDER BY id")]
             raise NotFoundError(
                 f"no label import named {name!r}; imports: {', '.join(known) or 'none'} "
-                "(see `idx labels list --imports`)"
+                f"(see `{config.command(self.db.index_dir, 'labels', 'list', '--imports')}`)"
             )
         import_id, kind, file = found[0]
         counts = {

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from idx import config
 from idx.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -118,16 +119,20 @@ class Runs:
     def resolve(self, kind: str, run_id: int | None = None) -> int:
         """`run_id` checked to exist, or the latest run when None; NotFoundError says how to
         make or list runs."""
-        table, command = _table(kind), KINDS[kind].command
+        table, index_dir = _table(kind), self.db.index_dir
         if run_id is None:
             latest = self.latest(kind)
             if latest is None:
-                raise NotFoundError(f"the index has no {kind} runs yet; run `{command}` first")
+                # KINDS' command describes the run (`idx runs` shows it); its words after `idx`
+                # are the command to paste
+                make = config.command(index_dir, *KINDS[kind].command.split()[1:])
+                raise NotFoundError(f"the index has no {kind} runs yet; run `{make}` first")
             return latest
         if self.get(kind, run_id) is None:
             raise NotFoundError(
-                f"{kind} run {run_id} does not exist; list them with `idx runs --kind {kind}` "
-                f'or `idx sql "SELECT * FROM {table}"`'
+                f"{kind} run {run_id} does not exist; list them with "
+                f"`{config.command(index_dir, 'runs', '--kind', kind)}` "
+                f"or `{config.command(index_dir, 'sql', f'SELECT * FROM {table}')}`"
             )
         return int(run_id)
 

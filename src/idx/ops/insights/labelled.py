@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from idx import config
 from idx.errors import EmptyIndexError
 from idx.ops.labels.hierarchy import Rollup, rolled_positives
 from idx.ops.labels.positives import load_positives
@@ -50,7 +51,8 @@ def load_labelled(
         hint = f" from source(s) {', '.join(sources)}" if sources else ""
         raise EmptyIndexError(
             f"index {index.dir} has no positive labels{hint}; import some with "
-            "`idx labels import --from-folders` or `idx labels import --labels FILE`"
+            f"`{config.command(index.dir, 'labels', 'import', '--from-folders')}` or "
+            f"`{config.command(index.dir, 'labels', 'import', '--labels', 'FILE')}`"
         )
     ids, vectors = index.embeddings(positives.ids)
     paths = index.catalog.images.paths_for(ids)

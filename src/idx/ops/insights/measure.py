@@ -40,7 +40,7 @@ def latest_cluster_run(index: Index, run: int | None = None) -> int | None:
         )
         raise NotFoundError(
             f"cluster run {run} does not exist; list runs with `{listing}` "
-            "or make one with `idx cluster --k K`"
+            f"or make one with `{config.command(index.dir, 'cluster', '--k', 'K')}`"
         )
     return run
 
@@ -200,8 +200,9 @@ def _clusters(
     """Each image's cluster in the clustering run, None (and a note) when there is no run."""
     if run_id is None:
         notes.append(
-            "cluster metrics unavailable: no clustering run in this index; run `idx cluster --k K` "
-            "and then `idx insights` again"
+            "cluster metrics unavailable: no clustering run in this index; run "
+            f"`{config.command(index.dir, 'cluster', '--k', 'K')}` and then "
+            f"`{config.command(index.dir, 'insights')}` again"
         )
         return None
     return cluster_assignments(index, run_id, ids)

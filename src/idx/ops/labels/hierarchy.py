@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idx import config
 from idx.errors import UsageError
 from idx.indexer.catalog.hierarchy import IS_A, PART_OF
 from idx.indexer.catalog.label_files import not_utf8
@@ -152,9 +153,10 @@ class Rollup:
 def rollup_targets(catalog: Catalog, rollup: Rollup) -> list[str]:
     """The label keys a roll-up reports at; UsageError saying what to do when there are none."""
     if not catalog.hierarchy.exists():
+        file = "bbox_labels_600_hierarchy.json"
         raise UsageError(
             "the index has no class hierarchy; import one with "
-            "`idx labels import --hierarchy bbox_labels_600_hierarchy.json`"
+            f"`{config.command(catalog.index_dir, 'labels', 'import', '--hierarchy', file)}`"
         )
     if rollup.level is not None:
         targets = catalog.hierarchy.at_level(rollup.level)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idx import config
 from idx.errors import NotFoundError, UsageError
 from idx.ops.labels.files import class_file_header, label_file
 from idx.progress import Progress
@@ -50,6 +51,8 @@ class ImportReport:
     matched_images: int = 0  # indexed images that a row of the file names
     indexed_images: int = 0  # indexed images when the file was imported
     seconds: float = 0.0
+    #: the index imported into, named in the warnings' commands (not part of as_dict)
+    index_dir: str = field(default="", init=False, repr=False)
 
     @property
     def warnings(self) -> list[str]:
@@ -58,15 +61,17 @@ class ImportReport:
         if self.kind in ("labels", "boxes", "csv") and self.indexed_images:
             share = self.matched_images / self.indexed_images
             if share < MATCHED_SHARE_WARNING:
+                undo = config.command(self.index_dir, "labels", "remove", "--source", self.name)
                 out.append(
                     f"{self.file}: only {self.matched_images} of the {self.indexed_images} "
                     f"indexed images ({share:.1%}) have a row in it; if that is not expected, "
-                    f"check --id-from/--id-regex, then `idx labels remove --source {self.name}`"
+                    f"check --id-from/--id-regex, then `{undo}`"
                 )
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"seconds": round(self.seconds, 3), "warnings": self.warnings}
+        out = {k: v for k, v in asdict(self).items() if k != "index_dir"}
+        return out | {"seconds": round(self.seconds, 3), "warnings": self.warnings}
 
 
 def import_classes(
@@ -128,7 +133,7 @@ def import_labels(
         progress=progress,
         dry_run=dry_run,
     )
-    return ImportReport(
+    report = ImportReport(
         str(file),
         kind,
         name,
@@ -137,6 +142,8 @@ def import_labels(
         indexed_images=indexed,
         seconds=time.perf_counter() - start,
     )
+    report.index_dir = str(index.dir)
+    return report
 
 
 def import_folders(

@@ -85,12 +85,12 @@ def load_clusters(catalog: Catalog, run_id: int | None, dim: int) -> Clusters | 
             raise UsageError(
                 f"cluster run {run_id} has {centers.shape[-1]}-dimensional centres, not the "
                 f"{dim}-dimensional embedding space; pick a run made on the embeddings "
-                "(`idx cluster --k K`)"
+                f"(`{config.command(catalog.index_dir, 'cluster', '--k', 'K')}`)"
             )
     if run_id is not None:
         raise NotFoundError(
             f"cluster run {run_id} does not exist or has no centres; list runs with "
             f"`{config.command(catalog.index_dir, 'sql', 'SELECT * FROM cluster_runs')}` "
-            "or make one with `idx cluster --k K`"
+            f"or make one with `{config.command(catalog.index_dir, 'cluster', '--k', 'K')}`"
         )
     return None

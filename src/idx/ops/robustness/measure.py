@@ -224,7 +224,10 @@ def measure(
     index.require_images("measure robustness on")
     ids = sample_ids(index.catalog, sample, seed)
     if len(ids) == 0:
-        raise EmptyIndexError("the index holds only injected images; add your own with `idx add`")
+        raise EmptyIndexError(
+            "the index holds only injected images; add your own with "
+            f"`{config.command(index.dir, 'add')}`"
+        )
     start = time.perf_counter()
     paths = index.catalog.images.paths_for(ids)
     run = _Measurement(
@@ -269,7 +272,7 @@ def _score(index, names, levels, ids, perturbed, k, depth, cluster_run) -> Robus
     if clusters is None:
         notes.append(
             "cluster stability unavailable: no cluster run in the embedding space; "
-            "make one with `idx cluster --k K`"
+            f"make one with `{config.command(index.dir, 'cluster', '--k', 'K')}`"
         )
     if labels is None:
         notes.append(
