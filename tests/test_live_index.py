@@ -66,16 +66,39 @@ def _read_everything(index_dir: Path, out: Path, tiny_args: list[str]) -> dict:
     }
 
 
-def _poll_until_done(proc, index_dir, tmp_path, tiny_args):
-    rounds = []
-    while proc.poll() is None:
-        found = None
-        if index_dir.joinpath("catalog.duckdb").exists():
+#: A user's `idx status --json` in a loop, in a process of its own: a reader beside the writer
+#: whether it runs or stands still. Prints "EXIT_CODE IMAGES" (or the error) a line per call.
+_STATUS_LOOP = """
+import json, sys
+from click.testing import CliRunner
+from idx.cli.main import cli
+while True:
+    r = CliRunner().invoke(cli, ["--index", sys.argv[1], "status", "--json"])
+    shown = json.loads(r.stdout)["images"] if r.exit_code == 0 else repr(r.stderr)
+    print(r.exit_code, shown, flush=True)
+"""
+
+
+def _rounds_beside(proc, index_dir, tmp_path, tiny_args):
+    """Rounds of readers while the writer stands still between slices of its work (paced), and
+    a status loop in another process reading all along, slices included: (rounds, the loop's
+    lines)."""
+    rounds, beside = [], None
+    try:
+        for _ in paced(proc, index_dir):
+            if beside is None:
+                env = {**os.environ, "PYTHONPATH": SRC}
+                cmd = [sys.executable, "-c", _STATUS_LOOP, str(index_dir)]
+                beside = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+                lines = [beside.stdout.readline()]  # its first read, before the writer goes on
             found = _read_everything(index_dir, tmp_path / "out.parquet", tiny_args)
-        if found is not None:
-            rounds.append(found)
-        time.sleep(0.5)
-    return rounds
+            if found is not None:
+                rounds.append(found)
+    finally:
+        if beside is not None:
+            beside.kill()
+            lines += beside.stdout.read().splitlines()
+    return rounds, [line.split(" ", 1) for line in lines if line.strip()]
 
 
 def _kill_when(proc, index_dir, tmp_path, tiny_args, images: int):
@@ -107,11 +130,14 @@ def test_readers_work_while_add_writes_and_see_every_batch(
 ):
     index_dir = tmp_path / "index"
     proc = _writer(index_dir, many_images, tiny_model)
-    rounds = _poll_until_done(proc, index_dir, tmp_path, tiny_args)
+    rounds, beside = _rounds_beside(proc, index_dir, tmp_path, tiny_args)
     assert proc.returncode == 0, proc.stderr.read().decode()
     counts = _check_rounds(rounds)
     assert any(0 < c < 1040 for c in counts), f"no reader ran mid-write: {counts}"
     assert any(r["job"] and r["job"]["status"] == "running" for r in rounds)
+    assert beside and all(code == "0" for code, _ in beside), beside
+    seen = [int(images) for _, images in beside]
+    assert seen == sorted(seen) and seen[0] < 1040, seen
     final = _read_everything(index_dir, tmp_path / "final.parquet", tiny_args)
     assert (final["images"], final["sql"], final["exported"]) == (1040, 1040, 1040)
     assert final["job"] is None and final["hits"] == 10
