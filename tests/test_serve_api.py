@@ -314,3 +314,30 @@ def test_port_in_use_is_a_clear_error_and_other_hosts_are_warned_about(site):
     )
     assert result.exit_code == 1 and "is in use" in result.stderr
     assert "anyone who can reach port" in result.stderr and "indexed image" in result.stderr
+
+
+def test_the_first_text_embedding_in_sql_is_not_timed_with_the_text_tower_loading(
+    indexed, tiny_model, tmp_path
+):
+    """The SQL process loads what texts need on the first statement that calls
+    text_embedding, before that statement's time limit starts: a limit shorter than the load
+    still lets the query run, and still stops a slow statement. The load here is the model in
+    torch (IDX_ONNX=0, as where no text tower applies, e.g. a model on a GPU): importing torch
+    alone takes longer than the 1 s limit."""
+    index_dir = prepare_index(indexed, tmp_path / "index", tiny_model)
+    dim = exported(index_dir, tmp_path / "export")[1].shape[1]
+    limits = {**LIMITS, "IDX_SQL_TIMEOUT": "1", "IDX_ONNX": "0"}
+    server = Server(index_dir, env=limits).start()
+    try:
+        ranked = (
+            "SELECT id, array_cosine_similarity(vector, text_embedding('red circles')) AS s, "
+            "len(text_embedding('red circles')) AS d FROM image_vectors ORDER BY s DESC LIMIT 3"
+        )
+        status, out = server.json("/api/sql?" + _q(q=ranked))
+        assert status == 200, out
+        assert [r["d"] for r in out["rows"]] == [dim] * 3
+        slow = "SELECT count(*) FROM range(100000000000) a, range(1000) b"
+        status, out = server.json("/api/sql?" + _q(q=slow))
+        assert status == 400 and "time limit of 1 s" in out["error"]
+    finally:
+        assert server.stop() == 0, server.stderr()

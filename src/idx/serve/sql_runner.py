@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -101,26 +102,34 @@ class SQLRunner:
         try:
             conn = self._ensure()
             conn.send((kind, payload))
-            if not conn.poll(wait):
-                self._stop()
-                from idx.ops.sql import timeout_message
-
-                raise UsageError(timeout_message("the query", self.limits.timeout))
-            try:
-                status, value = conn.recv()
-            except (EOFError, OSError):
-                self._stop()
-                raise UsageError(
-                    "the query stopped the SQL process (most likely it needed more than the "
-                    f"memory limit of {self.limits.memory_mb:g} MB, IDX_SQL_MEMORY_MB); narrow "
-                    "it down"
-                ) from None
+            status, value = self._answer(conn, wait)
+            if status == "loading":  # the text model, once, before the statement's time starts
+                status, value = self._answer(conn, START_S + wait)
         finally:
             self._lock.release()
         if status == "ok":
             return value
         error_class, message = value
         raise error_class(message)
+
+    def _answer(self, conn: Connection, wait: float) -> tuple[str, Any]:
+        """The child's next message within `wait` seconds; else it is killed (a statement that
+        ignored DuckDB's interrupt) and the time limit named."""
+        if not conn.poll(wait):
+            self._stop()
+            from idx.ops.sql import timeout_message
+
+            raise UsageError(timeout_message("the query", self.limits.timeout))
+        try:
+            status, value = conn.recv()
+        except (EOFError, OSError):
+            self._stop()
+            raise UsageError(
+                "the query stopped the SQL process (most likely it needed more than the "
+                f"memory limit of {self.limits.memory_mb:g} MB, IDX_SQL_MEMORY_MB); narrow "
+                "it down"
+            ) from None
+        return status, value
 
     def _ensure(self) -> Connection:
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
@@ -185,6 +194,7 @@ def _child(conn: Connection, index_dir: str, model: dict[str, Any], limits: Limi
                 return
             started = time.monotonic()
             try:
+                answer.load_texts_for(kind, payload, lambda: conn.send(("loading", None)))
                 reply: tuple[str, Any] = ("ok", answer(kind, payload))
             except MemoryError:
                 reply = ("error", (UsageError, _memory_message(limits)))
@@ -208,6 +218,21 @@ class _Answerer:
         )
         catalog.user_sql.timeout = limits.timeout
         self.index.release()
+        self._texts_ready = False
+
+    def load_texts_for(self, kind: str, payload: Any, loading: Callable[[], None]) -> None:
+        """Before the first statement that calls text_embedding, load what texts need (the
+        text tower, or the model), saying so with `loading()`: a one-time load of a second or
+        more is not the statement's work, and its time limit would count it."""
+        if self._texts_ready or "text_embedding" not in repr(payload).lower():
+            return
+        if self.index.stored_identity() is not None:
+            loading()
+            try:
+                self.index.texts.warm()
+            finally:
+                self.index.release()
+        self._texts_ready = True
 
     def __call__(self, kind: str, payload: Any) -> Any:
         from idx.ops.filters import matching_ids
