@@ -62,3 +62,28 @@ def _stop_between_batches(proc: subprocess.Popen, index_dir: Path) -> bool:
     finally:
         if marker is not None:
             marker.unlink(missing_ok=True)
+
+
+def wait_stopped(pid: int, timeout: float = 60.0) -> bool:
+    """Wait until every thread of process `pid` stands still after a SIGSTOP (which takes effect
+    a moment after it is sent, thread by thread): True then, False when the process ended
+    first."""
+    deadline = time.monotonic() + timeout
+    states: set[str] = set()
+    while time.monotonic() < deadline:
+        states = set()
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except FileNotFoundError:
+            return False
+        for task in tasks:
+            try:  # "pid (name) STATE ...": the name may hold spaces and parentheses
+                states.add((task / "stat").read_text().rpartition(")")[2].split()[0])
+            except (OSError, IndexError):
+                continue  # a thread that ended meanwhile
+        if states & {"Z", "X"}:
+            return False
+        if states and states <= {"T", "t"}:
+            return True
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop within {timeout:g} s (threads: {states})")

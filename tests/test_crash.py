@@ -14,19 +14,40 @@ import pytest
 from idx import synthetic
 from idx.indexer.index import Index
 
+from .paced import wait_stopped
 from .test_incremental import check_invariants
 
-CHILD = """
-import sys
+#: The child's progress: each event printed, and once `stop_at` files are through (argv[5]) it
+#: stops itself (SIGSTOP) right there, so the test's signal lands at that point however busy the
+#: machine is (a child left running could finish the remaining files before the signal came).
+PROGRESS = """
+import os, signal, sys
+stop_at, stopped = int(sys.argv[5]), []
+def progress(e):
+    print(e.phase, e.done, flush=True)
+    if e.phase == "embed" and e.done >= stop_at and not stopped:
+        stopped.append(e)
+        os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+CHILD = (
+    PROGRESS
+    + """
 from idx import Index
 index_dir, images, model, checkpoint = sys.argv[1:5]
 with Index(index_dir, model=model, checkpoint=checkpoint) as index:
-    index.add([images], batch_size=2, progress=lambda e: print(e.phase, e.done, flush=True))
+    index.add([images], batch_size=2, progress=progress)
 """
+)
 
 
 def _spawn_add(
-    index_dir: Path, images: Path, tiny_model: dict, decode: str = "threads", script: str = CHILD
+    index_dir: Path,
+    images: Path,
+    tiny_model: dict,
+    stop_at: int,
+    decode: str = "threads",
+    script: str = CHILD,
 ) -> subprocess.Popen:
     cmd = [
         sys.executable,
@@ -36,6 +57,7 @@ def _spawn_add(
         str(images),
         tiny_model["model"],
         tiny_model["checkpoint"],
+        str(stop_at),
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "IDX_DECODE": decode}
     return subprocess.Popen(
@@ -63,12 +85,18 @@ def _image_folder(tmp_path: Path) -> tuple[Path, int]:
 
 
 def _signal_after(proc: subprocess.Popen, consumed: int, sig: int) -> None:
-    """Send `sig` once the child has consumed `consumed` of the files left to do."""
+    """Send `sig` once the child has consumed `consumed` of the files left to do (its stop_at)
+    and stands still there; then let it go on (a stopped process acts on SIGINT only then)."""
     for line in proc.stdout:
         phase, done = line.split()
         if phase == "embed" and int(done) >= consumed:
             break
+    else:
+        raise AssertionError(f"the add ended before {consumed} files were through")
+    assert wait_stopped(proc.pid), "the add ended instead of stopping itself"
     proc.send_signal(sig)
+    if sig != signal.SIGKILL:
+        os.kill(proc.pid, signal.SIGCONT)
 
 
 # processes: a killed writer's forked decode workers must neither keep its lock nor live on
@@ -80,7 +108,7 @@ def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model, decode):
     # Kill while files are being read and embedded: after the child has consumed this many of the
     # files left to do (so each kill lands mid-run, at a different batch boundary or inside one).
     for consumed in (1, 7, 20, 33):
-        proc = _spawn_add(index_dir, images, tiny_model, decode)
+        proc = _spawn_add(index_dir, images, tiny_model, consumed, decode)
         _signal_after(proc, consumed, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 5
@@ -113,17 +141,19 @@ def test_kill_9_during_add_then_rerun_completes(tmp_path, tiny_model, decode):
         assert (again.added, again.embedded, again.removed) == (0, 0, 0)
 
 
-INTERRUPTED = """
-import sys
+INTERRUPTED = (
+    PROGRESS
+    + """
 from idx import Index
 index_dir, images, model, checkpoint = sys.argv[1:5]
 try:
     with Index(index_dir, model=model, checkpoint=checkpoint) as index:
-        index.add([images], batch_size=2, progress=lambda e: print(e.phase, e.done, flush=True))
+        index.add([images], batch_size=2, progress=progress)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(130)
 """
+)
 
 
 # Ctrl-C lands in the main thread while the commit thread may be storing the batch before: that
@@ -134,7 +164,7 @@ def test_ctrl_c_during_add_keeps_every_committed_batch_whole(tmp_path, tiny_mode
     index_dir = tmp_path / "index"
     counts = []
     for consumed in (5, 30):
-        proc = _spawn_add(index_dir, images, tiny_model, decode, script=INTERRUPTED)
+        proc = _spawn_add(index_dir, images, tiny_model, consumed, decode, script=INTERRUPTED)
         _signal_after(proc, consumed, signal.SIGINT)
         rest = proc.stdout.read()
         assert proc.wait(timeout=60) == 130, rest

@@ -81,7 +81,10 @@ OPS = st.lists(
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(steps=st.lists(OPS, min_size=1, max_size=3))
 def test_random_file_operations_keep_catalog_and_faiss_consistent(

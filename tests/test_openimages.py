@@ -29,6 +29,7 @@ from tests.openimages_mirror import (
     tiny_hierarchy,
     tiny_mirror,
 )
+from tests.paced import wait_stopped
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 HIERARCHY = Path(__file__).resolve().parents[2] / "shared" / "data" / "openimages-hierarchy"
@@ -229,12 +230,14 @@ def test_an_image_that_keeps_failing_is_exit_1_and_the_rest_are_kept(
 def test_a_server_that_does_not_answer_stops_the_fetch(mirror, fast_retries, monkeypatch, tmp_path):
     from idx.ops.openimages import images
 
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    monkeypatch.setenv("IDX_OPENIMAGES_IMAGES", f"http://127.0.0.1:{port}/")
-    monkeypatch.setattr(images, "GIVE_UP_AFTER", 3)
-    result = fetch(tmp_path / "oi", "--classes", "Food", "--workers", 2)
+    # Bound but not listening for the whole fetch: every connection is refused (Linux answers
+    # with a reset), and no other process can take the port meanwhile, as it could once closed.
+    with socket.socket() as deaf:
+        deaf.bind(("127.0.0.1", 0))
+        port = deaf.getsockname()[1]
+        monkeypatch.setenv("IDX_OPENIMAGES_IMAGES", f"http://127.0.0.1:{port}/")
+        monkeypatch.setattr(images, "GIVE_UP_AFTER", 3)
+        result = fetch(tmp_path / "oi", "--classes", "Food", "--workers", 2)
     assert result.exit_code == 1 and result.stdout == ""
     assert f"the first 3 images asked for from http://127.0.0.1:{port}/ all failed" in (
         result.stderr
@@ -255,6 +258,33 @@ def test_a_client_refuses_what_is_too_large_or_not_a_jpeg(mirror, tmp_path):
     assert not (tmp_path / "a.jpg").exists() and not partials(tmp_path)
 
 
+def _mid_run(dest: Path, total: int) -> bool:
+    """Some images landed, not nearly all, and one is being written."""
+    return 2 <= len(images_in(dest)) < total - 1 and bool(partials(dest))
+
+
+def _kill_mid_image(proc: subprocess.Popen, dest: Path, total: int) -> None:
+    """SIGKILL the fetch at a moment it is mid-run (_mid_run): seen so once, it is stopped
+    (SIGSTOP) and looked at again, and killed only if it still is (else it goes on), so the kill
+    lands in the state checked however long this process took between the two."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _mid_run(dest, total):
+            os.kill(proc.pid, signal.SIGSTOP)
+            if not wait_stopped(proc.pid):
+                break  # it ended
+            if _mid_run(dest, total):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError(
+        f"the fetch was never seen mid-image with 2 to {total - 2} images landed "
+        f"(exit code {proc.poll()}, {len(images_in(dest))} landed)"
+    )
+
+
 def test_kill_9_leaves_no_partial_image_and_a_rerun_completes(tmp_path):
     with Mirror(tiny_mirror(per_class=6, size=256)) as slow:
         for path in slow.files:
@@ -269,13 +299,14 @@ def test_kill_9_leaves_no_partial_image_and_a_rerun_completes(tmp_path):
         dest = tmp_path / "oi"
         command = [sys.executable, "-m", "idx", "openimages", "fetch", str(dest)]
         command += ["--split", SPLIT, "--classes", "Food", "--workers", "4", "-q"]
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (len(images_in(dest)) >= 2 and partials(dest)):
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         served = served_images(slow)
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            _kill_mid_image(proc, dest, len(served))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
         landed = images_in(dest)
         assert partials(dest), "killed while no image was being written: nothing was tested"
         assert 0 < len(landed) < len(served) - 1

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from idx import synthetic
 from idx.indexer.index import Index
 from idx.indexer.model import precision as precisions
 
@@ -164,10 +165,13 @@ def progress(event):
         print("held: running", flush=True)  # while the test reads the cluster's sockets
         sys.stdin.readline()
 # both nodes on 127.0.0.1, where they listen and talk (on any other address Ray's processes
-# listen on every interface)
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "node_ip_address": LOOPBACK})
-cluster.add_node(num_cpus=2, node_ip_address=LOOPBACK)
-cluster.wait_for_nodes()
+# listen on every interface); the head up before the other, each given 300 s, not Ray's 30 s
+# (on a loaded 2-core machine a node may take longer to start)
+cluster = Cluster()
+cluster.add_node(wait=False, num_cpus=2, node_ip_address=LOOPBACK)
+cluster.wait_for_nodes(timeout=300)
+cluster.add_node(wait=False, num_cpus=2, node_ip_address=LOOPBACK)
+cluster.wait_for_nodes(timeout=300)
 try:
     with Index(index_dir, model=model, checkpoint=checkpoint) as index:
         report = index.add(
@@ -181,13 +185,17 @@ finally:
 """
 
 
-def test_a_two_node_cluster_embeds_on_both_nodes(ray_cluster, synthetic_set, tiny_model, tmp_path):
+def test_a_two_node_cluster_embeds_on_both_nodes(ray_cluster, tiny_model, tmp_path):
     """Its own two-node cluster, in a child process (this one is attached to the session's), on
-    loopback only."""
-    args = [str(tmp_path / "index"), str(synthetic_set), tiny_model["model"]]
+    loopback only. 128 images, 8 decode tasks (engines.ray.TASK_FILES): Ray spreads them over
+    the nodes, one at a time on each beside its actor, and each actor embeds what was decoded
+    on its node; with 3 tasks (48 images) one node doing them all was a matter of timing."""
+    images = tmp_path / "images"
+    synthetic.generate(images, per_category=16, size=64)
+    args = [str(tmp_path / "index"), str(images), tiny_model["model"]]
     said, listening, out = _held(TWO_NODES, [*args, tiny_model["checkpoint"]], dict(os.environ))
     done = json.loads(out.strip().splitlines()[-1])
-    assert (done["report"]["added"], done["report"]["nodes"]) == (48, 2), done
+    assert (done["report"]["added"], done["report"]["nodes"]) == (128, 2), done
     assert done["nodes"] == ["127.0.0.1"] * 2
     _assert_ray_on_loopback_only(listening)
 

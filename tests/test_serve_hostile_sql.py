@@ -5,9 +5,12 @@ wait behind a slow query."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -15,26 +18,52 @@ import pytest
 
 from tests.serving import Server, prepare_index
 
+# A generous time limit: on a starved machine a statement in the SQL process (at nice 10) may
+# take seconds, and one meant to meet the memory limit must not meet the time limit first. Only
+# the test of the time limit uses a short one (its own server).
 LIMITS = {
-    "IDX_SQL_TIMEOUT": "2",
+    "IDX_SQL_TIMEOUT": "60",
     "IDX_SQL_MEMORY_MB": "1024",
     "IDX_SQL_MAX_ROWS": "50",
     "IDX_SQL_MAX_BYTES": "20000",
 }
+SHORT_LIMITS = {**LIMITS, "IDX_SQL_TIMEOUT": "2"}
+
+
+def _serving(index_dir: Path, env: dict[str, str]) -> Iterator[Server]:
+    server = Server(index_dir, env=env).start()
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0, server.stderr()
+    assert "Traceback" not in server.stderr(), server.stderr()
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, indexed, tiny_model):
     root = tmp_path_factory.mktemp("hostile-sql")
-    index_dir = prepare_index(indexed, root / "index", tiny_model)
-    server = Server(index_dir, env=LIMITS).start()
-    yield server
-    assert server.stop() == 0, server.stderr()
-    assert "Traceback" not in server.stderr(), server.stderr()
+    yield from _serving(prepare_index(indexed, root / "index", tiny_model), LIMITS)
+
+
+@pytest.fixture(scope="module")
+def hurried(tmp_path_factory, indexed):
+    """A server whose SQL time limit is 2 s."""
+    index_dir = tmp_path_factory.mktemp("hostile-sql-hurried") / "index"
+    shutil.copytree(indexed, index_dir)
+    yield from _serving(index_dir, SHORT_LIMITS)
 
 
 def _sql(server: Server, query: str) -> tuple[int, dict]:
     return server.json("/api/sql?" + urllib.parse.urlencode({"q": query}))
+
+
+def _sql_process(server: Server) -> psutil.Process:
+    """The server's SQL process (the child at a lower priority), started if it was not."""
+    assert _sql(server, "SELECT 1 AS n")[0] == 200
+    (runner,) = [
+        p for p in psutil.Process(server.proc.pid).children(recursive=True) if p.nice() > 0
+    ]
+    return runner
 
 
 def _paths(server: Server) -> dict[int, str]:
@@ -127,59 +156,53 @@ def test_one_query_cannot_take_the_machine(site):
     assert _sql(server, "SELECT count(*) AS n FROM images")[1]["rows"] == [{"n": 48}]
 
 
-def test_a_statement_that_ignores_the_interrupt_is_killed_at_the_limit(site):
+def test_a_statement_that_ignores_the_interrupt_is_killed_at_the_limit(hurried):
     """A statement deaf to DuckDB's interrupt (one long expression, e.g. list_distinct over 30M
     numbers: 20 s here) is stopped with its process once the time limit and the grace period
     are past, and the next statement gets a new process. Deterministic here: the SQL process
     is frozen (SIGSTOP), so it answers nothing until it is killed."""
-    server = site
-    assert _sql(server, "SELECT 1 AS n")[0] == 200  # the SQL process is up
-    (runner,) = [
-        p for p in psutil.Process(server.proc.pid).children(recursive=True) if p.nice() > 0
-    ]
+    server = hurried
+    runner = _sql_process(server)
     runner.suspend()
     started = time.monotonic()
     status, out = _sql(server, "SELECT length(list_distinct(range(30000000))) AS n")
     took = time.monotonic() - started
     assert status == 400 and "time limit of 2 s" in out["error"], out
+    # The kill comes at 4 s (limit and grace), never sooner; what may follow it is killing a
+    # frozen process and one answer, which a loaded machine does in far less than 6 s more.
     assert 2 <= took < 10, took
     assert not runner.is_running() or runner.status() == psutil.STATUS_ZOMBIE
     assert _sql(server, "SELECT 41 + 1 AS n")[1]["rows"] == [{"n": 42}]
 
 
 def test_searches_do_not_wait_behind_slow_sql(site):
-    """Finding 5: one lock served every request. Now people's SQL runs elsewhere: while slow
-    statements run back to back, searches, neighbours and thumbnails are answered before the
-    slow statement in flight is."""
+    """Finding 5: one lock served every request. Now people's SQL runs elsewhere: while a slow
+    statement is in the SQL process, searches, neighbours and thumbnails are answered, and the
+    statement is not. Ordered, not timed: the SQL process is seen at work on it, then frozen,
+    so it answers nothing until the test lets it go."""
     server = site
+    runner = _sql_process(server)
+    idle = sum(runner.cpu_times()[:2])
     slow = "SELECT count(*) FROM range(100000000000) a, range(1000) b"
-    done: list[float] = []
-    stop = threading.Event()
-
-    def hammer() -> None:
-        while not stop.is_set():
-            status, out = _sql(server, slow)
-            assert status == 400 and "time limit" in out["error"]
-            done.append(time.monotonic())
-
-    thread = threading.Thread(target=hammer)
+    answers: dict[str, tuple[int, dict]] = {}
+    thread = threading.Thread(target=lambda: answers.update(sql=_sql(server, slow)))
     thread.start()
     try:
-        time.sleep(0.5)  # a slow statement is in flight
-        answered = []
+        deadline = time.monotonic() + 60
+        while sum(runner.cpu_times()[:2]) < idle + 0.05:  # an idle SQL process uses no CPU
+            assert time.monotonic() < deadline and not answers, answers
+            time.sleep(0.01)
+        runner.suspend()
         for path in ("/api/search?text=red+circles&k=5", "/api/neighbors/1?k=5", "/api/thumbs/2"):
-            asked = time.monotonic()
             status, _, _ = server.request(path)
             assert status == 200, path
-            answered.append((asked, time.monotonic()))
-        # each answer came before the slow statement running when it was asked ended
-        for asked, at in answered:
-            ends = [t for t in done if t > asked]
-            assert not ends or at < ends[0] + 0.5, (asked, at, done)
-        assert all(at - asked < 1.5 for asked, at in answered), answered
+            assert not answers, f"the slow statement was answered before {path}: {answers}"
     finally:
-        stop.set()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            runner.kill()  # the statement's answer: its process stopped (a 400)
         thread.join()
+    assert answers["sql"][0] == 400, answers
+    assert _sql(server, "SELECT 41 + 1 AS n")[1]["rows"] == [{"n": 42}]  # a new SQL process
 
 
 def test_answers_are_capped_and_every_type_is_json(site):
