@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from idx import config
 from idx.analysis.clustering import nearest_centres
 from idx.analysis.metrics import silhouette
 from idx.errors import EmptyIndexError, NotFoundError, UsageError
@@ -145,7 +147,8 @@ def test_empty_index_and_bad_k_get_clear_errors(indexed_copy, tmp_path):
             lambda: project(empty),
             lambda: sweep(empty, [2, 3]),
         ):
-            with pytest.raises(EmptyIndexError, match="idx add"):
+            hint = config.command(tmp_path / "empty", "add", "FOLDER")  # names this index
+            with pytest.raises(EmptyIndexError, match=re.escape(f"add some with `{hint}`")):
                 call()
         with pytest.raises(NotFoundError, match="no cluster runs"):
             load_clusters(empty)

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from idx import config
 from idx.analysis import palette
 from idx.analysis.report_html import counts as metric_counts
 from idx.analysis.report_html import json_for_script, metric_rows
@@ -373,7 +374,8 @@ def test_cli_report_bad_arguments(indexed_copy, tmp_path):
     nothing = runner.invoke(
         cli, ["--index", str(tmp_path / "none"), "report", "--out", str(tmp_path / "x.html")]
     )
-    assert nothing.exit_code == 1 and "idx add" in nothing.stderr
+    hint = config.command(tmp_path / "none", "add", "FOLDER")  # names this index
+    assert nothing.exit_code == 1 and f"create one with `{hint}`" in nothing.stderr
     Index(tmp_path / "empty").close()
     empty = runner.invoke(
         cli, ["--index", str(tmp_path / "empty"), "report", "--out", str(tmp_path / "x.html")]
