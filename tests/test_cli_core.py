@@ -8,9 +8,11 @@ import json
 
 import duckdb
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from idx import config
 from idx.cli.main import cli
 from idx.indexer.index import Index
 
@@ -98,6 +100,30 @@ def test_export_parquet_and_npy_match_the_index(indexed, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "npy" / "ids.npy"), ids)
     paths = json.loads((tmp_path / "npy" / "paths.json").read_text())
     assert len(paths) == len(ids) and all(p.startswith("/") for p in paths)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["cluster", "--k", "3"],
+        ["project"],
+        ["insights"],
+        ["labels", "import", "--from-folders"],
+        ["neighbors", "--all"],
+        ["reindex"],
+        ["robustness", "inject", "--kind", "gaussian_noise", "--fraction", "0.2"],
+        ["runs", "remove", "cluster", "1"],
+    ],
+)
+def test_a_command_that_needs_an_index_does_not_make_one_at_a_mistyped_path(tmp_path, command):
+    """Only add (and openimages fetch --index) make a new index: every other command that
+    writes, pointed at a folder with no index, says how to make one and leaves nothing."""
+    where = tmp_path / "typo"
+    result = run("--index", where, *command)
+    hint = config.command(where, "add", "FOLDER")
+    assert result.exit_code == 1, result.output
+    assert f"no index at {where}; create one with `{hint}`" in result.stderr
+    assert not where.exists()
 
 
 def test_bad_arguments_exit_2_and_failures_exit_1(tmp_path, tiny_args):

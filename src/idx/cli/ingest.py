@@ -122,7 +122,7 @@ def add(
         engine=engine,
         ray_address=ray_address,
     )
-    with ProgressBar(quiet) as bar, open_index(ctx, settings=settings) as index:
+    with ProgressBar(quiet) as bar, open_index(ctx, create=True, settings=settings) as index:
 
         def on_skip(path: str, reason: str) -> None:
             if not quiet:

@@ -140,7 +140,7 @@ def fetch(
 
             ctx.obj["index_dir"] = index_dir
             kw = {"model": model, "pretrained": pretrained, "checkpoint": checkpoint}
-            with open_index(ctx, **kw) as index:
+            with open_index(ctx, create=True, **kw) as index:
                 add_to_index(index, report, progress=bar, on_skip=on_skip)
                 ident = index.stored_identity()
             bar.close()

@@ -306,12 +306,14 @@ def open_index(
     ctx: click.Context,
     *,
     read_only: bool = False,
+    create: bool = False,
     settings: RunSettings | None = None,
     **model: Any,
 ) -> Index:
     """The index named by `idx --index` (or IDX_INDEX, or ./.idx), opened with `model` flags,
     or with `settings` (run_settings) that hold them; a writer queues `idx --wait` seconds behind
-    another one."""
+    another one. Only `create` (the commands that add images) makes a new index: for the
+    others a mistyped --index is an error that says how to make one, not an empty index."""
     from idx.indexer.index import Index
 
     wait = 0.0 if read_only else float(ctx.obj.get("wait") or 0.0)
@@ -319,6 +321,7 @@ def open_index(
     index = Index(
         ctx.obj.get("index_dir"),
         read_only=read_only,
+        create=create,
         wait=wait,
         settings=settings,
         **({} if settings is not None else where),

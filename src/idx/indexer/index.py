@@ -47,6 +47,8 @@ class Index:
     default); an index refuses a model other than the one it was built with. `encoder` passes a
     model already loaded (Encoder.load) instead. `settings` (RunSettings) gives device, precision
     and model, and the settings of `add`, as one value resolved once, instead of those arguments.
+    `create=False`: a folder without an index is an error (EmptyIndexError, saying how to make
+    one) rather than a new, empty index: for commands that only work on what an index holds.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Index:
         device: str | None = None,
         precision: str | None = None,
         settings: RunSettings | None = None,
+        create: bool = True,
     ):
         self.dir = config.index_dir(path)
         asked = (model, pretrained, checkpoint, device, precision)
@@ -83,7 +86,7 @@ class Index:
         # A new index that ends up holding nothing is removed again (see add): no half-made index.
         self._new_dir = not self.dir.exists()
         self._new = not (self.dir / config.CATALOG_FILE).exists()
-        self.catalog = Catalog(self.dir, read_only=read_only, wait=wait)
+        self.catalog = Catalog(self.dir, read_only=read_only, wait=wait, create=create)
         self._identity: ModelIdentity | None = None
         self._encoder: Encoder | None = None
         #: Texts to vectors (queries, prompts): the torch-free text tower where it applies.

@@ -28,8 +28,10 @@ __all__ = ["Catalog", "arrow_to_matrix", "list_column"]
 class Catalog(Database):
     """`<index>/catalog.duckdb`, migrated, with its parts: images, files, labels, runs."""
 
-    def __init__(self, index_dir: Path, *, read_only: bool = False, wait: float = 0.0):
-        super().__init__(index_dir, read_only=read_only, wait=wait)
+    def __init__(
+        self, index_dir: Path, *, read_only: bool = False, wait: float = 0.0, create: bool = True
+    ):
+        super().__init__(index_dir, read_only=read_only, wait=wait, create=create)
         self.images = Images(self)
         self.files = Files(self)
         self.labels = Labels(self)

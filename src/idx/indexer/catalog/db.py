@@ -55,7 +55,9 @@ class Database:
     #: A writer whose batches take longer than this releases the file after each commit.
     HOLD_S = 0.5
 
-    def __init__(self, index_dir: Path, *, read_only: bool = False, wait: float = 0.0):
+    def __init__(
+        self, index_dir: Path, *, read_only: bool = False, wait: float = 0.0, create: bool = True
+    ):
         self.index_dir = Path(index_dir)
         self.read_only = read_only
         self.path = self.index_dir / config.CATALOG_FILE
@@ -69,13 +71,13 @@ class Database:
         #: Set from another thread (an interrupted `add` whose commit thread waits to reconnect
         #: behind a reader): a connect still waiting gives up instead of waiting its time out.
         self.give_up_waiting = False
+        if (read_only or not create) and not self.path.exists():
+            raise EmptyIndexError(
+                f"no index at {self.index_dir}; create one with "
+                f"`{config.command(self.index_dir, 'add', 'FOLDER')}` "
+                "(or point --index / IDX_INDEX at an existing one)"
+            )
         if read_only:
-            if not self.path.exists():
-                raise EmptyIndexError(
-                    f"no index at {self.index_dir}; create one with "
-                    f"`{config.command(self.index_dir, 'add', 'FOLDER')}` "
-                    "(or point --index / IDX_INDEX at an existing one)"
-                )
             if self._pending_migrations():
                 # An index written by an older idx: upgrade it once under the write lock.
                 self.release()
