@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from idx.cli.main import cli
+from idx.indexer.index import Index
 
 
 def run(index_dir, *args):
@@ -100,6 +101,7 @@ def test_bad_arguments_exit_2_with_a_reason(indexed_copy, args, message):
 
 
 def test_empty_index_exits_1(tmp_path):
+    Index(tmp_path / "empty").close()  # an index without images (a folder without one: no index)
     for args in (["cluster", "--k", "2"], ["project"], ["sweep", "--k", "2:3"]):
         result = run(tmp_path / "empty", *args)
         assert result.exit_code == 1, result.output

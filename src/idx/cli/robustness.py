@@ -250,6 +250,7 @@ def inject_command(ctx, kind, severity, fraction, seed, fmt, quiet):
     """
     from idx.ops import injection
 
+    injection.check_arguments(kind, severity, fraction)  # a typo is exit 2 before anything opens
     with ProgressBar(quiet) as bar, open_index(ctx) as index:
         inj = injection.inject(
             index,

@@ -52,7 +52,11 @@ class Injection:
         return dict(vars(self))
 
 
-def _check_kind(kind: str, severity: int | None) -> tuple[str, int | None]:
+def check_arguments(kind: str, severity: int | None, fraction: float) -> tuple[str, int | None]:
+    """(the perturbation's name, its severity or None for a synthetic kind) for inject's
+    arguments, or UsageError naming the valid values: checked before any index is opened."""
+    if not 0 < fraction <= 1:
+        raise UsageError(f"--fraction {fraction} must be above 0 and at most 1 (0.2 = 20 %)")
     if kind in SYNTHETIC_KINDS:
         return kind, None
     try:
@@ -78,9 +82,7 @@ def inject(
     on_skip: Any = None,
 ) -> Injection:
     """Add corrupted copies (or pure-noise / blank images) of a seeded sample of the images."""
-    kind, severity = _check_kind(kind, severity)
-    if not 0 < fraction <= 1:
-        raise UsageError(f"--fraction {fraction} must be above 0 and at most 1 (0.2 = 20 %)")
+    kind, severity = check_arguments(kind, severity, fraction)
     index.require_images("inject corrupted copies of")
     n_files = index.catalog.images.count(config.FILES_SOURCE)
     ids = sample_ids(index.catalog, max(1, round(fraction * n_files)), seed)
