@@ -40,10 +40,15 @@ def latest_matching(index: Index, kind: str, match: Callable[[dict[str, Any]], b
     return None
 
 
-def run_folder(root: Path, prefix: str, run_id: int) -> list[Path]:
-    """`<root>/<prefix>-<run id>`, the folder of a run's plots, when it exists."""
-    folder = root / f"{prefix}-{run_id}"
-    return [folder] if folder.is_dir() else []
+def run_folder(prefix: str) -> Callable[[Path, int], list[Path]]:
+    """A RunType's `plots` for a kind that draws into one folder per run: `<root>/<prefix>-<run
+    id>`, when it exists."""
+
+    def plots(root: Path, run_id: int) -> list[Path]:
+        folder = root / f"{prefix}-{run_id}"
+        return [folder] if folder.is_dir() else []
+
+    return plots
 
 
 def existing(folder: Path, names: dict[str, str]) -> dict[str, Path]:

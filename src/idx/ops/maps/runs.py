@@ -173,18 +173,18 @@ RUNS = {
         _projection_parameters,
         lambda index, row: f"{METHOD_NAMES.get(row['method'], row['method'])} map",
         load_projection_run,
-        lambda root, run_id: run_folder(root, "projection", run_id),
+        run_folder("projection"),
     ),
     "cluster": RunType(
         _cluster_parameters,
         _cluster_headline,
         load_cluster_run,
-        lambda root, run_id: run_folder(root, "cluster", run_id),
+        run_folder("cluster"),
     ),
     "sweep": RunType(
         _sweep_parameters,
         lambda index, row: f"best k {row['best_k']} (silhouette)",
         load_sweep_run,
-        lambda root, run_id: run_folder(root, "sweep", run_id),
+        run_folder("sweep"),
     ),
 }

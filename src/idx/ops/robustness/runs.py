@@ -172,7 +172,7 @@ RUNS = {
         _parameters,
         _headline,
         load_robustness,
-        lambda root, run_id: run_folder(root, "robustness", run_id),
+        run_folder("robustness"),
     ),
     "injection": RunType(
         _injection_parameters,
